@@ -1,0 +1,109 @@
+"""The content model: posts, pages, images, comments and reactions.
+
+Pure values that every converter (HTML pages, ActivityStreams, feeds) goes through.
+This module imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def slugify(text: str) -> str:
+    """ASCII, lowercase, dash-separated; never contains ``/`` or ``..``."""
+    norm = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", norm.lower()).strip("-")
+    return slug[:80].rstrip("-") or "post"
+
+
+def tag_slug(tag: str) -> str:
+    return slugify(tag)
+
+
+@dataclass(frozen=True)
+class Image:
+    url: str
+    alt: str
+    media_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class Post:
+    """One post of the blog, parsed once from ``content/posts/*.md``."""
+
+    source: str  # path relative to the site folder, for error messages
+    slug: str
+    title: str | None  # None: a short note
+    date: dt.datetime
+    updated: dt.datetime | None
+    tags: tuple[str, ...]
+    summary: str | None
+    draft: bool
+    lang: str
+    content_warning: str | None
+    images: tuple[Image, ...]
+    in_reply_to: str | None
+    fediverse_format: str  # "article" | "note"
+    body: str  # Markdown source
+    html: str  # rendered body
+    digest: str  # hash of the source file bytes (cache key and change detection)
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. original_url
+
+    @property
+    def is_note(self) -> bool:
+        return self.title is None
+
+    @property
+    def as_type(self) -> str:
+        """ActivityStreams type: notes are always Note; titled posts follow the format."""
+        if self.title is None or self.fediverse_format == "note":
+            return "Note"
+        return "Article"
+
+    @property
+    def last_modified(self) -> dt.datetime:
+        return self.updated or self.date
+
+
+@dataclass(frozen=True)
+class Page:
+    """A standalone page (``content/pages/*.md``), e.g. /about/."""
+
+    source: str
+    slug: str
+    title: str
+    lang: str
+    body: str
+    html: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class CommentAuthor:
+    name: str
+    url: str
+    photo: str = ""
+    handle: str = ""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A reply, like, repost, bookmark or mention received from the fediverse or a webmention."""
+
+    id: str
+    type: str  # reply | like | repost | bookmark | mention
+    protocol: str  # activitypub | webmention
+    source: str  # remote post URL (or the webmention source)
+    target: str  # our post URL
+    author: CommentAuthor
+    content: str  # sanitised HTML; empty for likes and reposts
+    published: dt.datetime
+    updated: dt.datetime | None = None
+    status: str = "approved"  # approved | pending
+    in_reply_to: str = ""  # parent comment source URL when nested, else ""
+    object_id: str = ""  # ActivityStreams id of the remote object, when known

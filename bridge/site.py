@@ -1,0 +1,464 @@
+"""``build(config)``: content -> pages + activities -> site files, atomically.
+
+The pipeline, in one place::
+
+    posts, pages = content.load(config)          # parse each file once (Markdown cached)
+    comments     = CommentStore(...).by_post()   # content/comments/<slug>/*.json
+    outputs      = html + feeds + activitypub + well-known + static  (lazy, keyed)
+    write(outputs)                               # temp folder, then swap
+
+Every output has a *key*: a hash of everything it is made from (its inputs, the
+templates it uses, the settings).  When the key matches the previous build's manifest the
+page is not rendered again; when the rendered bytes match the old file, the old file is
+hard-linked into the new tree, so unchanged files keep their bytes and their mtime.  The
+new tree is written beside the old one and swapped in with two renames: a broken build or
+a full disk leaves the previous output untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__, activities, feeds, keys, webfinger
+from bridge.comments import CommentStore
+from bridge.config import SiteConfig
+from bridge.content import MarkdownRenderer
+from bridge.content import load as load_content
+from bridge.errors import BuildError
+from bridge.pages import Renderer
+from bridge.posts import Comment, Post, tag_slug
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Output:
+    path: str  # relative, POSIX
+    key: str
+    render: Callable[[], bytes]
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    posts: int
+    pages: int
+    files: int
+    written: int
+    rendered: int
+    seconds: float
+    changed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"Built {self.posts} posts, {self.pages} pages: {self.files} files "
+            f"({self.written} changed) in {self.seconds:.2f}s -> {self.out_dir}"
+        )
+
+
+def _h(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _json(doc: Any) -> bytes:
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+class Plan:
+    """Builds the list of outputs for a site; nothing is rendered until asked."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        posts: list[Post],
+        pages: list[Any],
+        comments: dict[str, list[Comment]],
+        comment_digests: dict[str, str],
+        actor_keys: keys.ActorKeys,
+        renderer: Renderer,
+        followers_count: int,
+    ) -> None:
+        self.config = config
+        self.posts = posts
+        self.pages = pages
+        self.comments = comments
+        self.comment_digests = comment_digests
+        self.keys = actor_keys
+        self.renderer = renderer
+        self.followers_count = followers_count
+        settings = (config.site_dir / "site.toml").read_bytes()
+        self.base_key = _h(
+            __version__, settings, actor_keys.public_pem, str(renderer.live_reload)
+        )
+        self.theme = renderer.theme_digest()
+
+    # ---- helpers ----------------------------------------------------------------
+
+    def sign(self, obj: dict[str, Any], created: dt.datetime) -> dict[str, Any]:
+        from bridge import proofs
+
+        return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
+
+    def post_object(self, post: Post) -> dict[str, Any]:
+        return self.sign(activities.post_object(self.config, post), post.last_modified)
+
+    def create(self, post: Post) -> dict[str, Any]:
+        return self.sign(activities.create(self.config, self.post_object(post)), post.date)
+
+    def actor_doc(self) -> dict[str, Any]:
+        published = min((p.date for p in self.posts), default=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        doc = activities.actor(
+            self.config,
+            public_key_pem=self.keys.public_pem,
+            ed25519_multibase=self.keys.ed25519_multibase,
+            published=published,
+        )
+        return self.sign(doc, published)
+
+    def html(self, key: str, fn: Callable[[], str]) -> tuple[str, Callable[[], bytes]]:
+        return _h(self.theme, key), lambda: fn().encode()
+
+    # ---- the outputs --------------------------------------------------------------
+
+    def outputs(self) -> Iterator[Output]:
+        c, r = self.config, self.renderer
+        posts = self.posts
+        meta = _h(self.base_key, *(f"{p.slug}:{p.digest}" for p in posts))
+
+        # Post pages and their ActivityStreams documents.
+        for i, post in enumerate(posts):
+            newer = posts[i - 1] if i > 0 else None
+            older = posts[i + 1] if i + 1 < len(posts) else None
+            cdig = self.comment_digests.get(post.slug, "")
+            nav = f"{newer.slug}:{newer.title}" if newer else "", (
+                f"{older.slug}:{older.title}" if older else ""
+            )
+            key = _h(self.base_key, self.theme, post.digest, cdig, *nav)
+            yield Output(
+                f"posts/{post.slug}/index.html",
+                key,
+                lambda post=post, newer=newer, older=older: r.post(
+                    post, comments=self.comments.get(post.slug, []), newer=newer, older=older
+                ).encode(),
+            )
+            okey = _h(self.base_key, "as", post.digest)
+            yield Output(
+                f"ap/posts/{post.slug}.json", okey, lambda post=post: _json(self.post_object(post))
+            )
+            yield Output(
+                f"ap/posts/{post.slug}/create.json", okey, lambda post=post: _json(self.create(post))
+            )
+            ckey = _h(self.base_key, "coll", post.slug, cdig)
+            for name in ("replies", "likes", "shares"):
+                yield Output(
+                    f"ap/posts/{post.slug}/{name}.json",
+                    ckey,
+                    lambda post=post, name=name: _json(
+                        activities.comment_collections(
+                            c, post, self.comments.get(post.slug, [])
+                        )[name]
+                    ),
+                )
+
+        # Home pages.
+        per = c.posts_per_page
+        total_pages = max(1, -(-len(posts) // per))
+
+        def home_url(n: int) -> str:
+            return f"{c.base_url}/" if n == 1 else f"{c.base_url}/page/{n}/"
+
+        for n in range(1, total_pages + 1):
+            chunk = posts[(n - 1) * per : n * per]
+            path = "index.html" if n == 1 else f"page/{n}/index.html"
+            key = _h(self.base_key, self.theme, str(n), str(total_pages), *(p.digest for p in chunk))
+            yield Output(
+                path,
+                key,
+                lambda chunk=chunk, n=n: r.index(
+                    chunk,
+                    number=n,
+                    pages=total_pages,
+                    url=home_url(n),
+                    prev_url=home_url(n - 1) if n > 1 else None,
+                    next_url=home_url(n + 1) if n < total_pages else None,
+                ).encode(),
+            )
+
+        # Tag pages and the archive.
+        tags: dict[str, tuple[str, list[Post]]] = {}
+        for post in posts:
+            for tag in post.tags:
+                tags.setdefault(tag_slug(tag), (tag, []))[1].append(post)
+        for slug, (tag, tagged) in sorted(tags.items()):
+            key = _h(self.base_key, self.theme, slug, *(p.digest for p in tagged))
+            yield Output(
+                f"tags/{slug}/index.html",
+                key,
+                lambda tag=tag, tagged=tagged, slug=slug: r.tag(
+                    tag, tagged, c.tag_url(slug)
+                ).encode(),
+            )
+        yield Output(
+            "archive/index.html",
+            _h(meta, self.theme, "archive"),
+            lambda: r.archive(posts, f"{c.base_url}/archive/").encode(),
+        )
+        for page in self.pages:
+            yield Output(
+                f"{page.slug}/index.html",
+                _h(self.base_key, self.theme, page.digest),
+                lambda page=page: r.page(page, f"{c.base_url}/{page.slug}/").encode(),
+            )
+
+        # Feeds.
+        recent = posts[: feeds.FEED_SIZE]
+        fkey = _h(self.base_key, "feed", *(p.digest for p in recent))
+        yield Output("feed.xml", fkey, lambda: feeds.atom(c, posts).encode())
+        yield Output("feed.json", fkey, lambda: feeds.json_feed(c, posts).encode())
+
+        # ActivityPub: actor, outbox, collections.
+        yield Output("ap/actor.json", _h(meta, "actor"), lambda: _json(self.actor_doc()))
+        outbox_key = _h(meta, "outbox")
+        creates_cache: list[dict[str, Any]] = []
+
+        def creates() -> list[dict[str, Any]]:
+            if not creates_cache:
+                creates_cache.extend(self.create(p) for p in posts)
+            return creates_cache
+
+        total_outbox = max(1, -(-len(posts) // activities.OUTBOX_PAGE_SIZE))
+        paths = ["ap/outbox.json"] + [f"ap/outbox/page-{n}.json" for n in range(1, total_outbox + 1)]
+        for index, path in enumerate(paths):
+            yield Output(
+                path,
+                _h(outbox_key, path),
+                lambda index=index: _json(list(activities.outbox_pages(c, creates()))[index][1]),
+            )
+        yield Output(
+            "ap/followers.json",
+            _h(self.base_key, str(self.followers_count)),
+            lambda: _json(activities.followers_collection(c, self.followers_count)),
+        )
+        yield Output(
+            "ap/following.json",
+            _h(self.base_key, "following"),
+            lambda: _json(activities.ordered_collection(c.following_url, [])),
+        )
+
+        # Discovery documents.
+        yield Output(".well-known/webfinger", _h(self.base_key, "wf"), lambda: _json(webfinger.jrd(c)))
+        yield Output(
+            ".well-known/host-meta", _h(self.base_key, "hm"), lambda: webfinger.host_meta(c).encode()
+        )
+        yield Output(
+            ".well-known/nodeinfo",
+            _h(self.base_key, "ni"),
+            lambda: _json(webfinger.nodeinfo_links(c)),
+        )
+        for version in ("2.1", "2.0"):
+            yield Output(
+                f"nodeinfo/{version}",
+                _h(self.base_key, "nodeinfo", version, str(len(posts))),
+                lambda version=version: _json(webfinger.nodeinfo(c, posts=len(posts), version=version)),
+            )
+        yield Output("_headers", _h(self.base_key, "headers"), lambda: HEADERS_FILE.encode())
+
+        # Static files of the theme, overridable by the site's own static/.
+        static: dict[str, Path] = {}
+        for folder in c.static_dirs:
+            if folder.is_dir():
+                for path in folder.rglob("*"):
+                    if path.is_file() and not path.name.startswith("."):
+                        static["static/" + path.relative_to(folder).as_posix()] = path
+        for rel, src in sorted(static.items()):
+            data = src.read_bytes()
+            yield Output(rel, _h("static", data), lambda data=data: data)
+
+
+HEADERS_FILE = """\
+# Netlify / Cloudflare Pages style headers: Mastodon refuses an actor served as
+# application/json, so every ActivityPub document is served as activity+json.
+/ap/*
+  Content-Type: application/activity+json
+  Access-Control-Allow-Origin: *
+/.well-known/webfinger
+  Content-Type: application/jrd+json
+  Access-Control-Allow-Origin: *
+/.well-known/host-meta
+  Content-Type: application/xrd+xml
+/.well-known/nodeinfo
+  Content-Type: application/json
+/nodeinfo/*
+  Content-Type: application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"
+"""
+
+
+# ---- writing --------------------------------------------------------------------
+
+
+def _manifest_path(config: SiteConfig, out_dir: Path) -> Path:
+    name = hashlib.sha256(str(out_dir).encode()).hexdigest()[:12]
+    return config.state_dir / f"manifest-{name}.json"
+
+
+def _safe_join(root: Path, rel: str) -> Path:
+    if rel.startswith("/") or ".." in rel.split("/") or "\\" in rel:
+        raise BuildError(f"refusing to write {rel!r}: it would land outside {root}")
+    return root / rel
+
+
+def write_outputs(
+    config: SiteConfig, out_dir: Path, outputs: Iterator[Output], progress: Progress | None, total: int
+) -> tuple[int, int, int, list[str]]:
+    """Write outputs into a fresh tree and swap it in; returns (files, written, rendered)."""
+    manifest_path = _manifest_path(config, out_dir)
+    try:
+        old: dict[str, list[str]] = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    if not out_dir.is_dir():
+        old = {}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    new_dir = out_dir.with_name(f".{out_dir.name}.new-{os.getpid()}")
+    if new_dir.exists():
+        shutil.rmtree(new_dir)
+    new_dir.mkdir()
+    manifest: dict[str, list[str]] = {}
+    files = written = rendered = 0
+    changed: list[str] = []
+    made_dirs: set[Path] = set()
+    try:
+        for out in outputs:
+            target = _safe_join(new_dir, out.path)
+            parent = target.parent
+            if parent not in made_dirs:
+                parent.mkdir(parents=True, exist_ok=True)
+                made_dirs.add(parent)
+            previous = old.get(out.path)
+            old_file = out_dir / out.path
+            digest: str | None = None
+            if previous and previous[0] == out.key and old_file.is_file():
+                digest = previous[1]
+            else:
+                data = out.render()
+                rendered += 1
+                digest = hashlib.sha256(data).hexdigest()
+                if not (previous and previous[1] == digest and old_file.is_file()):
+                    target.write_bytes(data)
+                    written += 1
+                    changed.append(out.path)
+                    digest = digest
+                    manifest[out.path] = [out.key, digest]
+                    files += 1
+                    if progress:
+                        progress(files, total)
+                    continue
+            try:
+                os.link(old_file, target)
+            except OSError:
+                shutil.copy2(old_file, target)
+            manifest[out.path] = [out.key, digest]
+            files += 1
+            if progress:
+                progress(files, total)
+        removed = [p for p in old if p not in manifest]
+        changed.extend(removed)
+        # Swap: the old tree is moved aside, the new one takes its name.
+        aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        if out_dir.exists():
+            os.replace(out_dir, aside)
+        os.replace(new_dir, out_dir)
+        if aside.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        tmp_manifest = manifest_path.with_suffix(".tmp")
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_manifest.write_text(json.dumps(manifest, sort_keys=True))
+        os.replace(tmp_manifest, manifest_path)
+    except BaseException as exc:
+        shutil.rmtree(new_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise BuildError(
+                f"{out_dir}: could not write the site ({exc.strerror or exc}); "
+                "the previous output is untouched"
+            ) from None
+        raise
+    return files, written, rendered, changed
+
+
+def followers_count(config: SiteConfig) -> int:
+    """Accepted followers from the daemon's store, 0 when there is none yet."""
+    if not config.db_path.exists():
+        return 0
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute("SELECT count(*) FROM followers WHERE state = 'accepted'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def build(
+    config: SiteConfig,
+    *,
+    out_dir: Path | None = None,
+    drafts: bool = False,
+    progress: Progress | None = None,
+    live_reload: bool = False,
+) -> BuildResult:
+    """Build the whole site; unchanged outputs are neither rendered nor rewritten.
+
+    Raises:
+        ContentError: a post or page is broken (nothing is written).
+        KeyFileError: the actor keys are missing.
+        BuildError: the output could not be written (the old output stays).
+    """
+    started = time.perf_counter()
+    out_dir = (out_dir or config.output_dir).resolve()
+    renderer_md = MarkdownRenderer(config.cache_dir)
+    posts, pages = load_content(config, drafts=drafts, renderer=renderer_md)
+    store = CommentStore(config.content_dir)
+    comments = store.by_post()
+    digests = {slug: store.digest(slug) for slug in comments}
+    actor_keys = keys.load(config.state_dir)
+    plan = Plan(
+        config,
+        posts,
+        pages,
+        comments,
+        digests,
+        actor_keys,
+        Renderer(config, live_reload=live_reload),
+        followers_count(config),
+    )
+    outputs = list(plan.outputs())
+    files, written, rendered, changed = write_outputs(
+        config, out_dir, iter(outputs), progress, len(outputs)
+    )
+    return BuildResult(
+        out_dir=out_dir,
+        posts=len(posts),
+        pages=len(pages),
+        files=files,
+        written=written,
+        rendered=rendered,
+        seconds=time.perf_counter() - started,
+        changed=changed,
+    )
