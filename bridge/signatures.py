@@ -195,6 +195,7 @@ def _ser_member(member: Any) -> str:
 
 
 def _sign_rfc9421(request: httpx.Request, key: PrivateKey, key_id: str, now: dt.datetime) -> None:
+    request.headers["Date"] = http_date(now)  # not covered; keeps every attempt's Date fresh
     components: list[tuple[str, dict[str, Any]]] = [("@method", {}), ("@target-uri", {})]
     values = [request.method.upper(), str(request.url)]
     body = request.content

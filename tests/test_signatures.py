@@ -185,6 +185,7 @@ def test_rfc9421_post_round_trip(rsa_key: rsa.RSAPrivateKey) -> None:
         f';keyid="{KEY_ID}";alg="rsa-v1_5-sha256"'
     )
     assert sent.headers["signature"].startswith("sig1=:")
+    assert sent.headers["date"] == http_date(NOW)
     assert "digest" not in sent.headers
     assert verify(sent, Lookup(rsa_key.public_key())) == Verified(
         KEY_ID, ACTOR, "rfc9421", "rsa-v1_5-sha256"
