@@ -92,7 +92,10 @@ class Interpretation:
 def normalize_url(url: str) -> str:
     """A URL for comparison: no fragment, lowercase scheme/host, no default port, no
     trailing slash on the path (``https://A.example/p/`` == ``https://a.example/p#x``)."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # not a valid URL (e.g. "http://[x"): compare it as written
+        return url.strip().split("#", 1)[0]
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
@@ -148,11 +151,15 @@ def _urls_of(value: Any) -> list[str]:
 
 
 def _is_http(url: str | None) -> bool:
-    return bool(url) and urlsplit(url or "").scheme in ("http", "https")
+    scheme, colon, _ = (url or "").partition(":")
+    return bool(colon) and scheme.lower() in ("http", "https")
 
 
 def _domain_author(url: str) -> Author:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return Author(name=url)
     host = parts.hostname or url
     return Author(name=host, url=f"{parts.scheme}://{parts.netloc}/" if parts.netloc else None)
 

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from bridge.errors import FetchError
 from bridge.fetch import SafeFetcher
@@ -40,6 +40,23 @@ __all__ = [
 DISCOVERY_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _HTML_SPACE = " \t\n\f\r"
+
+
+def _join(base: str, ref: str) -> str | None:
+    """``ref`` resolved against ``base``; None if either is not a valid URL."""
+    try:
+        return urljoin(base, ref)
+    except ValueError:  # e.g. "http://[broken"
+        return None
+
+
+def _defrag(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+def _is_http(url: str) -> bool:
+    scheme, colon, _ = url.partition(":")
+    return bool(colon) and scheme.lower() in ("http", "https")
 
 
 # ---- Link headers (RFC 8288) --------------------------------------------------------------
@@ -121,7 +138,7 @@ def endpoint_from_link_headers(values: list[str], base_url: str) -> str | None:
     for value in values:
         for uri, params in parse_link_header(value):
             if "webmention" in _rel_tokens(params.get("rel", "")):
-                return urljoin(base_url, uri)
+                return _join(base_url, uri)
     return None
 
 
@@ -158,7 +175,7 @@ def endpoint_from_html(html: str, base_url: str) -> str | None:
         pass
     if parser.href is None:
         return None
-    return urljoin(base_url, parser.href.strip(_HTML_SPACE))
+    return _join(base_url, parser.href.strip(_HTML_SPACE))
 
 
 async def discover_endpoint(fetcher: SafeFetcher, target: str) -> str | None:
@@ -173,7 +190,7 @@ async def discover_endpoint(fetcher: SafeFetcher, target: str) -> str | None:
     endpoint = endpoint_from_link_headers(page.headers.get_list("link"), page.url)
     if endpoint is None and page.content_type in HTML_TYPES:
         endpoint = endpoint_from_html(page.text, page.url)
-    if endpoint is None or urlsplit(endpoint).scheme not in ("http", "https"):
+    if endpoint is None or not _is_http(endpoint):
         return None
     return endpoint
 
@@ -217,7 +234,7 @@ async def send_webmention(fetcher: SafeFetcher, source: str, target: str) -> Sen
         target=target,
         endpoint=endpoint,
         status=answer.status,
-        location=urljoin(answer.url, str(location)) if location else None,
+        location=_join(answer.url, str(location)) if location else None,
         error=None if answer.ok else f"endpoint {endpoint} answered HTTP {answer.status}",
     )
 
@@ -241,7 +258,7 @@ class _LinkParser(HTMLParser):
             for name, value in attrs:
                 if name == "href" and value is not None:
                     self._base_seen = True
-                    self.base_url = urljoin(self.base_url, value.strip(_HTML_SPACE))
+                    self.base_url = _join(self.base_url, value.strip(_HTML_SPACE)) or self.base_url
                     break
         if self._tags is not None and tag not in self._tags:
             return
@@ -249,7 +266,9 @@ class _LinkParser(HTMLParser):
         for name, value in attrs:
             if name in self._names and name not in seen and value is not None:
                 seen.add(name)
-                self.urls.append(urljoin(self.base_url, value.strip(_HTML_SPACE)))
+                url = _join(self.base_url, value.strip(_HTML_SPACE))
+                if url is not None:
+                    self.urls.append(url)
 
 
 def _collect(
@@ -267,10 +286,10 @@ def find_links(html: str, base_url: str) -> list[str]:
     Links are kept as written (resolved, fragment included) so the receiver finds exactly
     this URL in the source; links back to the page itself (``#top``) are left out.
     """
-    page = urldefrag(base_url).url
+    page = _defrag(base_url)
     out: list[str] = []
     for url in _collect(html, base_url, frozenset({"a"}), frozenset({"href"})):
-        if urlsplit(url).scheme not in ("http", "https") or urldefrag(url).url == page:
+        if not _is_http(url) or _defrag(url) == page:
             continue
         if url not in out:
             out.append(url)
@@ -279,7 +298,7 @@ def find_links(html: str, base_url: str) -> list[str]:
 
 def _json_has_value(node: Any, wanted: str) -> bool:
     if isinstance(node, str):
-        return urldefrag(node).url == wanted
+        return _defrag(node) == wanted
     if isinstance(node, dict):
         return any(_json_has_value(v, wanted) for v in node.values())
     if isinstance(node, list):
@@ -296,11 +315,11 @@ def links_to(html_or_text: str, content_type: str, target: str, base_url: str = 
     equals the target.  Other text (``text/*`` or no type): the target appears as a
     substring.  Anything else (images, ...): False.
     """
-    wanted = urldefrag(target).url
+    wanted = _defrag(target)
     media = content_type.split(";")[0].strip().lower()
     if media in HTML_TYPES:
         urls = _collect(html_or_text, base_url, None, frozenset({"href", "src"}))
-        return any(urldefrag(url).url == wanted for url in urls)
+        return any(_defrag(url) == wanted for url in urls)
     if media == "application/json" or media.endswith("+json"):
         try:
             return _json_has_value(json.loads(html_or_text), wanted)

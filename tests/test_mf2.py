@@ -193,6 +193,16 @@ def test_mf1_hentry_backcompat() -> None:
     assert result.content_text == "Replying the mf1 way to your post."
 
 
+def test_broken_urls_do_not_raise() -> None:
+    html = (
+        '<div class="h-entry"><a class="u-in-reply-to" href="http://[x/">x</a>'
+        '<a class="p-author h-card" href="http://[y">y</a><a class="u-url" href="http://[z">z</a></div>'
+    )
+    result = interpret(html, "https://s.example/1", ["http://[t/", TARGET])
+    assert result.type == "mention"
+    assert normalize_url("http://[x/#f") == "http://[x/"
+
+
 def test_normalize_url() -> None:
     assert normalize_url("HTTPS://Blog.Example:443/posts/x/#c") == "https://blog.example/posts/x"
     assert normalize_url("http://a.example:8080/?q=1") == "http://a.example:8080?q=1"

@@ -8,10 +8,14 @@ absolute and relative endpoints resolve exactly as they would on the real site.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.fetch import IPAddress, SafeFetcher, is_public_address
 from bridge.webmention_client import (
     discover_endpoint,
+    endpoint_from_html,
+    endpoint_from_link_headers,
     find_links,
     links_to,
     parse_link_header,
@@ -394,3 +398,61 @@ async def test_endpoint_handler_sees_exactly_one_post(web: WebServer) -> None:
         result = await send_webmention(f, "https://blog.example/p/", web.url("/t", host=HOST))
     assert result.ok and result.location is None
     assert len(seen) == 1
+
+
+# ---- hostile input never raises ------------------------------------------------------------------
+
+
+def test_broken_urls_are_skipped_not_raised() -> None:
+    bad = '<base href="http://[b/"><link rel="webmention" href="http://[x/"><a href="http://[y/">'
+    assert endpoint_from_html(bad, "https://a.example/") is None
+    assert (
+        endpoint_from_link_headers(["<http://[x/>; rel=webmention"], "https://a.example/") is None
+    )
+    assert find_links(bad + '<a href="/ok">', "https://a.example/") == ["https://a.example/ok"]
+    assert not links_to(bad, "text/html", "https://a.example/x", "https://a.example/")
+
+
+MARKUP = st.lists(
+    st.sampled_from(
+        [
+            "<a ",
+            "<link ",
+            "<base ",
+            "rel=webmention",
+            'href="',
+            "http://[",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+            "</",
+            ">",
+            '"',
+            "'",
+            "=",
+            "&amp;",
+            "&#x",
+            "#",
+            "?",
+            " ",
+            "\n",
+            "x",
+            "/",
+            "<script>",
+            "\x00",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MARKUP)
+def test_parsers_never_raise(markup: str) -> None:
+    base = "https://a.example/p"
+    endpoint_from_html(markup, base)
+    endpoint_from_link_headers([markup], base)
+    parse_link_header(markup)
+    find_links(markup, base)
+    for content_type in ("text/html", "application/json", "text/plain"):
+        links_to(markup, content_type, "https://a.example/x", base)
