@@ -62,6 +62,7 @@ import httpcore
 import httpx
 
 from bridge import __version__
+from bridge.config import SiteConfig
 from bridge.errors import BlockedAddressError, FetchError
 
 __all__ = [
@@ -294,7 +295,11 @@ def _parse_charset(content_type: str) -> str | None:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A fetched document: final URL (after redirects), status, headers and raw body."""
+    """A fetched document: final URL (after redirects), status, headers and body.
+
+    ``body`` is content-decoded (gzip/deflate undone) even though ``headers`` still show
+    the ``Content-Encoding`` the server sent.
+    """
 
     url: str
     status: int
@@ -375,6 +380,11 @@ class SafeFetcher:
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
         )
+
+    @classmethod
+    def from_config(cls, config: SiteConfig, **options: Any) -> SafeFetcher:
+        """A fetcher honouring the site's ``allow_private_addresses`` setting."""
+        return cls(allow_private=config.allow_private_addresses, **options)
 
     async def __aenter__(self) -> SafeFetcher:
         return self

@@ -12,6 +12,7 @@ import ipaddress
 import time
 from collections.abc import Iterable
 
+import anyio
 import httpcore
 import httpx
 import pytest
@@ -142,6 +143,15 @@ async def test_allow_private_fetches_loopback(web: WebServer) -> None:
     async with SafeFetcher(allow_private=True, timeout=2.0) as fetcher:
         page = await fetcher.get(web.url("/page"), accept="*/*")
     assert page.text == "ok"
+
+
+def test_from_config_uses_the_site_setting() -> None:
+    class Site:
+        allow_private_addresses = True
+
+    fetcher = SafeFetcher.from_config(Site(), timeout=1.0)  # type: ignore[arg-type]
+    assert (fetcher.allow_private, fetcher.timeout) == (True, 1.0)
+    anyio.run(fetcher.aclose)
 
 
 # ---- the address guard ------------------------------------------------------------------
