@@ -33,6 +33,7 @@ PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 SECURITY = "https://w3id.org/security/v1"
 DATA_INTEGRITY = "https://w3id.org/security/data-integrity/v1"
 MULTIKEY = "https://w3id.org/security/multikey/v1"
+DID = "https://www.w3.org/ns/did/v1"  # defines assertionMethod (FEP-521a)
 AP_CONTENT_TYPE = "application/activity+json"
 
 EXTENSIONS: dict[str, Any] = {
@@ -50,6 +51,9 @@ EXTENSIONS: dict[str, Any] = {
     "webfinger": {"@id": "https://purl.archive.org/socialweb/webfinger#webfinger"},
 }
 CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
+# The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
+# ``assertionMethod`` and cannot find the Ed25519 key that verifies our proofs.
+ACTOR_CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, DID, MULTIKEY, EXTENSIONS]
 # Activities wrap objects: a short context keeps them small; embedded objects carry theirs.
 ACTIVITY_CONTEXT: list[Any] = [AS, DATA_INTEGRITY, EXTENSIONS]
 
@@ -86,7 +90,7 @@ def actor(
     author = config.author
     bio = author.bio or config.description
     doc: dict[str, Any] = {
-        "@context": CONTEXT,
+        "@context": ACTOR_CONTEXT,
         "id": config.actor_id,
         "type": "Person",
         "preferredUsername": config.username,

@@ -233,3 +233,328 @@ def keys_show(site_dir: Path) -> None:
     click.echo(actor_keys.public_pem.rstrip())
     click.echo(f"Ed25519 key id: {config.ed25519_key_id}")
     click.echo(f"publicKeyMultibase: {actor_keys.ed25519_multibase}")
+
+
+# ---- daemon side ------------------------------------------------------------------
+
+
+def _open(site_dir: Path) -> tuple[SiteConfig, Any]:
+    from bridge.db import Database
+
+    config = load_config(site_dir)
+    return config, Database(config.db_path)
+
+
+@main.command()
+@site_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--no-build", is_flag=True, help="Serve the existing output without building.")
+@friendly
+def serve(site_dir: Path, host: str, port: int, no_build: bool) -> None:
+    """Build, then serve the site with its inbox, WebFinger and delivery worker.
+
+    One process: static files (with ActivityPub content negotiation), the actor and
+    shared inboxes, the Webmention endpoint, and the background workers that deliver
+    activities, process the inbox and rebuild pages when comments arrive.
+    """
+    import uvicorn
+
+    from bridge import daemon, keys
+
+    config = load_config(site_dir)
+    keys.load_or_generate(config.state_dir)
+    if not no_build:
+        click.echo(_build_with_progress(config, None, False).summary())
+    app = daemon.create_app(config)
+    click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+
+
+@main.command()
+@site_option
+@click.option("--no-webmentions", is_flag=True, help="Do not send webmentions.")
+@friendly
+def publish(site_dir: Path, no_webmentions: bool) -> None:
+    """Build, then send new, edited and deleted posts to followers.
+
+    Creates go out for posts newer than `federate_since`, Updates for federated posts that
+    changed, Deletes for federated posts that were removed; webmentions go to every link
+    of a new or changed post and to links an edit removed. With a daemon running, the
+    daemon delivers the queue; otherwise this command delivers it and exits when only
+    retries scheduled for later remain.
+    """
+    import asyncio
+
+    from bridge import content, daemon, delivery, keys, outbox
+    from bridge.context import make_context
+
+    config, db = _open(site_dir)
+    actor_keys = keys.load_or_generate(config.state_dir)
+    click.echo(_build_with_progress(config, None, False).summary())
+    posts, _ = content.load(config)
+    running = daemon.DaemonLock.held(daemon.lock_path(config))
+
+    async def run() -> None:
+        ctx = make_context(config, db, actor_keys)
+        try:
+            report = await outbox.publish(ctx, posts, send_webmentions=not no_webmentions)
+            click.echo(report.summary())
+            for result in report.webmentions:
+                state = f"HTTP {result.status}" if result.status else (result.error or "failed")
+                click.echo(f"webmention {result.target}: {state}")
+            if running:
+                click.echo("A daemon is running: it delivers the queue.")
+                return
+            worker = delivery.DeliveryWorker(
+                db,
+                private_key=actor_keys.rsa,
+                key_id=config.key_id,
+                scheme=config.signature_scheme,
+                allow_private=config.allow_private_addresses,
+                base_url=config.base_url,
+                on_gone=lambda inbox_url: _gone(db, inbox_url),
+            )
+            worker.recover()
+            stats = await worker.run_until_idle()
+            click.echo(
+                f"Delivered {stats.delivered}, retrying later {stats.retrying}, "
+                f"failed {stats.failed}, gone {stats.gone}"
+            )
+        finally:
+            await ctx.fetcher.aclose()
+
+    asyncio.run(run())
+
+
+def _gone(db: Any, inbox_url: str) -> None:
+    from bridge import followers
+
+    followers.remove_by_inbox(db, inbox_url)
+
+
+@main.group()
+def followers() -> None:
+    """List, approve and remove followers."""
+
+
+@followers.command("list")
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--pending", is_flag=True, help="Only follow requests waiting for approval.")
+@friendly
+def followers_list(site_dir: Path, as_json: bool, pending: bool) -> None:
+    """List followers (handle, actor URL, state)."""
+    import json
+
+    from bridge import followers as fmod
+
+    _, db = _open(site_dir)
+    rows = fmod.all_followers(db, "pending" if pending else None)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "actor": f.actor,
+                        "handle": f.handle,
+                        "inbox": f.inbox,
+                        "shared_inbox": f.shared_inbox,
+                        "state": f.state,
+                    }
+                    for f in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo("No followers yet.")
+    for f in rows:
+        click.echo(f"{f.handle or '-':40} {f.state:9} {f.actor}")
+
+
+def _account(db: Any, account: str) -> Any:
+    from bridge import followers as fmod
+
+    found = fmod.find(db, account)
+    if found is None:
+        raise click.ClickException(f"{account}: not a follower (see 'indiebridge followers list')")
+    return found
+
+
+@followers.command("approve")
+@click.argument("account")
+@site_option
+@friendly
+def followers_approve(account: str, site_dir: Path) -> None:
+    """Approve a pending follower (handle or actor URL) and send the Accept."""
+    import asyncio
+
+    from bridge import delivery, inbox, keys
+
+    config, db = _open(site_dir)
+    follower = _account(db, account)
+    actor_keys = keys.load(config.state_dir)
+    queued: list[tuple[dict[str, Any], list[str]]] = []
+
+    from bridge.context import make_context
+
+    ctx = make_context(config, db, actor_keys)
+    ctx.enqueue = lambda activity, inboxes: queued.append((activity, inboxes))
+    inbox.accept_pending(ctx, follower.actor)
+    for activity, inboxes in queued:
+        delivery.enqueue(db, activity, inboxes)
+    asyncio.run(ctx.fetcher.aclose())
+    click.echo(f"Approved {follower.handle or follower.actor}; the Accept is queued.")
+
+
+@followers.command("remove")
+@click.argument("account")
+@site_option
+@friendly
+def followers_remove(account: str, site_dir: Path) -> None:
+    """Remove a follower (handle or actor URL)."""
+    from bridge import followers as fmod
+
+    _, db = _open(site_dir)
+    follower = _account(db, account)
+    fmod.remove(db, follower.actor)
+    click.echo(f"Removed {follower.handle or follower.actor}")
+
+
+@main.command()
+@click.argument("pattern")
+@site_option
+@friendly
+def block(pattern: str, site_dir: Path) -> None:
+    """Block a domain (example.com) or an account (@user@host or actor URL).
+
+    Blocked follows are rejected, a blocked follower is removed, and the blocked
+    author's comments are deleted from the site.
+    """
+    from bridge import followers as fmod
+
+    config, db = _open(site_dir)
+    stored = fmod.block(db, pattern)
+    removed = 0
+    for f in fmod.all_followers(db):
+        if fmod.is_blocked(db, f.actor, f.handle):
+            fmod.remove(db, f.actor)
+            removed += 1
+    click.echo(f"Blocked {stored}; removed {removed} follower(s).")
+    try:
+        from bridge import moderation
+    except ImportError:  # pragma: no cover
+        return
+    deleted = moderation.apply_blocks(config, db)
+    if deleted:
+        click.echo(f"Deleted {deleted} comment(s) by blocked authors; rebuild to update pages.")
+
+
+@main.command()
+@click.argument("pattern")
+@site_option
+@friendly
+def unblock(pattern: str, site_dir: Path) -> None:
+    """Lift a block."""
+    from bridge import followers as fmod
+
+    _, db = _open(site_dir)
+    if fmod.unblock(db, pattern):
+        click.echo(f"Unblocked {pattern}")
+    else:
+        raise click.ClickException(f"{pattern}: not blocked")
+
+
+@main.command()
+@site_option
+@click.option("--failed", is_flag=True, help="Only deliveries that failed or were gone.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def deliveries(site_dir: Path, failed: bool, as_json: bool) -> None:
+    """Show the delivery queue: state, tries, next attempt and last error per inbox."""
+    import datetime as dt
+    import json
+
+    from bridge import delivery
+
+    _, db = _open(site_dir)
+    rows = delivery.list_deliveries(db, failed_only=failed)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No deliveries.")
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r["next_try"], dt.UTC).strftime("%Y-%m-%d %H:%M")
+        click.echo(
+            f"{r['state']:8} tries={r['tries']:<2} next={when} {r['type']:7} -> {r['inbox']}"
+            + (f"  ({r['last_error']})" if r["last_error"] else "")
+        )
+
+
+@main.command()
+@click.argument("new_account")
+@site_option
+@friendly
+def move(new_account: str, site_dir: Path) -> None:
+    """Send Move to every follower, pointing them at NEW_ACCOUNT (actor URL or @user@host).
+
+    The new account must list this blog's actor in its alsoKnownAs first (on Mastodon:
+    Preferences > Account > Moving from a different account).
+    """
+    import asyncio
+    import datetime as dt
+
+    from bridge import activities, delivery, keys, proofs
+    from bridge.context import make_context
+
+    config, db = _open(site_dir)
+    actor_keys = keys.load(config.state_dir)
+
+    async def run() -> None:
+        ctx = make_context(config, db, actor_keys)
+        try:
+            target = new_account
+            if not target.startswith(("http://", "https://")):
+                target = await _resolve_handle(ctx, target)
+            moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            activity = proofs.sign_object(
+                activities.move(config, target, moment),
+                actor_keys.ed25519,
+                config.ed25519_key_id,
+                moment,
+            )
+            n = delivery.enqueue(db, activity, delivery.inboxes_for_followers(db))
+            click.echo(
+                f"Move to {target} queued for {n} inbox(es); run 'indiebridge publish' or the daemon to deliver."
+            )
+        finally:
+            await ctx.fetcher.aclose()
+
+    asyncio.run(run())
+
+
+async def _resolve_handle(ctx: Any, handle: str) -> str:
+    """WebFinger ``@user@host`` to its actor id."""
+    import json
+
+    from bridge.errors import FetchError
+
+    user, _, host = handle.lstrip("@").partition("@")
+    if not user or not host:
+        raise click.ClickException(f"{handle}: expected @user@host or an actor URL")
+    scheme = (
+        "http"
+        if ctx.config.allow_private_addresses and host.startswith(("127.", "localhost"))
+        else "https"
+    )
+    url = f"{scheme}://{host}/.well-known/webfinger?resource=acct:{user}@{host}"
+    page = await ctx.fetcher.get(url, accept="application/jrd+json, application/json")
+    if page.status != 200:
+        raise FetchError(f"{url}: HTTP {page.status}")
+    for link in json.loads(page.body).get("links", []):
+        if link.get("rel") == "self" and isinstance(link.get("href"), str):
+            return str(link["href"])
+    raise FetchError(f"{url}: no ActivityPub actor link")

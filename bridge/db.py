@@ -1,0 +1,203 @@
+"""The daemon's state: one SQLite file (``.indiebridge/state.sqlite3``) in WAL mode.
+
+This module owns the connection, the schema and its migrations; the modules that own a
+concept (followers, delivery, inbox, outbox, webmentions) own their queries.  WAL lets
+the CLI read and write while the daemon runs; ``busy_timeout`` makes a writer wait for a
+concurrent one instead of failing.  Each write is one transaction, so a kill -9 leaves
+either the old or the new state, never half of one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- People following the blog. state: pending | accepted
+CREATE TABLE IF NOT EXISTS followers (
+    actor TEXT PRIMARY KEY,
+    inbox TEXT NOT NULL,
+    shared_inbox TEXT,
+    follow_id TEXT NOT NULL,
+    handle TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'accepted',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+-- Blocked domains (example.com) and actors (https://example.com/users/x).
+CREATE TABLE IF NOT EXISTS blocks (
+    pattern TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
+-- Verified incoming activities, processed by the worker. status: new | done | failed
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    tries INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
+-- Activities we send; the body is stored once, deliveries point at it.
+CREATE TABLE IF NOT EXISTS outgoing (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL
+);
+-- One row per (activity, inbox). state: queued | done | failed | gone
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    activity_id TEXT NOT NULL REFERENCES outgoing(id),
+    inbox TEXT NOT NULL,
+    host TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL,
+    last_status INTEGER,
+    last_error TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (activity_id, inbox)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_try);
+-- What was federated for each post, to diff on the next publish.
+CREATE TABLE IF NOT EXISTS published (
+    slug TEXT PRIMARY KEY,
+    object_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    as_type TEXT NOT NULL,
+    links TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL DEFAULT 'live',
+    federated INTEGER NOT NULL DEFAULT 1,
+    first_published REAL NOT NULL,
+    updated REAL NOT NULL
+);
+-- Remote actors and keys, cached.
+CREATE TABLE IF NOT EXISTS actors (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    fetched REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pem TEXT NOT NULL,
+    fetched REAL NOT NULL
+);
+-- Webmentions received, verified asynchronously. status: new | done | failed
+CREATE TABLE IF NOT EXISTS webmentions_in (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    received REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    UNIQUE (source, target, status)
+);
+-- Webmentions we sent.
+CREATE TABLE IF NOT EXISTS webmentions_out (
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    endpoint TEXT,
+    status INTEGER,
+    location TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    sent REAL NOT NULL,
+    PRIMARY KEY (source, target)
+);
+-- Mentions of the actor that are not replies to a post: shown to the owner only.
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    url TEXT NOT NULL,
+    content TEXT NOT NULL,
+    received REAL NOT NULL
+);
+"""
+
+
+class Database:
+    """A thread-safe SQLite handle.  One connection per thread, WAL, busy timeout."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.con.executescript(SCHEMA)  # executescript manages its own transaction
+        with self.tx() as con:
+            con.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=30000")
+            con.execute("PRAGMA foreign_keys=ON")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue instead of deadlocking)."""
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        else:
+            con.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        return self.con.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.con.execute(sql, params).fetchone()
+        return row
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row["value"]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as con:
+            con.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def now() -> float:
+    return time.time()

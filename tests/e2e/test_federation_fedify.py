@@ -1,0 +1,57 @@
+"""End to end with an independent implementation: a Fedify server follows the blog by
+its acct: handle over loopback, receives Create/Update/Delete verified by Fedify's own
+signature and proof checks, and unfollows."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.blog import Blog
+from tests.interop.fedify import FedifyPeer
+
+pytestmark = pytest.mark.slow
+
+
+def test_follow_publish_update_delete_unfollow(blog: Blog, fedify_peer: FedifyPeer) -> None:
+    blog.write_post("first", "Hello **fediverse**.", title="First post")
+    blog.start()
+
+    # Fedify resolves the handle by WebFinger and follows; we Accept.
+    fedify_peer.follow(blog.handle)
+    accept = fedify_peer.wait_for("Accept", timeout=20)
+    assert accept["verified"], accept
+    followers = blog.wait_until(blog.followers, what="follower stored")
+    assert followers[0]["actor"] == fedify_peer.actor_id
+    assert followers[0]["state"] == "accepted"
+
+    # Fedify reads our actor and post documents and verifies their integrity proofs.
+    actor = fedify_peer.lookup(blog.actor_id)
+    assert actor.get("proof", {}).get("verified") is not False, actor
+
+    # Publish: the existing post is newer than federate_since, so it goes out as a Create.
+    out = blog.cli("publish", "--no-webmentions")
+    assert "1 new" in out.stdout
+    create = fedify_peer.wait_for("Create", timeout=30)
+    assert create["verified"], create
+    assert create["raw"]["object"]["id"] == f"{blog.base_url}/ap/posts/first.json"
+
+    # Edit: an Update with a fresh activity id.
+    blog.write_post("first", "Hello again, **fediverse**.", title="First post (edited)")
+    out = blog.cli("publish", "--no-webmentions")
+    assert "1 updated" in out.stdout
+    update = fedify_peer.wait_for("Update", timeout=30)
+    assert update["verified"], update
+    assert update["raw"]["id"] != create["raw"]["id"]
+    assert "Hello again" in update["raw"]["object"]["content"]
+
+    # Delete: a Delete with a Tombstone; the id then answers 410.
+    (blog.root / "content" / "posts" / "first.md").unlink()
+    out = blog.cli("publish", "--no-webmentions")
+    assert "1 deleted" in out.stdout
+    delete = fedify_peer.wait_for("Delete", timeout=30)
+    assert delete["verified"], delete
+    assert blog.get("/ap/posts/first.json").status_code == 410
+
+    # Unfollow: the follower is removed.
+    fedify_peer.unfollow(blog.actor_id)
+    blog.wait_until(lambda: blog.followers() == [], what="follower removed")
