@@ -10,6 +10,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import feedparser
 import pytest
 from click.testing import CliRunner
 
@@ -414,3 +415,46 @@ def test_output_folder_overlapping_the_site_is_refused(
     assert survived, "the build deleted the site it was building"
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
+
+
+# ---- feeds ---------------------------------------------------------------------------------------
+
+
+def test_atom_feed_parses_with_every_post(built: Built) -> None:
+    feed = feedparser.parse((built.out / "feed.xml").read_bytes())
+    assert feed.bozo == 0, feed.get("bozo_exception")
+    assert feed.version == "atom10"
+    assert feed.feed.title == "Test Tides"
+    assert feed.feed.id == "https://blog.example/"
+    links = {link["rel"]: link["href"] for link in feed.feed.links}
+    assert links == {"alternate": "https://blog.example/", "self": "https://blog.example/feed.xml"}
+    slugs = ["a-reply", "spoilers", "quick-note", "first-article"]
+    assert [e.link for e in feed.entries] == [f"https://blog.example/posts/{s}/" for s in slugs]
+    assert [e.id for e in feed.entries] == [e.link for e in feed.entries]
+    article = feed.entries[3]
+    assert article.title == "The first article"
+    assert article.published == "2026-01-10T08:30:00Z"
+    assert article.updated == "2026-01-11T09:00:00Z"
+    assert [t.term for t in article.tags] == ["python", "IndieWeb"]
+    assert article.summary == "An article with a picture, two tags and an edit."
+    html = article.content[0].value
+    assert "<strong>first</strong>" in html
+    assert 'alt="A small blue rectangle standing in for a tide pool."' in html
+    assert feed.entries[2].title.startswith("A short note without a title")  # notes get one
+    assert "Content warning: Spoilers for the finale" in feed.entries[1].content[0].value
+
+
+def test_json_feed_loads(built: Built) -> None:
+    feed = built.json("feed.json")
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert feed["title"] == "Test Tides"
+    assert feed["feed_url"] == "https://blog.example/feed.json"
+    assert feed["home_page_url"] == "https://blog.example/"
+    items = {i["id"].split("/")[-2]: i for i in feed["items"]}
+    assert list(items) == ["a-reply", "spoilers", "quick-note", "first-article"]
+    assert items["first-article"]["title"] == "The first article"
+    assert "title" not in items["quick-note"]
+    assert items["first-article"]["image"] == "https://blog.example/static/images/pool.png"
+    assert items["first-article"]["tags"] == ["python", "IndieWeb"]
+    assert items["a-reply"]["external_url"] == "https://example.org/posts/1"
+    assert items["first-article"]["date_modified"] == "2026-01-11T09:00:00Z"
