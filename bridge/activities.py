@@ -294,7 +294,9 @@ def tombstone(object_id: str, former_type: str, deleted: dt.datetime) -> dict[st
     }
 
 
-def actor_update(config: SiteConfig, actor_doc: dict[str, Any], moment: dt.datetime) -> dict[str, Any]:
+def actor_update(
+    config: SiteConfig, actor_doc: dict[str, Any], moment: dt.datetime
+) -> dict[str, Any]:
     return {
         "@context": ACTIVITY_CONTEXT,
         "id": f"{config.actor_id}#updates/{int(moment.timestamp())}",
@@ -307,7 +309,9 @@ def actor_update(config: SiteConfig, actor_doc: dict[str, Any], moment: dt.datet
     }
 
 
-def accept(config: SiteConfig, follow: dict[str, Any], accept_id: str, kind: str = "Accept") -> dict[str, Any]:
+def accept(
+    config: SiteConfig, follow: dict[str, Any], accept_id: str, kind: str = "Accept"
+) -> dict[str, Any]:
     """Accept (or Reject) embedding the original Follow with its original id."""
     embedded = {
         "id": follow["id"],
@@ -362,14 +366,17 @@ def outbox_pages(
     def page_url(n: int) -> str:
         return f"{config.base_url}/ap/outbox/page-{n}.json"
 
-    yield config.outbox_url, {
-        "@context": AS,
-        "id": config.outbox_url,
-        "type": "OrderedCollection",
-        "totalItems": total,
-        "first": page_url(1),
-        "last": page_url(pages),
-    }
+    yield (
+        config.outbox_url,
+        {
+            "@context": AS,
+            "id": config.outbox_url,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": page_url(1),
+            "last": page_url(pages),
+        },
+    )
     for n in range(1, pages + 1):
         chunk = creates[(n - 1) * OUTBOX_PAGE_SIZE : n * OUTBOX_PAGE_SIZE]
         page: dict[str, Any] = {

@@ -134,7 +134,8 @@ class Actors:
             raise FetchError(f"{url}: HTTP {page.status}", status=page.status)
         if page.content_type not in AP_TYPES:
             raise FetchError(
-                f"{url}: served as {page.content_type or 'no type'}, expected application/activity+json"
+                f"{url}: served as {page.content_type or 'no type'}, "
+                "expected application/activity+json"
             )
         try:
             doc = json.loads(page.body)

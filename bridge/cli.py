@@ -182,7 +182,7 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
     The output is written to a temporary folder and swapped in; on any error the previous
     output stays as it was and the command exits non-zero.
     """
-    from bridge import keys, site
+    from bridge import keys
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
@@ -310,7 +310,7 @@ def publish(site_dir: Path, no_webmentions: bool) -> None:
                 db,
                 private_key=actor_keys.rsa,
                 key_id=config.key_id,
-                scheme=config.signature_scheme,
+                scheme=config.signature_scheme,  # type: ignore[arg-type]
                 allow_private=config.allow_private_addresses,
                 base_url=config.base_url,
                 on_gone=lambda inbox_url: _gone(db, inbox_url),
@@ -443,13 +443,21 @@ def block(pattern: str, site_dir: Path) -> None:
             fmod.remove(db, f.actor)
             removed += 1
     click.echo(f"Blocked {stored}; removed {removed} follower(s).")
+    import asyncio
+
+    from bridge import keys, moderation
+    from bridge.context import make_context
+
+    ctx = make_context(config, db, keys.load(config.state_dir))
     try:
-        from bridge import moderation
-    except ImportError:  # pragma: no cover
-        return
-    deleted = moderation.apply_blocks(config, db)
+        deleted = moderation.apply_blocks(ctx)
+    finally:
+        asyncio.run(ctx.fetcher.aclose())
     if deleted:
-        click.echo(f"Deleted {deleted} comment(s) by blocked authors; rebuild to update pages.")
+        click.echo(
+            f"Deleted {len(deleted)} comment(s) by blocked authors; "
+            "run 'indiebridge build' (or let the daemon rebuild) to update pages."
+        )
 
 
 @main.command()
@@ -528,7 +536,8 @@ def move(new_account: str, site_dir: Path) -> None:
             )
             n = delivery.enqueue(db, activity, delivery.inboxes_for_followers(db))
             click.echo(
-                f"Move to {target} queued for {n} inbox(es); run 'indiebridge publish' or the daemon to deliver."
+                f"Move to {target} queued for {n} inbox(es); "
+                "run 'indiebridge publish' or the daemon to deliver."
             )
         finally:
             await ctx.fetcher.aclose()

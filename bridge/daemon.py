@@ -201,10 +201,10 @@ class Daemon:
             self.db,
             private_key=self.keys.rsa,
             key_id=self.config.key_id,
-            scheme=self.config.signature_scheme,
+            scheme=self.config.signature_scheme,  # type: ignore[arg-type]
             allow_private=self.config.allow_private_addresses,
             base_url=self.config.base_url,
-            on_gone=lambda inbox_url: followers.remove_by_inbox(self.db, inbox_url),
+            on_gone=self._gone,
         )
         self.worker.recover()
 
@@ -237,11 +237,15 @@ class Daemon:
         self.lock.release()
         self.db.close()
 
+    def _gone(self, inbox_url: str) -> None:
+        """A 410 from an inbox: the follower (or the whole server) is gone."""
+        followers.remove_by_inbox(self.db, inbox_url)
+
     async def _loop(self, event: asyncio.Event, step: Callable[[], Any]) -> None:
         while not self.stop.is_set():
             try:
                 busy = await step()
-            except Exception as exc:  # noqa: BLE001 - keep the worker alive, log the fault
+            except Exception as exc:
                 log.exception("background step failed: %s", exc)
                 busy = 0
             if busy:
@@ -332,6 +336,13 @@ class Daemon:
             Route("/ap/followers.json", self.followers_collection, methods=["GET", "HEAD"]),
             Route("/{path:path}", self.static, methods=["GET", "HEAD"]),
         ]
+
+
+def actors_module() -> Any:
+    """The actors module (tests seed its cache through the daemon's context)."""
+    from bridge import actors
+
+    return actors
 
 
 def _conversation_hooks() -> dict[str, inbox.ConversationHook]:

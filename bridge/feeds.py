@@ -30,14 +30,18 @@ def atom(config: SiteConfig, posts: Sequence[Post]) -> str:
     out += [
         f"  <id>{escape(config.base_url)}/</id>",
         f'  <link rel="alternate" type="text/html" href={quoteattr(config.base_url + "/")}/>',
-        f'  <link rel="self" type="application/atom+xml" href={quoteattr(config.base_url + "/feed.xml")}/>',
+        '  <link rel="self" type="application/atom+xml" '
+        f"href={quoteattr(config.base_url + '/feed.xml')}/>",
         f"  <updated>{iso(updated) if updated else '1970-01-01T00:00:00Z'}</updated>",
         "  <author>",
         f"    <name>{escape(config.author.name)}</name>",
     ]
     if config.author.url:
         out.append(f"    <uri>{escape(config.author.url)}</uri>")
-    out += ["  </author>", '  <generator uri="https://github.com/indiebridge/indiebridge">indiebridge</generator>']
+    out += [
+        "  </author>",
+        '  <generator uri="https://github.com/indiebridge/indiebridge">indiebridge</generator>',
+    ]
     for post in recent:
         url = config.post_url(post.slug)
         out += [
@@ -55,7 +59,7 @@ def atom(config: SiteConfig, posts: Sequence[Post]) -> str:
         if post.content_warning:
             body = f"<p><strong>Content warning: {escape(post.content_warning)}</strong></p>{body}"
         for img in post.images:
-            body += f'<p><img src={quoteattr(img.url)} alt={quoteattr(img.alt)}></p>'
+            body += f"<p><img src={quoteattr(img.url)} alt={quoteattr(img.alt)}></p>"
         out.append(f'    <content type="html">{escape(body)}</content>')
         out.append("  </entry>")
     out.append("</feed>")
@@ -91,7 +95,9 @@ def json_feed(config: SiteConfig, posts: Sequence[Post]) -> str:
         "feed_url": config.base_url + "/feed.json",
         "description": config.description,
         "language": config.language,
-        "authors": [{"name": config.author.name, "url": config.author.url or config.base_url + "/"}],
+        "authors": [
+            {"name": config.author.name, "url": config.author.url or config.base_url + "/"}
+        ],
         "items": items,
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"

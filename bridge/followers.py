@@ -41,8 +41,9 @@ def upsert(
         if row and row["state"] == "accepted" and state == "pending":
             state = "accepted"  # a re-sent Follow never demotes an accepted follower
         con.execute(
-            "INSERT INTO followers(actor, inbox, shared_inbox, follow_id, handle, state, created, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(actor) DO UPDATE SET inbox = excluded.inbox, "
+            "INSERT INTO followers(actor, inbox, shared_inbox, follow_id, handle, state, "
+            "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(actor) DO UPDATE SET inbox = excluded.inbox, "
             "shared_inbox = excluded.shared_inbox, follow_id = excluded.follow_id, "
             "handle = excluded.handle, state = excluded.state, updated = excluded.updated",
             (actor, inbox, shared_inbox, follow_id, handle, state, now(), now()),

@@ -123,7 +123,9 @@ def load(state_dir: Path) -> ActorKeys:
                 f"{path}: key file missing (run 'indiebridge init' or 'indiebridge keys create')"
             ) from None
         except (ValueError, TypeError, OSError) as exc:
-            raise KeyFileError(f"{path}: not a readable unencrypted PEM private key ({exc})") from None
+            raise KeyFileError(
+                f"{path}: not a readable unencrypted PEM private key ({exc})"
+            ) from None
     rsa_key, ed_key = loaded
     if not isinstance(rsa_key, rsa.RSAPrivateKey):
         raise KeyFileError(f"{folder / RSA_FILE}: expected an RSA private key")
