@@ -1,4 +1,4 @@
-"""Run one delivery worker over a state database until nothing is due (crash-test helper).
+"""Run one delivery worker over a state database until nothing is due (see test_delivery_crash).
 
 Usage: ``python run_worker.py <state.sqlite3> <state dir with keys/> <key id>``.  Prints a
 JSON line with the number of recovered rows and the run's counts.
