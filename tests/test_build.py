@@ -458,3 +458,8 @@ def test_json_feed_loads(built: Built) -> None:
     assert items["first-article"]["tags"] == ["python", "IndieWeb"]
     assert items["a-reply"]["external_url"] == "https://example.org/posts/1"
     assert items["first-article"]["date_modified"] == "2026-01-11T09:00:00Z"
+
+
+def test_deploy_guide_shows_the_headers_file_the_build_writes(built: Built) -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs/deploy.md").read_text(encoding="utf-8")
+    assert f"```text\n{built.text('_headers')}```" in guide
