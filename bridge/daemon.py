@@ -205,6 +205,7 @@ class Daemon:
             allow_private=self.config.allow_private_addresses,
             base_url=self.config.base_url,
             on_gone=self._gone,
+            poll_interval=self.poll_interval,  # rows queued by `publish` in another process
         )
         self.worker.recover()
 
