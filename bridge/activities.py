@@ -385,7 +385,8 @@ def outbox_pages(
             "type": "OrderedCollectionPage",
             "partOf": config.outbox_url,
             "totalItems": total,
-            "orderedItems": [strip_context(c) for c in chunk],
+            # Items keep their @context: their integrity proofs hash the whole document.
+            "orderedItems": list(chunk),
         }
         if n > 1:
             page["prev"] = page_url(n - 1)

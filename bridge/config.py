@@ -274,8 +274,19 @@ def _check(path: Path, key: str, kind: str, value: Any) -> Any:
         if value == "":
             return value
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{where} must be an http(s) URL like https://blog.example")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or "?" in value
+            or "#" in value
+            or any(ch.isspace() for ch in value)
+        ):
+            raise ConfigError(
+                f"{where} must be an http(s) URL like https://blog.example "
+                "(no query, fragment or spaces)"
+            )
         return value.rstrip("/")
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -326,7 +337,7 @@ def _author(path: Path, raw: Any) -> AuthorConfig:
             ):
                 raise ConfigError(
                     f"{path.name}: key 'author.fields' must be a list of "
-                    "{{ name = \"...\", value = \"...\" }} tables"
+                    '{{ name = "...", value = "..." }} tables'
                 )
             values["fields"] = tuple(ProfileField(f["name"], f["value"]) for f in fields)
         else:

@@ -22,7 +22,10 @@ def slugify(text: str) -> str:
 
 
 def tag_slug(tag: str) -> str:
-    return slugify(tag)
+    """Tags keep their letters in any script (``日本語`` stays ``日本語``), lowercased;
+    anything else becomes a dash, so a tag slug never holds ``/`` or ``..``."""
+    slug = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFKC", tag).casefold()).strip("-")
+    return slug[:80].rstrip("-") or "tag"
 
 
 @dataclass(frozen=True)

@@ -165,11 +165,6 @@ def test_every_setting_has_help_and_a_known_kind() -> None:
             assert setting.default in setting.kind.split(":", 1)[1].split("|")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py _check('url') accepts a query, a fragment or a space in the host, "
-    "which then leak into every actor and post id",
-)
 @pytest.mark.parametrize(
     "url",
     ["https://blog.example/?page=1", "https://blog.example/#top", "https://bad host.example"],
