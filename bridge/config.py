@@ -287,7 +287,7 @@ def _check(path: Path, key: str, kind: str, value: Any) -> Any:
                 f"{where} must be an http(s) URL like https://blog.example "
                 "(no query, fragment or spaces)"
             )
-        return value.rstrip("/")
+        return value
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{where} must be a positive integer")
@@ -402,7 +402,9 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         )
     if not values["base_url"]:
         raise ConfigError(f"{path.name}: key 'base_url' is required")
-    values["federation_url"] = values["federation_url"] or values["base_url"]
+    # Base URLs are joined with "/..." paths: keep them without a trailing slash.
+    values["base_url"] = values["base_url"].rstrip("/")
+    values["federation_url"] = (values["federation_url"] or values["base_url"]).rstrip("/")
     values["also_known_as"] = tuple(values["also_known_as"])
     return SiteConfig(
         site_dir=site,

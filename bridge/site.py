@@ -17,6 +17,7 @@ a full disk leaves the previous output untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -99,10 +100,11 @@ class Plan:
         self.keys = actor_keys
         self.renderer = renderer
         self.followers_count = followers_count
-        settings = (config.site_dir / "site.toml").read_bytes()
-        self.base_key = _h(
-            __version__, settings, actor_keys.public_pem, str(renderer.live_reload)
-        )
+        # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
+        settings = repr(dataclasses.replace(config, site_dir=Path(".")))
+        self.base_key = _h(__version__, settings, actor_keys.public_pem, str(renderer.live_reload))
+        # A --drafts preview shows drafts as pages but never federates them.
+        self.federated = [p for p in posts if not p.draft]
         self.theme = renderer.theme_digest()
 
     # ---- helpers ----------------------------------------------------------------
@@ -119,7 +121,9 @@ class Plan:
         return self.sign(activities.create(self.config, self.post_object(post)), post.date)
 
     def actor_doc(self) -> dict[str, Any]:
-        published = min((p.date for p in self.posts), default=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        published = min(
+            (p.date for p in self.federated), default=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        )
         doc = activities.actor(
             self.config,
             public_key_pem=self.keys.public_pem,
@@ -143,8 +147,9 @@ class Plan:
             newer = posts[i - 1] if i > 0 else None
             older = posts[i + 1] if i + 1 < len(posts) else None
             cdig = self.comment_digests.get(post.slug, "")
-            nav = f"{newer.slug}:{newer.title}" if newer else "", (
-                f"{older.slug}:{older.title}" if older else ""
+            nav = (
+                f"{newer.slug}:{newer.title}" if newer else "",
+                (f"{older.slug}:{older.title}" if older else ""),
             )
             key = _h(self.base_key, self.theme, post.digest, cdig, *nav)
             yield Output(
@@ -154,12 +159,16 @@ class Plan:
                     post, comments=self.comments.get(post.slug, []), newer=newer, older=older
                 ).encode(),
             )
+            if post.draft:
+                continue
             okey = _h(self.base_key, "as", post.digest)
             yield Output(
                 f"ap/posts/{post.slug}.json", okey, lambda post=post: _json(self.post_object(post))
             )
             yield Output(
-                f"ap/posts/{post.slug}/create.json", okey, lambda post=post: _json(self.create(post))
+                f"ap/posts/{post.slug}/create.json",
+                okey,
+                lambda post=post: _json(self.create(post)),
             )
             ckey = _h(self.base_key, "coll", post.slug, cdig)
             for name in ("replies", "likes", "shares"):
@@ -167,9 +176,9 @@ class Plan:
                     f"ap/posts/{post.slug}/{name}.json",
                     ckey,
                     lambda post=post, name=name: _json(
-                        activities.comment_collections(
-                            c, post, self.comments.get(post.slug, [])
-                        )[name]
+                        activities.comment_collections(c, post, self.comments.get(post.slug, []))[
+                            name
+                        ]
                     ),
                 )
 
@@ -183,7 +192,9 @@ class Plan:
         for n in range(1, total_pages + 1):
             chunk = posts[(n - 1) * per : n * per]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
-            key = _h(self.base_key, self.theme, str(n), str(total_pages), *(p.digest for p in chunk))
+            key = _h(
+                self.base_key, self.theme, str(n), str(total_pages), *(p.digest for p in chunk)
+            )
             yield Output(
                 path,
                 key,
@@ -230,17 +241,21 @@ class Plan:
         yield Output("feed.json", fkey, lambda: feeds.json_feed(c, posts).encode())
 
         # ActivityPub: actor, outbox, collections.
+        fed = self.federated
+        meta = _h(self.base_key, *(f"{p.slug}:{p.digest}" for p in fed))
         yield Output("ap/actor.json", _h(meta, "actor"), lambda: _json(self.actor_doc()))
         outbox_key = _h(meta, "outbox")
         creates_cache: list[dict[str, Any]] = []
 
         def creates() -> list[dict[str, Any]]:
             if not creates_cache:
-                creates_cache.extend(self.create(p) for p in posts)
+                creates_cache.extend(self.create(p) for p in fed)
             return creates_cache
 
-        total_outbox = max(1, -(-len(posts) // activities.OUTBOX_PAGE_SIZE))
-        paths = ["ap/outbox.json"] + [f"ap/outbox/page-{n}.json" for n in range(1, total_outbox + 1)]
+        total_outbox = max(1, -(-len(fed) // activities.OUTBOX_PAGE_SIZE))
+        paths = ["ap/outbox.json"] + [
+            f"ap/outbox/page-{n}.json" for n in range(1, total_outbox + 1)
+        ]
         for index, path in enumerate(paths):
             yield Output(
                 path,
@@ -259,9 +274,13 @@ class Plan:
         )
 
         # Discovery documents.
-        yield Output(".well-known/webfinger", _h(self.base_key, "wf"), lambda: _json(webfinger.jrd(c)))
         yield Output(
-            ".well-known/host-meta", _h(self.base_key, "hm"), lambda: webfinger.host_meta(c).encode()
+            ".well-known/webfinger", _h(self.base_key, "wf"), lambda: _json(webfinger.jrd(c))
+        )
+        yield Output(
+            ".well-known/host-meta",
+            _h(self.base_key, "hm"),
+            lambda: webfinger.host_meta(c).encode(),
         )
         yield Output(
             ".well-known/nodeinfo",
@@ -272,7 +291,9 @@ class Plan:
             yield Output(
                 f"nodeinfo/{version}",
                 _h(self.base_key, "nodeinfo", version, str(len(posts))),
-                lambda version=version: _json(webfinger.nodeinfo(c, posts=len(posts), version=version)),
+                lambda version=version: _json(
+                    webfinger.nodeinfo(c, posts=len(fed), version=version)
+                ),
             )
         yield Output("_headers", _h(self.base_key, "headers"), lambda: HEADERS_FILE.encode())
 
@@ -321,7 +342,11 @@ def _safe_join(root: Path, rel: str) -> Path:
 
 
 def write_outputs(
-    config: SiteConfig, out_dir: Path, outputs: Iterator[Output], progress: Progress | None, total: int
+    config: SiteConfig,
+    out_dir: Path,
+    outputs: Iterator[Output],
+    progress: Progress | None,
+    total: int,
 ) -> tuple[int, int, int, list[str]]:
     """Write outputs into a fresh tree and swap it in; returns (files, written, rendered)."""
     manifest_path = _manifest_path(config, out_dir)
@@ -415,6 +440,23 @@ def followers_count(config: SiteConfig) -> int:
     return int(row[0]) if row else 0
 
 
+def _check_output_dir(config: SiteConfig, out_dir: Path) -> None:
+    """The output folder is replaced whole on every build: it must not hold the site."""
+    site = config.site_dir.resolve()
+    protected = [site, config.content_dir.resolve(), config.state_dir.resolve()]
+    for folder in protected:
+        if (
+            out_dir == folder
+            or folder.is_relative_to(out_dir)
+            or out_dir.is_relative_to(config.content_dir.resolve())
+            or out_dir.is_relative_to(config.state_dir.resolve())
+        ):
+            raise BuildError(
+                f"{out_dir}: the output folder would replace {folder}; "
+                "choose a separate folder such as public/"
+            )
+
+
 def build(
     config: SiteConfig,
     *,
@@ -432,6 +474,7 @@ def build(
     """
     started = time.perf_counter()
     out_dir = (out_dir or config.output_dir).resolve()
+    _check_output_dir(config, out_dir)
     renderer_md = MarkdownRenderer(config.cache_dir)
     posts, pages = load_content(config, drafts=drafts, renderer=renderer_md)
     store = CommentStore(config.content_dir)

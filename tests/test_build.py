@@ -246,11 +246,6 @@ def test_drafts_only_with_the_flag(site: Path) -> None:
     assert not (out / "posts/draft").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="site.py Plan.outputs() gives a --drafts preview the same ActivityPub documents "
-    "as a published post, so the draft's Create is listed in the outbox",
-)
 def test_drafts_preview_is_never_federated(site: Path, build_site: Build) -> None:
     out = build_site(site, drafts=True).out_dir
     assert (out / "posts/draft/index.html").is_file()
@@ -386,11 +381,6 @@ def test_disk_error_is_a_one_line_build_error(
 # ---- an output folder that overlaps the site must be refused ------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="site.py write_outputs() swaps out_dir even when it is the site folder or holds "
-    "content/ or .indiebridge/, deleting site.toml, the posts and the private keys",
-)
 @pytest.mark.parametrize(
     ("overrides", "args"),
     [
@@ -465,11 +455,6 @@ def test_deploy_guide_shows_the_headers_file_the_build_writes(built: Built) -> N
     assert f"```text\n{built.text('_headers')}```" in guide
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="site.py Plan.__init__ keys every output on the bytes of site.toml, not on the "
-    "loaded settings, so config.load() overrides never re-render anything",
-)
 def test_setting_overrides_rerender_the_pages(site: Path, build_site: Build) -> None:
     out = build_site(site).out_dir
     result = site_mod.build(config_mod.load(site, {"title": "Renamed Tides"}))

@@ -184,12 +184,6 @@ def representative_hcard(parsed: dict[str, Any], page_url: str) -> Item | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py _check('url') strips the trailing slash from author.url, so the home "
-    "h-card says https://blog.example while the page is https://blog.example/ and exact-match "
-    "representative h-card parsers (mf2util, php-mf2) find no author",
-)
 def test_home_page_has_a_representative_h_card(built: Built) -> None:
     assert representative_hcard(parse(built, HOME), HOME) is not None
 
