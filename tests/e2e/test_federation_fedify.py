@@ -12,7 +12,11 @@ from tests.interop.fedify import FedifyPeer
 pytestmark = pytest.mark.slow
 
 
-def test_follow_publish_update_delete_unfollow(blog: Blog, fedify_peer: FedifyPeer) -> None:
+@pytest.mark.parametrize("scheme", ["cavage", "rfc9421-first"])
+def test_follow_publish_update_delete_unfollow(
+    blog: Blog, fedify_peer: FedifyPeer, scheme: str
+) -> None:
+    blog.write_site(f'signature_scheme = "{scheme}"\n')
     blog.write_post("first", "Hello **fediverse**.", title="First post")
     blog.start()
 
@@ -20,6 +24,9 @@ def test_follow_publish_update_delete_unfollow(blog: Blog, fedify_peer: FedifyPe
     fedify_peer.follow(blog.handle)
     accept = fedify_peer.wait_for("Accept", timeout=20)
     assert accept["verified"], accept
+    # The scheme we signed with: RFC 9421 first when asked (Fedify verifies it), else cavage.
+    expected = "rfc9421" if scheme == "rfc9421-first" else "draft-cavage"
+    assert accept["signature"]["scheme"] == expected, accept
     followers = blog.wait_until(blog.followers, what="follower stored")
     assert followers[0]["actor"] == fedify_peer.actor_id
     assert followers[0]["state"] == "accepted"
@@ -55,3 +62,16 @@ def test_follow_publish_update_delete_unfollow(blog: Blog, fedify_peer: FedifyPe
     # Unfollow: the follower is removed.
     fedify_peer.unfollow(blog.actor_id)
     blog.wait_until(lambda: blog.followers() == [], what="follower removed")
+
+
+def test_move_reaches_followers(blog: Blog, fedify_peer: FedifyPeer) -> None:
+    blog.start()
+    fedify_peer.follow(blog.handle)
+    fedify_peer.wait_for("Accept", timeout=20)
+    blog.wait_until(blog.followers, what="follower stored")
+    out = blog.cli("move", "https://new.example/users/me")
+    assert "queued for 1 inbox" in out.stdout
+    move = fedify_peer.wait_for("Move", timeout=30)
+    assert move["verified"], move
+    assert move["raw"]["object"] == blog.actor_id
+    assert move["raw"]["target"] == "https://new.example/users/me"
