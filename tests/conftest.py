@@ -4,6 +4,8 @@
 * ``make_site(overrides)``: the same copy with ``site.toml`` keys replaced, added or (with
   ``None``) removed; a nested mapping such as ``{"author": {"url": ...}}`` is merged.
 * ``built``: the test site built once per session, for tests that only read the output.
+* ``prebuilt``: a fresh copy of that built site (output included), for tests that need an
+  existing output to break or compare against without paying for a build.
 * ``build_site`` / ``snapshot``: build a site folder; read a whole output tree as bytes.
 
 Generating an RSA-2048 key takes a noticeable moment, so the actor's keys are generated
@@ -202,3 +204,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, key_files: Path) -> Built:
     config = config_mod.load(folder)
     result = site_mod.build(config)
     return Built(config=config, out=result.out_dir, result=result)
+
+
+@pytest.fixture
+def prebuilt(built: Built, tmp_path: Path) -> Path:
+    """A writable copy of the built site folder, ``public/`` and ``.indiebridge/`` included."""
+    return Path(shutil.copytree(built.config.site_dir, tmp_path / "site"))

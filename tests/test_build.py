@@ -257,8 +257,9 @@ def test_drafts_preview_is_never_federated(site: Path, build_site: Build) -> Non
 # ---- keys and the output folder's boundaries --------------------------------------------------
 
 
-def test_private_keys_stay_out_of_the_output(site: Path, build_site: Build) -> None:
-    out = build_site(site).out_dir
+def test_private_keys_stay_out_of_the_output(built: Built) -> None:
+    out, site = built.out, built.config.site_dir
+    assert out == site / "public"
     for path in out.rglob("*"):
         assert ".indiebridge" not in path.parts
         if path.is_file():
