@@ -20,14 +20,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from bridge import __version__, activities, feeds, keys, webfinger
 from bridge.comments import CommentStore
@@ -106,6 +107,9 @@ class Plan:
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
         self.theme = renderer.theme_digest()
+        # Signed documents kept between the outputs that embed them (see ``_remember``).
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._creates: dict[str, dict[str, Any]] = {}
 
     # ---- helpers ----------------------------------------------------------------
 
@@ -115,10 +119,32 @@ class Plan:
         return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
 
     def post_object(self, post: Post) -> dict[str, Any]:
-        return self.sign(activities.post_object(self.config, post), post.last_modified)
+        obj = self._objects.get(post.slug)
+        if obj is None:
+            obj = self.sign(activities.post_object(self.config, post), post.last_modified)
+            _remember(self._objects, post.slug, obj)
+        return obj
 
     def create(self, post: Post) -> dict[str, Any]:
-        return self.sign(activities.create(self.config, self.post_object(post)), post.date)
+        doc = self._creates.get(post.slug)
+        if doc is None:
+            doc = self.sign(activities.create(self.config, self.post_object(post)), post.date)
+            self._objects.pop(post.slug, None)
+            _remember(self._creates, post.slug, doc)
+        return doc
+
+    def outbox_page(self, n: int) -> Output:
+        """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
+        fed, size = self.federated, activities.OUTBOX_PAGE_SIZE
+        chunk = fed[(n - 1) * size : n * size]
+        key = _h(self.base_key, "outbox-page", str(n), str(len(fed)), *_ids(chunk))
+        return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
+
+    def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
+        creates = _OnePage(len(self.federated), n, [self.create(p) for p in chunk])
+        for _, doc in itertools.islice(activities.outbox_pages(self.config, creates), n, None):
+            return doc
+        raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
 
     def actor_doc(self) -> dict[str, Any]:
         published = min(
@@ -142,7 +168,9 @@ class Plan:
         posts = self.posts
         meta = _h(self.base_key, *(f"{p.slug}:{p.digest}" for p in posts))
 
-        # Post pages and their ActivityStreams documents.
+        # Post pages and their ActivityStreams documents; each outbox page comes right after
+        # the posts it lists, so it reuses the Creates just signed for their create.json.
+        fed_seen = 0
         for i, post in enumerate(posts):
             newer = posts[i - 1] if i > 0 else None
             older = posts[i + 1] if i + 1 < len(posts) else None
@@ -181,6 +209,9 @@ class Plan:
                         ]
                     ),
                 )
+            fed_seen += 1
+            if fed_seen % activities.OUTBOX_PAGE_SIZE == 0 or fed_seen == len(self.federated):
+                yield self.outbox_page(-(-fed_seen // activities.OUTBOX_PAGE_SIZE))
 
         # Home pages.
         per = c.posts_per_page
@@ -244,24 +275,13 @@ class Plan:
         fed = self.federated
         meta = _h(self.base_key, *(f"{p.slug}:{p.digest}" for p in fed))
         yield Output("ap/actor.json", _h(meta, "actor"), lambda: _json(self.actor_doc()))
-        outbox_key = _h(meta, "outbox")
-        creates_cache: list[dict[str, Any]] = []
-
-        def creates() -> list[dict[str, Any]]:
-            if not creates_cache:
-                creates_cache.extend(self.create(p) for p in fed)
-            return creates_cache
-
-        total_outbox = max(1, -(-len(fed) // activities.OUTBOX_PAGE_SIZE))
-        paths = ["ap/outbox.json"] + [
-            f"ap/outbox/page-{n}.json" for n in range(1, total_outbox + 1)
-        ]
-        for index, path in enumerate(paths):
-            yield Output(
-                path,
-                _h(outbox_key, path),
-                lambda index=index: _json(list(activities.outbox_pages(c, creates()))[index][1]),
-            )
+        if not fed:
+            yield self.outbox_page(1)
+        yield Output(
+            "ap/outbox.json",
+            _h(self.base_key, "outbox", str(len(fed))),
+            lambda: _json(next(iter(activities.outbox_pages(c, _OnePage(len(fed), 0, []))))[1]),
+        )
         yield Output(
             "ap/followers.json",
             _h(self.base_key, str(self.followers_count)),
@@ -307,6 +327,39 @@ class Plan:
         for rel, src in sorted(static.items()):
             data = src.read_bytes()
             yield Output(rel, _h("static", data), lambda data=data: data)
+
+
+def _ids(posts: list[Post]) -> Iterator[str]:
+    return (f"{p.slug}:{p.digest}" for p in posts)
+
+
+def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) -> None:
+    """Keep a signed document for the next outputs that embed it (its Create, its outbox
+    page), so each is signed once per build; a few pages' worth at most, so memory stays
+    flat however many posts there are."""
+    if len(cache) >= 4 * activities.OUTBOX_PAGE_SIZE:
+        cache.clear()
+    cache[slug] = doc
+
+
+class _OnePage(Sequence[dict[str, Any]]):
+    """The outbox's Creates as ``activities.outbox_pages`` slices them, holding only page
+    ``n``'s: the slices of other pages are empty, which the page asked for never sees."""
+
+    def __init__(self, total: int, n: int, chunk: list[dict[str, Any]]) -> None:
+        self.total, self.start, self.chunk = total, (n - 1) * activities.OUTBOX_PAGE_SIZE, chunk
+
+    def __len__(self) -> int:
+        return self.total
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return self.chunk if index.start == self.start else []
+        raise TypeError("only slices of one outbox page are available")
 
 
 HEADERS_FILE = """\
