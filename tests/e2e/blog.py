@@ -74,7 +74,9 @@ class Blog:
             encoding="utf-8",
         )
 
-    def write_post(self, slug: str, body: str, *, title: str | None = "A post", **meta: Any) -> Path:
+    def write_post(
+        self, slug: str, body: str, *, title: str | None = "A post", **meta: Any
+    ) -> Path:
         lines = ["---"]
         if title:
             lines.append(f"title: {json.dumps(title)}")
@@ -96,7 +98,9 @@ class Blog:
             cwd=REPO,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"indiebridge {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"indiebridge {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def start(self, *, build: bool = True) -> Blog:
@@ -104,8 +108,17 @@ class Blog:
             self.cli("build")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--site", str(self.root),
-             "--port", str(self.port), "--no-build"],
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "serve",
+                "--site",
+                str(self.root),
+                "--port",
+                str(self.port),
+                "--no-build",
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=REPO,

@@ -91,8 +91,14 @@ def test_kill_9_during_delivery_loses_nothing_and_resends_nothing_done(blog: Blo
         blog.start()
         out = blog.cli("publish", "--no-webmentions")
         assert "daemon is running" in out.stdout
-        expected = {(f"/users/u{i}/inbox", a) for i in range(FOLLOWERS) for a in (
-            f"{blog.base_url}/ap/posts/one/create.json", f"{blog.base_url}/ap/posts/two/create.json")}
+        expected = {
+            (f"/users/u{i}/inbox", a)
+            for i in range(FOLLOWERS)
+            for a in (
+                f"{blog.base_url}/ap/posts/one/create.json",
+                f"{blog.base_url}/ap/posts/two/create.json",
+            )
+        }
 
         # Let part of the fan-out finish, then kill -9 mid-flight.
         blog.wait_until(lambda: len(peer.received) >= 10, timeout=30, what="first deliveries")
