@@ -45,9 +45,30 @@ RENDER_VERSION = "md1:" + ",".join(MD_EXTENSIONS) + ":" + markdown.__version__
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 
 try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Base: type[Any] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """Safe loading that refuses a key given twice (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    lambda loader, node: loader.construct_mapping(node),
+)
 
 
 class MarkdownRenderer:
@@ -163,8 +184,10 @@ def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
     for key in meta:
         if key not in POST_KEYS:
             raise ContentError(
-                rel, line(str(key)), f"unknown front matter key '{key}' "
-                f"(expected one of: {', '.join(sorted(POST_KEYS))})"
+                rel,
+                line(str(key)),
+                f"unknown front matter key '{key}' "
+                f"(expected one of: {', '.join(sorted(POST_KEYS))})",
             )
     if "date" not in meta:
         raise ContentError(rel, 1, "front matter key 'date' is required (e.g. date: 2026-03-01)")
@@ -207,7 +230,9 @@ def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
         images.append(Image(url=url, alt=alt.strip(), media_type=_media_type(url)))
     fmt = meta.get("fediverse_format", config.fediverse_format)
     if fmt not in ("article", "note"):
-        raise ContentError(rel, line("fediverse_format"), "'fediverse_format' must be article or note")
+        raise ContentError(
+            rel, line("fediverse_format"), "'fediverse_format' must be article or note"
+        )
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
         raise ContentError(rel, line("draft"), "'draft' must be true or false")
@@ -220,7 +245,9 @@ def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
     cw = meta.get("content_warning")
     extra = {}
     if meta.get("original_url"):
-        extra["original_url"] = _str(meta["original_url"], rel, line("original_url"), "original_url")
+        extra["original_url"] = _str(
+            meta["original_url"], rel, line("original_url"), "original_url"
+        )
     return Post(
         source=rel,
         slug=slug,
@@ -259,14 +286,20 @@ def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
     for key in meta:
         if key not in PAGE_KEYS:
             raise ContentError(
-                rel, _key_line(text, str(key)), f"unknown front matter key '{key}' for a page "
-                f"(expected one of: {', '.join(sorted(PAGE_KEYS))})"
+                rel,
+                _key_line(text, str(key)),
+                f"unknown front matter key '{key}' for a page "
+                f"(expected one of: {', '.join(sorted(PAGE_KEYS))})",
             )
     if not meta.get("title"):
         raise ContentError(rel, 1, "front matter key 'title' is required for a page")
     slug = str(meta.get("slug", slugify(path.stem)))
     if not SLUG_RE.match(slug):
-        raise ContentError(rel, _key_line(text, "slug"), f"'slug' must be lowercase letters, digits and dashes, got {slug!r}")
+        raise ContentError(
+            rel,
+            _key_line(text, "slug"),
+            f"'slug' must be lowercase letters, digits and dashes, got {slug!r}",
+        )
     return Page(
         source=rel,
         slug=slug,
@@ -305,7 +338,8 @@ def load(
         post = parse_post(path, rel, config, renderer)
         if post.slug in seen:
             raise ContentError(
-                rel, _key_line(path.read_text(encoding="utf-8"), "slug"),
+                rel,
+                _key_line(path.read_text(encoding="utf-8"), "slug"),
                 f"duplicate slug '{post.slug}' (also used by {seen[post.slug]})",
             )
         seen[post.slug] = rel

@@ -50,7 +50,7 @@ def atom(config: SiteConfig, posts: Sequence[Post]) -> str:
             f"    <id>{escape(url)}</id>",
             f'    <link rel="alternate" type="text/html" href={quoteattr(url)}/>',
             f"    <published>{iso(post.date)}</published>",
-            f"    <updated>{iso(post.last_modified)}</updated>",
+            f"    <updated>{iso(max(post.last_modified, post.date))}</updated>",
         ]
         out += [f"    <category term={quoteattr(tag)}/>" for tag in post.tags]
         if post.summary:
@@ -75,7 +75,7 @@ def json_feed(config: SiteConfig, posts: Sequence[Post]) -> str:
             "url": url,
             "content_html": post.html,
             "date_published": iso(post.date),
-            "date_modified": iso(post.last_modified),
+            "date_modified": iso(max(post.last_modified, post.date)),
             "tags": list(post.tags),
             "language": post.lang,
         }

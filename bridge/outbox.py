@@ -185,6 +185,8 @@ async def publish(
         if post.slug not in report.recorded:
             wm_jobs.append((post, old_links))
 
+    report.queued += _publish_actor(ctx, inboxes, moment)
+
     for slug, row in rows.items():
         if slug in current or row["state"] != "live":
             continue
@@ -216,6 +218,21 @@ async def publish(
                     "UPDATE published SET links = ? WHERE slug = ?", (json.dumps(links), post.slug)
                 )
     return report
+
+
+def _publish_actor(ctx: Context, inboxes: list[str], moment: dt.datetime) -> int:
+    """Send Update(actor) when the profile changed since the last publish (name, bio,
+    avatar, fields, alsoKnownAs for a Move into the blog, keys), so caches refresh."""
+    actor = _load(ctx, "ap/actor.json")
+    digest = object_digest(actor)
+    previous = ctx.db.get_meta("actor_digest")
+    ctx.db.set_meta("actor_digest", digest)
+    if previous is None or previous == digest or not inboxes:
+        return 0
+    activity = _sign(ctx, activities.actor_update(ctx.config, actor, moment), moment)
+    queued = delivery.enqueue(ctx.db, activity, inboxes)
+    ctx.enqueue(activity, [])
+    return queued
 
 
 def _links(ctx: Context, html: str) -> set[str]:
