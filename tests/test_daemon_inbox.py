@@ -423,3 +423,52 @@ async def test_followers_collection_is_a_live_count(harness: Harness) -> None:
 async def test_path_traversal_is_refused(harness: Harness) -> None:
     assert (await harness.client.get("/../site.toml")).status_code == 404
     assert (await harness.client.get("/%2e%2e/site.toml")).status_code == 404
+
+
+# ---- FEP-8b32 proofs on incoming activities ------------------------------------------------
+
+
+async def test_relayed_activity_with_the_actors_proof_is_accepted(harness: Harness) -> None:
+    """A Like relayed by another server (HTTP-signed by the relay) is authenticated by the
+    actor's own integrity proof; without the proof the same request is refused."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from bridge import proofs
+    from bridge.keys import ed25519_multibase
+
+    ed = ed25519.Ed25519PrivateKey.generate()
+    actors = daemon_mod.actors_module()
+    cached = harness.daemon.ctx.actors.cached(REMOTE)
+    assert cached is not None
+    doc = dict(cached.doc)
+    doc["assertionMethod"] = [
+        {
+            "id": REMOTE + "#ed25519-key",
+            "type": "Multikey",
+            "controller": REMOTE,
+            "publicKeyMultibase": ed25519_multibase(ed.public_key()),
+        }
+    ]
+    harness.daemon.ctx.actors.store(actors.parse_actor(doc))
+    like = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": REMOTE + "#likes/1",
+        "type": "Like",
+        "actor": REMOTE,
+        "object": harness.config.post_ap_id("anything"),
+    }
+    before = harness.store()
+    r = await harness.signed_post("/inbox", like, signer=OTHER)
+    assert r.status_code == 401  # relayed, no proof: the signer is not the actor
+    assert harness.store() == before
+
+    signed = proofs.sign_object(like, ed, REMOTE + "#ed25519-key", dt.datetime.now(dt.UTC))
+    r = await harness.signed_post("/inbox", signed, signer=OTHER)
+    assert r.status_code == 202
+    (row,) = harness.store()["inbox"]
+    assert row[0] == like["id"]
+    assert row[7] == ""  # authenticated by the proof, not flagged as forwarded
+
+    tampered = {**signed, "id": REMOTE + "#likes/2", "object": "https://elsewhere.example/x"}
+    r = await harness.signed_post("/inbox", tampered, signer=OTHER)
+    assert r.status_code == 401  # a proof that does not verify authenticates nothing
