@@ -5,18 +5,20 @@ The pipeline, in one place::
     posts, pages = content.load(config)          # parse each file once (Markdown cached)
     comments     = CommentStore(...).by_post()   # content/comments/<slug>/*.json
     outputs      = html + feeds + activitypub + well-known + static  (lazy, keyed)
-    write(outputs)                               # temp folder, then swap
+    write(outputs)                               # staged, then renamed into place
 
 Every output has a *key*: a hash of everything it is made from (its inputs, the
 templates it uses, the settings).  When the key matches the previous build's manifest the
-page is not rendered again; when the rendered bytes match the old file, the old file is
-hard-linked into the new tree, so unchanged files keep their bytes and their mtime.  The
-new tree is written beside the old one and swapped in with two renames: a broken build or
-a full disk leaves the previous output untouched.
+page is not rendered again; when the rendered bytes match the old file, it is not written,
+so unchanged files keep their bytes and their mtime.  The first build writes a new tree
+beside the folder and swaps it in; later builds stage each changed file beside its target
+and rename them all into place once every output is rendered: a broken build or a full
+disk leaves the previous output untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -401,14 +403,115 @@ def write_outputs(
     progress: Progress | None,
     total: int,
 ) -> tuple[int, int, int, list[str]]:
-    """Write outputs into a fresh tree and swap it in; returns (files, written, rendered)."""
+    """Write outputs; returns (files, written, rendered, changed paths).
+
+    With no previous output (or no manifest for it) the site is written into a fresh tree
+    that is swapped in.  Otherwise only changed files are written, in two phases: each is
+    first written beside its target as a hidden temporary file (any failure removes them,
+    leaving the previous output untouched), then all are renamed into place and the files
+    of outputs that are gone are deleted.  Copying every unchanged file into a new tree and
+    deleting the old one cost seconds per thousand posts on ordinary disks.
+    """
     manifest_path = _manifest_path(config, out_dir)
     try:
         old: dict[str, list[str]] = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         old = {}
-    if not out_dir.is_dir():
-        old = {}
+    if not old or not out_dir.is_dir():
+        return _write_fresh_tree(config, out_dir, outputs, progress, total, {})
+    manifest: dict[str, list[str]] = {}
+    files = written = rendered = 0
+    changed: list[str] = []
+    staged: list[tuple[Path, Path]] = []
+    made_dirs: list[Path] = []
+    known_dirs: set[Path] = set()
+    suffix = f".new-{os.getpid()}"
+    try:
+        for out in outputs:
+            target = _safe_join(out_dir, out.path)
+            previous = old.get(out.path)
+            files += 1
+            if progress:
+                progress(files, total)
+            if previous and previous[0] == out.key and target.is_file():
+                manifest[out.path] = previous
+                continue
+            data = out.render()
+            rendered += 1
+            digest = hashlib.sha256(data).hexdigest()
+            manifest[out.path] = [out.key, digest]
+            if previous and previous[1] == digest and target.is_file():
+                continue
+            parent = target.parent
+            if parent not in known_dirs:
+                missing = [d for d in (parent, *parent.parents) if not d.exists()]
+                for folder in reversed(missing):
+                    folder.mkdir()
+                    made_dirs.append(folder)
+                known_dirs.add(parent)
+            tmp = target.with_name(f".{target.name}{suffix}")
+            staged.append((tmp, target))
+            tmp.write_bytes(data)
+            written += 1
+            changed.append(out.path)
+    except BaseException as exc:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        for folder in reversed(made_dirs):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError):
+            raise BuildError(
+                f"{out_dir}: could not write the site ({exc.strerror or exc}); "
+                "the previous output is untouched"
+            ) from None
+        raise
+    removed = [p for p in old if p not in manifest]
+    changed.extend(removed)
+    try:
+        # Without a manifest the next build starts afresh: a crash while files are being
+        # renamed cannot leave a file that the manifest describes wrongly.
+        manifest_path.unlink(missing_ok=True)
+        for tmp, target in staged:
+            os.replace(tmp, target)
+        for rel in removed:
+            path = _safe_join(out_dir, rel)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            for folder in path.parents:
+                if folder == out_dir or not folder.is_relative_to(out_dir):
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty
+        _write_manifest(manifest_path, manifest)
+    except OSError as exc:
+        raise BuildError(
+            f"{out_dir}: could not write the site ({exc.strerror or exc}); "
+            "build again to complete it"
+        ) from None
+    return files, written, rendered, changed
+
+
+def _write_manifest(path: Path, manifest: dict[str, list[str]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _write_fresh_tree(
+    config: SiteConfig,
+    out_dir: Path,
+    outputs: Iterator[Output],
+    progress: Progress | None,
+    total: int,
+    old: dict[str, list[str]],
+) -> tuple[int, int, int, list[str]]:
+    """Write outputs into a fresh tree and swap it in (first build, or no usable manifest)."""
+    manifest_path = _manifest_path(config, out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     new_dir = out_dir.with_name(f".{out_dir.name}.new-{os.getpid()}")
     if new_dir.exists():
@@ -461,10 +564,7 @@ def write_outputs(
         os.replace(new_dir, out_dir)
         if aside.exists():
             shutil.rmtree(aside, ignore_errors=True)
-        tmp_manifest = manifest_path.with_suffix(".tmp")
-        manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_manifest.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(tmp_manifest, manifest_path)
+        _write_manifest(manifest_path, manifest)
     except BaseException as exc:
         shutil.rmtree(new_dir, ignore_errors=True)
         if isinstance(exc, OSError):
