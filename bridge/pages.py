@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
@@ -93,6 +94,7 @@ class Renderer:
         self.env.globals["site"] = self._site_vars()
         self.env.globals["live_reload"] = live_reload
         self._templates: dict[str, jinja2.Template] = {}
+        self._digests: dict[str, str] = {}
 
     def _site_vars(self) -> dict[str, Any]:
         c = self.config
@@ -121,8 +123,55 @@ class Renderer:
 
     def template_files(self, name: str) -> list[Path]:
         """The files a template is built from (itself and what it extends/includes)."""
-        source, filename, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-        return [Path(filename)] if filename else []
+        files = []
+        for dep in self.template_names(name) or [name]:
+            try:
+                _, filename, _ = self.env.loader.get_source(self.env, dep)  # type: ignore[union-attr]
+            except jinja2.TemplateNotFound:
+                continue
+            if filename:
+                files.append(Path(filename))
+        return files
+
+    def template_names(self, name: str) -> list[str] | None:
+        """``name`` and every template it extends, includes or imports, transitively,
+        sorted; None when one of them names a template by a variable (it could be any)."""
+        names: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current in names:
+                continue
+            names.add(current)
+            try:
+                source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
+            except jinja2.TemplateNotFound:
+                continue  # rendering will say so; its absence is part of the digest
+            for ref in jinja2.meta.find_referenced_templates(self.env.parse(source)):
+                if ref is None:
+                    return None
+                stack.append(ref)
+        return sorted(names)
+
+    def template_digest(self, name: str) -> str:
+        """Hash of the templates in effect for ``name`` (itself, what it extends and
+        includes): a change to one re-renders only the pages that use it."""
+        digest = self._digests.get(name)
+        if digest is None:
+            names = self.template_names(name)
+            if names is None:
+                digest = self.theme_digest()
+            else:
+                h = hashlib.sha256()
+                for dep in names:
+                    try:
+                        source, _, _ = self.env.loader.get_source(self.env, dep)  # type: ignore[union-attr]
+                    except jinja2.TemplateNotFound:
+                        source = "\0missing"
+                    h.update(dep.encode() + b"\0" + source.encode() + b"\0")
+                digest = h.hexdigest()
+            self._digests[name] = digest
+        return digest
 
     def theme_digest(self) -> str:
         """Hash of every template file in effect: a change re-renders pages using it."""
@@ -162,7 +211,13 @@ class Renderer:
         )
 
     def index(
-        self, posts: Sequence[Post], *, number: int, pages: int, url: str, prev_url: str | None,
+        self,
+        posts: Sequence[Post],
+        *,
+        number: int,
+        pages: int,
+        url: str,
+        prev_url: str | None,
         next_url: str | None,
     ) -> str:
         return self.render(
@@ -177,9 +232,7 @@ class Renderer:
         )
 
     def tag(self, tag: str, posts: Sequence[Post], url: str) -> str:
-        return self.render(
-            "tag.html", tag=tag, posts=posts, page_title=f"#{tag}", canonical=url
-        )
+        return self.render("tag.html", tag=tag, posts=posts, page_title=f"#{tag}", canonical=url)
 
     def archive(self, posts: Sequence[Post], url: str) -> str:
         years: dict[int, list[Post]] = {}

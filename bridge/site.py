@@ -108,7 +108,7 @@ class Plan:
         self.base_key = _h(__version__, settings, actor_keys.public_pem, str(renderer.live_reload))
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
-        self.theme = renderer.theme_digest()
+        self.theme = renderer.theme_digest()  # every template: for html() only
         # Signed documents kept between the outputs that embed them (see ``_remember``).
         self._objects: dict[str, dict[str, Any]] = {}
         self._creates: dict[str, dict[str, Any]] = {}
@@ -181,7 +181,7 @@ class Plan:
                 f"{newer.slug}:{newer.title}" if newer else "",
                 (f"{older.slug}:{older.title}" if older else ""),
             )
-            key = _h(self.base_key, self.theme, post.digest, cdig, *nav)
+            key = _h(self.base_key, r.template_digest("post.html"), post.digest, cdig, *nav)
             yield Output(
                 f"posts/{post.slug}/index.html",
                 key,
@@ -226,7 +226,11 @@ class Plan:
             chunk = posts[(n - 1) * per : n * per]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
             key = _h(
-                self.base_key, self.theme, str(n), str(total_pages), *(p.digest for p in chunk)
+                self.base_key,
+                r.template_digest("index.html"),
+                str(n),
+                str(total_pages),
+                *(p.digest for p in chunk),
             )
             yield Output(
                 path,
@@ -247,7 +251,9 @@ class Plan:
             for tag in post.tags:
                 tags.setdefault(tag_slug(tag), (tag, []))[1].append(post)
         for slug, (tag, tagged) in sorted(tags.items()):
-            key = _h(self.base_key, self.theme, slug, *(p.digest for p in tagged))
+            key = _h(
+                self.base_key, r.template_digest("tag.html"), slug, *(p.digest for p in tagged)
+            )
             yield Output(
                 f"tags/{slug}/index.html",
                 key,
@@ -257,13 +263,13 @@ class Plan:
             )
         yield Output(
             "archive/index.html",
-            _h(meta, self.theme, "archive"),
+            _h(meta, r.template_digest("archive.html"), "archive"),
             lambda: r.archive(posts, f"{c.base_url}/archive/").encode(),
         )
         for page in self.pages:
             yield Output(
                 f"{page.slug}/index.html",
-                _h(self.base_key, self.theme, page.digest),
+                _h(self.base_key, r.template_digest("page.html"), page.digest),
                 lambda page=page: r.page(page, f"{c.base_url}/{page.slug}/").encode(),
             )
 
