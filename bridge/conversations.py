@@ -266,7 +266,8 @@ async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     if _blocked(ctx, actor):
         return
     slug, in_reply_to = parent if parent is not None else (str(quoted), "")
-    existing = ctx.comments.get(cid)
+    if ctx.comments.get(cid) is not None:
+        return  # a Create for a known object is a duplicate; edits come as Update
     published = moderation.parse_time(obj.get("published")) or dt.datetime.now(dt.UTC)
     comment = Comment(
         id=cid,
@@ -276,14 +277,12 @@ async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         target=ctx.config.post_url(slug),
         author=author_of(actor),
         content=comment_html(obj),
-        published=existing[1].published if existing else published,
+        published=published,
         updated=moderation.parse_time(obj.get("updated")),
-        status=existing[1].status if existing else moderation.initial_status(ctx, actor.id),
+        status=moderation.initial_status(ctx, actor.id),
         in_reply_to=in_reply_to,
         object_id=obj_id,
     )
-    if existing is not None and existing[1] == comment:
-        return
     ctx.comments.write(slug, comment)
     _changed(ctx, slug, comment)
 

@@ -174,8 +174,9 @@ async def process_pending(ctx: Context, limit: int = 20) -> int:
                 status, next_try = "new", now() + RETRY_DELAYS[tries - 1]
             else:
                 status = "failed"
-        except (BridgeError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # one bad source must not stall the queue
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("webmention %s -> %s failed", row["source"], row["target"])
         if error:
             log.info("webmention %s -> %s: %s", row["source"], row["target"], error)
         _finish(ctx.db, row["id"], row["source"], row["target"], status, error, next_try)
