@@ -727,3 +727,31 @@ async def test_approved_reply_queues_a_salmention(h: Harness) -> None:
 
     await h.send(create(note("https://social.example/users/alice/statuses/140")))
     assert set(webmentions._read_queue(h.ctx.db)) == {"first-article"}
+
+
+async def test_fixture_update_delete_and_undo_chains(h: Harness) -> None:
+    if not _fixture_files():
+        pytest.skip("shared activity fixtures not present")
+
+    def load(name: str) -> dict[str, Any]:
+        a = retarget(json.loads((FIXTURES / name).read_text(encoding="utf-8")))
+        h.actor(conversations.first_id(a["actor"]) or "")
+        return a
+
+    update = load("friendica--update--note.json")
+    note_id = update["object"]["id"]
+    original = dict(update["object"], content="<p>before the edit</p>", updated=None)
+    await h.send({"id": note_id + "#create", "type": "Create", "actor": update["actor"],
+                  "object": original})  # fmt: skip
+    assert h.comment(note_id).content == "<p>before the edit</p>"  # type: ignore[union-attr]
+    await h.send(update)
+    edited = h.comment(note_id)
+    assert edited is not None and "before the edit" not in edited.content and edited.updated
+    await h.send(load("friendica--delete--tombstone.json"))
+    assert h.comment(note_id) is None
+
+    boost = load("mastodon--announce--public.json")
+    await h.send(boost)
+    assert [c.type for c in h.comments().values()] == ["repost"]
+    await h.send(load("mastodon--undo--announce.json"))
+    assert h.comments() == {}
