@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +72,62 @@ _Loader.add_constructor(
 )
 
 
+PARALLEL_MIN = 64
+"""Fewer uncached bodies than this are rendered in-process (a worker pool costs ~0.2 s)."""
+
+_worker_md: markdown.Markdown | None = None
+
+
+def _render_in_worker(text: str) -> str:
+    global _worker_md
+    if _worker_md is None:
+        _worker_md = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+    return _worker_md.reset().convert(text)
+
+
 class MarkdownRenderer:
-    """Markdown -> HTML with a content-hash cache on disk."""
+    """Markdown -> HTML with a content-hash cache on disk.
+
+    With ``defer()``, a body missing from the cache is not rendered at once: ``render``
+    returns a placeholder and ``finish()`` renders them all, in one worker process per
+    core when there are many (a first build), and maps each placeholder to its HTML.
+    """
 
     def __init__(self, cache_dir: Path | None) -> None:
         self._md = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
         self.cache_dir = cache_dir / "md" if cache_dir else None
         self.rendered = 0
         self.cached = 0
+        self._deferring = False
+        self._pending: dict[str, str] = {}  # placeholder -> Markdown
+
+    def defer(self) -> None:
+        self._deferring = True
+
+    def cancel(self) -> None:
+        self._deferring = False
+        self._pending = {}
+
+    def finish(self) -> dict[str, str]:
+        """Render what ``render`` deferred: placeholder -> HTML (and stop deferring)."""
+        self._deferring = False
+        pending, self._pending = self._pending, {}
+        texts = list(pending.values())
+        workers = min(os.cpu_count() or 1, 8)
+        htmls: list[str] | None = None
+        if len(texts) >= PARALLEL_MIN and workers > 1:
+            htmls = _render_parallel(texts, workers)
+        if htmls is None:
+            htmls = [self._md.reset().convert(text) for text in texts]
+        for text, html in zip(texts, htmls, strict=True):
+            self._store(text, html)
+        return dict(zip(pending, htmls, strict=True))
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256((RENDER_VERSION + "\0" + text).encode()).hexdigest()
 
     def render(self, text: str) -> str:
-        key = hashlib.sha256((RENDER_VERSION + "\0" + text).encode()).hexdigest()
+        key = self._key(text)
         path = self.cache_dir / key[:2] / key if self.cache_dir else None
         if path is not None:
             try:
@@ -90,7 +136,17 @@ class MarkdownRenderer:
                 return html
             except OSError:
                 pass
+        if self._deferring:
+            placeholder = f"\0markdown:{key}"
+            self._pending[placeholder] = text
+            return placeholder
         html = self._md.reset().convert(text)
+        self._store(text, html)
+        return html
+
+    def _store(self, text: str, html: str) -> None:
+        key = self._key(text)
+        path = self.cache_dir / key[:2] / key if self.cache_dir else None
         self.rendered += 1
         if path is not None:
             try:
@@ -100,7 +156,6 @@ class MarkdownRenderer:
                 os.replace(tmp, path)
             except OSError:
                 pass  # a cache that cannot be written only costs speed
-        return html
 
 
 def split_front_matter(text: str, rel: str) -> tuple[dict[str, Any], str, int]:
@@ -330,6 +385,40 @@ def load(
             duplicate slugs only after each parses).
     """
     renderer = renderer or MarkdownRenderer(config.cache_dir)
+    renderer.defer()
+    try:
+        posts, pages = _load(config, drafts, renderer)
+    except BaseException:
+        renderer.cancel()
+        raise
+    done = renderer.finish()
+    if done:
+        posts = [replace(p, html=done[p.html]) if p.html in done else p for p in posts]
+        pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
+    return posts, pages
+
+
+def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
+    """Render ``texts`` in worker processes; None when no pool can be started here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        # forkserver: safe in a process with threads (the daemon builds in a thread).
+        context = multiprocessing.get_context("forkserver")
+    except ValueError:  # pragma: no cover - platforms without it
+        return None
+    chunk = max(1, len(texts) // (workers * 4))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            return list(pool.map(_render_in_worker, texts, chunksize=chunk))
+    except OSError:  # pragma: no cover - no processes allowed: render in-process
+        return None
+
+
+def _load(
+    config: SiteConfig, drafts: bool, renderer: MarkdownRenderer
+) -> tuple[list[Post], list[Page]]:
     site = config.site_dir
     posts: list[Post] = []
     seen: dict[str, str] = {}
