@@ -100,11 +100,27 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
     return b"".join(chunks)
 
 
-def request_url(ctx: Context, request: Request) -> str:
-    """The URL the sender signed: our public scheme, the Host it sent, path and query."""
+def _is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host that ``urlsplit`` can take apart."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def request_url(ctx: Context, request: Request) -> str | None:
+    """The URL the sender signed: our public scheme, the Host it sent, path and query.
+
+    None when the Host header is not a host name (it is the sender's to choose, so a
+    malformed one is refused rather than allowed to break URL parsing further on).
+    """
     scheme = urlsplit(ctx.config.federation_url).scheme or request.url.scheme
     host = request.headers.get("host") or urlsplit(ctx.config.federation_url).netloc
     url = f"{scheme}://{host}{request.url.path}"
+    if not _is_http_url(url) or urlsplit(url).netloc != host:
+        return None
     if request.url.query:
         url += "?" + request.url.query
     return url
@@ -129,7 +145,7 @@ async def receive(
         return error(400, f"JSON nested deeper than {MAX_DEPTH} levels")
     kind = activity.get("type")
     actor = first_id(activity.get("actor"))
-    if not isinstance(kind, str) or not actor or not actor.startswith(("http://", "https://")):
+    if not isinstance(kind, str) or not actor or not _is_http_url(actor):
         return error(400, "activity needs a string 'type' and an http(s) 'actor'")
     if not limiter.allow(host_of(actor), kind):
         return JSONResponse(
@@ -138,13 +154,12 @@ async def receive(
             headers={"Retry-After": "60"},
         )
     object_id = first_id(activity.get("object"))
+    url = request_url(ctx, request)
+    if url is None:
+        return error(400, "the Host header is not a valid host name")
     try:
         verified = await verify_request(
-            request.method,
-            request_url(ctx, request),
-            request.headers,
-            body,
-            ctx.actors.lookup_key,
+            request.method, url, request.headers, body, ctx.actors.lookup_key
         )
     except SignatureError as exc:
         if kind == "Delete" and object_id == actor and ctx.actors.cached(actor) is None:
