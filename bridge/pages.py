@@ -144,10 +144,12 @@ class Renderer:
                 continue
             names.add(current)
             try:
-                source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
+                source, filename, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
-            for ref in jinja2.meta.find_referenced_templates(self.env.parse(source)):
+            # Parsed with its name, so a syntax error reads as it would when rendering.
+            ast = self.env.parse(source, name=current, filename=filename)
+            for ref in jinja2.meta.find_referenced_templates(ast):
                 if ref is None:
                     return None
                 stack.append(ref)
