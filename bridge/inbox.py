@@ -217,7 +217,8 @@ class InboxProcessor:
     """Processes stored activities through ``handlers`` (type -> coroutine).
 
     A handler raising ``FetchError`` is retried later (up to ``max_tries``); any other
-    ``BridgeError`` marks the row failed with its message.  Unknown types are marked done.
+    exception marks the row failed with its message, so one hostile activity can never
+    stop the rows after it from being processed.  Unknown types are marked done.
     """
 
     def __init__(self, ctx: Context, handlers: dict[str, Handler], max_tries: int = 5) -> None:
@@ -238,10 +239,10 @@ class InboxProcessor:
         return len(rows)
 
     async def process_one(self, activity_id: str, body: str, tries: int, forwarded: bool) -> None:
-        activity = json.loads(body)
-        handler = self.handlers.get(str(activity.get("type")))
         status, message = "done", ""
         try:
+            activity = json.loads(body)
+            handler = self.handlers.get(str(activity.get("type")))
             if handler is not None:
                 await handler(self.ctx, activity, forwarded)
         except FetchError as exc:
@@ -250,6 +251,9 @@ class InboxProcessor:
         except (BridgeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             log.warning("inbox %s: %s", activity_id, message)
+        except Exception as exc:  # a poison row must not wedge the queue
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("inbox %s: unexpected error", activity_id)
         with self.ctx.db.tx() as con:
             con.execute(
                 "UPDATE inbox SET status = ?, tries = tries + 1, error = ? WHERE id = ?",
@@ -268,7 +272,10 @@ async def on_follow(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     if not actor_id or target != ctx.config.actor_id:
         return
     actor = await ctx.actors.get(actor_id)
-    follow = {"id": activity.get("id") or actor_id + "#follow", "actor": actor_id}
+    follow_id = activity.get("id")
+    if not isinstance(follow_id, str) or not follow_id:
+        follow_id = actor_id + "#follow"  # an id of another JSON type is no id
+    follow = {"id": follow_id, "actor": actor_id}
     stamp = hashlib.sha256(f"{follow['id']}{time.time_ns()}".encode()).hexdigest()[:16]
     reply_id = f"{ctx.config.actor_id}#accepts/{stamp}"
     if followers.is_blocked(ctx.db, actor_id, actor.handle):
