@@ -567,3 +567,11 @@ async def _resolve_handle(ctx: Any, handle: str) -> str:
         if link.get("rel") == "self" and isinstance(link.get("href"), str):
             return str(link["href"])
     raise FetchError(f"{url}: no ActivityPub actor link")
+
+
+# Commands defined beside the features they drive (they import the helpers above, so
+# they are registered last).
+from bridge.cli_conversations import commands as _conversation_commands  # noqa: E402
+
+for _command in _conversation_commands:
+    main.add_command(_command)

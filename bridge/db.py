@@ -121,6 +121,11 @@ CREATE TABLE IF NOT EXISTS webmentions_out (
     sent REAL NOT NULL,
     PRIMARY KEY (source, target)
 );
+-- Comments the owner rejected: they must not come back when redelivered.
+CREATE TABLE IF NOT EXISTS comments_rejected (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
 -- Mentions of the actor that are not replies to a post: shown to the owner only.
 CREATE TABLE IF NOT EXISTS notifications (
     id TEXT PRIMARY KEY,
