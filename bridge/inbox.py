@@ -8,7 +8,11 @@
 4. check that the key's owner is the activity's actor (401 otherwise), except for a
    Create/Update forwarded by a third server, which is stored flagged ``forwarded`` and
    processed only from a fresh copy fetched from the object's own origin;
-5. store it once by activity id (a redelivery is answered 202 and not stored again) and
+5. count it against the signer's host (429 with ``Retry-After`` past the limit).  Only
+   verified requests count: an ``actor`` field is anyone's to write, so counting before
+   the signature would let a stranger spend another server's allowance.  A host already
+   over its limit is answered 429 before its signature is checked;
+6. store it once by activity id (a redelivery is answered 202 and not stored again) and
    answer 202.
 
 ``InboxProcessor`` then handles stored activities one by one through a dispatch table.
@@ -74,15 +78,35 @@ class RateLimiter:
         self.seen: dict[tuple[str, str], deque[float]] = defaultdict(deque)
 
     def allow(self, host: str, kind: str, moment: float | None = None) -> bool:
+        """Count one request; False (and not counted) when the host is over its limit."""
+        if self.exhausted(host, kind, moment):
+            return False
+        moment = time.monotonic() if moment is None else moment
+        self.seen[(host, "Follow" if kind == "Follow" else "all")].append(moment)
+        return True
+
+    def exhausted(self, host: str, kind: str, moment: float | None = None) -> bool:
+        """Whether ``host`` is over its limit for ``kind`` now (nothing is counted)."""
         moment = time.monotonic() if moment is None else moment
         bucket = "Follow" if kind == "Follow" else "all"
-        q = self.seen[(host, bucket)]
+        key = (host, bucket)
+        q = self.seen.get(key)
+        if q is None:
+            return False
         while q and q[0] < moment - 60:
             q.popleft()
-        if len(q) >= self.limits[bucket]:
+        if not q:
+            del self.seen[key]  # forgotten hosts take no memory
             return False
-        q.append(moment)
-        return True
+        return len(q) >= self.limits[bucket]
+
+
+def _too_many() -> JSONResponse:
+    return JSONResponse(
+        {"error": "too many requests from this host"},
+        status_code=429,
+        headers={"Retry-After": "60"},
+    )
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
@@ -147,12 +171,8 @@ async def receive(
     actor = first_id(activity.get("actor"))
     if not isinstance(kind, str) or not actor or not _is_http_url(actor):
         return error(400, "activity needs a string 'type' and an http(s) 'actor'")
-    if not limiter.allow(host_of(actor), kind):
-        return JSONResponse(
-            {"error": "too many requests from this host"},
-            status_code=429,
-            headers={"Retry-After": "60"},
-        )
+    if limiter.exhausted(host_of(actor), kind):
+        return _too_many()  # cheap refusal; only verified requests are counted below
     object_id = first_id(activity.get("object"))
     url = request_url(ctx, request)
     if url is None:
@@ -171,6 +191,8 @@ async def receive(
             forwarded = True  # processed only from a copy fetched from its origin
         else:
             return error(401, f"signed by {verified.owner}, but the actor is {actor}")
+    if not limiter.allow(host_of(verified.owner), kind):
+        return _too_many()
     if followers.is_blocked(ctx.db, actor) and kind != "Follow":
         return Response(status_code=202)
     activity_id = activity.get("id")
