@@ -602,18 +602,34 @@ def followers_count(config: SiteConfig) -> int:
 def _check_output_dir(config: SiteConfig, out_dir: Path) -> None:
     """The output folder is replaced whole on every build: it must not hold the site."""
     site = config.site_dir.resolve()
-    protected = [site, config.content_dir.resolve(), config.state_dir.resolve()]
-    for folder in protected:
-        if (
-            out_dir == folder
-            or folder.is_relative_to(out_dir)
-            or out_dir.is_relative_to(config.content_dir.resolve())
-            or out_dir.is_relative_to(config.state_dir.resolve())
-        ):
+    sources = [
+        config.content_dir.resolve(),
+        config.state_dir.resolve(),
+        (site / "templates").resolve(),
+        (site / "static").resolve(),
+    ]
+    for folder in [site, *sources]:
+        if out_dir == folder or folder.is_relative_to(out_dir):
             raise BuildError(
                 f"{out_dir}: the output folder would replace {folder}; "
                 "choose a separate folder such as public/"
             )
+    for folder in sources:
+        if out_dir.is_relative_to(folder):
+            raise BuildError(
+                f"{out_dir}: the output folder must not be inside {folder}; "
+                "choose a separate folder such as public/"
+            )
+    if (
+        out_dir.is_dir()
+        and any(out_dir.iterdir())
+        and not _manifest_path(config, out_dir).exists()
+        and not (out_dir / "ap" / "actor.json").is_file()
+    ):
+        raise BuildError(
+            f"{out_dir}: exists and does not hold a site built by indiebridge; "
+            "refusing to replace it (empty it or choose another folder)"
+        )
 
 
 def build(

@@ -382,13 +382,6 @@ def test_disk_error_is_a_one_line_build_error(
 # ---- an output folder that overlaps the site must be refused ------------------------------------
 
 
-SOURCE_FOLDER_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="site.py _check_output_dir() protects the site, content/ and .indiebridge/ but not "
-    "the site's templates/ and static/, which the swap deletes (or nests the output into)",
-)
-
-
 @pytest.mark.parametrize(
     ("overrides", "args"),
     [
@@ -398,10 +391,8 @@ SOURCE_FOLDER_BUG = pytest.mark.xfail(
         pytest.param({"output_dir": ".indiebridge"}, [], id="output_dir=.indiebridge"),
         pytest.param({}, ["--out", "{site}"], id="--out site"),
         pytest.param({}, ["--out", "{site}/.."], id="--out parent of site"),
-        pytest.param(
-            {"output_dir": "templates"}, [], id="output_dir=templates", marks=SOURCE_FOLDER_BUG
-        ),
-        pytest.param({"output_dir": "static"}, [], id="output_dir=static", marks=SOURCE_FOLDER_BUG),
+        pytest.param({"output_dir": "templates"}, [], id="output_dir=templates"),
+        pytest.param({"output_dir": "static"}, [], id="output_dir=static"),
     ],
 )
 def test_output_folder_overlapping_the_site_is_refused(
@@ -490,3 +481,17 @@ def test_different_tags_get_different_tag_pages(site: Path, build_site: Build) -
     obj = json.loads((out / "ap/posts/tags.json").read_text(encoding="utf-8"))
     hrefs = [t["href"] for t in obj["tag"]]
     assert len(set(hrefs)) == 2, hrefs
+
+
+def test_an_unrelated_existing_folder_is_never_replaced(site: Path, tmp_path: Path) -> None:
+    """--out pointing at a folder that holds something else is refused, not wiped."""
+    from bridge import config as config_mod
+    from bridge import site as site_mod
+    from bridge.errors import BuildError
+
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"not a build")
+    with pytest.raises(BuildError, match="does not hold a site built by indiebridge"):
+        site_mod.build(config_mod.load(site), out_dir=precious)
+    assert (precious / "holiday.jpg").read_bytes() == b"not a build"
