@@ -434,3 +434,40 @@ def test_streams_end_by_themselves_so_a_server_can_stop(tmp_path: Path) -> None:
         assert text.startswith("retry: 500\nevent: hello\n")
         assert ": ping" in text
     assert hub.clients == 0
+
+
+# ---- the theme guide ------------------------------------------------------------------------
+
+
+def test_the_theme_guide_names_every_template_and_variable(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/themes.md must keep up with what the Renderer passes to templates."""
+    from bridge import pages
+
+    seen: dict[str, set[str]] = {}
+    render = pages.Renderer.render
+
+    def spy(self: pages.Renderer, name: str, **context: Any) -> str:
+        seen.setdefault(name, set()).update(context)
+        return render(self, name, **context)
+
+    monkeypatch.setattr(pages.Renderer, "render", spy)
+    config = config_mod.load(site)
+    site_mod.build(config)
+    guide = (Path(__file__).resolve().parents[1] / "docs/themes.md").read_text(encoding="utf-8")
+    assert set(seen) == set(pages.TEMPLATES) - {"base.html"}
+    for name in sorted(p.name for p in (config_mod.DEFAULT_THEME / "templates").iterdir()):
+        assert f"`{name}`" in guide, name
+    for name, variables in seen.items():
+        for variable in variables:
+            assert f"`{variable}`" in guide, f"{name}: {variable}"
+    renderer = pages.Renderer(config)
+    for variable in renderer.env.globals["site"]:
+        assert f"`site.{variable}`" in guide, variable
+    for name in renderer.env.filters:
+        if name in ("human_date", "iso", "tag_slug"):
+            assert f"| {name} }}}}" in guide.replace("\\|", "|"), name
+    for name in ("style.css", "copy.js"):
+        assert (config_mod.DEFAULT_THEME / "static" / name).is_file()
+        assert f"`{name}`" in guide
