@@ -1,0 +1,1 @@
+"""Benchmarks of indiebridge against Pelican and Hugo: ``python -m benchmarks``."""
