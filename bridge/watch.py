@@ -48,6 +48,7 @@ import asyncio
 import json
 import logging
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -56,6 +57,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from starlette.requests import Request
@@ -705,12 +707,37 @@ def cli_publisher(config: SiteConfig, echo: Echo | None = None) -> OnPublish:
     return hook
 
 
+def end_streams_on_exit(hub: ReloadHub) -> None:
+    """On Ctrl+C or SIGTERM, end the event streams first, so the server stops at once
+    instead of waiting for open tabs; then the handler that was there (uvicorn's) runs.
+
+    Only from the main thread with a running loop (the daemon's lifespan); elsewhere it
+    does nothing, and streams still end by themselves after ``max_age``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(hub.close)
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
+        signal.signal(sig, handler)
+
+
 def start_daemon_watcher(ctx: Context, hub: ReloadHub, echo: Echo | None = None) -> SiteWatcher:
     """Start a watcher for ``serve --watch``; call from the daemon's running event loop.
 
     Builds include the live-reload script, outcomes go to the terminal and to ``hub``,
-    ``auto_publish`` publishes through the daemon, and rebuilds the daemon asks for
-    (a new comment) go through the watcher so two builds never run at once.
+    ``auto_publish`` publishes through the daemon, rebuilds the daemon asks for (a new
+    comment) go through the watcher so two builds never run at once, and Ctrl+C ends the
+    event streams so the server does not wait for open tabs.
     """
     loop = asyncio.get_running_loop()
     watcher = SiteWatcher(
@@ -720,4 +747,5 @@ def start_daemon_watcher(ctx: Context, hub: ReloadHub, echo: Echo | None = None)
         live_reload=True,
     )
     ctx.mark_dirty = lambda slug: watcher.request_build()
+    end_streams_on_exit(hub)
     return watcher.start()

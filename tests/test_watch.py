@@ -4,7 +4,10 @@ output and are reported; the live-reload hub speaks Server-Sent Events over a re
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -434,6 +437,60 @@ def test_streams_end_by_themselves_so_a_server_can_stop(tmp_path: Path) -> None:
         assert text.startswith("retry: 500\nevent: hello\n")
         assert ": ping" in text
     assert hub.clients == 0
+
+
+SIGNAL_SERVER = """
+import contextlib, sys, uvicorn
+from starlette.applications import Starlette
+from bridge.watch import ReloadHub, end_streams_on_exit, live_reload_routes
+hub = ReloadHub(max_age=120)
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    end_streams_on_exit(hub)
+    yield
+
+app = Starlette(routes=live_reload_routes(hub), lifespan=lifespan)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ctrl_c_ends_open_streams_so_the_server_stops_at_once(sig: signal.Signals) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_SERVER, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
+        deadline = time.monotonic() + 15
+        with httpx.Client(timeout=5) as client:
+            while True:
+                try:
+                    client.get(f"http://127.0.0.1:{port}{SCRIPT_PATH}")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "server did not start"
+                    time.sleep(0.05)
+            with client.stream("GET", url) as response:
+                lines = response.iter_lines()
+                assert read_event(lines)["event"] == "hello"
+                sent = time.monotonic()
+                proc.send_signal(sig)
+                assert [line for line in lines if line and not line.startswith(":")] == []
+        assert proc.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once stopped
+        assert time.monotonic() - sent < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        output = proc.stdout.read() if proc.stdout else ""
+        if proc.stdout:
+            proc.stdout.close()
+    assert "ERROR" not in output and "Traceback" not in output, output
 
 
 # ---- the theme guide ------------------------------------------------------------------------
