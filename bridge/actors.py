@@ -11,6 +11,8 @@ This is the ``KeyLookup`` the signature verifier uses.  Facts relied on:
   FEP-521a Multikeys (Ed25519) used for object integrity proofs.
 * Only ``application/activity+json`` or ``application/ld+json`` answers are documents;
   ``id`` must equal the URL fetched (after redirects) so one host cannot speak for another.
+* An actor's keys are cached only when their id is on the actor's own origin: a document
+  listing another server's key id must not replace that server's cached key.
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ def as_list(value: Any) -> list[Any]:
 
 
 def same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    """Same scheme, host and port; False when either URL cannot be parsed."""
+    try:
+        pa, pb = urlsplit(a), urlsplit(b)
+        return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    except ValueError:  # e.g. an out-of-range port or a broken IPv6 literal
+        return False
 
 
 def host_of(url: str) -> str:
@@ -232,10 +238,17 @@ class Actors:
 
 
 def _keys_of(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key id, PEM) of the keys an actor document lists on its own origin."""
+    actor_id = doc.get("id")
     out = []
     for key in as_list(doc.get("publicKey")):
         if isinstance(key, dict):
             kid, pem = key.get("id"), key.get("publicKeyPem")
-            if isinstance(kid, str) and isinstance(pem, str):
+            if (
+                isinstance(kid, str)
+                and isinstance(pem, str)
+                and isinstance(actor_id, str)
+                and same_origin(kid, actor_id)
+            ):
                 out.append((kid, pem))
     return out
