@@ -13,6 +13,9 @@ This is the ``KeyLookup`` the signature verifier uses.  Facts relied on:
   ``id`` must equal the URL fetched (after redirects) so one host cannot speak for another.
 * An actor's keys are cached only when their id is on the actor's own origin: a document
   listing another server's key id must not replace that server's cached key.
+* Whatever a remote server sends (JSON nested past the parser's recursion limit, a PEM
+  that does not load) is a ``FetchError``/``SignatureError``, never another exception:
+  the inbox answers 401 and the processor retries or fails one row.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -117,7 +121,10 @@ def parse_actor(doc: dict[str, Any]) -> RemoteActor:
 
 
 def _load_public_key(pem: str) -> rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem.strip().encode())
+    try:
+        key = serialization.load_pem_public_key(pem.strip().encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise SignatureError(f"unreadable public key PEM ({exc})") from None
     if not isinstance(key, (rsa.RSAPublicKey, ed25519.Ed25519PublicKey)):
         raise SignatureError("unsupported public key type")
     return key
@@ -145,8 +152,8 @@ class Actors:
             )
         try:
             doc = json.loads(page.body)
-        except ValueError:
-            raise FetchError(f"{url}: not valid JSON") from None
+        except (ValueError, RecursionError):
+            raise FetchError(f"{url}: not valid JSON (or nested too deeply)") from None
         if not isinstance(doc, dict):
             raise FetchError(f"{url}: not a JSON object")
         doc_id = doc.get("id")
@@ -218,8 +225,8 @@ class Actors:
             if kid == key_id:
                 try:
                     return PublicKeyInfo(key_id, actor.id, _load_public_key(pem))
-                except ValueError as exc:
-                    raise SignatureError(f"key {key_id}: unreadable PEM ({exc})") from None
+                except SignatureError as exc:
+                    raise SignatureError(f"key {key_id}: {exc}") from None
         raise SignatureError(f"actor {actor.id} does not list key {key_id}")
 
     async def ed25519_key(self, method_id: str) -> ed25519.Ed25519PublicKey:
