@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -86,20 +87,43 @@ def _render_in_worker(text: str) -> str:
 
 
 class MarkdownRenderer:
-    """Markdown -> HTML with a content-hash cache on disk.
+    """Markdown -> HTML with a content-hash cache on disk (one SQLite file).
 
     With ``defer()``, a body missing from the cache is not rendered at once: ``render``
     returns a placeholder and ``finish()`` renders them all, in one worker process per
     core when there are many (a first build), and maps each placeholder to its HTML.
+
+    The cache was one file per body; creating and opening thousands of small files cost
+    more than a second per thousand posts on ordinary disks, a single file a few ms.
     """
 
     def __init__(self, cache_dir: Path | None) -> None:
         self._md = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
-        self.cache_dir = cache_dir / "md" if cache_dir else None
+        self.cache_path = cache_dir / "markdown.sqlite3" if cache_dir else None
         self.rendered = 0
         self.cached = 0
+        self._con: sqlite3.Connection | None = None
         self._deferring = False
         self._pending: dict[str, str] = {}  # placeholder -> Markdown
+
+    def _db(self) -> sqlite3.Connection | None:
+        if self._con is None and self.cache_path is not None:
+            try:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                con = sqlite3.connect(self.cache_path, timeout=30, isolation_level=None)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("CREATE TABLE IF NOT EXISTS html (key TEXT PRIMARY KEY, html TEXT)")
+            except (OSError, sqlite3.Error):
+                self.cache_path = None  # a cache that cannot be opened only costs speed
+                return None
+            self._con = con
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def defer(self) -> None:
         self._deferring = True
@@ -119,8 +143,7 @@ class MarkdownRenderer:
             htmls = _render_parallel(texts, workers)
         if htmls is None:
             htmls = [self._md.reset().convert(text) for text in texts]
-        for text, html in zip(texts, htmls, strict=True):
-            self._store(text, html)
+        self._store(list(zip(texts, htmls, strict=True)))
         return dict(zip(pending, htmls, strict=True))
 
     def _key(self, text: str) -> str:
@@ -128,34 +151,41 @@ class MarkdownRenderer:
 
     def render(self, text: str) -> str:
         key = self._key(text)
-        path = self.cache_dir / key[:2] / key if self.cache_dir else None
-        if path is not None:
+        con = self._db()
+        if con is not None:
             try:
-                html = path.read_text(encoding="utf-8")
+                row = con.execute("SELECT html FROM html WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error:
+                row = None
+            if row is not None:
                 self.cached += 1
-                return html
-            except OSError:
-                pass
+                return str(row[0])
         if self._deferring:
             placeholder = f"\0markdown:{key}"
             self._pending[placeholder] = text
             return placeholder
         html = self._md.reset().convert(text)
-        self._store(text, html)
+        self._store([(text, html)])
         return html
 
-    def _store(self, text: str, html: str) -> None:
-        key = self._key(text)
-        path = self.cache_dir / key[:2] / key if self.cache_dir else None
-        self.rendered += 1
-        if path is not None:
+    def _store(self, rendered: list[tuple[str, str]]) -> None:
+        self.rendered += len(rendered)
+        con = self._db()
+        if con is None or not rendered:
+            return
+        try:
+            con.execute("BEGIN IMMEDIATE")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(html, encoding="utf-8")
-                os.replace(tmp, path)
-            except OSError:
-                pass  # a cache that cannot be written only costs speed
+                con.executemany(
+                    "INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)",
+                    [(self._key(text), html) for text, html in rendered],
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.Error:
+            pass  # a cache that cannot be written only costs speed
 
 
 def split_front_matter(text: str, rel: str) -> tuple[dict[str, Any], str, int]:
@@ -384,14 +414,18 @@ def load(
         ContentError: for the first broken file (all files are still checked for
             duplicate slugs only after each parses).
     """
+    own = renderer is None
     renderer = renderer or MarkdownRenderer(config.cache_dir)
     renderer.defer()
     try:
         posts, pages = _load(config, drafts, renderer)
+        done = renderer.finish()
     except BaseException:
         renderer.cancel()
         raise
-    done = renderer.finish()
+    finally:
+        if own:
+            renderer.close()
     if done:
         posts = [replace(p, html=done[p.html]) if p.html in done else p for p in posts]
         pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
@@ -399,20 +433,28 @@ def load(
 
 
 def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
-    """Render ``texts`` in worker processes; None when no pool can be started here."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """Render ``texts`` in forked worker processes; None when that cannot be done here.
 
+    Only from a process with a single thread: forking copies locks held by other threads
+    (the daemon builds in a thread, and renders in-process).  Fork, not spawn or
+    forkserver, so the workers never import the caller's ``__main__`` again.
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    if threading.active_count() > 1:
+        return None
     try:
-        # forkserver: safe in a process with threads (the daemon builds in a thread).
-        context = multiprocessing.get_context("forkserver")
-    except ValueError:  # pragma: no cover - platforms without it
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # pragma: no cover - platforms without fork
         return None
     chunk = max(1, len(texts) // (workers * 4))
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             return list(pool.map(_render_in_worker, texts, chunksize=chunk))
-    except OSError:  # pragma: no cover - no processes allowed: render in-process
+    except (OSError, BrokenProcessPool):  # pragma: no cover - render in-process instead
         return None
 
 

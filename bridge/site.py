@@ -651,7 +651,10 @@ def build(
     out_dir = (out_dir or config.output_dir).resolve()
     _check_output_dir(config, out_dir)
     renderer_md = MarkdownRenderer(config.cache_dir)
-    posts, pages = load_content(config, drafts=drafts, renderer=renderer_md)
+    try:
+        posts, pages = load_content(config, drafts=drafts, renderer=renderer_md)
+    finally:
+        renderer_md.close()
     store = CommentStore(config.content_dir)
     comments = store.by_post()
     digests = {slug: store.digest(slug) for slug in comments}
