@@ -38,7 +38,7 @@ from bridge.watch import (
 
 POST = "content/posts/2026-01-10-first-article.md"
 
-# ---- helpers (the browser test imports these too) ---------------------------------------
+# ---- servers and collectors (the browser and bridge tests import these too) ----------
 
 
 def free_port() -> int:
