@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,13 +53,17 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = config.load(args.site)
     actor_keys = keys.load(cfg.state_dir)
-    activity = _activity(args.site)
     with tempfile.TemporaryDirectory() as tmp:
-        db = Database(Path(tmp) / "state.sqlite3")
-        urls = inbox_urls(args.port, args.n)
-        started = time.perf_counter()
-        delivery.enqueue(db, activity, urls)
-        enqueued = time.perf_counter() - started
+        enqueued = 0.0
+        if args.db:  # queued by the parent, shared with other worker processes
+            db = Database(args.db)
+        else:
+            db = Database(Path(tmp) / "state.sqlite3")
+            activity = _activity(args.site)
+            urls = inbox_urls(args.port, args.n)
+            started = time.perf_counter()
+            delivery.enqueue(db, activity, urls)
+            enqueued = time.perf_counter() - started
         kwargs: dict[str, Any] = {}
         if args.concurrency:
             kwargs["concurrency"] = args.concurrency
@@ -87,6 +92,8 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
         "failed": stats.failed,
         "retrying": stats.retrying,
         "concurrency": worker.concurrency,
+        "started": time.time() - seconds,
+        "ended": time.time(),
     }
 
 
@@ -128,6 +135,7 @@ def child_main(argv: list[str]) -> None:
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=0)
+    parser.add_argument("--db", type=Path, help="a queue filled by the parent")
     args = parser.parse_args(argv)
     runner = _worker if args.mode == "worker" else _bare
     result = asyncio.run(runner(args))
@@ -164,6 +172,36 @@ def _child(
     if result.returncode != 0:
         raise RuntimeError(f"delivery {mode} child failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1]), result.peak_rss_mb
+
+
+def _processes(site: Path, port: int, n: int, processes: int, concurrency: int) -> float:
+    """Deliveries/s of ``processes`` workers sharing one queue (the design allows several
+    processes per database: each claims its rows in a transaction)."""
+    from bridge import delivery
+    from bridge.db import Database
+
+    path = common.WORK / "delivery-shared.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db = Database(path)
+    delivery.enqueue(db, _activity(site), inbox_urls(port, n))
+    db.close()
+    args = [sys.executable, "-m", "benchmarks.delivery", "worker", "--site", str(site)]
+    args += ["--port", str(port), "--n", str(n), "--db", str(path)]
+    args += ["--concurrency", str(concurrency)]
+    children = [
+        subprocess.Popen(args, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    results = []
+    for child in children:
+        out, _ = child.communicate(timeout=900)
+        if child.returncode != 0:
+            raise RuntimeError("a delivery worker process failed")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    delivered = sum(r["delivered"] for r in results)
+    span = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return delivered / span
 
 
 def site_for_delivery(posts: int = 20) -> Path:
@@ -229,6 +267,15 @@ def run(
             )
             table.add(
                 "delivery", f"signed / bare ceiling, N={n}", f"{rate / brate:.0%}", "target >= 80%"
+            )
+            _sink_stats(port, reset=True)
+            prate = _processes(site, port, n, 2, c)
+            verified = _sink_stats(port)["verified"]
+            table.add(
+                "delivery",
+                f"signed, N={n}, 2 worker processes x concurrency {c}: deliveries/s",
+                f"{prate:.0f}/s",
+                f"one queue; sink verified {verified}; {prate / brate:.0%} of the bare ceiling",
             )
         if flat:
             _sink_stats(port, reset=True)
