@@ -16,6 +16,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+# bridge.cli first, as the entry points load it: it registers cli_writing's commands at its
+# end, so importing cli_writing before it would be a circular import.
+from bridge import cli as _cli  # noqa: F401
 from bridge.cli_writing import commands
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +27,7 @@ POST = "content/posts/2026-01-10-first-article.md"
 # The commands as the main group will carry them, without depending on bridge/cli.py's wiring.
 GROUP = click.Group("indiebridge", commands={c.name or "": c for c in commands})
 LAUNCH = (
-    "import sys, click; from bridge.cli_writing import commands; "
+    "import sys, click, bridge.cli; from bridge.cli_writing import commands; "
     "click.Group('indiebridge', commands={c.name: c for c in commands})(sys.argv[1:])"
 )
 
