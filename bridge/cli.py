@@ -37,7 +37,7 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-site_option = click.option(
+site_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--site",
     "site_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -250,13 +250,17 @@ def _open(site_dir: Path) -> tuple[SiteConfig, Any]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--no-build", is_flag=True, help="Serve the existing output without building.")
+@click.option(
+    "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
+)
 @friendly
-def serve(site_dir: Path, host: str, port: int, no_build: bool) -> None:
+def serve(site_dir: Path, host: str, port: int, no_build: bool, watch: bool) -> None:
     """Build, then serve the site with its inbox, WebFinger and delivery worker.
 
     One process: static files (with ActivityPub content negotiation), the actor and
     shared inboxes, the Webmention endpoint, and the background workers that deliver
-    activities, process the inbox and rebuild pages when comments arrive.
+    activities, process the inbox and rebuild pages when comments arrive. With --watch,
+    saving a post, template or site.toml rebuilds what changed and open tabs reload.
     """
     import uvicorn
 
@@ -266,7 +270,7 @@ def serve(site_dir: Path, host: str, port: int, no_build: bool) -> None:
     keys.load_or_generate(config.state_dir)
     if not no_build:
         click.echo(_build_with_progress(config, None, False).summary())
-    app = daemon.create_app(config)
+    app = daemon.create_app(config, watch=watch)
     click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
 
@@ -573,5 +577,7 @@ async def _resolve_handle(ctx: Any, handle: str) -> str:
 # they are registered last).
 from bridge.cli_conversations import commands as _conversation_commands  # noqa: E402
 
-for _command in _conversation_commands:
+from bridge.cli_writing import commands as _writing_commands  # noqa: E402
+
+for _command in [*_conversation_commands, *_writing_commands]:
     main.add_command(_command)

@@ -171,6 +171,7 @@ class Daemon:
         *,
         ctx: Context | None = None,
         poll_interval: float = 1.0,
+        watch: bool = False,
     ) -> None:
         self.config = config
         self.db = Database(config.db_path)
@@ -186,6 +187,12 @@ class Daemon:
         self.tasks: list[asyncio.Task[None]] = []
         self.worker: Any = None
         self.lock = DaemonLock(lock_path(config))
+        self.hub: Any = None
+        self.watcher: Any = None
+        if watch:
+            from bridge.watch import ReloadHub
+
+            self.hub = ReloadHub()
         self.processor = inbox.InboxProcessor(
             self.ctx, inbox.default_handlers(_conversation_hooks())
         )
@@ -224,9 +231,27 @@ class Daemon:
             ),
             asyncio.create_task(self.rebuilder.run(self.stop), name="rebuild"),
         ]
+        if self.config.bridge_feeds:
+            from bridge import feedbridge
+
+            self.tasks.append(
+                asyncio.create_task(
+                    feedbridge.run_feed_bridge(self.ctx, self.stop), name="feedbridge"
+                )
+            )
+        if self.hub is not None:
+            from bridge.watch import start_daemon_watcher
+
+            # Watch mode: saves and comment changes rebuild through one watcher, open tabs
+            # reload, and auto_publish runs after each good build.
+            self.watcher = start_daemon_watcher(self.ctx, self.hub)
 
     async def shutdown(self) -> None:
         self.stop.set()
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
+        if self.hub is not None:
+            self.hub.close()
         self.inbox_event.set()
         self.webmention_event.set()
         if self.worker is not None:
@@ -329,7 +354,17 @@ class Daemon:
         return None
 
     def routes(self) -> list[Route]:
+        extra: list[Route] = []
+        if self.hub is not None:
+            from bridge.watch import live_reload_routes
+
+            extra += live_reload_routes(self.hub)
+        if self.config.bridge_feeds:
+            from bridge import feedbridge
+
+            extra += feedbridge.routes(self.ctx)
         return [
+            *extra,
             Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),
             Route("/inbox", self.inbox_post, methods=["POST"]),
             Route("/ap/inbox", self.inbox_post, methods=["POST"]),
@@ -355,7 +390,9 @@ def _conversation_hooks() -> dict[str, inbox.ConversationHook]:
     return hooks
 
 
-def create_app(config: SiteConfig, *, daemon: Daemon | None = None) -> Starlette:
+def create_app(
+    config: SiteConfig, *, daemon: Daemon | None = None, watch: bool = False
+) -> Starlette:
     """The ASGI app; its lifespan starts and stops the background workers."""
     holder: dict[str, Daemon] = {}
 
@@ -368,7 +405,7 @@ def create_app(config: SiteConfig, *, daemon: Daemon | None = None) -> Starlette
         finally:
             await d.shutdown()
 
-    d = daemon or Daemon(config)
+    d = daemon or Daemon(config, watch=watch)
     holder["daemon"] = d
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d
