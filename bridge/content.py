@@ -7,9 +7,11 @@ Each file is parsed once.  Rendered Markdown is cached by the hash of the file's
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
+import pickle
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -20,6 +22,8 @@ from typing import Any
 import markdown
 import yaml
 
+from bridge import __version__
+from bridge import posts as posts_module
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.posts import SLUG_RE, Image, Page, Post, slugify
@@ -416,9 +420,10 @@ def load(
     """
     own = renderer is None
     renderer = renderer or MarkdownRenderer(config.cache_dir)
+    cache = _ParseCache(config)
     renderer.defer()
     try:
-        posts, pages = _load(config, drafts, renderer)
+        posts, pages = _load(config, drafts, renderer, cache)
         done = renderer.finish()
     except BaseException:
         renderer.cancel()
@@ -429,7 +434,70 @@ def load(
     if done:
         posts = [replace(p, html=done[p.html]) if p.html in done else p for p in posts]
         pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
+        cache.rendered(done)
+    cache.save()
     return posts, pages
+
+
+class _ParseCache:
+    """Posts and pages as parsed by the last build, reused when a file's bytes, its path
+    and the settings are the same (parsing is a pure function of those): a rebuild then
+    reads each file and hashes it, but parses only the files that changed.
+
+    A pickle under ``.indiebridge/cache/`` (the site's private state, beside its keys).
+    """
+
+    VERSION = "parsed-1"
+
+    def __init__(self, config: SiteConfig) -> None:
+        self.path = config.cache_dir / "parsed.pickle"
+        # The parsing code is part of the key too: a changed parser must not reuse old Posts.
+        h = hashlib.sha256(f"{self.VERSION}\0{RENDER_VERSION}\0{__version__}\0".encode())
+        for module in (__file__, posts_module.__file__):
+            with contextlib.suppress(OSError, TypeError):
+                h.update(Path(str(module)).read_bytes())
+        h.update(repr(replace(config, site_dir=Path("."))).encode())
+        self.key = h.hexdigest()
+        self.old: dict[str, Post | Page] = {}
+        self.new: dict[str, Post | Page] = {}
+        self.changed = False
+        try:
+            with self.path.open("rb") as fh:
+                key, entries = pickle.load(fh)  # noqa: S301 - our own private cache
+            if key == self.key and isinstance(entries, dict):
+                self.old = entries
+        except (OSError, ValueError, TypeError, EOFError, pickle.UnpicklingError, AttributeError):
+            pass  # no cache, an old or a broken one: parse everything
+
+    def get(self, rel: str, raw: bytes, renderer: MarkdownRenderer) -> Post | Page | None:
+        item = self.old.get(rel)
+        if item is None or item.digest != hashlib.sha256(raw).hexdigest():
+            return None
+        renderer.cached += 1  # its Markdown comes from a cache, as it would have
+        self.new[rel] = item
+        return item
+
+    def put(self, rel: str, item: Post | Page) -> None:
+        self.new[rel] = item
+        self.changed = True
+
+    def rendered(self, done: dict[str, str]) -> None:
+        """Swap the placeholders of deferred Markdown for the HTML."""
+        for rel, item in self.new.items():
+            if item.html in done:
+                self.new[rel] = replace(item, html=done[item.html])
+
+    def save(self) -> None:
+        if not self.changed and self.new.keys() == self.old.keys():
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump((self.key, self.new), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs speed
 
 
 def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
@@ -458,15 +526,26 @@ def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
         return None
 
 
+def _cached(cache: _ParseCache, path: Path, rel: str, renderer: MarkdownRenderer) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None  # parsing says why
+    return cache.get(rel, raw, renderer)
+
+
 def _load(
-    config: SiteConfig, drafts: bool, renderer: MarkdownRenderer
+    config: SiteConfig, drafts: bool, renderer: MarkdownRenderer, cache: _ParseCache
 ) -> tuple[list[Post], list[Page]]:
     site = config.site_dir
     posts: list[Post] = []
     seen: dict[str, str] = {}
     for path in _markdown_files(config.content_dir / "posts"):
         rel = path.relative_to(site).as_posix()
-        post = parse_post(path, rel, config, renderer)
+        post = _cached(cache, path, rel, renderer)
+        if not isinstance(post, Post):
+            post = parse_post(path, rel, config, renderer)
+            cache.put(rel, post)
         if post.slug in seen:
             raise ContentError(
                 rel,
@@ -481,7 +560,10 @@ def _load(
     page_seen: dict[str, str] = {}
     for path in _markdown_files(config.content_dir / "pages"):
         rel = path.relative_to(site).as_posix()
-        page = parse_page(path, rel, config, renderer)
+        page = _cached(cache, path, rel, renderer)
+        if not isinstance(page, Page):
+            page = parse_page(path, rel, config, renderer)
+            cache.put(rel, page)
         if page.slug in page_seen or page.slug in RESERVED_PAGE_SLUGS:
             other = page_seen.get(page.slug, "a built-in section")
             raise ContentError(rel, 1, f"duplicate slug '{page.slug}' (also used by {other})")
