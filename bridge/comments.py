@@ -15,14 +15,16 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bridge.posts import Comment, CommentAuthor
+from bridge.posts import SLUG_RE, Comment, CommentAuthor
 
 COMMENT_TYPES = ("reply", "like", "repost", "bookmark", "mention")
+_ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
 
 
 def comment_id(protocol: str, key: str) -> str:
@@ -86,6 +88,9 @@ class CommentStore:
         self.root = comments_dir(content_dir)
 
     def path(self, post_slug: str, cid: str) -> Path:
+        """The file of a comment; slugs and ids are checked so no path leaves the folder."""
+        if not SLUG_RE.match(post_slug) or not _ID_RE.match(cid):
+            raise ValueError(f"invalid comment location {post_slug!r}/{cid!r}")
         return self.root / post_slug / f"{cid}.json"
 
     def write(self, post_slug: str, comment: Comment) -> Path:

@@ -32,6 +32,19 @@ def _iso(value: dt.datetime) -> str:
     return value.isoformat()
 
 
+def _sanitize(value: str) -> Markup:
+    from bridge.sanitize import sanitize_html
+
+    return Markup(sanitize_html(value))  # noqa: S704 - nh3 output, allow-listed
+
+
+def _safe_url(value: str) -> str:
+    """Only absolute http(s) URLs reach an href/src; anything else becomes empty."""
+    from bridge.sanitize import http_url
+
+    return http_url(value)
+
+
 @dataclass(frozen=True)
 class Reactions:
     likes: tuple[Comment, ...]
@@ -92,6 +105,10 @@ class Renderer:
         self.env.filters["human_date"] = _human_date
         self.env.filters["iso"] = _iso
         self.env.filters["tag_slug"] = tag_slug
+        # Comment files are data from strangers: cleaned again at render time, so a page
+        # never depends on how a file got there (a backup, a merge, a hand edit).
+        self.env.filters["sanitize"] = _sanitize
+        self.env.filters["safe_url"] = _safe_url
         self.env.globals["site"] = self._site_vars()
         self.env.globals["live_reload"] = live_reload
         self._templates: dict[str, jinja2.Template] = {}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bridge import config as config_mod
-from bridge import followers, moderation, webmentions
+from bridge import followers, moderation, sanitize, webmentions
 from bridge.actors import parse_actor
 from bridge.comments import CommentStore, comment_id
 from bridge.context import Context, make_context
@@ -117,14 +117,14 @@ def test_relative_links_resolve_against_the_source() -> None:
 def test_very_long_content_is_cut_and_still_well_formed() -> None:
     html = "<p><em>" + "word " * 10_000 + "</em></p>"
     out = moderation.sanitize_html(html)
-    assert len(out) <= moderation.MAX_CONTENT + 40
+    assert len(out) <= sanitize.MAX_CONTENT + 40
     assert out.endswith("</em></p>")
 
 
 def test_clean_text_and_http_url() -> None:
     assert moderation.clean_text("A\u202eB\u2066C\u200fD\x00E\nF  G") == "A B C D E F G"
     assert moderation.clean_text("x" * 500).endswith("…")
-    assert len(moderation.clean_text("x" * 500)) == moderation.MAX_NAME
+    assert len(moderation.clean_text("x" * 500)) == sanitize.MAX_NAME
     assert moderation.clean_text(None) == ""
     assert moderation.plain_text("<b>bold</b> &amp; <script>x()</script>text") == "bold & text"
     assert moderation.http_url("https://ok.example/a") == "https://ok.example/a"

@@ -273,13 +273,6 @@ def test_hostile_author_names_in_comment_files_are_escaped(site: Path, case: str
     assert_harmless(baseline, page)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates _comment.html/_comments.html put author.url, author.photo, source and "
-    "in_reply_to of a comment file into href/src as they are: autoescaping keeps quotes "
-    "but not javascript: URLs.  Fix: pass each through moderation.http_url at render time "
-    "(pages.Renderer: a 'safe_url' filter) so only http(s) URLs reach an attribute",
-)
 @pytest.mark.parametrize("field", ["url", "photo", "source", "in_reply_to"])
 def test_javascript_urls_in_comment_files_never_reach_an_attribute(site: Path, field: str) -> None:
     evil = "javascript:alert(document.cookie)"
@@ -291,13 +284,6 @@ def test_javascript_urls_in_comment_files_never_reach_an_attribute(site: Path, f
     assert_harmless(baseline, page)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_comment.html renders comment.content with |safe, trusting that ingestion "
-    "sanitised it; a comment file from anywhere else (backup, merge, importer) injects "
-    "script.  Fix: sanitise on read (comments.from_json -> moderation.sanitize_html) or "
-    "at render, so the page never depends on how a file got there",
-)
 def test_script_in_a_comment_file_never_reaches_the_page(site: Path) -> None:
     baseline, page = _build_with(site, [_comment(content=HOSTILE_HTML["script"])])
     assert_harmless(baseline, page)
@@ -327,13 +313,6 @@ def test_post_slug_cannot_write_outside_the_output(site: Path, tmp_path: Path, s
     assert not (tmp_path / "escape").exists() and not (site / "escape").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="comments.py CommentStore.path() joins the post slug and comment id unchecked: "
-    "write('../..', c) or a comment whose id holds '../' lands outside content/comments "
-    "(reachable when a hand-placed comment file is rewritten, e.g. by an actor Update). "
-    "Fix: refuse slugs not matching posts.SLUG_RE and ids not matching [0-9a-f]{1,64}",
-)
 @pytest.mark.parametrize(("slug", "cid"), [("../..", "ee" * 10), (POST_SLUG, "../../../escape")])
 def test_comment_store_cannot_write_outside_its_folder(site: Path, slug: str, cid: str) -> None:
     store = CommentStore(site / "content")
