@@ -168,7 +168,6 @@ class Plan:
     def outputs(self) -> Iterator[Output]:
         c, r = self.config, self.renderer
         posts = self.posts
-        meta = _h(self.base_key, *(f"{p.slug}:{p.digest}" for p in posts))
 
         # Post pages and their ActivityStreams documents; each outbox page comes right after
         # the posts it lists, so it reuses the Creates just signed for their create.json.
@@ -263,7 +262,14 @@ class Plan:
             )
         yield Output(
             "archive/index.html",
-            _h(meta, r.template_digest("archive.html"), "archive"),
+            # What the archive shows of each post: an edit to a titled post's body
+            # does not change it (an untitled note shows the start of its text).
+            _h(
+                self.base_key,
+                r.template_digest("archive.html"),
+                "archive",
+                *(f"{p.slug}:{p.date.isoformat()}:{p.title or p.digest}" for p in posts),
+            ),
             lambda: r.archive(posts, f"{c.base_url}/archive/").encode(),
         )
         for page in self.pages:
@@ -281,8 +287,13 @@ class Plan:
 
         # ActivityPub: actor, outbox, collections.
         fed = self.federated
-        meta = _h(self.base_key, *(f"{p.slug}:{p.digest}" for p in fed))
-        yield Output("ap/actor.json", _h(meta, "actor"), lambda: _json(self.actor_doc()))
+        # The actor shows the date of the first federated post, nothing else of them.
+        first = min((p.date for p in fed), default=None)
+        yield Output(
+            "ap/actor.json",
+            _h(self.base_key, "actor", first.isoformat() if first else ""),
+            lambda: _json(self.actor_doc()),
+        )
         if not fed:
             yield self.outbox_page(1)
         yield Output(
