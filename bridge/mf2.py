@@ -31,6 +31,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -109,7 +110,54 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))
 
 
+MAX_ATTRIBUTES_PER_TAG = 100
+MAX_OPEN_DEPTH = 400
+MAX_TAGS = 60_000
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+     "track", "wbr"}
+)  # fmt: skip
+
+
+class SourceTooComplex(ValueError):
+    """A page shaped to make the parser slow (an "HTML bomb"): refused before parsing.
+
+    mf2py (html5lib underneath) is quadratic in the attributes of one tag and recursive in
+    nesting depth; a linear pre-scan with the standard library's tokenizer bounds both.
+    """
+
+
+class _Census(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.depth = 0
+        self.tags = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags += 1
+        if len(attrs) > MAX_ATTRIBUTES_PER_TAG:
+            raise SourceTooComplex(f"<{tag}> has {len(attrs)} attributes")
+        if self.tags > MAX_TAGS:
+            raise SourceTooComplex(f"more than {MAX_TAGS} tags")
+        if tag not in _VOID:
+            self.depth += 1
+            if self.depth > MAX_OPEN_DEPTH:
+                raise SourceTooComplex(f"nested more than {MAX_OPEN_DEPTH} deep")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID and self.depth:
+            self.depth -= 1
+
+
+def check_complexity(html: str) -> None:
+    """Raise ``SourceTooComplex`` for markup that would make mf2py slow; linear time."""
+    census = _Census()
+    census.feed(html)
+    census.close()
+
+
 def _parse(html: str, url: str) -> dict[str, Any]:
+    check_complexity(html)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bs4 markup warnings are not our caller's problem
         parsed: dict[str, Any] = mf2py.parse(doc=html, url=url)

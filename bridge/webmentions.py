@@ -277,7 +277,9 @@ async def _comment_from(
     post_url = ctx.config.post_url(slug)
     targets = [post_url, ctx.config.post_ap_id(slug)]
     if content_type in mf2.HTML_TYPES:
-        found = mf2.interpret(text, final_url, targets)
+        # Parsing is CPU work on a stranger's markup: off the event loop, after a linear
+        # pre-scan that refuses HTML bombs (mf2.check_complexity).
+        found = await anyio.to_thread.run_sync(mf2.interpret, text, final_url, targets)
         author = found.author
         if found.author_page:
             author = await mf2.resolve_author(ctx.fetcher, found.author_page) or author

@@ -285,3 +285,19 @@ async def test_author_page_without_representative_card(web: WebServer) -> None:
         assert await resolve_author(f, "http://internal.test/about") is None  # blocked
         assert await resolve_author(f, "mailto:alice@example.com") is None
     assert [r.path for r in web.requests] == ["/someone", "/missing", "/json"]
+
+
+def test_html_bombs_are_refused_before_parsing() -> None:
+    """Attribute floods and deep nesting would make mf2py slow; a linear scan refuses them."""
+    import time
+
+    from bridge import mf2
+
+    many_attrs = '<a href="x" ' + " ".join(f"a{i}=x" for i in range(5000)) + ">x</a>"
+    deep = "<div>" * 5000 + "x" + "</div>" * 5000
+    for page in (many_attrs, deep):
+        started = time.monotonic()
+        with pytest.raises(mf2.SourceTooComplex):
+            mf2.interpret(page, "https://source.example/", ["https://blog.example/posts/x/"])
+        assert time.monotonic() - started < 1.0
+    mf2.check_complexity("<p>" + "<br>" * 5000 + "</p>")  # void elements do not nest

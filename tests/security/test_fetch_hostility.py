@@ -449,13 +449,6 @@ async def test_deeply_nested_json_source_is_finished_not_retried_forever(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="mf2py (html5lib) is quadratic in the attributes of one tag and runs on the event "
-    "loop: a 1 MB source of one <a> with 60,000 attributes holds the daemon for ~3 minutes. "
-    "Fix: mf2.interpret() off the loop (anyio.to_thread) behind a pre-parse cap on attributes "
-    "per tag and on nesting depth, with a wall-clock bound",
-)
 async def test_attribute_bomb_source_is_handled_in_bounded_time(
     fctx: Context, web: WebServer
 ) -> None:
