@@ -424,16 +424,20 @@ def write_outputs(
 
     With no previous output (or no manifest for it) the site is written into a fresh tree
     that is swapped in.  Otherwise only changed files are written, in two phases: each is
-    first written beside its target as a hidden temporary file (any failure removes them,
+    first written into a staging folder beside the output folder (any failure removes it,
     leaving the previous output untouched), then all are renamed into place and the files
-    of outputs that are gone are deleted.  Copying every unchanged file into a new tree and
-    deleting the old one cost seconds per thousand posts on ordinary disks.
+    of outputs that are gone are deleted.  Nothing temporary is ever inside the output, so
+    a build killed half-way leaves nothing there that would be served or deployed; the
+    staging folders of killed builds are removed by the next build.  (Copying every
+    unchanged file into a new tree and deleting the old one cost seconds per thousand
+    posts on ordinary disks.)
     """
     manifest_path = _manifest_path(config, out_dir)
     try:
         old: dict[str, list[str]] = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         old = {}
+    _remove_stale_siblings(out_dir)
     if not old or not out_dir.is_dir():
         return _write_fresh_tree(config, out_dir, outputs, progress, total, {})
     manifest: dict[str, list[str]] = {}
@@ -442,7 +446,7 @@ def write_outputs(
     staged: list[tuple[Path, Path]] = []
     made_dirs: list[Path] = []
     known_dirs: set[Path] = set()
-    suffix = f".new-{os.getpid()}"
+    stage = out_dir.with_name(f".{out_dir.name}.stage-{os.getpid()}")
     try:
         for out in outputs:
             target = _safe_join(out_dir, out.path)
@@ -466,15 +470,15 @@ def write_outputs(
                     folder.mkdir()
                     made_dirs.append(folder)
                 known_dirs.add(parent)
-            tmp = target.with_name(f".{target.name}{suffix}")
+            if not staged:
+                stage.mkdir()
+            tmp = stage / str(len(staged))
             staged.append((tmp, target))
             tmp.write_bytes(data)
             written += 1
             changed.append(out.path)
     except BaseException as exc:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        shutil.rmtree(stage, ignore_errors=True)
         for folder in reversed(made_dirs):
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -492,6 +496,8 @@ def write_outputs(
         manifest_path.unlink(missing_ok=True)
         for tmp, target in staged:
             os.replace(tmp, target)
+        if staged:
+            stage.rmdir()
         for rel in removed:
             path = _safe_join(out_dir, rel)
             with contextlib.suppress(FileNotFoundError):
@@ -510,6 +516,29 @@ def write_outputs(
             "build again to complete it"
         ) from None
     return files, written, rendered, changed
+
+
+def _remove_stale_siblings(out_dir: Path) -> None:
+    """Remove the staging and new-tree folders that killed builds left beside the output."""
+    try:
+        siblings = list(out_dir.parent.iterdir())
+    except OSError:
+        return
+    for path in siblings:
+        name = path.name
+        if not name.startswith(f".{out_dir.name}.") or "-" not in name:
+            continue
+        kind, _, pid = name[len(out_dir.name) + 2 :].rpartition("-")
+        if kind not in ("stage", "new", "old") or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that build is still running
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # someone else's process: leave its folder alone
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_manifest(path: Path, manifest: dict[str, list[str]]) -> None:
