@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -198,22 +199,30 @@ async def receive(
     activity_id = activity.get("id")
     if not isinstance(activity_id, str) or not activity_id:
         activity_id = "urn:sha256:" + hashlib.sha256(body).hexdigest()
+    row = (
+        activity_id,
+        kind,
+        actor,
+        body.decode("utf-8", "replace"),
+        now(),
+        "forwarded" if forwarded else "",
+    )
+    # The write may wait for another process's lock (a CLI command): in a worker thread,
+    # so the event loop keeps serving pages and other requests meanwhile.
+    if await anyio.to_thread.run_sync(_store, ctx, row):
+        notify()
+    return Response(status_code=202)
+
+
+def _store(ctx: Context, row: tuple[str, str, str, str, float, str]) -> bool:
+    """Insert a verified activity once (by id); True when it is new."""
     with ctx.db.tx() as con:
         cur = con.execute(
             "INSERT OR IGNORE INTO inbox(id, type, actor, body, received, status, error) "
             "VALUES (?, ?, ?, ?, ?, 'new', ?)",
-            (
-                activity_id,
-                kind,
-                actor,
-                body.decode("utf-8", "replace"),
-                now(),
-                "forwarded" if forwarded else "",
-            ),
+            row,
         )
-    if cur.rowcount:
-        notify()
-    return Response(status_code=202)
+    return cur.rowcount > 0
 
 
 async def _proof_by_actor(ctx: Context, activity: dict[str, Any], actor: str) -> bool:

@@ -472,3 +472,36 @@ async def test_relayed_activity_with_the_actors_proof_is_accepted(harness: Harne
     tampered = {**signed, "id": REMOTE + "#likes/2", "object": "https://elsewhere.example/x"}
     r = await harness.signed_post("/inbox", tampered, signer=OTHER)
     assert r.status_code == 401  # a proof that does not verify authenticates nothing
+
+
+async def test_a_locked_database_delays_the_inbox_but_not_the_site(harness: Harness) -> None:
+    """A CLI command holding SQLite's write lock: pages keep being served at once, and the
+    inbox write waits for the lock instead of failing (both succeed)."""
+    import anyio
+
+    con = sqlite3.connect(harness.config.db_path, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("INSERT INTO meta(key, value) VALUES ('cli', 'holding the lock')")
+    results: dict[str, float] = {}
+
+    async def post() -> None:
+        r = await harness.signed_post("/inbox", follow(h=harness))
+        assert r.status_code == 202
+        results["post"] = anyio.current_time()
+
+    async def page() -> None:
+        r = await harness.client.get("/")
+        assert r.status_code == 200
+        results["page"] = anyio.current_time()
+
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(post)
+        await anyio.sleep(0.2)
+        tg.start_soon(page)
+        await anyio.sleep(1.5)
+        con.execute("COMMIT")  # the CLI command finishes
+        con.close()
+    assert results["page"] - start < 1.0  # served while the lock was held
+    assert results["post"] - start >= 1.5  # stored once the lock was released
+    assert len(harness.store()["inbox"]) == 1
