@@ -408,9 +408,13 @@ def _manifest_path(config: SiteConfig, out_dir: Path) -> Path:
 
 
 def _safe_join(root: Path, rel: str) -> Path:
+    _check_rel(root, rel)
+    return root / rel
+
+
+def _check_rel(root: Path, rel: str) -> None:
     if rel.startswith("/") or ".." in rel.split("/") or "\\" in rel:
         raise BuildError(f"refusing to write {rel!r}: it would land outside {root}")
-    return root / rel
 
 
 def write_outputs(
@@ -447,16 +451,20 @@ def write_outputs(
     made_dirs: list[Path] = []
     known_dirs: set[Path] = set()
     stage = out_dir.with_name(f".{out_dir.name}.stage-{os.getpid()}")
+    root = str(out_dir)
     try:
         for out in outputs:
-            target = _safe_join(out_dir, out.path)
+            # Strings and os.path here: most outputs are unchanged, and pathlib's overhead
+            # for tens of thousands of them was most of a no-op rebuild.
+            _check_rel(out_dir, out.path)
             previous = old.get(out.path)
             files += 1
             if progress:
                 progress(files, total)
-            if previous and previous[0] == out.key and target.is_file():
+            if previous and previous[0] == out.key and os.path.isfile(f"{root}/{out.path}"):
                 manifest[out.path] = previous
                 continue
+            target = out_dir / out.path
             data = out.render()
             rendered += 1
             digest = hashlib.sha256(data).hexdigest()
@@ -490,6 +498,8 @@ def write_outputs(
         raise
     removed = [p for p in old if p not in manifest]
     changed.extend(removed)
+    if not staged and not removed and manifest == old:
+        return files, written, rendered, changed  # nothing changed: the manifest stands
     try:
         # Without a manifest the next build starts afresh: a crash while files are being
         # renamed cannot leave a file that the manifest describes wrongly.
