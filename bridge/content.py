@@ -401,9 +401,16 @@ def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
 
 
 def _markdown_files(folder: Path) -> Iterable[Path]:
-    if not folder.is_dir():
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(
+                e.name
+                for e in entries
+                if e.name.endswith(".md") and not e.name.startswith(".") and e.is_file()
+            )
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(p for p in folder.glob("*.md") if p.is_file() and not p.name.startswith("."))
+    return [folder / name for name in names]
 
 
 RESERVED_PAGE_SLUGS = {"posts", "tags", "archive", "page", "ap", "static", "feed", "inbox"}
@@ -540,8 +547,10 @@ def _load(
     site = config.site_dir
     posts: list[Post] = []
     seen: dict[str, str] = {}
-    for path in _markdown_files(config.content_dir / "posts"):
-        rel = path.relative_to(site).as_posix()
+    folder = config.content_dir / "posts"
+    prefix = folder.relative_to(site).as_posix()
+    for path in _markdown_files(folder):
+        rel = f"{prefix}/{path.name}"
         post = _cached(cache, path, rel, renderer)
         if not isinstance(post, Post):
             post = parse_post(path, rel, config, renderer)
@@ -558,8 +567,10 @@ def _load(
         posts.append(post)
     pages: list[Page] = []
     page_seen: dict[str, str] = {}
-    for path in _markdown_files(config.content_dir / "pages"):
-        rel = path.relative_to(site).as_posix()
+    folder = config.content_dir / "pages"
+    prefix = folder.relative_to(site).as_posix()
+    for path in _markdown_files(folder):
+        rel = f"{prefix}/{path.name}"
         page = _cached(cache, path, rel, renderer)
         if not isinstance(page, Page):
             page = parse_page(path, rel, config, renderer)
