@@ -29,6 +29,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, overload
 
@@ -39,7 +40,7 @@ from bridge.content import MarkdownRenderer
 from bridge.content import load as load_content
 from bridge.errors import BuildError
 from bridge.pages import Renderer
-from bridge.posts import Comment, Post, tag_slug
+from bridge.posts import Comment, Page, Post, tag_slug
 
 Progress = Callable[[int, int], None]
 
@@ -165,6 +166,31 @@ class Plan:
 
     # ---- the outputs --------------------------------------------------------------
 
+    # ---- renderers of one output (bound to their inputs with functools.partial) -------
+
+    def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
+        comments = self.comments.get(post.slug, [])
+        return self.renderer.post(post, comments=comments, newer=newer, older=older).encode()
+
+    def _object_json(self, post: Post) -> bytes:
+        return _json(self.post_object(post))
+
+    def _create_json(self, post: Post) -> bytes:
+        return _json(self.create(post))
+
+    def _collection_json(self, post: Post, name: str) -> bytes:
+        comments = self.comments.get(post.slug, [])
+        return _json(activities.comment_collections(self.config, post, comments)[name])
+
+    def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
+        return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()
+
+    def _page(self, page: Page) -> bytes:
+        return self.renderer.page(page, f"{self.config.base_url}/{page.slug}/").encode()
+
+    def _nodeinfo_json(self, posts: int, version: str) -> bytes:
+        return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
+
     def outputs(self) -> Iterator[Output]:
         c, r = self.config, self.renderer
         posts = self.posts
@@ -184,31 +210,23 @@ class Plan:
             yield Output(
                 f"posts/{post.slug}/index.html",
                 key,
-                lambda post=post, newer=newer, older=older: r.post(
-                    post, comments=self.comments.get(post.slug, []), newer=newer, older=older
-                ).encode(),
+                partial(self._post_page, post, newer, older),
             )
             if post.draft:
                 continue
             okey = _h(self.base_key, "as", post.digest)
-            yield Output(
-                f"ap/posts/{post.slug}.json", okey, lambda post=post: _json(self.post_object(post))
-            )
+            yield Output(f"ap/posts/{post.slug}.json", okey, partial(self._object_json, post))
             yield Output(
                 f"ap/posts/{post.slug}/create.json",
                 okey,
-                lambda post=post: _json(self.create(post)),
+                partial(self._create_json, post),
             )
             ckey = _h(self.base_key, "coll", post.slug, cdig)
             for name in ("replies", "likes", "shares"):
                 yield Output(
                     f"ap/posts/{post.slug}/{name}.json",
                     ckey,
-                    lambda post=post, name=name: _json(
-                        activities.comment_collections(c, post, self.comments.get(post.slug, []))[
-                            name
-                        ]
-                    ),
+                    partial(self._collection_json, post, name),
                 )
             fed_seen += 1
             if fed_seen % activities.OUTBOX_PAGE_SIZE == 0 or fed_seen == len(self.federated):
@@ -220,6 +238,16 @@ class Plan:
 
         def home_url(n: int) -> str:
             return f"{c.base_url}/" if n == 1 else f"{c.base_url}/page/{n}/"
+
+        def home_page(chunk: list[Post], n: int) -> bytes:
+            return r.index(
+                chunk,
+                number=n,
+                pages=total_pages,
+                url=home_url(n),
+                prev_url=home_url(n - 1) if n > 1 else None,
+                next_url=home_url(n + 1) if n < total_pages else None,
+            ).encode()
 
         for n in range(1, total_pages + 1):
             chunk = posts[(n - 1) * per : n * per]
@@ -234,14 +262,7 @@ class Plan:
             yield Output(
                 path,
                 key,
-                lambda chunk=chunk, n=n: r.index(
-                    chunk,
-                    number=n,
-                    pages=total_pages,
-                    url=home_url(n),
-                    prev_url=home_url(n - 1) if n > 1 else None,
-                    next_url=home_url(n + 1) if n < total_pages else None,
-                ).encode(),
+                partial(home_page, chunk, n),
             )
 
         # Tag pages and the archive.
@@ -256,9 +277,7 @@ class Plan:
             yield Output(
                 f"tags/{slug}/index.html",
                 key,
-                lambda tag=tag, tagged=tagged, slug=slug: r.tag(
-                    tag, tagged, c.tag_url(slug)
-                ).encode(),
+                partial(self._tag_page, tag, tagged, slug),
             )
         yield Output(
             "archive/index.html",
@@ -276,7 +295,7 @@ class Plan:
             yield Output(
                 f"{page.slug}/index.html",
                 _h(self.base_key, r.template_digest("page.html"), page.digest),
-                lambda page=page: r.page(page, f"{c.base_url}/{page.slug}/").encode(),
+                partial(self._page, page),
             )
 
         # Feeds.
@@ -330,9 +349,7 @@ class Plan:
             yield Output(
                 f"nodeinfo/{version}",
                 _h(self.base_key, "nodeinfo", version, str(len(posts))),
-                lambda version=version: _json(
-                    webfinger.nodeinfo(c, posts=len(fed), version=version)
-                ),
+                partial(self._nodeinfo_json, len(fed), version),
             )
         yield Output("_headers", _h(self.base_key, "headers"), lambda: HEADERS_FILE.encode())
 
@@ -340,12 +357,12 @@ class Plan:
         static: dict[str, Path] = {}
         for folder in c.static_dirs:
             if folder.is_dir():
-                for path in folder.rglob("*"):
-                    if path.is_file() and not path.name.startswith("."):
-                        static["static/" + path.relative_to(folder).as_posix()] = path
+                for file in folder.rglob("*"):
+                    if file.is_file() and not file.name.startswith("."):
+                        static["static/" + file.relative_to(folder).as_posix()] = file
         for rel, src in sorted(static.items()):
             data = src.read_bytes()
-            yield Output(rel, _h("static", data), lambda data=data: data)
+            yield Output(rel, _h("static", data), partial(bytes, data))
 
 
 def _ids(posts: list[Post]) -> Iterator[str]:
