@@ -35,7 +35,7 @@ def _iso(value: dt.datetime) -> str:
 def _sanitize(value: str) -> Markup:
     from bridge.sanitize import sanitize_html
 
-    return Markup(sanitize_html(value))  # noqa: S704 - nh3 output, allow-listed
+    return Markup(sanitize_html(value, limit=None))  # noqa: S704 - nh3 output, allow-listed
 
 
 def _safe_url(value: str) -> str:

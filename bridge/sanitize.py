@@ -46,11 +46,16 @@ def _href_filter(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def sanitize_html(html: str, base_url: str = "") -> str:
-    """Clean remote HTML for display (see the module docstring); "" stays ""."""
+def sanitize_html(html: str, base_url: str = "", limit: int | None = MAX_CONTENT) -> str:
+    """Clean remote HTML for display (see the module docstring); "" stays "".
+
+    ``limit`` cuts raw HTML before cleaning (ingestion); rendering passes None, since what
+    it shows was already cut when it was stored.
+    """
     if not html:
         return ""
-    html = html[:MAX_CONTENT]
+    if limit is not None:
+        html = html[:limit]
     relative: Any = ("rewrite_with_base", base_url) if http_url(base_url) else "deny"
     cleaned: str = nh3.clean(
         html,
