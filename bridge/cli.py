@@ -576,7 +576,6 @@ async def _resolve_handle(ctx: Any, handle: str) -> str:
 # Commands defined beside the features they drive (they import the helpers above, so
 # they are registered last).
 from bridge.cli_conversations import commands as _conversation_commands  # noqa: E402
-
 from bridge.cli_writing import commands as _writing_commands  # noqa: E402
 
 for _command in [*_conversation_commands, *_writing_commands]:
