@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -458,6 +458,11 @@ def write_outputs(
         old: dict[str, list[str]] = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         old = {}
+    if recover_output(config, out_dir):
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            old = {}
     _remove_stale_siblings(out_dir)
     if not old or not out_dir.is_dir():
         return _write_fresh_tree(config, out_dir, outputs, progress, total, {})
@@ -518,31 +523,100 @@ def write_outputs(
     if not staged and not removed and manifest == old:
         return files, written, rendered, changed  # nothing changed: the manifest stands
     try:
-        # Without a manifest the next build starts afresh: a crash while files are being
-        # renamed cannot leave a file that the manifest describes wrongly.
-        manifest_path.unlink(missing_ok=True)
-        for tmp, target in staged:
-            os.replace(tmp, target)
-        if staged:
-            stage.rmdir()
-        for rel in removed:
-            path = _safe_join(out_dir, rel)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            for folder in path.parents:
-                if folder == out_dir or not folder.is_relative_to(out_dir):
-                    break
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break  # not empty
-        _write_manifest(manifest_path, manifest)
+        # The switch is journaled: the list of moves is written (atomically) before the
+        # first rename, so a build killed while renaming is completed by the next build or
+        # daemon start (roll-forward) instead of leaving old and new pages side by side.
+        journal = _journal_path(out_dir)
+        _write_manifest(
+            journal,
+            {
+                "stage": str(stage),
+                "moves": [[str(tmp), str(target.relative_to(out_dir))] for tmp, target in staged],
+                "removed": removed,
+                "manifest": manifest,
+            },
+        )
+        _apply_journal(config, out_dir, journal)
     except OSError as exc:
         raise BuildError(
             f"{out_dir}: could not write the site ({exc.strerror or exc}); "
             "build again to complete it"
         ) from None
     return files, written, rendered, changed
+
+
+def _journal_path(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.journal")
+
+
+def _apply_journal(config: SiteConfig, out_dir: Path, journal: Path) -> None:
+    """Carry out a journaled switch; idempotent, so it can be re-run after a crash."""
+    data = json.loads(journal.read_text())
+    manifest_path = _manifest_path(config, out_dir)
+    manifest_path.unlink(missing_ok=True)
+    for tmp, rel in data["moves"]:
+        target = _safe_join(out_dir, rel)
+        if os.path.exists(tmp):  # already moved when a crash interrupted an earlier run
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+    for rel in data["removed"]:
+        path = _safe_join(out_dir, rel)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        for folder in path.parents:
+            if folder == out_dir or not folder.is_relative_to(out_dir):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty
+    _write_manifest(manifest_path, data["manifest"])
+    shutil.rmtree(data["stage"], ignore_errors=True)
+    journal.unlink()
+
+
+def recover_output(config: SiteConfig, out_dir: Path | None = None) -> bool:
+    """Complete a switch a killed build left half done; True when there was one.
+
+    Called by every build before it starts and by the daemon at start-up, so after a crash
+    the served site is the complete new tree (or, for a fresh tree whose swap was cut
+    between its two renames, the old tree put back).
+    """
+    out_dir = (out_dir or config.output_dir).resolve()
+    journal = _journal_path(out_dir)
+    recovered = False
+    if journal.is_file():
+        try:
+            _apply_journal(config, out_dir, journal)
+        except (OSError, ValueError, KeyError, TypeError):
+            journal.unlink(missing_ok=True)  # unreadable: the next build starts afresh
+            _manifest_path(config, out_dir).unlink(missing_ok=True)
+        recovered = True
+    if not out_dir.exists():
+        for aside in sorted(out_dir.parent.glob(f".{out_dir.name}.old-*")):
+            if aside.is_dir():
+                os.rename(aside, out_dir)  # the old tree, moved aside by a killed swap
+                recovered = True
+                break
+    return recovered
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if the
+    system cannot, in which case the caller falls back to two renames."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return bool(result == 0)
 
 
 def _remove_stale_siblings(out_dir: Path) -> None:
@@ -568,7 +642,7 @@ def _remove_stale_siblings(out_dir: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_manifest(path: Path, manifest: dict[str, list[str]]) -> None:
+def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(json.dumps(manifest, sort_keys=True))
@@ -630,11 +704,20 @@ def _write_fresh_tree(
                 progress(files, total)
         removed = [p for p in old if p not in manifest]
         changed.extend(removed)
-        # Swap: the old tree is moved aside, the new one takes its name.
+        # Swap in one atomic step where the system can (RENAME_EXCHANGE); otherwise the old
+        # tree is moved aside and put back if the second rename fails.
         aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        if out_dir.exists():
-            os.replace(out_dir, aside)
-        os.replace(new_dir, out_dir)
+        if out_dir.exists() and _exchange(new_dir, out_dir):
+            os.rename(new_dir, aside)  # new_dir now holds the old tree
+        else:
+            if out_dir.exists():
+                os.replace(out_dir, aside)
+            try:
+                os.replace(new_dir, out_dir)
+            except OSError:
+                if aside.exists() and not out_dir.exists():
+                    os.replace(aside, out_dir)
+                raise
         if aside.exists():
             shutil.rmtree(aside, ignore_errors=True)
         _write_manifest(manifest_path, manifest)
