@@ -202,6 +202,13 @@ class Daemon:
     async def start(self) -> None:
         from bridge import delivery
 
+        from bridge import site
+
+        # A build killed mid-switch (e.g. with the previous daemon) is completed first.
+        try:
+            site.recover_output(self.config)
+        except OSError as exc:
+            log.error("could not complete an interrupted build: %s", exc)
         if not self.lock.acquire():
             log.warning("another daemon holds %s; this one will not deliver", self.lock.path)
         self.worker = delivery.DeliveryWorker(
