@@ -395,14 +395,39 @@ def outbox_pages(
         yield page_url(n), page
 
 
-def followers_collection(config: SiteConfig, total: int) -> dict[str, Any]:
-    """Followers as a count, as Mastodon shows them to others (no member list)."""
-    return {
+FOLLOWERS_PAGE_SIZE = 40
+
+
+def followers_collection(config: SiteConfig, total: int, *, paged: bool = False) -> dict[str, Any]:
+    """Followers as a count plus, from the daemon, pages of actor ids (as Mastodon serves
+    them; Mastodon reads the count, other servers page through for follower sync)."""
+    doc: dict[str, Any] = {
         "@context": AS,
         "id": config.followers_url,
         "type": "OrderedCollection",
         "totalItems": total,
     }
+    if paged and total:
+        doc["first"] = f"{config.followers_url}?page=1"
+    return doc
+
+
+def followers_page(
+    config: SiteConfig, number: int, actors: Sequence[str], total: int
+) -> dict[str, Any]:
+    page: dict[str, Any] = {
+        "@context": AS,
+        "id": f"{config.followers_url}?page={number}",
+        "type": "OrderedCollectionPage",
+        "partOf": config.followers_url,
+        "totalItems": total,
+        "orderedItems": list(actors),
+    }
+    if number * FOLLOWERS_PAGE_SIZE < total:
+        page["next"] = f"{config.followers_url}?page={number + 1}"
+    if number > 1:
+        page["prev"] = f"{config.followers_url}?page={number - 1}"
+    return page
 
 
 def comment_collections(

@@ -320,7 +320,21 @@ class Daemon:
         return JSONResponse(webfinger.jrd(self.config), media_type=JRD, headers=headers)
 
     async def followers_collection(self, request: Request) -> Response:
-        doc = activities.followers_collection(self.config, followers.count(self.db))
+        total = followers.count(self.db)
+        page = request.query_params.get("page", "")
+        if not page:
+            doc = activities.followers_collection(self.config, total, paged=True)
+            return JSONResponse(doc, media_type=AP_JSON)
+        if not page.isdigit() or int(page) < 1:
+            return JSONResponse({"error": "page must be a positive integer"}, 400)
+        number = int(page)
+        size = activities.FOLLOWERS_PAGE_SIZE
+        rows = self.db.query(
+            "SELECT actor FROM followers WHERE state = 'accepted' ORDER BY created, actor "
+            "LIMIT ? OFFSET ?",
+            (size, (number - 1) * size),
+        )
+        doc = activities.followers_page(self.config, number, [r["actor"] for r in rows], total)
         return JSONResponse(doc, media_type=AP_JSON)
 
     async def static(self, request: Request) -> Response:

@@ -418,6 +418,13 @@ async def test_followers_collection_is_a_live_count(harness: Harness) -> None:
     doc = (await harness.client.get("/ap/followers.json")).json()
     assert doc["type"] == "OrderedCollection"
     assert doc["totalItems"] == 1
+    page = (await harness.client.get(doc["first"].removeprefix(harness.config.base_url))).json()
+    assert page["type"] == "OrderedCollectionPage"
+    assert page["partOf"] == harness.config.followers_url
+    assert page["orderedItems"] == [REMOTE]
+    assert "next" not in page
+    bad = await harness.client.get("/ap/followers.json", params={"page": "x"})
+    assert bad.status_code == 400
 
 
 async def test_path_traversal_is_refused(harness: Harness) -> None:
