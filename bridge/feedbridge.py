@@ -253,23 +253,6 @@ def _sign(ctx: Context, obj: dict[str, Any], moment: dt.datetime) -> dict[str, A
     )
 
 
-def _links(ctx: Context, html: str, base: str) -> set[str]:
-    from bridge.webmention_client import find_links
-
-    return {u for u in find_links(html, base) if ctx.config.local_path(u) is None}
-
-
-async def _send_webmentions(
-    ctx: Context, source: str, html: str, old_links: list[str]
-) -> list[Any]:
-    try:
-        from bridge import webmentions
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return []
-    results: list[Any] = await webmentions.send_for_post(ctx, source, html, old_links)
-    return results
-
-
 # ---- fetching -------------------------------------------------------------------------------
 
 
@@ -413,7 +396,7 @@ async def _federate(
         federated = bool(row["federated"]) if live and row is not None else False
         old_links: list[str] = json.loads(row["links"]) if live and row is not None else []
         served = _sign(ctx, obj, post.last_modified)
-        links = sorted(_links(ctx, post.html, entry.link or config.base_url + "/"))
+        links = sorted(outbox.external_links(ctx, post.html, entry.link or config.base_url + "/"))
         announce = True
         if not live and date < since:
             report.recorded.append(slug)
@@ -493,9 +476,12 @@ async def _federate(
                 webmention_jobs.append((slug, str(row["link"]), "", json.loads(row["links"])))
 
     for slug, source, html, old_links in webmention_jobs:
-        results = await _send_webmentions(ctx, source, html, old_links)
+        results = await outbox.mention_links(ctx, source, html, old_links)
         report.webmentions += results
-        links = sorted({r.target for r in results} | (_links(ctx, html, source) if html else set()))
+        links = sorted(
+            {r.target for r in results}
+            | (outbox.external_links(ctx, html, source) if html else set())
+        )
         with db.tx() as con:
             con.execute(
                 "UPDATE bridge_entries SET links = ? WHERE slug = ?", (json.dumps(links), slug)

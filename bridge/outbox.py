@@ -146,7 +146,7 @@ async def publish(
         if is_new and post.date < since:
             report.recorded.append(post.slug)
             federated = False
-            old_links = sorted(_links(ctx, post.html))  # remembered, not mentioned
+            old_links = sorted(external_links(ctx, post.html))  # remembered, not mentioned
         elif is_new or federated:
             full, extra = await resolve_reply(ctx, obj)
             if is_new:
@@ -201,7 +201,7 @@ async def publish(
                 "UPDATE published SET state = 'deleted', updated = ? WHERE slug = ?", (now(), slug)
             )
         if send_webmentions:
-            report.webmentions += await _send_webmentions(
+            report.webmentions += await mention_links(
                 ctx, ctx.config.post_url(slug), "", json.loads(row["links"])
             )
 
@@ -210,9 +210,9 @@ async def publish(
             html = post.html
             if post.in_reply_to:
                 html += f'<a href="{post.in_reply_to}"></a>'
-            results = await _send_webmentions(ctx, ctx.config.post_url(post.slug), html, old_links)
+            results = await mention_links(ctx, ctx.config.post_url(post.slug), html, old_links)
             report.webmentions += results
-            links = sorted({r.target for r in results} | _links(ctx, html))
+            links = sorted({r.target for r in results} | external_links(ctx, html))
             with ctx.db.tx() as con:
                 con.execute(
                     "UPDATE published SET links = ? WHERE slug = ?", (json.dumps(links), post.slug)
@@ -235,21 +235,18 @@ def _publish_actor(ctx: Context, inboxes: list[str], moment: dt.datetime) -> int
     return queued
 
 
-def _links(ctx: Context, html: str) -> set[str]:
+def external_links(ctx: Context, html: str, base: str | None = None) -> set[str]:
+    """Absolute links of a post's HTML that point away from this site."""
     from bridge.webmention_client import find_links
 
-    return {
-        u for u in find_links(html, ctx.config.base_url + "/") if ctx.config.local_path(u) is None
-    }
+    found = find_links(html, base or ctx.config.base_url + "/")
+    return {u for u in found if ctx.config.local_path(u) is None}
 
 
-async def _send_webmentions(
-    ctx: Context, source: str, html: str, old_links: list[str]
-) -> list[Any]:
-    try:
-        from bridge import webmentions
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return []
+async def mention_links(ctx: Context, source: str, html: str, old_links: list[str]) -> list[Any]:
+    """Webmentions from ``source`` to every link of ``html`` and to links it dropped."""
+    from bridge import webmentions
+
     results: list[Any] = await webmentions.send_for_post(ctx, source, html, old_links)
     return results
 
