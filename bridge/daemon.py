@@ -200,9 +200,7 @@ class Daemon:
     # ---- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        from bridge import delivery
-
-        from bridge import site
+        from bridge import delivery, site
 
         # A build killed mid-switch (e.g. with the previous daemon) is completed first.
         try:
