@@ -545,6 +545,21 @@ def write_outputs(
     return files, written, rendered, changed
 
 
+@contextlib.contextmanager
+def _build_lock(config: SiteConfig, out_dir: Path) -> Iterator[None]:
+    """An exclusive lock (flock) on the output folder's lock file, held while writing."""
+    import fcntl
+
+    path = _manifest_path(config, out_dir).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a build in progress to finish
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _journal_path(out_dir: Path) -> Path:
     return out_dir.with_name(f".{out_dir.name}.journal")
 
@@ -820,9 +835,12 @@ def build(
         followers_count(config),
     )
     outputs = list(plan.outputs())
-    files, written, rendered, changed = write_outputs(
-        config, out_dir, iter(outputs), progress, len(outputs)
-    )
+    # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
+    # `build` from the command line otherwise race on the manifest and the switch.
+    with _build_lock(config, out_dir):
+        files, written, rendered, changed = write_outputs(
+            config, out_dir, iter(outputs), progress, len(outputs)
+        )
     return BuildResult(
         out_dir=out_dir,
         posts=len(posts),

@@ -487,3 +487,30 @@ def test_a_killed_fresh_swap_is_undone_by_recovery(site: Path) -> None:
     os.rename(out, aside)  # the state a kill between the two renames leaves
     assert site_mod.recover_output(config)
     assert tree(out) == old
+
+
+def test_concurrent_builds_of_one_output_take_turns(site: Path) -> None:
+    """The daemon's rebuild and a `publish` from the command line may build at the same
+    moment: they take turns on a lock, and both succeed with a complete output."""
+    import threading
+
+    config = config_mod.load(site)
+    site_mod.build(config)
+    edit_everything(site, "Renamed")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            site_mod.build(config_mod.load(site))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    out = config.output_dir
+    assert "Renamed" in (out / "index.html").read_text()
+    assert not site_mod.recover_output(config)  # nothing was left half done
