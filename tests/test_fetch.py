@@ -10,15 +10,14 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import time
-from collections.abc import Iterable
 
 import anyio
-import httpcore
 import httpx
 import pytest
 
 from bridge.errors import BlockedAddressError, FetchError
 from bridge.fetch import IPAddress, SafeFetcher, is_public_address
+from tests.netfakes import SpyBackend
 from tests.webserver import Exchange, WebServer, web_fixture  # noqa: F401 - the `web` fixture
 
 pytestmark = pytest.mark.anyio
@@ -27,32 +26,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class SpyBackend(httpcore.AsyncNetworkBackend):
-    """Records every TCP connection actually attempted, then makes it on loopback only."""
-
-    def __init__(self) -> None:
-        self.connects: list[tuple[str, int]] = []
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connects.append((host, port))
-        if not ipaddress.ip_address(host).is_loopback:
-            raise AssertionError(f"test tried to connect to {host}")
-        return await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 HOSTS = {

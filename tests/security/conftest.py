@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpcore
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -42,6 +41,7 @@ from bridge.db import Database
 from bridge.fetch import IPAddress, SafeFetcher, is_public_address
 from bridge.inbox import RateLimiter
 from bridge.signatures import HTTPSignatureAuth, SchemeMemory, sign_request
+from tests.netfakes import SpyBackend
 
 CATEGORIES = ("inbox", "fetch", "render", "fault", "load")
 
@@ -389,34 +389,6 @@ def create(actor: str, obj: Any, n: int = 1) -> dict[str, Any]:
 
 
 # ---- hostile fetching: loopback server, fake DNS, connection spy ------------------------------
-
-
-class SpyBackend(httpcore.AsyncNetworkBackend):
-    """Records every TCP connection actually attempted; refuses anything but loopback."""
-
-    def __init__(self) -> None:
-        self.connects: list[tuple[str, int]] = []
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        import ipaddress
-
-        self.connects.append((host, port))
-        if not ipaddress.ip_address(host).is_loopback:
-            raise AssertionError(f"a test tried to connect to {host}")
-        return await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 HOSTS = {
