@@ -236,10 +236,6 @@ def post_object(
     return obj
 
 
-def strip_context(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k != "@context"}
-
-
 def create(config: SiteConfig, obj: dict[str, Any]) -> dict[str, Any]:
     """The Create that first announced an object; its id is stable (``.../create.json``)."""
     return {

@@ -290,13 +290,14 @@ def publish(site_dir: Path, no_webmentions: bool) -> None:
     """
     import asyncio
 
-    from bridge import content, daemon, delivery, keys, outbox
+    from bridge import daemon, delivery, keys, outbox
     from bridge.context import make_context
 
     config, db = _open(site_dir)
     actor_keys = keys.load_or_generate(config.state_dir)
-    click.echo(_build_with_progress(config, None, False).summary())
-    posts, _ = content.load(config)
+    built = _build_with_progress(config, None, False)
+    click.echo(built.summary())
+    posts = list(built.built_posts)  # parsed once, by the build
     running = daemon.DaemonLock.held(daemon.lock_path(config))
 
     async def run() -> None:

@@ -17,13 +17,12 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bridge.posts import SLUG_RE, Comment, CommentAuthor
 
-COMMENT_TYPES = ("reply", "like", "repost", "bookmark", "mention")
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
 
 
@@ -121,15 +120,6 @@ class CommentStore:
             return False
         self.path(found[0], cid).unlink(missing_ok=True)
         return True
-
-    def set_status(self, cid: str, status: str) -> Comment | None:
-        found = self.get(cid)
-        if found is None:
-            return None
-        slug, comment = found
-        comment = replace(comment, status=status)
-        self.write(slug, comment)
-        return comment
 
     @staticmethod
     def _read(path: Path) -> Comment:

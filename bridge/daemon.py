@@ -131,8 +131,6 @@ class Rebuilder:
         self.config = config
         self.delay = delay
         self.event = asyncio.Event()
-        self.builds = 0
-        self.last_error = ""
         self.listeners: list[Callable[[], None]] = []
 
     def request(self, slug: str = "") -> None:
@@ -153,10 +151,7 @@ class Rebuilder:
             self.event.clear()
             try:
                 await asyncio.to_thread(site.build, self.config)
-                self.builds += 1
-                self.last_error = ""
             except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
-                self.last_error = str(exc)
                 log.error("rebuild failed: %s", exc)
             for listener in self.listeners:
                 listener()
@@ -391,13 +386,6 @@ class Daemon:
             Route("/ap/followers.json", self.followers_collection, methods=["GET", "HEAD"]),
             Route("/{path:path}", self.static, methods=["GET", "HEAD"]),
         ]
-
-
-def actors_module() -> Any:
-    """The actors module (tests seed its cache through the daemon's context)."""
-    from bridge import actors
-
-    return actors
 
 
 def _conversation_hooks() -> dict[str, inbox.ConversationHook]:

@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bridge import activities, followers, proofs
-from bridge.actors import as_list, first_id, host_of
+from bridge.actors import first_id, host_of
 from bridge.context import Context
 from bridge.db import now
 from bridge.errors import BridgeError, FetchError, SignatureError
@@ -417,11 +417,3 @@ def default_handlers(
         if kind in conv:
             table[kind] = conv[kind]
     return table
-
-
-def audience(activity: dict[str, Any]) -> list[str]:
-    return [
-        a
-        for a in (first_id(x) for x in as_list(activity.get("to")) + as_list(activity.get("cc")))
-        if a
-    ]

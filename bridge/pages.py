@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -138,18 +137,6 @@ class Renderer:
         if tpl is None:
             tpl = self._templates[name] = self.env.get_template(name)
         return tpl
-
-    def template_files(self, name: str) -> list[Path]:
-        """The files a template is built from (itself and what it extends/includes)."""
-        files = []
-        for dep in self.template_names(name) or [name]:
-            try:
-                _, filename, _ = self.env.loader.get_source(self.env, dep)  # type: ignore[union-attr]
-            except jinja2.TemplateNotFound:
-                continue
-            if filename:
-                files.append(Path(filename))
-        return files
 
     def template_names(self, name: str) -> list[str] | None:
         """``name`` and every template it extends, includes or imports, transitively,

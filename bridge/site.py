@@ -62,6 +62,7 @@ class BuildResult:
     rendered: int
     seconds: float
     changed: list[str] = field(default_factory=list)
+    built_posts: tuple[Post, ...] = ()  # the posts as parsed, newest first (for publish)
 
     def summary(self) -> str:
         return (
@@ -160,9 +161,6 @@ class Plan:
             published=published,
         )
         return self.sign(doc, published)
-
-    def html(self, key: str, fn: Callable[[], str]) -> tuple[str, Callable[[], bytes]]:
-        return _h(self.theme, key), lambda: fn().encode()
 
     # ---- the outputs --------------------------------------------------------------
 
@@ -850,4 +848,5 @@ def build(
         rendered=rendered,
         seconds=time.perf_counter() - started,
         changed=changed,
+        built_posts=tuple(posts),
     )

@@ -23,6 +23,7 @@ from bridge import config as config_mod
 from bridge import daemon as daemon_mod
 from bridge import keys as keymod
 from bridge import site as site_mod
+from bridge.actors import parse_actor
 from bridge.context import make_context
 from bridge.db import Database
 from bridge.signatures import sign_request
@@ -81,7 +82,7 @@ class Harness:
                 "endpoints": {"sharedInbox": actor.split("/users")[0] + "/inbox"},
                 "publicKey": {"id": actor + "#main-key", "owner": actor, "publicKeyPem": _pem(key)},
             }
-            self.daemon.ctx.actors.store(daemon_mod.actors_module().parse_actor(doc))
+            self.daemon.ctx.actors.store(parse_actor(doc))
         app = daemon_mod.create_app(self.config, daemon=self.daemon)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
@@ -444,7 +445,6 @@ async def test_relayed_activity_with_the_actors_proof_is_accepted(harness: Harne
     from bridge.keys import ed25519_multibase
 
     ed = ed25519.Ed25519PrivateKey.generate()
-    actors = daemon_mod.actors_module()
     cached = harness.daemon.ctx.actors.cached(REMOTE)
     assert cached is not None
     doc = dict(cached.doc)
@@ -456,7 +456,7 @@ async def test_relayed_activity_with_the_actors_proof_is_accepted(harness: Harne
             "publicKeyMultibase": ed25519_multibase(ed.public_key()),
         }
     ]
-    harness.daemon.ctx.actors.store(actors.parse_actor(doc))
+    harness.daemon.ctx.actors.store(parse_actor(doc))
     like = {
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": REMOTE + "#likes/1",
