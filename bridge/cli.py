@@ -248,7 +248,13 @@ def _open(site_dir: Path) -> tuple[SiteConfig, Any]:
 @main.command()
 @site_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
 @click.option("--no-build", is_flag=True, help="Serve the existing output without building.")
 @click.option(
     "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
