@@ -11,7 +11,7 @@ def main() -> None:
     import uvicorn
 
     from bridge import config
-    from bridge.daemon import create_app
+    from bridge.daemon.app import create_app
 
     site, port = Path(sys.argv[1]), int(sys.argv[2])
     app = create_app(config.load(site))

@@ -36,7 +36,8 @@ def inbox_urls(port: int, n: int, hosts: int = HOSTS) -> list[str]:
 
 
 def _activity(site: Path) -> dict[str, Any]:
-    from bridge import activities, config, content
+    from bridge import config
+    from bridge.site import activities, content
 
     cfg = config.load(site)
     posts, _ = content.load(cfg)
@@ -48,8 +49,9 @@ def _activity(site: Path) -> dict[str, Any]:
 
 
 async def _worker(args: argparse.Namespace) -> dict[str, Any]:
-    from bridge import config, delivery, keys
+    from bridge import config, keys
     from bridge.db import Database
+    from bridge.federation import delivery
 
     cfg = config.load(args.site)
     actor_keys = keys.load(cfg.state_dir)
@@ -177,8 +179,8 @@ def _child(
 def _processes(site: Path, port: int, n: int, processes: int, concurrency: int) -> float:
     """Deliveries/s of ``processes`` workers sharing one queue (the design allows several
     processes per database: each claims its rows in a transaction)."""
-    from bridge import delivery
     from bridge.db import Database
+    from bridge.federation import delivery
 
     path = common.WORK / "delivery-shared.sqlite3"
     for suffix in ("", "-wal", "-shm"):

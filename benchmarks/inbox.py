@@ -159,7 +159,7 @@ def _sign_batch(job: tuple[list[tuple[int, str, bytes]], str, int]) -> list[byte
     import httpx
     from cryptography.hazmat.primitives import serialization
 
-    from bridge.signatures import sign_request
+    from bridge.federation.signatures import sign_request
 
     items, host, port = job
     keys: dict[str, Any] = {}
@@ -186,7 +186,8 @@ def _sign_batch(job: tuple[list[tuple[int, str, bytes]], str, int]) -> list[byte
 def build_requests(
     count: int, start: int, port: int, pems: list[tuple[bytes, str]], site: Path, marker: str = ""
 ) -> list[bytes]:
-    from bridge import config, content
+    from bridge import config
+    from bridge.site import content
 
     cfg = config.load(site)
     posts, _ = content.load(cfg)
@@ -234,7 +235,7 @@ def run(
     table: common.Table, seconds: float, rate: float, connections: int = 32, posts: int = 50
 ) -> None:
     from bridge import config
-    from bridge import site as site_mod
+    from bridge.site import build as site_mod
 
     sink_port, port, bare_port = common.free_port(), common.free_port(), common.free_port()
     site = make_site(posts, sink_port)
@@ -295,10 +296,11 @@ def _reply_latency(site: Path, port: int, pems: list[tuple[bytes, str]]) -> tupl
     import socket
 
     try:
-        from bridge import conversations  # noqa: F401
+        from bridge.conversations import fediverse as conversations  # noqa: F401
     except ImportError as exc:
         return "pending", f"bridge.conversations cannot be imported yet ({exc})"
-    from bridge import config, content
+    from bridge import config
+    from bridge.site import content
 
     cfg = config.load(site)
     posts, _ = content.load(cfg)

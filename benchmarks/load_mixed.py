@@ -149,7 +149,7 @@ def sent_activities(requests: list[bytes], count: int) -> list[dict[str, Any]]:
 def check_exactly_once(site: Path, accepted: list[dict[str, Any]]) -> list[str]:
     """What is wrong with the store, given the activities the daemon accepted."""
     from bridge import config
-    from bridge.comments import CommentStore, comment_id
+    from bridge.site.comments import CommentStore, comment_id
 
     problems: list[str] = []
     cfg = config.load(site)
@@ -204,7 +204,7 @@ def main() -> None:
     common.WORK.mkdir(parents=True, exist_ok=True)
 
     from bridge import config
-    from bridge import site as site_mod
+    from bridge.site import build as site_mod
 
     sink_port, port = common.free_port(), common.free_port()
     site = make_site(sink_port)

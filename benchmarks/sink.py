@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from bridge.signatures import PublicKeyInfo, verify_request
+from bridge.federation.signatures import PublicKeyInfo, verify_request
 
 
 def make_app(public_pem: bytes | None, known_key_id: str, owner: str, bare: bool) -> Any:

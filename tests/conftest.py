@@ -28,9 +28,9 @@ import pytest
 
 from bridge import config as config_mod
 from bridge import keys
-from bridge import site as site_mod
 from bridge.config import SiteConfig
-from bridge.site import BuildResult
+from bridge.site import build as site_mod
+from bridge.site.build import BuildResult
 
 DATA = Path(__file__).resolve().parent / "data"
 SITE_DATA = DATA / "site"

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 # The conversation commands, registered on the main CLI whether or not it does so itself.
 CLI = (
-    "import sys; from bridge.cli import main; from bridge.cli_conversations import commands; "
+    "import sys; from bridge.cli import main; from bridge.cli.conversations import commands; "
     "[main.add_command(c) for c in commands if c.name not in main.commands]; "
     "main(sys.argv[1:], prog_name='indiebridge')"
 )

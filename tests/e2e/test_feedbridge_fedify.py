@@ -17,11 +17,12 @@ import pytest
 from starlette.applications import Starlette
 
 from bridge import config as config_mod
-from bridge import daemon, feedbridge
+from bridge.daemon import app as daemon
+from bridge.daemon import feedbridge
+from tests.daemon.test_feedbridge import Entry, FeedHost
+from tests.daemon.test_watch import ServerThread
 from tests.e2e.blog import Blog
 from tests.interop.fedify import FedifyPeer
-from tests.test_feedbridge import Entry, FeedHost
-from tests.test_watch import ServerThread
 from tests.webserver import WebServer
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from bridge import config as config_mod
-from bridge.site import BuildResult
-from bridge.watch import ReloadHub, SiteWatcher, terminal_reporter
-from tests.test_watch import ServerThread, free_port, site_app
+from bridge.daemon.watch import ReloadHub, SiteWatcher, terminal_reporter
+from bridge.site.build import BuildResult
+from tests.daemon.test_watch import ServerThread, free_port, site_app
 
 pytestmark = pytest.mark.slow
 

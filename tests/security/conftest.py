@@ -8,7 +8,7 @@ At the end of a run that collected any of these tests, a table shows per categor
 many cases were tried and how many held (passed).  An expected failure (``xfail``) is a
 case tried that does not hold yet: it names the fix still needed.
 
-The ``InboxHarness`` is the daemon in-process, as ``tests/test_daemon_inbox.py`` drives
+The ``InboxHarness`` is the daemon in-process, as ``tests/federation/test_daemon_inbox.py`` drives
 it: requests are signed with ``bridge.signatures.sign_request``, remote actors and keys
 are seeded in the cache, and the fetcher runs on ``httpx.MockTransport`` serving only the
 documents a test registers (everything else is a 404), so no traffic leaves the process.
@@ -31,16 +31,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge import config as config_mod
-from bridge import daemon as daemon_mod
 from bridge import keys as keymod
-from bridge import site as site_mod
-from bridge.actors import Actors, parse_actor
-from bridge.comments import CommentStore
-from bridge.context import Context, make_context
+from bridge.daemon import app as daemon_mod
 from bridge.db import Database
-from bridge.fetch import IPAddress, SafeFetcher, is_public_address
-from bridge.inbox import RateLimiter
-from bridge.signatures import HTTPSignatureAuth, SchemeMemory, sign_request
+from bridge.federation.actors import Actors, parse_actor
+from bridge.federation.context import Context, make_context
+from bridge.federation.fetch import IPAddress, SafeFetcher, is_public_address
+from bridge.federation.inbox import RateLimiter
+from bridge.federation.signatures import HTTPSignatureAuth, SchemeMemory, sign_request
+from bridge.site import build as site_mod
+from bridge.site.comments import CommentStore
 from tests.netfakes import SpyBackend
 
 CATEGORIES = ("inbox", "fetch", "render", "fault", "load")

@@ -1,7 +1,7 @@
 """Faults: processes killed mid-write, full disks, failing peers, a locked database.
 
 kill -9 of the daemon during delivery is ``tests/e2e/test_daemon_crash.py``; the queue's
-own retry rules are ``tests/test_delivery.py`` (mock transport, fake clock).  Here:
+own retry rules are ``tests/federation/test_delivery.py`` (mock transport, fake clock).  Here:
 comment files and the built site under kill -9 and ENOSPC, delivery over real loopback
 sockets to peers that fail in every way, a 410 removing the follower end to end, and the
 SQLite file held by another process while the inbox receives.
@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 
 from bridge import config as config_mod
-from bridge import followers
-from bridge import site as site_mod
 from bridge.db import Database
-from bridge.delivery import DeliveryWorker, enqueue
 from bridge.errors import BuildError
+from bridge.federation import followers
+from bridge.federation.delivery import DeliveryWorker, enqueue
+from bridge.site import build as site_mod
 from tests.security.conftest import ALICE, InboxHarness
 from tests.webserver import Exchange, WebServer, web_fixture  # noqa: F401 - the `web` fixture
 
@@ -191,8 +191,8 @@ WRITER = textwrap.dedent(
     """
     import dataclasses, datetime as dt, sys
     from pathlib import Path
-    from bridge.comments import CommentStore
-    from bridge.posts import Comment, CommentAuthor
+    from bridge.site.comments import CommentStore
+    from bridge.site.posts import Comment, CommentAuthor
     store = CommentStore(Path(sys.argv[1]))
     base = Comment(id="ab" * 10, type="reply", protocol="webmention",
         source="https://eve.example/r", target="https://blog.example/posts/first-article/",
@@ -383,7 +383,7 @@ async def test_failing_peers_are_retried_on_schedule_then_given_up_and_recorded(
 async def test_a_410_from_a_followers_inbox_removes_the_follower(
     make_site: Callable[..., Path], web: WebServer
 ) -> None:
-    from bridge import daemon as daemon_mod
+    from bridge.daemon import app as daemon_mod
 
     config = config_mod.load(make_site({"allow_private_addresses": True}))
     site_mod.build(config)

@@ -1,6 +1,6 @@
 """Fetching URLs that strangers name, through the code that really does it.
 
-``tests/test_fetch.py`` covers ``SafeFetcher`` itself.  Here the same hostility reaches
+``tests/federation/test_fetch.py`` covers ``SafeFetcher`` itself.  Here the same hostility reaches
 it through its consumers: the key lookup of the inbox (``Actors.lookup_key``), webmention
 source verification (``webmentions.verify`` / ``process_pending``), the author page of a
 webmention (``mf2.resolve_author``) and endpoint discovery when we send webmentions.
@@ -21,15 +21,15 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bridge import daemon as daemon_mod
-from bridge import webmentions
-from bridge.actors import parse_actor
-from bridge.comments import comment_id
 from bridge.config import SiteConfig
-from bridge.context import Context
+from bridge.conversations import webmentions
+from bridge.conversations.webmention_client import send_webmention
+from bridge.daemon import app as daemon_mod
 from bridge.errors import SignatureError
-from bridge.signatures import sign_request
-from bridge.webmention_client import send_webmention
+from bridge.federation.actors import parse_actor
+from bridge.federation.context import Context
+from bridge.federation.signatures import sign_request
+from bridge.site.comments import comment_id
 from tests.security.conftest import (
     POST_SLUG,
     SpyBackend,

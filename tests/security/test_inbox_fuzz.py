@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.comments import from_json
+from bridge.site.comments import from_json
 from tests.security.conftest import ALICE, MALLORY, PUBLIC, InboxHarness
 
 pytestmark = [pytest.mark.anyio, pytest.mark.category("inbox")]

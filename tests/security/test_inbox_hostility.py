@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from bridge.comments import comment_id
-from bridge.signatures import content_digest_header, digest_header, http_date
+from bridge.federation.signatures import content_digest_header, digest_header, http_date
+from bridge.site.comments import comment_id
 from tests.security.conftest import (
     ALICE,
     CAROL,
@@ -515,7 +515,7 @@ async def test_actor_document_cannot_claim_another_hosts_key(inbox: InboxHarness
     must not replace alice's cached key: otherwise alice's requests stop verifying with
     the cached key (a refetch is then needed, and impossible once alice's account is gone,
     so her account Delete would be refused)."""
-    from bridge.actors import parse_actor
+    from bridge.federation.actors import parse_actor
     from tests.security.conftest import actor_doc, pem_of
 
     doc = actor_doc(MALLORY, inbox.keys[MALLORY])

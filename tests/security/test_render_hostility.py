@@ -25,13 +25,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge import site as site_mod
-from bridge import webmentions
-from bridge.comments import CommentStore, comment_id
 from bridge.config import SiteConfig
-from bridge.context import Context
+from bridge.conversations import webmentions
 from bridge.errors import BuildError, ContentError
-from bridge.posts import Comment, CommentAuthor
+from bridge.federation.context import Context
+from bridge.site import build as site_mod
+from bridge.site.comments import CommentStore, comment_id
+from bridge.site.posts import Comment, CommentAuthor
 from tests.security.conftest import (
     ALICE,
     POST_SLUG,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.db import Database
-from bridge.delivery import DeliveryWorker
+from bridge.federation.delivery import DeliveryWorker
 
 
 def main() -> None:

@@ -1,0 +1,256 @@
+"""Command-line commands for conversations: comments, sent webmentions, webmention tools.
+
+``commands`` lists the click commands for the main CLI to register with
+``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
+``delete``), ``webmentions`` (what was sent) and the ``webmention`` group (``discover``,
+``send``).  Like ``bridge.cli``, user mistakes become one-line messages and heavy modules
+are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from bridge.cli import friendly, load_config, site_option
+
+if TYPE_CHECKING:
+    from bridge.config import SiteConfig
+    from bridge.federation.context import Context
+    from bridge.federation.fetch import SafeFetcher
+
+T = TypeVar("T")
+
+REBUILD_HINT = "run 'indiebridge build' (or pass --build) to update the pages"
+
+
+def _context(site_dir: Path) -> Context:
+    from bridge import keys
+    from bridge.db import Database
+    from bridge.federation.context import make_context
+
+    config = load_config(site_dir)
+    return make_context(config, Database(config.db_path), keys.load_or_generate(config.state_dir))
+
+
+def _close(ctx: Context) -> None:
+    asyncio.run(ctx.fetcher.aclose())
+
+
+def _rebuild(ctx: Context, build: bool) -> None:
+    if not build:
+        click.echo(REBUILD_HINT)
+        return
+    from bridge.site import build as site
+
+    click.echo(site.build(ctx.config).summary())
+
+
+def _snippet(html: str, width: int = 60) -> str:
+    import html as html_lib
+    import re
+
+    text = " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ---- comments ---------------------------------------------------------------------------
+
+
+@click.group()
+def comments() -> None:
+    """List and moderate comments (fediverse replies, likes, boosts and webmentions).
+
+    `comments_policy` in site.toml decides whether new comments appear at once (open),
+    only from accepted followers (followers) or after `comments approve` (manual).
+    Private mentions (not public replies) are listed with status `private`; they never
+    appear on the site.
+    """
+
+
+@comments.command("list")
+@site_option
+@click.option("--pending", is_flag=True, help="Only comments waiting for approval.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
+    """List comments oldest first: id, status, type, post, author and the start of the text."""
+    from bridge.conversations import moderation
+
+    ctx = _context(site_dir)
+    try:
+        entries = moderation.list_comments(ctx, pending_only=pending)
+    finally:
+        _close(ctx)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("No pending comments." if pending else "No comments yet.")
+    for e in entries:
+        who = e["author"]["handle"] or e["author"]["name"]
+        text = _snippet(e["content"]) or e["source"]
+        click.echo(f"{e['id']}  {e['status']:8} {e['type']:8} {e['post'] or '-':24} {who}: {text}")
+
+
+def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
+    from bridge.conversations import moderation
+
+    ctx = _context(site_dir)
+    try:
+        if action == "approve":
+            c = moderation.approve(ctx, cid)
+            click.echo(f"Approved {c.type} {cid} by {c.author.name} on {c.target}")
+        elif action == "reject":
+            c = moderation.reject(ctx, cid)
+            click.echo(f"Rejected {c.type} {cid} by {c.author.name}; it will not come back")
+        else:
+            kind = moderation.delete(ctx, cid)
+            click.echo(f"Deleted {kind} {cid}")
+            if kind == "private mention":
+                return
+    finally:
+        _close(ctx)
+    _rebuild(ctx, build)
+
+
+_build_option = click.option("--build", is_flag=True, help="Rebuild the site afterwards.")
+
+
+@comments.command("approve")
+@click.argument("comment_id")
+@site_option
+@_build_option
+@friendly
+def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
+    """Show a pending comment on the site."""
+    _moderate(site_dir, "approve", comment_id, build)
+
+
+@comments.command("reject")
+@click.argument("comment_id")
+@site_option
+@_build_option
+@friendly
+def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
+    """Delete a comment and refuse it if it is delivered or sent again."""
+    _moderate(site_dir, "reject", comment_id, build)
+
+
+@comments.command("delete")
+@click.argument("comment_id")
+@site_option
+@_build_option
+@friendly
+def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
+    """Delete a comment or a private mention."""
+    _moderate(site_dir, "delete", comment_id, build)
+
+
+# ---- webmentions sent ---------------------------------------------------------------------
+
+
+@click.command("webmentions")
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def webmentions_sent(site_dir: Path, as_json: bool) -> None:
+    """Show the webmentions this site sent: target, endpoint and the answer."""
+    from bridge.conversations import webmentions
+    from bridge.db import Database
+
+    config = load_config(site_dir)
+    rows = webmentions.list_sent(Database(config.db_path))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("No webmentions sent yet.")
+    for r in rows:
+        state = f"HTTP {r['status']}" if r["status"] is not None else "-"
+        line = f"{r['sent']}  {state:8} {r['source']} -> {r['target']}"
+        if r["error"]:
+            line += f"  ({r['error']})"
+        click.echo(line)
+
+
+# ---- webmention tools -----------------------------------------------------------------------
+
+
+def _fetcher(site_dir: Path) -> tuple[SafeFetcher, SiteConfig | None]:
+    """A fetcher with the site's settings (private addresses, user agent) when there is a
+    site.toml, else the safe defaults."""
+    from bridge import config as config_mod
+    from bridge.federation.context import user_agent
+    from bridge.federation.fetch import SafeFetcher
+
+    if not (site_dir / config_mod.CONFIG_NAME).is_file():
+        return SafeFetcher(), None
+    config = load_config(site_dir)
+    fetcher = SafeFetcher(
+        allow_private=config.allow_private_addresses, user_agent=user_agent(config)
+    )
+    return fetcher, config
+
+
+def _await(fetcher: SafeFetcher, work: Awaitable[T]) -> T:
+    async def main() -> T:
+        try:
+            return await work
+        finally:
+            await fetcher.aclose()
+
+    return asyncio.run(main())
+
+
+@click.group()
+def webmention() -> None:
+    """Discover Webmention endpoints and send webmentions by hand."""
+
+
+@webmention.command("discover")
+@click.argument("url")
+@site_option
+@friendly
+def webmention_discover(url: str, site_dir: Path) -> None:
+    """Print the Webmention endpoint of URL (exit 1 with the reason when there is none)."""
+    from bridge.conversations.webmention_client import discover_endpoint
+
+    fetcher, _ = _fetcher(site_dir)
+    endpoint = _await(fetcher, discover_endpoint(fetcher, url))
+    if endpoint is None:
+        raise click.ClickException(f"{url}: no Webmention endpoint (no Link header or link)")
+    click.echo(endpoint)
+
+
+@webmention.command("send")
+@click.argument("source")
+@click.argument("target")
+@site_option
+@friendly
+def webmention_send(source: str, target: str, site_dir: Path) -> None:
+    """Tell TARGET's endpoint that SOURCE links to it; print the endpoint's answer."""
+    from bridge.conversations.webmention_client import send_webmention
+
+    fetcher, config = _fetcher(site_dir)
+    result = _await(fetcher, send_webmention(fetcher, source, target))
+    if config is not None:
+        from bridge.conversations import webmentions
+        from bridge.db import Database
+
+        webmentions.record_sent(Database(config.db_path), source, result)
+    if not result.ok:
+        raise click.ClickException(f"{target}: {result.error or 'failed'}")
+    line = f"{result.endpoint}: HTTP {result.status}"
+    if result.location:
+        line += f" (status page: {result.location})"
+    click.echo(line)
+
+
+commands: list[click.Command] = [comments, webmentions_sent, webmention]
+"""For ``bridge.cli``: ``for command in commands: main.add_command(command)``."""

@@ -1,0 +1,1 @@
+"""Replies, reactions and webmentions turned into comments, and their moderation."""

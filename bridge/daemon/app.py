@@ -1,0 +1,422 @@
+"""The daemon: one ASGI app serving the site, its inbox and its background workers.
+
+Routes (the URL layout is in ``bridge.config``):
+
+* ``GET /.well-known/webfinger?resource=`` — dynamic: our acct or actor URL, else 404;
+* ``POST /inbox`` (shared) and ``POST /ap/inbox`` (the actor's) — ``bridge.inbox.receive``;
+* ``POST /webmention`` — ``bridge.webmentions.receive``;
+* ``GET /ap/followers.json`` — the live follower count;
+* ``GET`` anything else — the built ``public/`` folder, with the ActivityPub content types
+  and content negotiation: a post's (or the home page's) HTML URL asked for with
+  ``Accept: application/activity+json`` or ``application/ld+json`` returns the JSON
+  document; a deleted post's id answers 410 with a Tombstone.
+
+Background tasks (started by the lifespan): the delivery worker, the inbox processor,
+webmention verification and a debounced rebuild of the site when comments change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bridge import keys
+from bridge.config import SiteConfig
+from bridge.db import Database
+from bridge.federation import followers, inbox, outbox
+from bridge.federation.context import Context, make_context
+from bridge.site import activities, webfinger
+
+log = logging.getLogger("indiebridge.daemon")
+
+AP_JSON = "application/activity+json"
+JRD = "application/jrd+json"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".xml": "application/atom+xml; charset=utf-8",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def wants_activitypub(request: Request) -> bool:
+    """Mastodon's rule: an Accept naming activity+json or ld+json gets the JSON document."""
+    accept = request.headers.get("accept", "").lower()
+    return "application/activity+json" in accept or "application/ld+json" in accept
+
+
+def content_type_for(rel: str) -> str:
+    if rel.startswith("ap/") and rel.endswith(".json"):
+        return AP_JSON
+    if rel == ".well-known/webfinger":
+        return JRD
+    if rel == ".well-known/host-meta":
+        return "application/xrd+xml; charset=utf-8"
+    if rel == ".well-known/nodeinfo":
+        return "application/json"
+    if rel.startswith("nodeinfo/"):
+        return 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
+    return CONTENT_TYPES.get(Path(rel).suffix.lower(), "application/octet-stream")
+
+
+class DaemonLock:
+    """An exclusive lock file: `publish` sees a running daemon and leaves delivery to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    @staticmethod
+    def held(path: Path) -> bool:
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+
+def lock_path(config: SiteConfig) -> Path:
+    return config.state_dir / "daemon.lock"
+
+
+class Rebuilder:
+    """Debounced rebuilds: a burst of changes becomes one build, run in a thread."""
+
+    def __init__(self, config: SiteConfig, delay: float = 0.3) -> None:
+        self.config = config
+        self.delay = delay
+        self.event = asyncio.Event()
+        self.listeners: list[Callable[[], None]] = []
+
+    def request(self, slug: str = "") -> None:
+        self.event.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from bridge.site import build as site
+
+        while not stop.is_set():
+            waiter = asyncio.ensure_future(self.event.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            if stop.is_set():
+                return
+            await asyncio.sleep(self.delay)
+            self.event.clear()
+            try:
+                await asyncio.to_thread(site.build, self.config)
+            except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
+                log.error("rebuild failed: %s", exc)
+            for listener in self.listeners:
+                listener()
+
+
+class Daemon:
+    """Holds the context and the background tasks of one running site."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        ctx: Context | None = None,
+        poll_interval: float = 1.0,
+        watch: bool = False,
+    ) -> None:
+        self.config = config
+        self.db = Database(config.db_path)
+        self.keys = keys.load(config.state_dir)
+        self.ctx = ctx or make_context(config, self.db, self.keys)
+        self.poll_interval = poll_interval
+        self.rebuilder = Rebuilder(config)
+        self.ctx.mark_dirty = self.rebuilder.request
+        self.limiter = inbox.RateLimiter()
+        self.inbox_event = asyncio.Event()
+        self.webmention_event = asyncio.Event()
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.worker: Any = None
+        self.lock = DaemonLock(lock_path(config))
+        self.hub: Any = None
+        self.watcher: Any = None
+        if watch:
+            from bridge.daemon.watch import ReloadHub
+
+            self.hub = ReloadHub()
+        self.processor = inbox.InboxProcessor(
+            self.ctx, inbox.default_handlers(_conversation_hooks())
+        )
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        from bridge.federation import delivery
+        from bridge.site import build as site
+
+        # A build killed mid-switch (e.g. with the previous daemon) is completed first.
+        try:
+            site.recover_output(self.config)
+        except OSError as exc:
+            log.error("could not complete an interrupted build: %s", exc)
+        if not self.lock.acquire():
+            log.warning("another daemon holds %s; this one will not deliver", self.lock.path)
+        self.worker = delivery.DeliveryWorker(
+            self.db,
+            private_key=self.keys.rsa,
+            key_id=self.config.key_id,
+            scheme=self.config.signature_scheme,  # type: ignore[arg-type]
+            allow_private=self.config.allow_private_addresses,
+            base_url=self.config.base_url,
+            on_gone=self._gone,
+            poll_interval=self.poll_interval,  # rows queued by `publish` in another process
+        )
+        self.worker.recover()
+
+        def enqueue(activity: dict[str, Any], inboxes: list[str]) -> None:
+            if inboxes:
+                delivery.enqueue(self.db, activity, inboxes)
+            self.worker.wake()
+
+        self.ctx.enqueue = enqueue
+        self.stop.clear()
+        self.tasks = [
+            asyncio.create_task(self.worker.run_forever(self.stop), name="delivery"),
+            asyncio.create_task(self._loop(self.inbox_event, self._process_inbox), name="inbox"),
+            asyncio.create_task(
+                self._loop(self.webmention_event, self._process_webmentions), name="webmentions"
+            ),
+            asyncio.create_task(self.rebuilder.run(self.stop), name="rebuild"),
+        ]
+        if self.config.bridge_feeds:
+            from bridge.daemon import feedbridge
+
+            self.tasks.append(
+                asyncio.create_task(
+                    feedbridge.run_feed_bridge(self.ctx, self.stop), name="feedbridge"
+                )
+            )
+        if self.hub is not None:
+            from bridge.daemon.watch import start_daemon_watcher
+
+            # Watch mode: saves and comment changes rebuild through one watcher, open tabs
+            # reload, and auto_publish runs after each good build.
+            self.watcher = start_daemon_watcher(self.ctx, self.hub)
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
+        if self.hub is not None:
+            self.hub.close()
+        self.inbox_event.set()
+        self.webmention_event.set()
+        if self.worker is not None:
+            self.worker.wake()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        await self.ctx.fetcher.aclose()
+        self.lock.release()
+        self.db.close()
+
+    def _gone(self, inbox_url: str) -> None:
+        """A 410 from an inbox: the follower (or the whole server) is gone."""
+        followers.remove_by_inbox(self.db, inbox_url)
+
+    async def _loop(self, event: asyncio.Event, step: Callable[[], Any]) -> None:
+        while not self.stop.is_set():
+            try:
+                busy = await step()
+            except Exception as exc:
+                log.exception("background step failed: %s", exc)
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=self.poll_interval)
+            event.clear()
+
+    async def _process_inbox(self) -> int:
+        return await self.processor.process_pending()
+
+    async def _process_webmentions(self) -> int:
+        try:
+            from bridge.conversations import webmentions
+        except ImportError:  # pragma: no cover - only while the module is being written
+            return 0
+
+        count: int = await webmentions.process_pending(self.ctx)
+        return count
+
+    # ---- HTTP handlers --------------------------------------------------------------
+
+    async def inbox_post(self, request: Request) -> Response:
+        return await inbox.receive(self.ctx, request, self.limiter, self.inbox_event.set)
+
+    async def webmention_post(self, request: Request) -> Response:
+        from bridge.conversations import webmentions
+
+        response: Response = await webmentions.receive(self.ctx, request, self.webmention_event.set)
+        return response
+
+    async def webfinger(self, request: Request) -> Response:
+        resource = request.query_params.get("resource")
+        headers = {"Access-Control-Allow-Origin": "*"}
+        if not resource:
+            return JSONResponse({"error": "resource parameter required"}, 400, headers=headers)
+        if not webfinger.matches(self.config, resource):
+            return JSONResponse({"error": "no such account"}, 404, headers=headers)
+        return JSONResponse(webfinger.jrd(self.config), media_type=JRD, headers=headers)
+
+    async def followers_collection(self, request: Request) -> Response:
+        total = followers.count(self.db)
+        page = request.query_params.get("page", "")
+        if not page:
+            doc = activities.followers_collection(self.config, total, paged=True)
+            return JSONResponse(doc, media_type=AP_JSON)
+        if not page.isdigit() or int(page) < 1:
+            return JSONResponse({"error": "page must be a positive integer"}, 400)
+        number = int(page)
+        size = activities.FOLLOWERS_PAGE_SIZE
+        rows = self.db.query(
+            "SELECT actor FROM followers WHERE state = 'accepted' ORDER BY created, actor "
+            "LIMIT ? OFFSET ?",
+            (size, (number - 1) * size),
+        )
+        doc = activities.followers_page(self.config, number, [r["actor"] for r in rows], total)
+        return JSONResponse(doc, media_type=AP_JSON)
+
+    async def static(self, request: Request) -> Response:
+        root = self.config.output_dir
+        path = request.url.path
+        rel = path.lstrip("/")
+        if ".." in rel.split("/") or "\\" in rel or "\0" in rel:
+            return PlainTextResponse("not found", 404)
+        if wants_activitypub(request):
+            alt = self._activitypub_alternate(path)
+            if alt is not None:
+                rel = alt
+        target = root / rel
+        if rel == "" or rel.endswith("/") or target.is_dir():
+            if target.is_dir() and not path.endswith("/") and rel:
+                return Response(status_code=301, headers={"Location": path + "/"})
+            target = target / "index.html"
+            rel = (rel.rstrip("/") + "/index.html").lstrip("/")
+        if not target.is_file():
+            gone = outbox.deleted_object(self.ctx, self.config.base_url + path)
+            if gone is not None:
+                return JSONResponse(gone, status_code=410, media_type=AP_JSON)
+            return PlainTextResponse("not found", 404)
+        headers = {}
+        if rel.startswith((".well-known/", "ap/", "nodeinfo/")):
+            headers["Access-Control-Allow-Origin"] = "*"
+        if rel.endswith(".html"):
+            headers["Vary"] = "Accept"
+        return FileResponse(target, media_type=content_type_for(rel), headers=headers)
+
+    def _activitypub_alternate(self, path: str) -> str | None:
+        """The JSON file that answers for an HTML URL under content negotiation."""
+        if path in ("/", ""):
+            return "ap/actor.json"
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "posts":
+            return f"ap/posts/{parts[1]}.json"
+        return None
+
+    def routes(self) -> list[Route]:
+        extra: list[Route] = []
+        if self.hub is not None:
+            from bridge.daemon.watch import live_reload_routes
+
+            extra += live_reload_routes(self.hub)
+        if self.config.bridge_feeds:
+            from bridge.daemon import feedbridge
+
+            extra += feedbridge.routes(self.ctx)
+        return [
+            *extra,
+            Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),
+            Route("/inbox", self.inbox_post, methods=["POST"]),
+            Route("/ap/inbox", self.inbox_post, methods=["POST"]),
+            Route("/webmention", self.webmention_post, methods=["POST"]),
+            Route("/ap/followers.json", self.followers_collection, methods=["GET", "HEAD"]),
+            Route("/{path:path}", self.static, methods=["GET", "HEAD"]),
+        ]
+
+
+def _conversation_hooks() -> dict[str, inbox.ConversationHook]:
+    try:
+        from bridge.conversations import fediverse as conversations
+    except ImportError:  # pragma: no cover - only while the module is being written
+        return {}
+    hooks: dict[str, inbox.ConversationHook] = conversations.HOOKS
+    return hooks
+
+
+def create_app(
+    config: SiteConfig, *, daemon: Daemon | None = None, watch: bool = False
+) -> Starlette:
+    """The ASGI app; its lifespan starts and stops the background workers."""
+    holder: dict[str, Daemon] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        d = holder["daemon"]
+        await d.start()
+        try:
+            yield
+        finally:
+            await d.shutdown()
+
+    d = daemon or Daemon(config, watch=watch)
+    holder["daemon"] = d
+    app = Starlette(routes=d.routes(), lifespan=lifespan)
+    app.state.daemon = d
+    return app

@@ -1,0 +1,1 @@
+"""ActivityPub over HTTP: signatures, remote actors, the safe fetcher, outbox, delivery, inbox."""

@@ -1,0 +1,1 @@
+"""The build: content/ in, static files out. No network, no daemon."""

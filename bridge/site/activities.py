@@ -1,0 +1,446 @@
+"""Pure ActivityStreams 2.0 converters: posts, the actor, collections and activities.
+
+No I/O here.  Facts the shapes rely on (each has a test in tests/test_activities.py):
+
+* ``@context`` includes the ActivityStreams context; Mastodon's own extension terms are
+  defined inline so JSON-LD processors (Fedify) keep them: ``manuallyApprovesFollowers``,
+  ``sensitive``, ``Hashtag``, ``alsoKnownAs`` (as an ``@id``), ``toot:discoverable``,
+  ``schema:PropertyValue`` / ``schema:value`` for profile fields.
+* Public posts are addressed ``to`` the full Public IRI and ``cc`` our followers collection.
+* An Article shows on Mastodon as name + summary + link, never its body; a Note shows its
+  full content.  Images travel as attachments with their alt text in ``name`` (Mastodon
+  strips ``<img>`` from content); tags as ``Hashtag`` objects whose name starts with ``#``.
+* Every id dereferences: object ids are files under ``/ap/`` and equal the URL they are
+  served at.  Update and Delete activities carry a fresh id each time (receivers such as
+  Fedify deduplicate by activity id).
+* The actor publishes an RSA key as SPKI PEM (``publicKey``) for HTTP Signatures and an
+  Ed25519 ``Multikey`` in ``assertionMethod`` (FEP-521a) for object integrity proofs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bridge.config import SiteConfig
+from bridge.site.posts import Comment, Post, tag_slug
+
+AS = "https://www.w3.org/ns/activitystreams"
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+SECURITY = "https://w3id.org/security/v1"
+DATA_INTEGRITY = "https://w3id.org/security/data-integrity/v1"
+MULTIKEY = "https://w3id.org/security/multikey/v1"
+DID = "https://www.w3.org/ns/did/v1"  # defines assertionMethod (FEP-521a)
+AP_CONTENT_TYPE = "application/activity+json"
+
+EXTENSIONS: dict[str, Any] = {
+    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    "sensitive": "as:sensitive",
+    "Hashtag": "as:Hashtag",
+    "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
+    "movedTo": {"@id": "as:movedTo", "@type": "@id"},
+    "toot": "http://joinmastodon.org/ns#",
+    "discoverable": "toot:discoverable",
+    "indexable": "toot:indexable",
+    "schema": "http://schema.org#",
+    "PropertyValue": "schema:PropertyValue",
+    "value": "schema:value",
+    "webfinger": {"@id": "https://purl.archive.org/socialweb/webfinger#webfinger"},
+}
+CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
+# The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
+# ``assertionMethod`` and cannot find the Ed25519 key that verifies our proofs.
+ACTOR_CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, DID, MULTIKEY, EXTENSIONS]
+# Activities wrap objects: a short context keeps them small; embedded objects carry theirs.
+ACTIVITY_CONTEXT: list[Any] = [AS, DATA_INTEGRITY, EXTENSIONS]
+
+OUTBOX_PAGE_SIZE = 20
+
+
+def iso(moment: dt.datetime) -> str:
+    """UTC ISO 8601 with a ``Z`` and whole seconds, as Mastodon emits."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- the actor ------------------------------------------------------------------
+
+
+def _link_html(value: str) -> str:
+    """Profile field values are HTML; a bare URL becomes a rel=me link (verification)."""
+    if re.match(r"^https?://\S+$", value):
+        shown = re.sub(r"^https?://", "", value).rstrip("/")
+        return (
+            f'<a href="{html.escape(value)}" rel="me nofollow noopener" target="_blank">'
+            f"{html.escape(shown)}</a>"
+        )
+    return html.escape(value)
+
+
+def actor(
+    config: SiteConfig,
+    *,
+    public_key_pem: str,
+    ed25519_multibase: str,
+    published: dt.datetime,
+    followers_count: int | None = None,
+) -> dict[str, Any]:
+    author = config.author
+    bio = author.bio or config.description
+    doc: dict[str, Any] = {
+        "@context": ACTOR_CONTEXT,
+        "id": config.actor_id,
+        "type": "Person",
+        "preferredUsername": config.username,
+        "name": author.name or config.title,
+        "summary": f"<p>{html.escape(bio)}</p>" if bio else "",
+        "url": config.base_url + "/",
+        "inbox": config.inbox_url,
+        "outbox": config.outbox_url,
+        "followers": config.followers_url,
+        "following": config.following_url,
+        "endpoints": {"sharedInbox": config.shared_inbox_url},
+        "manuallyApprovesFollowers": config.manually_approves_followers,
+        "discoverable": config.discoverable,
+        "indexable": config.discoverable,
+        "published": iso(published),
+        "webfinger": f"{config.username}@{config.host}",
+        "publicKey": {
+            "id": config.key_id,
+            "owner": config.actor_id,
+            "publicKeyPem": public_key_pem,
+        },
+        "assertionMethod": [
+            {
+                "id": config.ed25519_key_id,
+                "type": "Multikey",
+                "controller": config.actor_id,
+                "publicKeyMultibase": ed25519_multibase,
+            }
+        ],
+        "attachment": [
+            {"type": "PropertyValue", "name": f.name, "value": _link_html(f.value)}
+            for f in author.fields
+        ],
+        "alsoKnownAs": list(config.also_known_as),
+    }
+    if author.avatar:
+        url = absolute(config, author.avatar)
+        doc["icon"] = {"type": "Image", "mediaType": media_type(url), "url": url}
+    return doc
+
+
+def absolute(config: SiteConfig, url: str) -> str:
+    if url.startswith(("http://", "https://")):
+        return url
+    return config.base_url + "/" + url.lstrip("/")
+
+
+def media_type(url: str) -> str:
+    ext = url.rsplit(".", 1)[-1].lower()
+    return {
+        "png": "image/png",
+        "gif": "image/gif",
+        "webp": "image/webp",
+        "svg": "image/svg+xml",
+        "avif": "image/avif",
+    }.get(ext, "image/jpeg")
+
+
+# ---- posts ------------------------------------------------------------------------
+
+
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def excerpt(post: Post, limit: int = 280) -> str:
+    """The post's summary, or the first words of its text."""
+    if post.summary:
+        return post.summary
+    text = html.unescape(_TAG_RE.sub(" ", post.html))
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def post_collections(config: SiteConfig, slug: str) -> dict[str, str]:
+    base = f"{config.base_url}/ap/posts/{slug}"
+    return {
+        "replies": f"{base}/replies.json",
+        "likes": f"{base}/likes.json",
+        "shares": f"{base}/shares.json",
+    }
+
+
+def post_object(
+    config: SiteConfig, post: Post, *, mentions: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """The Article or Note for a post.
+
+    ``mentions`` are (actor id, @handle) pairs learnt when the post replies to a fediverse
+    post: the author is tagged and addressed so the reply threads and notifies.
+    """
+    url = config.post_url(post.slug)
+    ap_id = config.post_ap_id(post.slug)
+    obj: dict[str, Any] = {
+        "@context": CONTEXT,
+        "id": ap_id,
+        "type": post.as_type,
+        "attributedTo": config.actor_id,
+        "url": url,
+        "published": iso(post.date),
+        "to": [PUBLIC],
+        "cc": [config.followers_url, *[m[0] for m in mentions]],
+    }
+    if post.updated and post.updated > post.date:
+        obj["updated"] = iso(post.updated)
+    body = post.html
+    mention_html = " ".join(
+        f'<span class="h-card"><a href="{html.escape(a)}" class="u-url mention">'
+        f"{html.escape(h)}</a></span>"
+        for a, h in mentions
+    )
+    if mention_html:
+        body = f"<p>{mention_html}</p>{body}"
+    if post.as_type == "Article":
+        obj["name"] = post.title
+        obj["content"] = body
+        obj["summary"] = post.content_warning or excerpt(post)
+    else:
+        if post.title:  # a titled post federated as a Note: title first, link back last
+            body = (
+                f"<p><strong>{html.escape(post.title)}</strong></p>{body}"
+                f'<p><a href="{html.escape(url)}">{html.escape(url)}</a></p>'
+            )
+        obj["content"] = body
+        if post.content_warning:
+            obj["summary"] = post.content_warning
+    obj["sensitive"] = bool(post.content_warning)
+    obj["contentMap"] = {post.lang: obj["content"]}
+    tags: list[dict[str, str]] = [
+        {"type": "Hashtag", "name": "#" + tag, "href": config.tag_url(tag_slug(tag))}
+        for tag in post.tags
+    ]
+    tags += [{"type": "Mention", "name": h, "href": a} for a, h in mentions]
+    obj["tag"] = tags
+    obj["attachment"] = [
+        {"type": "Image", "mediaType": img.media_type, "url": img.url, "name": img.alt}
+        for img in post.images
+    ]
+    if post.in_reply_to:
+        obj["inReplyTo"] = post.in_reply_to
+    obj.update(post_collections(config, post.slug))
+    return obj
+
+
+def create(config: SiteConfig, obj: dict[str, Any]) -> dict[str, Any]:
+    """The Create that first announced an object; its id is stable (``.../create.json``)."""
+    return {
+        "@context": ACTIVITY_CONTEXT,
+        "id": obj["id"].removesuffix(".json") + "/create.json",
+        "type": "Create",
+        "actor": config.actor_id,
+        "published": obj["published"],
+        "to": obj["to"],
+        "cc": obj["cc"],
+        "object": obj,
+    }
+
+
+def update(config: SiteConfig, obj: dict[str, Any], moment: dt.datetime) -> dict[str, Any]:
+    """An Update with a fresh id per edit; ``object.updated`` must be set (Mastodon 3.5+)."""
+    stamp = int(moment.timestamp())
+    obj = dict(obj)
+    obj.setdefault("updated", iso(moment))
+    return {
+        "@context": ACTIVITY_CONTEXT,
+        "id": f"{obj['id']}#updates/{stamp}",
+        "type": "Update",
+        "actor": config.actor_id,
+        "published": iso(moment),
+        "to": obj["to"],
+        "cc": obj["cc"],
+        "object": obj,
+    }
+
+
+def delete(config: SiteConfig, object_id: str, moment: dt.datetime) -> dict[str, Any]:
+    return {
+        "@context": ACTIVITY_CONTEXT,
+        "id": f"{object_id}#delete/{int(moment.timestamp())}",
+        "type": "Delete",
+        "actor": config.actor_id,
+        "published": iso(moment),
+        "to": [PUBLIC],
+        "cc": [config.followers_url],
+        "object": {"id": object_id, "type": "Tombstone"},
+    }
+
+
+def tombstone(object_id: str, former_type: str, deleted: dt.datetime) -> dict[str, Any]:
+    return {
+        "@context": AS,
+        "id": object_id,
+        "type": "Tombstone",
+        "formerType": former_type,
+        "deleted": iso(deleted),
+    }
+
+
+def actor_update(
+    config: SiteConfig, actor_doc: dict[str, Any], moment: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "@context": ACTIVITY_CONTEXT,
+        "id": f"{config.actor_id}#updates/{int(moment.timestamp())}",
+        "type": "Update",
+        "actor": config.actor_id,
+        "published": iso(moment),
+        "to": [PUBLIC],
+        "cc": [config.followers_url],
+        "object": actor_doc,
+    }
+
+
+def accept(
+    config: SiteConfig, follow: dict[str, Any], accept_id: str, kind: str = "Accept"
+) -> dict[str, Any]:
+    """Accept (or Reject) embedding the original Follow with its original id."""
+    embedded = {
+        "id": follow["id"],
+        "type": "Follow",
+        "actor": follow["actor"],
+        "object": config.actor_id,
+    }
+    return {
+        "@context": AS,
+        "id": accept_id,
+        "type": kind,
+        "actor": config.actor_id,
+        "to": [follow["actor"]],
+        "object": embedded,
+    }
+
+
+def move(config: SiteConfig, target: str, moment: dt.datetime) -> dict[str, Any]:
+    return {
+        "@context": AS,
+        "id": f"{config.actor_id}#move/{int(moment.timestamp())}",
+        "type": "Move",
+        "actor": config.actor_id,
+        "object": config.actor_id,
+        "target": target,
+        "to": [config.followers_url],
+    }
+
+
+# ---- collections -------------------------------------------------------------------
+
+
+def ordered_collection(
+    coll_id: str, items: Sequence[Any], *, total: int | None = None
+) -> dict[str, Any]:
+    return {
+        "@context": AS,
+        "id": coll_id,
+        "type": "OrderedCollection",
+        "totalItems": len(items) if total is None else total,
+        "orderedItems": list(items),
+    }
+
+
+def outbox_pages(
+    config: SiteConfig, creates: Sequence[dict[str, Any]]
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(url, document) for the outbox and each of its pages, newest first."""
+    total = len(creates)
+    pages = max(1, -(-total // OUTBOX_PAGE_SIZE))
+
+    def page_url(n: int) -> str:
+        return f"{config.base_url}/ap/outbox/page-{n}.json"
+
+    yield (
+        config.outbox_url,
+        {
+            "@context": AS,
+            "id": config.outbox_url,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": page_url(1),
+            "last": page_url(pages),
+        },
+    )
+    for n in range(1, pages + 1):
+        chunk = creates[(n - 1) * OUTBOX_PAGE_SIZE : n * OUTBOX_PAGE_SIZE]
+        page: dict[str, Any] = {
+            "@context": ACTIVITY_CONTEXT,
+            "id": page_url(n),
+            "type": "OrderedCollectionPage",
+            "partOf": config.outbox_url,
+            "totalItems": total,
+            # Items keep their @context: their integrity proofs hash the whole document.
+            "orderedItems": list(chunk),
+        }
+        if n > 1:
+            page["prev"] = page_url(n - 1)
+        if n < pages:
+            page["next"] = page_url(n + 1)
+        yield page_url(n), page
+
+
+FOLLOWERS_PAGE_SIZE = 40
+
+
+def followers_collection(config: SiteConfig, total: int, *, paged: bool = False) -> dict[str, Any]:
+    """Followers as a count plus, from the daemon, pages of actor ids (as Mastodon serves
+    them; Mastodon reads the count, other servers page through for follower sync)."""
+    doc: dict[str, Any] = {
+        "@context": AS,
+        "id": config.followers_url,
+        "type": "OrderedCollection",
+        "totalItems": total,
+    }
+    if paged and total:
+        doc["first"] = f"{config.followers_url}?page=1"
+    return doc
+
+
+def followers_page(
+    config: SiteConfig, number: int, actors: Sequence[str], total: int
+) -> dict[str, Any]:
+    page: dict[str, Any] = {
+        "@context": AS,
+        "id": f"{config.followers_url}?page={number}",
+        "type": "OrderedCollectionPage",
+        "partOf": config.followers_url,
+        "totalItems": total,
+        "orderedItems": list(actors),
+    }
+    if number * FOLLOWERS_PAGE_SIZE < total:
+        page["next"] = f"{config.followers_url}?page={number + 1}"
+    if number > 1:
+        page["prev"] = f"{config.followers_url}?page={number - 1}"
+    return page
+
+
+def comment_collections(
+    config: SiteConfig, post: Post, comments: Sequence[Comment]
+) -> dict[str, dict[str, Any]]:
+    """replies/likes/shares collections for one post from its approved comments.
+
+    Fediverse replies are listed by their ActivityStreams id (Mastodon 4.5+ fetches
+    them); webmention replies are listed by their source URL, the only public id they have.
+    """
+    urls = post_collections(config, post.slug)
+    approved = [c for c in comments if c.status == "approved"]
+    replies = [c.object_id or c.source for c in approved if c.type == "reply" and not c.in_reply_to]
+    likes = [c.object_id or c.source for c in approved if c.type == "like"]
+    shares = [c.object_id or c.source for c in approved if c.type == "repost"]
+    return {
+        "replies": ordered_collection(urls["replies"], replies),
+        "likes": ordered_collection(urls["likes"], likes),
+        "shares": ordered_collection(urls["shares"], shares),
+    }
