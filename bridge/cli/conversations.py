@@ -3,8 +3,8 @@
 ``commands`` lists the click commands for the main CLI to register with
 ``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
 ``delete``), ``webmentions`` (what was sent) and the ``webmention`` group (``discover``,
-``send``).  Like ``bridge.cli``, user mistakes become one-line messages and heavy modules
-are imported inside the commands.
+``send``).  User mistakes become one-line messages and heavy modules are imported inside
+the commands.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from bridge.cli import friendly, load_config, site_option
+from bridge.cli._common import friendly, load_config, open_context, site_option
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
@@ -27,19 +27,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 REBUILD_HINT = "run 'indiebridge build' (or pass --build) to update the pages"
-
-
-def _context(site_dir: Path) -> Context:
-    from bridge import keys
-    from bridge.db import Database
-    from bridge.federation.context import make_context
-
-    config = load_config(site_dir)
-    return make_context(config, Database(config.db_path), keys.load_or_generate(config.state_dir))
-
-
-def _close(ctx: Context) -> None:
-    asyncio.run(ctx.fetcher.aclose())
 
 
 def _rebuild(ctx: Context, build: bool) -> None:
@@ -82,11 +69,8 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
     """List comments oldest first: id, status, type, post, author and the start of the text."""
     from bridge.conversations import moderation
 
-    ctx = _context(site_dir)
-    try:
+    with open_context(site_dir) as ctx:
         entries = moderation.list_comments(ctx, pending_only=pending)
-    finally:
-        _close(ctx)
     if as_json:
         click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
         return
@@ -101,8 +85,7 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
 def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
     from bridge.conversations import moderation
 
-    ctx = _context(site_dir)
-    try:
+    with open_context(site_dir) as ctx:
         if action == "approve":
             c = moderation.approve(ctx, cid)
             click.echo(f"Approved {c.type} {cid} by {c.author.name} on {c.target}")
@@ -114,8 +97,6 @@ def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
                 return
-    finally:
-        _close(ctx)
     _rebuild(ctx, build)
 
 
@@ -253,4 +234,4 @@ def webmention_send(source: str, target: str, site_dir: Path) -> None:
 
 
 commands: list[click.Command] = [comments, webmentions_sent, webmention]
-"""For ``bridge.cli``: ``for command in commands: main.add_command(command)``."""
+"""For the main group: ``for command in commands: main.add_command(command)``."""

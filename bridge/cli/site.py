@@ -1,0 +1,218 @@
+"""The site's life cycle: ``init``, ``build``, ``serve`` and ``watch``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from bridge.cli._common import build_with_progress, friendly, load_config, site_option
+
+SITE_TOML = """\
+title = "{title}"
+description = "A blog that is also a fediverse account."
+language = "en"
+base_url = "{base_url}"
+username = "{username}"
+posts_per_page = 10
+# fediverse_format = "article"   # or "note": how titled posts look on Mastodon
+# federation_url = ""           # where the daemon's inbox lives; defaults to base_url
+# also_known_as = []            # previous fediverse accounts, to Move followers here
+# comments_policy = "open"      # open | followers | manual
+
+[author]
+name = "{author}"
+url = "{base_url}/"
+avatar = ""
+bio = ""
+fields = []
+"""
+
+FIRST_POST = """\
+---
+title: Hello, fediverse
+date: {date}
+tags: [meta]
+summary: This blog can now be followed from Mastodon and every other fediverse server.
+---
+This is the first post. Edit `content/posts/hello.md`, run `indiebridge build`, and
+follow **@{username}@{host}** from any fediverse account once the site is live.
+"""
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--title", default="My blog", show_default=True, help="Site title.")
+@click.option(
+    "--base-url", default="https://blog.example", show_default=True, help="Public URL of the blog."
+)
+@click.option("--username", default="blog", show_default=True, help="Actor username.")
+@click.option("--author", default="Blog Author", show_default=True, help="Author name.")
+@friendly
+def init(directory: Path, title: str, base_url: str, username: str, author: str) -> None:
+    """Create a new site in DIRECTORY: site.toml, a first post and the actor's keys.
+
+    Private keys are written with mode 0600 under .indiebridge/ (git-ignored), never
+    under the output folder.
+    """
+    import datetime as dt
+
+    from bridge import keys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    toml = directory / "site.toml"
+    if toml.exists():
+        click.echo(f"{toml}: exists, left as it is")
+    else:
+        toml.write_text(
+            SITE_TOML.format(
+                title=title.replace('"', '\\"'),
+                base_url=base_url.rstrip("/"),
+                username=username,
+                author=author.replace('"', '\\"'),
+            ),
+            encoding="utf-8",
+        )
+        click.echo(f"wrote {toml}")
+    posts = directory / "content" / "posts"
+    posts.mkdir(parents=True, exist_ok=True)
+    (directory / "content" / "pages").mkdir(exist_ok=True)
+    first = posts / "hello.md"
+    if not any(posts.glob("*.md")):
+        from urllib.parse import urlsplit
+
+        first.write_text(
+            FIRST_POST.format(
+                date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                username=username,
+                host=urlsplit(base_url).netloc,
+            ),
+            encoding="utf-8",
+        )
+        click.echo(f"wrote {first}")
+    ignore = directory / ".gitignore"
+    lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
+    wanted = [".indiebridge/", "public/"]
+    missing = [w for w in wanted if w not in lines]
+    if missing:
+        ignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+    state = directory / ".indiebridge"
+    if (state / "keys").exists():
+        click.echo(f"{state / 'keys'}: keys exist, kept")
+    else:
+        keys.generate(state)
+        click.echo(f"created RSA-2048 and Ed25519 keys in {state / 'keys'} (mode 0600)")
+
+
+@click.command()
+@site_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: public/ in the site folder).",
+)
+@click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
+@friendly
+def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
+    """Build the static site: HTML, feeds, ActivityPub and WebFinger documents.
+
+    The output is written to a temporary folder and swapped in; on any error the previous
+    output stays as it was and the command exits non-zero.
+    """
+    from bridge import keys
+
+    config = load_config(site_dir)
+    keys.load_or_generate(config.state_dir)
+    result = build_with_progress(config, out_dir, drafts)
+    click.echo(result.summary())
+
+
+@click.command()
+@site_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+@click.option("--no-build", is_flag=True, help="Serve the existing output without building.")
+@click.option(
+    "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
+)
+@friendly
+def serve(site_dir: Path, host: str, port: int, no_build: bool, watch: bool) -> None:
+    """Build, then serve the site with its inbox, WebFinger and delivery worker.
+
+    One process: static files (with ActivityPub content negotiation), the actor and
+    shared inboxes, the Webmention endpoint, and the background workers that deliver
+    activities, process the inbox and rebuild pages when comments arrive. With --watch,
+    saving a post, template or site.toml rebuilds what changed and open tabs reload.
+    """
+    import uvicorn
+
+    from bridge import keys
+    from bridge.daemon import app as daemon
+
+    config = load_config(site_dir)
+    keys.load_or_generate(config.state_dir)
+    if not no_build:
+        click.echo(build_with_progress(config).summary())
+    app = daemon.create_app(config, watch=watch)
+    click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+
+
+@click.command()
+@site_option
+@click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
+@click.option(
+    "--stop-after",
+    type=float,
+    default=None,
+    hidden=True,
+    help="Stop after this many seconds (for scripts and tests).",
+)
+@friendly
+def watch(site_dir: Path, drafts: bool, stop_after: float | None) -> None:
+    """Rebuild the site whenever you save a post, page, template, static file or site.toml.
+
+    Build only: serve public/ with anything you like, or use `indiebridge serve --watch` to
+    serve it too and have open pages reload by themselves. A burst of saves is one
+    rebuild, and only the pages that changed are rewritten. A broken file prints one
+    line naming it, and the last good output stays in place. With `auto_publish = true`
+    in site.toml, each rebuild that changed something is also published.
+    """
+    from bridge import keys
+    from bridge.daemon.autopublish import cli_publisher
+    from bridge.daemon.build_report import terminal_reporter
+    from bridge.daemon.watch import SiteWatcher
+
+    config = load_config(site_dir)
+    keys.load_or_generate(config.state_dir)
+    watcher = SiteWatcher(
+        config,
+        terminal_reporter(None, click.echo, config),
+        on_publish=cli_publisher(config, click.echo),
+        live_reload=False,
+        drafts=drafts,
+    )
+    click.echo(
+        f"Watching {config.site_dir}: content/, templates/, static/, the theme and "
+        f"site.toml; output in {config.output_dir} (Ctrl+C to stop)"
+    )
+    watcher.start()
+    try:
+        threading.Event().wait(stop_after)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+    click.echo("Stopped watching.")
+
+
+commands: list[click.Command] = [init, build, serve, watch]

@@ -1,0 +1,111 @@
+"""The composition root: the one place that wires the library's services together.
+
+The daemon (``app.Daemon``), ``indiebridge publish``, the writing loop's auto_publish and
+every CLI command that needs a ``Context`` build it here, so the delivery worker, its
+``on_gone`` rule and the inbox's handler table exist in one version only:
+
+* ``build_context`` - the ``Context`` with its two hooks given at construction
+  (``on_queued`` wakes this process's delivery worker, ``mark_dirty`` asks for a rebuild);
+* ``delivery_worker`` - the ``DeliveryWorker`` for the site's settings; a 410 from an inbox
+  removes the followers behind it;
+* ``inbox_handlers`` - the inbox's dispatch table, with the conversation hooks;
+* ``publish_and_deliver`` - ``outbox.publish`` for a list of posts, then delivery of the
+  queue unless a running daemon owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bridge import keys as key_store
+from bridge.config import SiteConfig
+from bridge.daemon.lock import DaemonLock, lock_path
+from bridge.db import Database
+from bridge.federation import delivery, followers, inbox, outbox
+from bridge.federation.context import Context, make_context
+from bridge.keys import ActorKeys
+
+if TYPE_CHECKING:
+    from bridge.site.posts import Post
+
+
+def build_context(
+    config: SiteConfig,
+    db: Database,
+    actor_keys: ActorKeys,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    on_queued: Callable[[], None] | None = None,
+    mark_dirty: Callable[[str], None] | None = None,
+) -> Context:
+    """The services of one site; without hooks, queued rows wait for a worker to poll them
+    and comment changes wait for the next build."""
+    return make_context(
+        config, db, actor_keys, transport=transport, on_queued=on_queued, mark_dirty=mark_dirty
+    )
+
+
+def delivery_worker(
+    config: SiteConfig,
+    db: Database,
+    actor_keys: ActorKeys,
+    *,
+    poll_interval: float = delivery.POLL_INTERVAL,
+) -> delivery.DeliveryWorker:
+    """The delivery worker for the site's settings (signature scheme, private addresses).
+
+    A 410 Gone from an inbox removes every follower delivered through it.
+    """
+
+    def gone(inbox_url: str) -> None:
+        followers.remove_by_inbox(db, inbox_url)
+
+    return delivery.DeliveryWorker(
+        db,
+        private_key=actor_keys.rsa,
+        key_id=config.key_id,
+        scheme=config.signature_scheme,  # type: ignore[arg-type]
+        allow_private=config.allow_private_addresses,
+        base_url=config.base_url,
+        on_gone=gone,
+        poll_interval=poll_interval,  # rows queued by `publish` in another process
+    )
+
+
+def inbox_handlers() -> dict[str, inbox.Handler]:
+    """The inbox's dispatch table: follows and blocks, plus the conversation hooks
+    (replies, reactions, edits and deletes become comments)."""
+    from bridge.conversations import fediverse
+
+    return inbox.default_handlers(fediverse.HOOKS)
+
+
+@dataclass
+class PublishOutcome:
+    report: outbox.PublishReport
+    stats: delivery.DeliveryStats | None
+    """What this process delivered; None when a running daemon delivers the queue."""
+
+
+async def publish_and_deliver(
+    config: SiteConfig, posts: list[Post], *, send_webmentions: bool = True
+) -> PublishOutcome:
+    """Queue the publish diff for ``posts`` (already built), then deliver the queue here
+    unless a daemon runs; delivery ends when only retries scheduled for later remain."""
+    db = Database(config.db_path)
+    actor_keys = key_store.load_or_generate(config.state_dir)
+    ctx = build_context(config, db, actor_keys)
+    try:
+        report = await outbox.publish(ctx, posts, send_webmentions=send_webmentions)
+        if DaemonLock.held(lock_path(config)):
+            return PublishOutcome(report, None)
+        worker = delivery_worker(config, db, actor_keys)
+        worker.recover()
+        return PublishOutcome(report, await worker.run_until_idle())
+    finally:
+        await ctx.fetcher.aclose()
+        db.close()
