@@ -21,21 +21,9 @@ from bridge.cli._common import friendly, load_config, open_context, site_option
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
-    from bridge.federation.context import Context
     from bridge.federation.fetch import SafeFetcher
 
 T = TypeVar("T")
-
-REBUILD_HINT = "run 'indiebridge build' (or pass --build) to update the pages"
-
-
-def _rebuild(ctx: Context, build: bool) -> None:
-    if not build:
-        click.echo(REBUILD_HINT)
-        return
-    from bridge.site import build as site
-
-    click.echo(site.build(ctx.config).summary())
 
 
 def _snippet(html: str, width: int = 60) -> str:
@@ -82,8 +70,11 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
         click.echo(f"{e['id']}  {e['status']:8} {e['type']:8} {e['post'] or '-':24} {who}: {text}")
 
 
-def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
+def _moderate(site_dir: Path, action: str, cid: str) -> None:
+    """Change one comment, then update the pages: the running daemon rebuilds them, or
+    this command does (``site_changes.settle``)."""
     from bridge.conversations import moderation
+    from bridge.daemon import site_changes
 
     with open_context(site_dir) as ctx:
         if action == "approve":
@@ -96,11 +87,12 @@ def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
             kind = moderation.delete(ctx, cid)
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
-                return
-    _rebuild(ctx, build)
+                return  # never on the site
+    click.echo(site_changes.settle(ctx.config, ctx.db))
 
 
-_build_option = click.option("--build", is_flag=True, help="Rebuild the site afterwards.")
+# Pages are always updated now; --build is accepted (and ignored) for one more release.
+_build_option = click.option("--build", is_flag=True, hidden=True)
 
 
 @comments.command("approve")
@@ -110,7 +102,7 @@ _build_option = click.option("--build", is_flag=True, help="Rebuild the site aft
 @friendly
 def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
     """Show a pending comment on the site."""
-    _moderate(site_dir, "approve", comment_id, build)
+    _moderate(site_dir, "approve", comment_id)
 
 
 @comments.command("reject")
@@ -120,7 +112,7 @@ def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment and refuse it if it is delivered or sent again."""
-    _moderate(site_dir, "reject", comment_id, build)
+    _moderate(site_dir, "reject", comment_id)
 
 
 @comments.command("delete")
@@ -130,7 +122,7 @@ def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment or a private mention."""
-    _moderate(site_dir, "delete", comment_id, build)
+    _moderate(site_dir, "delete", comment_id)
 
 
 # ---- webmentions sent ---------------------------------------------------------------------

@@ -70,12 +70,14 @@ def followers_approve(account: str, site_dir: Path) -> None:
 @friendly
 def followers_remove(account: str, site_dir: Path) -> None:
     """Remove a follower (handle or actor URL)."""
+    from bridge.daemon import site_changes
     from bridge.federation import followers
 
-    _, db = open_db(site_dir)
+    config, db = open_db(site_dir)
     follower = _account(db, account)
     followers.remove(db, follower.actor)
     click.echo(f"Removed {follower.handle or follower.actor}")
+    click.echo(site_changes.settle(config, db))
 
 
 @click.command()
@@ -94,10 +96,9 @@ def block(pattern: str, site_dir: Path) -> None:
         result = site_changes.block(ctx, pattern)
     click.echo(f"Blocked {result.pattern}; removed {result.followers_removed} follower(s).")
     if result.comments_deleted:
-        click.echo(
-            f"Deleted {len(result.comments_deleted)} comment(s) by blocked authors; "
-            "run 'indiebridge build' (or let the daemon rebuild) to update pages."
-        )
+        click.echo(f"Deleted {len(result.comments_deleted)} comment(s) by blocked authors.")
+    if result.followers_removed or result.comments_deleted:
+        click.echo(site_changes.settle(ctx.config, ctx.db))
 
 
 @click.command()

@@ -144,8 +144,17 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
 @click.option(
     "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per event (follow, comment, webmention, rebuild, delivery given up).",
+)
 @friendly
-def serve(site_dir: Path, host: str, port: int, no_build: bool, watch: bool) -> None:
+def serve(
+    site_dir: Path, host: str, port: int, no_build: bool, watch: bool, log_format: str
+) -> None:
     """Build, then serve the site with its inbox, WebFinger and delivery worker.
 
     One process: static files (with ActivityPub content negotiation), the actor and
@@ -157,11 +166,13 @@ def serve(site_dir: Path, host: str, port: int, no_build: bool, watch: bool) -> 
 
     from bridge import keys
     from bridge.daemon import app as daemon
+    from bridge.daemon import events
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
     if not no_build:
         click.echo(build_with_progress(config).summary())
+    events.configure(log_format)
     app = daemon.create_app(config, watch=watch)
     click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)

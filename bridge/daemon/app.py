@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.daemon import services
+from bridge.daemon import events, services
 from bridge.daemon.livereload import ReloadHub, live_reload_routes
 from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.daemon.rebuild import Rebuilder, start_daemon_watcher
@@ -111,8 +111,10 @@ class Daemon:
             self.keys,
             on_queued=self.worker.wake,
             mark_dirty=self.rebuilder.mark_dirty,
+            comments=events.LoggedCommentStore(config.content_dir),
         )
-        self.changes = ChangePoller(self.db, self.rebuilder.request, interval=poll_interval)
+        self.changes = ChangePoller(self.db, self.rebuilder.request)
+        self.gave_up = events.DeliveryWatch(self.db)
         self.limiter = inbox.RateLimiter()
         self.inbox_event = asyncio.Event()
         self.webmention_event = asyncio.Event()
@@ -144,7 +146,7 @@ class Daemon:
                 self._loop(self.webmention_event, self._process_webmentions), name="webmentions"
             ),
             asyncio.create_task(self.rebuilder.run(self.stop), name="rebuild"),
-            asyncio.create_task(self.changes.run(self.stop), name="site-changes"),
+            asyncio.create_task(self._watch(), name="site-changes"),
         ]
         if self.config.bridge_feeds:
             from bridge.daemon import feedbridge
@@ -188,13 +190,26 @@ class Daemon:
                 await asyncio.wait_for(event.wait(), timeout=self.poll_interval)
             event.clear()
 
+    async def _watch(self) -> None:
+        """Every ``poll_interval``: moderation from the CLI, deliveries that gave up."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.poll_interval)
+            try:
+                self.changes.poll()
+                self.gave_up.check()
+            except Exception as exc:
+                log.exception("watching the database failed: %s", exc)
+
     async def _process_inbox(self) -> int:
         return await self.processor.process_pending()
 
     async def _process_webmentions(self) -> int:
         from bridge.conversations import webmentions
 
+        waiting = events.pending_webmentions(self.db)
         count: int = await webmentions.process_pending(self.ctx)
+        events.log_webmentions(self.db, waiting)
         return count
 
     # ---- HTTP handlers --------------------------------------------------------------

@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bridge.config import SiteConfig
+from bridge.daemon import events
 from bridge.daemon.autopublish import daemon_publisher
 from bridge.daemon.build_report import Echo, terminal_reporter
 from bridge.daemon.livereload import ReloadHub, end_streams_on_exit
@@ -76,11 +77,13 @@ class Rebuilder:
             except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
                 log.error("rebuild failed: %s", exc)
                 continue
-            log.info(
-                "rebuild: %d page(s) changed in %.2fs%s",
-                len(result.changed),
-                result.seconds,
-                f" (comments on {', '.join(slugs)})" if slugs else "",
+            because = f" (comments on {', '.join(slugs)})" if slugs else ""
+            events.event(
+                "rebuild",
+                f"rebuild: {len(result.changed)} page(s) changed in {result.seconds:.2f}s{because}",
+                pages=len(result.changed),
+                seconds=round(result.seconds, 3),
+                posts=slugs,
             )
 
 

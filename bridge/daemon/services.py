@@ -8,7 +8,8 @@ every CLI command that needs a ``Context`` build it here, so the delivery worker
   (``on_queued`` wakes this process's delivery worker, ``mark_dirty`` asks for a rebuild);
 * ``delivery_worker`` - the ``DeliveryWorker`` for the site's settings; a 410 from an inbox
   removes the followers behind it;
-* ``inbox_handlers`` - the inbox's dispatch table, with the conversation hooks;
+* ``inbox_handlers`` - the inbox's dispatch table, with the conversation hooks (Follow
+  and Undo log their event, ``bridge.daemon.events``);
 * ``publish_and_deliver`` - ``outbox.publish`` for a list of posts, then delivery of the
   queue unless a running daemon owns it.
 """
@@ -23,11 +24,13 @@ import httpx
 
 from bridge import keys as key_store
 from bridge.config import SiteConfig
+from bridge.daemon import events
 from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.db import Database
 from bridge.federation import delivery, followers, inbox, outbox
 from bridge.federation.context import Context, make_context
 from bridge.keys import ActorKeys
+from bridge.site.comments import CommentStore
 
 if TYPE_CHECKING:
     from bridge.site.posts import Post
@@ -41,11 +44,18 @@ def build_context(
     transport: httpx.AsyncBaseTransport | None = None,
     on_queued: Callable[[], None] | None = None,
     mark_dirty: Callable[[str], None] | None = None,
+    comments: CommentStore | None = None,
 ) -> Context:
     """The services of one site; without hooks, queued rows wait for a worker to poll them
     and comment changes wait for the next build."""
     return make_context(
-        config, db, actor_keys, transport=transport, on_queued=on_queued, mark_dirty=mark_dirty
+        config,
+        db,
+        actor_keys,
+        transport=transport,
+        on_queued=on_queued,
+        mark_dirty=mark_dirty,
+        comments=comments,
     )
 
 
@@ -81,7 +91,7 @@ def inbox_handlers() -> dict[str, inbox.Handler]:
     (replies, reactions, edits and deletes become comments)."""
     from bridge.conversations import fediverse
 
-    return inbox.default_handlers(fediverse.HOOKS)
+    return events.logged_handlers(inbox.default_handlers(fediverse.HOOKS))
 
 
 @dataclass

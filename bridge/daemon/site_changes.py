@@ -6,7 +6,7 @@ files and the database; what the pages show then has to follow:
 
 * the command bumps a counter in the database (``meta.site_changes``) with
   ``record_change``;
-* a running daemon polls the counter (``ChangePoller``, every second) and rebuilds the
+* a running daemon polls the counter (``ChangePoller``, every ``poll_interval``) and rebuilds the
   site when it moved, so the pages are current within a few seconds;
 * without a daemon, the command rebuilds the site itself (``settle``).
 
@@ -16,8 +16,6 @@ followers it matches and deletes the comments of blocked authors.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,12 +63,9 @@ def settle(config: SiteConfig, db: Database) -> str:
 class ChangePoller:
     """The daemon's side: call ``on_change`` whenever the counter moves."""
 
-    def __init__(
-        self, db: Database, on_change: Callable[[], None], *, interval: float = 1.0
-    ) -> None:
+    def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
         self.db = db
         self.on_change = on_change
-        self.interval = interval
         self.seen = change_count(db)
 
     def poll(self) -> bool:
@@ -80,13 +75,6 @@ class ChangePoller:
         self.seen = count
         self.on_change()
         return True
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            if not stop.is_set():
-                self.poll()
 
 
 @dataclass

@@ -88,6 +88,7 @@ def make_context(
     transport: httpx.AsyncBaseTransport | None = None,
     on_queued: Callable[[], None] | None = None,
     mark_dirty: Callable[[str], None] | None = None,
+    comments: CommentStore | None = None,
 ) -> Context:
     fetcher = SafeFetcher(
         allow_private=config.allow_private_addresses,
@@ -107,7 +108,7 @@ def make_context(
         fetcher=fetcher,
         auth=auth,
         actors=Actors(db, fetcher, auth),
-        comments=CommentStore(config.content_dir),
+        comments=comments or CommentStore(config.content_dir),
         on_queued=on_queued or _nothing,
         mark_dirty=mark_dirty or _no_rebuild,
     )
