@@ -17,6 +17,7 @@ prints that line and exits non-zero; it never shows a traceback for these.
     └── DeliveryError        a delivery attempt failed
         ├── RetryableDelivery     5xx, 429, 408, 401, timeouts, resets: try again later
         └── PermanentDelivery     other 4xx: give up now
+            └── InboxGone         410: the inbox no longer exists
 
 "Retryable" versus "permanent" is a difference of type, so callers catch by family.
 """
@@ -91,3 +92,7 @@ class RetryableDelivery(DeliveryError):
 
 class PermanentDelivery(DeliveryError):
     """Any other 4xx: the job is given up at once (410 also removes the follower)."""
+
+
+class InboxGone(PermanentDelivery):
+    """410 Gone: the inbox (its account, or for a shared inbox its server) no longer exists."""
