@@ -95,6 +95,11 @@ def _sign(ctx: Context, obj: dict[str, Any], moment: dt.datetime) -> dict[str, A
     )
 
 
+def signed(ctx: Context, activity: dict[str, Any]) -> dict[str, Any]:
+    """``activity`` with our FEP-8b32 proof, created now (Accept, Reject, Move...)."""
+    return _sign(ctx, activity, dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
 async def resolve_reply(ctx: Context, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """For a reply to a fediverse post: set inReplyTo to its id, mention and address its
     author.  Returns the (re-signed when changed) object and the extra inboxes."""
