@@ -39,12 +39,13 @@ def daemon_publisher(
     lock = asyncio.Lock()
 
     async def run() -> None:
+        from bridge.conversations.post_mentions import PostWebmentions
         from bridge.federation import outbox
         from bridge.site import content
 
         async with lock:
             posts, _ = await asyncio.to_thread(content.load, ctx.config)
-            report = await outbox.publish(ctx, posts)
+            report = await outbox.publish(ctx, posts, webmentions=PostWebmentions(ctx))
             out(f"auto_publish: {report.summary()}")
 
     def done(future: Future[None]) -> None:

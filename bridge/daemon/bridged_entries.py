@@ -49,6 +49,7 @@ from typing import Any
 import nh3
 
 from bridge.config import SiteConfig
+from bridge.conversations.post_mentions import PostWebmentions
 from bridge.db import Database
 from bridge.federation import delivery, outbox
 from bridge.federation.context import Context
@@ -205,6 +206,7 @@ async def federate(
     now_dt = dt.datetime.fromtimestamp(int(moment), dt.UTC)
     inboxes = delivery.inboxes_for_followers(db)
     current: dict[str, float] = {}
+    mentions = PostWebmentions(ctx)
     webmention_jobs: list[tuple[str, str, str, list[str]]] = []
 
     def date_of(entry: importer.FeedEntry) -> dt.datetime:
@@ -232,7 +234,7 @@ async def federate(
         federated = bool(row["federated"]) if live and row is not None else False
         old_links: list[str] = json.loads(row["links"]) if live and row is not None else []
         served = sign(ctx, obj, post.last_modified)
-        links = sorted(outbox.external_links(ctx, post.html, entry.link or config.base_url + "/"))
+        links = sorted(mentions.links(post.html, entry.link or config.base_url + "/"))
         announce = True
         if not live and date < since:
             report.recorded.append(slug)
@@ -312,11 +314,10 @@ async def federate(
                 webmention_jobs.append((slug, str(row["link"]), "", json.loads(row["links"])))
 
     for slug, source, html, old_links in webmention_jobs:
-        results = await outbox.mention_links(ctx, source, html, old_links)
+        results = await mentions.send(source, html, old_links)
         report.webmentions += results
         links = sorted(
-            {r.target for r in results}
-            | (outbox.external_links(ctx, html, source) if html else set())
+            {r.target for r in results} | (mentions.links(html, source) if html else set())
         )
         with db.tx() as con:
             con.execute(

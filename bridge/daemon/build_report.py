@@ -13,14 +13,20 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bridge import config as config_mod
 from bridge.config import SiteConfig
 
 if TYPE_CHECKING:
-    from bridge.daemon.livereload import ReloadHub
     from bridge.site.build import BuildResult
+
+
+class BuildListener(Protocol):
+    """What the terminal reporter forwards outcomes to (the live-reload ``ReloadHub``)."""
+
+    def on_build(self, outcome: BuildResult | Exception, message: str = "") -> None: ...
+
 
 OnBuild = Callable[["BuildResult | Exception"], None]
 Echo = Callable[[str], None]
@@ -78,7 +84,7 @@ def _stderr(line: str) -> None:
 
 
 def terminal_reporter(
-    hub: ReloadHub | None = None,
+    hub: BuildListener | None = None,
     echo: Echo | None = None,
     config: SiteConfig | None = None,
 ) -> OnBuild:

@@ -64,26 +64,19 @@ def delivery_worker(
     db: Database,
     actor_keys: ActorKeys,
     *,
-    poll_interval: float = delivery.POLL_INTERVAL,
+    poll_interval: float | None = None,
 ) -> delivery.DeliveryWorker:
     """The delivery worker for the site's settings (signature scheme, private addresses).
 
-    A 410 Gone from an inbox removes every follower delivered through it.
+    A 410 Gone from an inbox removes every follower delivered through it.  The daemon
+    passes ``poll_interval`` so rows queued by ``publish`` in another process are found.
     """
 
     def gone(inbox_url: str) -> None:
         followers.remove_by_inbox(db, inbox_url)
 
-    return delivery.DeliveryWorker(
-        db,
-        private_key=actor_keys.rsa,
-        key_id=config.key_id,
-        scheme=config.signature_scheme,  # type: ignore[arg-type]
-        allow_private=config.allow_private_addresses,
-        base_url=config.base_url,
-        on_gone=gone,
-        poll_interval=poll_interval,  # rows queued by `publish` in another process
-    )
+    options = {} if poll_interval is None else {"poll_interval": poll_interval}
+    return delivery.DeliveryWorker.from_config(config, db, actor_keys, on_gone=gone, **options)
 
 
 def inbox_handlers() -> dict[str, inbox.Handler]:
@@ -110,7 +103,10 @@ async def publish_and_deliver(
     actor_keys = key_store.load_or_generate(config.state_dir)
     ctx = build_context(config, db, actor_keys)
     try:
-        report = await outbox.publish(ctx, posts, send_webmentions=send_webmentions)
+        from bridge.conversations.post_mentions import PostWebmentions
+
+        mentions = PostWebmentions(ctx) if send_webmentions else None
+        report = await outbox.publish(ctx, posts, webmentions=mentions)
         if DaemonLock.held(lock_path(config)):
             return PublishOutcome(report, None)
         worker = delivery_worker(config, db, actor_keys)
