@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from pathlib import Path
 
@@ -58,8 +59,20 @@ def init(directory: Path, title: str, base_url: str, username: str, author: str)
     """
     import datetime as dt
 
+    from bridge import config as config_mod
     from bridge import keys
 
+    problems = [
+        (option, value, problem)
+        for option, value, problem in (
+            ("--base-url", base_url, config_mod.base_url_problem(base_url)),
+            ("--username", username, config_mod.username_problem(username)),
+        )
+        if problem
+    ]
+    if problems:
+        option, value, problem = problems[0]
+        raise click.ClickException(f"{option} {value!r}: {problem}")
     directory.mkdir(parents=True, exist_ok=True)
     toml = directory / "site.toml"
     if toml.exists():
@@ -103,6 +116,21 @@ def init(directory: Path, title: str, base_url: str, username: str, author: str)
     else:
         keys.generate(state)
         click.echo(f"created RSA-2048 and Ed25519 keys in {state / 'keys'} (mode 0600)")
+    click.echo(next_steps(directory))
+
+
+def next_steps(directory: Path) -> str:
+    """The three commands that follow ``init``."""
+    import shlex
+
+    site = "" if directory == Path(".") else f" --site {shlex.quote(str(directory))}"
+    rows = [
+        (f'indiebridge new "My first post"{site}', "write a post"),
+        (f"indiebridge serve --watch{site}", "preview on http://127.0.0.1:8000, rebuilt on save"),
+        (f"indiebridge publish{site}", "send posts to followers once the site is live"),
+    ]
+    width = max(len(command) for command, _ in rows)
+    return "Next:\n" + "\n".join(f"  {cmd:{width}}  # {why}" for cmd, why in rows)
 
 
 @click.command()
@@ -162,6 +190,8 @@ def serve(
     activities, process the inbox and rebuild pages when comments arrive. With --watch,
     saving a post, template or site.toml rebuilds what changed and open tabs reload.
     """
+    import socket
+
     import uvicorn
 
     from bridge import keys
@@ -170,12 +200,29 @@ def serve(
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
+    # Bind first: a port in use is one line, before any "Serving" line or build output.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = (
+            "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        )
+        raise click.ClickException(
+            f"{host}:{port} {reason}; stop the other server or pass --port"
+        ) from None
     if not no_build:
         click.echo(build_with_progress(config).summary())
     events.configure(log_format)
     app = daemon.create_app(config, watch=watch)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", proxy_headers=True, host=host, port=port)
+    )
     click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+    server.run(sockets=[sock])
 
 
 @click.command()
