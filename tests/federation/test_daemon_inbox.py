@@ -474,7 +474,7 @@ async def test_relayed_activity_with_the_actors_proof_is_accepted(harness: Harne
     assert r.status_code == 202
     (row,) = harness.store()["inbox"]
     assert row[0] == like["id"]
-    assert row[7] == ""  # authenticated by the proof, not flagged as forwarded
+    assert (row[7], row[8]) == ("", 0)  # authenticated by the proof, not flagged as forwarded
 
     tampered = {**signed, "id": REMOTE + "#likes/2", "object": "https://elsewhere.example/x"}
     r = await harness.signed_post("/inbox", tampered, signer=OTHER)
