@@ -13,7 +13,10 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── KeyError_            the actor's key files are missing or unreadable
     ├── SignatureError       an HTTP signature or integrity proof does not verify
     ├── FetchError           a remote URL could not be fetched safely
-    │   └── BlockedAddressError   the URL resolves to a private/loopback address
+    │   ├── BlockedAddressError   the URL resolves to a private/loopback address
+    │   └── SourceRetryLater      a webmention source failed transiently: verify it later
+    ├── SourceTooComplex     a webmention source shaped to make the parser slow (HTML bomb)
+    ├── ModerationError      the owner named an unknown comment, or one that cannot take the action
     └── DeliveryError        a delivery attempt failed
         ├── RetryableDelivery     5xx, 429, 408, 401, timeouts, resets: try again later
         └── PermanentDelivery     other 4xx: give up now
@@ -73,6 +76,19 @@ class FetchError(BridgeError):
 
 class BlockedAddressError(FetchError):
     """The URL (or a redirect hop) resolves to a loopback, private or link-local address."""
+
+
+class SourceRetryLater(FetchError):
+    """A webmention source failed transiently (timeout, connection error, 5xx, 408, 429):
+    its verification is tried again on the retry schedule."""
+
+
+class SourceTooComplex(BridgeError):
+    """A webmention source shaped to make the parser slow (an "HTML bomb"): refused."""
+
+
+class ModerationError(BridgeError):
+    """The owner named a comment that does not exist or cannot take that action."""
 
 
 class DeliveryError(BridgeError):
