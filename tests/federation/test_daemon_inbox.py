@@ -85,7 +85,7 @@ class Harness:
             self.daemon.ctx.actors.store(parse_actor(doc))
         app = daemon_mod.create_app(self.config, daemon=self.daemon)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url=self.config.federation_url
         )
 
     async def signed_post(
@@ -103,7 +103,7 @@ class Harness:
         raw = body if body is not None else json.dumps(activity).encode()
         request = httpx.Request(
             "POST",
-            "http://testserver" + path,
+            self.config.federation_url + path,  # signed for our own host
             content=raw,
             headers={"Content-Type": "application/activity+json", **(headers or {})},
         )

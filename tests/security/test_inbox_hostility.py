@@ -119,7 +119,7 @@ def _cavage(
     """A hand-made cavage signature over exactly ``signed`` (to break the rules on purpose)."""
     headers = {
         "content-type": "application/activity+json",
-        "host": "testserver",
+        "host": httpx.URL(h.config.federation_url).netloc.decode(),
         "date": http_date(dt.datetime.now(dt.UTC)),
         "digest": digest_header(body),
         **extra,

@@ -4,7 +4,9 @@
 
 1. refuse bodies over 1 MB (413) and non-JSON content types (415);
 2. parse the JSON (400 when it is not an object with a ``type`` and an ``actor``);
-3. verify the HTTP signature (401 with a JSON reason when it fails);
+3. verify the HTTP signature (401 with a JSON reason when it fails), which must cover
+   ``host`` (or RFC 9421 ``@authority``/``@target-uri``) naming ``federation_url``'s host:
+   a request signed for another server and replayed here is refused;
 4. check that the key's owner is the activity's actor (401 otherwise), except for a
    Create/Update forwarded by a third server, which is stored flagged ``forwarded`` and
    processed only from a fresh copy fetched from the object's own origin;
@@ -152,6 +154,11 @@ def request_url(ctx: Context, request: Request) -> str | None:
     return url
 
 
+def our_authority(ctx: Context) -> str:
+    """The host[:port] requests must be signed for: ``federation_url``'s."""
+    return urlsplit(ctx.config.federation_url).netloc
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A received activity that passed the shape checks."""
@@ -192,7 +199,12 @@ async def _authenticate(ctx: Context, request: Request, parsed: Parsed) -> Verif
         return error(400, "the Host header is not a valid host name")
     try:
         return await verify_request(
-            request.method, url, request.headers, parsed.body, ctx.actors.lookup_key
+            request.method,
+            url,
+            request.headers,
+            parsed.body,
+            ctx.actors.lookup_key,
+            authority=our_authority(ctx),
         )
     except SignatureError as exc:
         object_id = first_id(parsed.activity.get("object"))
