@@ -259,27 +259,74 @@ def _open(site_dir: Path) -> tuple[SiteConfig, Any]:
 @click.option(
     "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
 )
+@click.option(
+    "--preview/--production",
+    "preview_flag",
+    default=None,
+    help="Preview: build for the address served here, into .indiebridge/preview/, and never "
+    "federate. Production: serve public/ as base_url, with inbox and delivery. Default: "
+    "production only when listening at base_url's own host and port.",
+)
 @friendly
-def serve(site_dir: Path, host: str, port: int, no_build: bool, watch: bool) -> None:
+def serve(
+    site_dir: Path,
+    host: str,
+    port: int,
+    no_build: bool,
+    watch: bool,
+    preview_flag: bool | None,
+) -> None:
     """Build, then serve the site with its inbox, WebFinger and delivery worker.
 
     One process: static files (with ActivityPub content negotiation), the actor and
     shared inboxes, the Webmention endpoint, and the background workers that deliver
     activities, process the inbox and rebuild pages when comments arrive. With --watch,
     saving a post, template or site.toml rebuilds what changed and open tabs reload.
+
+    On a laptop, where the address served is not base_url, it runs a preview instead: the
+    site is built for that address (styles, images, links and feeds all work there) and
+    nothing federates. Behind a reverse proxy, run it with --production.
     """
     import uvicorn
 
     from bridge import keys
     from bridge.daemon import app as daemon
+    from bridge.site import preview
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
+    if preview_flag is None:
+        preview_flag = preview.mode(config, host, port) == "preview"
+    if preview_flag:
+        _serve_preview(config, host, port, no_build, watch)
+        return
+    click.echo(f"Production: serving {config.base_url} with its inbox and delivery")
     if not no_build:
         click.echo(_build_with_progress(config, None, False).summary())
     app = daemon.create_app(config, watch=watch)
     click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+
+
+def _serve_preview(config: SiteConfig, host: str, port: int, no_build: bool, watch: bool) -> None:
+    """`serve` in preview mode: build for the local address, serve it, never federate."""
+    import uvicorn
+
+    from bridge.daemon.preview import create_preview_app
+    from bridge.site import build as site
+    from bridge.site import preview
+
+    url = preview.listen_url(host, port)
+    local = preview.preview_config(config, url)
+    click.echo(
+        f"Preview of {config.base_url} at {url}: built in {local.output_dir}, "
+        "not federating (--production to serve as the blog)"
+    )
+    if not no_build:
+        click.echo(site.build(local, live_reload=watch).summary())
+    app = create_preview_app(local, watch=watch, echo=click.echo)
+    click.echo(f"Serving the preview on {url} (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @main.command()

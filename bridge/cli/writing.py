@@ -51,6 +51,10 @@ def watch(site_dir: Path, drafts: bool, stop_after: float | None) -> None:
         f"Watching {config.site_dir}: content/, templates/, static/, the theme and "
         f"site.toml; output in {config.output_dir} (Ctrl+C to stop)"
     )
+    click.echo(
+        f"Production build for {config.base_url}; for a preview at a local address, "
+        "run `indiebridge serve --watch`"
+    )
     watcher.start()
     try:
         threading.Event().wait(stop_after)
