@@ -175,8 +175,11 @@ def init(directory: Path, title: str, base_url: str, username: str, author: str)
     help="Output folder (default: public/ in the site folder).",
 )
 @click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
+@click.option(
+    "--strict", is_flag=True, help="Stop on warnings too (a Markdown image that is missing)."
+)
 @friendly
-def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
+def build(site_dir: Path, out_dir: Path | None, drafts: bool, strict: bool) -> None:
     """Build the static site: HTML, feeds, ActivityPub and WebFinger documents.
 
     The output is written to a temporary folder and swapped in; on any error the previous
@@ -186,11 +189,20 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
-    result = _build_with_progress(config, out_dir, drafts)
+    result = _build_with_progress(config, out_dir, drafts, strict=strict)
     click.echo(result.summary())
 
 
-def _build_with_progress(config: SiteConfig, out_dir: Path | None, drafts: bool) -> Any:
+def _build_with_progress(
+    config: SiteConfig, out_dir: Path | None, drafts: bool, *, strict: bool = False
+) -> Any:
+    result = _build_quietly(config, out_dir, drafts, strict)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return result
+
+
+def _build_quietly(config: SiteConfig, out_dir: Path | None, drafts: bool, strict: bool) -> Any:
     from bridge.site import build as site
 
     if sys.stderr.isatty():
@@ -205,11 +217,13 @@ def _build_with_progress(config: SiteConfig, out_dir: Path | None, drafts: bool)
                 bar.update(1)
 
         try:
-            return site.build(config, out_dir=out_dir, drafts=drafts, progress=progress)
+            return site.build(
+                config, out_dir=out_dir, drafts=drafts, progress=progress, strict=strict
+            )
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
-    return site.build(config, out_dir=out_dir, drafts=drafts)
+    return site.build(config, out_dir=out_dir, drafts=drafts, strict=strict)
 
 
 # ---- keys -----------------------------------------------------------------------------
@@ -323,7 +337,10 @@ def _serve_preview(config: SiteConfig, host: str, port: int, no_build: bool, wat
         "not federating (--production to serve as the blog)"
     )
     if not no_build:
-        click.echo(site.build(local, live_reload=watch).summary())
+        result = site.build(local, live_reload=watch)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(result.summary())
     app = create_preview_app(local, watch=watch, echo=click.echo)
     click.echo(f"Serving the preview on {url} (Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
