@@ -164,6 +164,8 @@ class SiteConfig:
     discoverable: bool
     author: AuthorConfig
     bridge_feeds: tuple[BridgeFeed, ...] = field(default=())
+    # Set only for a local preview (bridge.site.preview): the real base_url it stands for.
+    preview_of: str = ""
 
     # ---- folders -------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
+from bridge.site import template_errors
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
 TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
@@ -130,12 +131,14 @@ class Renderer:
                 else (c.base_url + "/" + c.author.avatar.lstrip("/") if c.author.avatar else "")
             ),
             "also_known_as": c.also_known_as,
+            "preview_of": c.preview_of,  # the real base_url when this is a local preview
         }
 
     def template(self, name: str) -> jinja2.Template:
         tpl = self._templates.get(name)
         if tpl is None:
-            tpl = self._templates[name] = self.env.get_template(name)
+            with template_errors.reported(self.config, name):
+                tpl = self._templates[name] = self.env.get_template(name)
         return tpl
 
     def template_names(self, name: str) -> list[str] | None:
@@ -153,7 +156,8 @@ class Renderer:
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
             # Parsed with its name, so a syntax error reads as it would when rendering.
-            ast = self.env.parse(source, name=current, filename=filename)
+            with template_errors.reported(self.config, current):
+                ast = self.env.parse(source, name=current, filename=filename)
             for ref in jinja2.meta.find_referenced_templates(ast):
                 if ref is None:
                     return None
@@ -189,7 +193,9 @@ class Renderer:
         return h.hexdigest()
 
     def render(self, name: str, **context: Any) -> str:
-        return self.template(name).render(**context)
+        template = self.template(name)
+        with template_errors.reported(self.config, name):
+            return template.render(**context)
 
     # ---- page kinds ---------------------------------------------------------------
 
