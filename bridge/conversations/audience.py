@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.federation.actors import as_list, first_id
+from bridge.conversations.shapes import RemoteObject, addressing
 from bridge.federation.context import Context
 
 __all__ = ["PUBLIC", "is_public", "mentions_us"]
@@ -19,23 +19,11 @@ __all__ = ["PUBLIC", "is_public", "mentions_us"]
 PUBLIC = frozenset({"https://www.w3.org/ns/activitystreams#Public", "as:Public", "Public"})
 
 
-def _audience(obj: dict[str, Any], activity: dict[str, Any]) -> set[str]:
-    out: set[str] = set()
-    for doc in (obj, activity):
-        for key in ("to", "cc", "audience"):
-            out.update(x for x in (first_id(v) for v in as_list(doc.get(key))) if x)
-    return out
+def is_public(obj: RemoteObject, activity: dict[str, Any]) -> bool:
+    return bool((obj.audience | addressing(activity)[0]) & PUBLIC)
 
 
-def is_public(obj: dict[str, Any], activity: dict[str, Any]) -> bool:
-    return bool(_audience(obj, activity) & PUBLIC)
-
-
-def mentions_us(ctx: Context, obj: dict[str, Any], activity: dict[str, Any]) -> bool:
+def mentions_us(ctx: Context, obj: RemoteObject, activity: dict[str, Any]) -> bool:
     me = ctx.config.actor_id
-    if me in _audience(obj, activity):
-        return True
-    for tag in as_list(obj.get("tag")) + as_list(activity.get("tag")):
-        if isinstance(tag, dict) and tag.get("type") == "Mention" and tag.get("href") == me:
-            return True
-    return False
+    audience, mentions = addressing(activity)
+    return me in obj.audience | obj.mentions | audience | mentions
