@@ -3,11 +3,13 @@
 * **Create** of a Note, Article, Page or Question whose ``inReplyTo`` is one of our posts
   (HTML URL or ActivityStreams id) or a comment we show -> a ``reply`` comment under the
   post (nested replies keep the parent in ``in_reply_to``).  Only public or unlisted
-  objects become comments: a followers-only or direct reply, and any other object that
-  mentions or addresses us, becomes a private row in ``notifications`` for the owner.
+  objects become comments, judged by the object alone (``audience``): a followers-only or
+  direct reply, and any other object that mentions or addresses us, becomes a private row
+  in ``notifications`` for the owner.
   A quote post of one of ours (Misskey ``_misskey_quote``, ``quoteUrl``, FEP-e232
   ``quote``) is a public ``mention``.
-* **Update** of a comment (same object id, same author) edits it; **Update** of the
+* **Update** of a comment (same object id, same author) edits it, or takes it off the site
+  when the object is no longer public; **Update** of the
   actor refreshes the cached actor and the author shown on its comments.
 * **Delete** of a comment by its author removes it (someone else's Delete changes
   nothing); an actor deleting itself loses all its comments and private mentions.
@@ -88,9 +90,9 @@ async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         return
     parent = _parent(ctx, obj.in_reply_to) if obj.in_reply_to else None
     quoted = None if parent else _quoted_post(ctx, obj)
-    public = is_public(obj, activity)
+    public = is_public(obj)
     if (parent is None and quoted is None) or not public:
-        if mentions_us(ctx, obj, activity) or parent is not None or quoted is not None:
+        if mentions_us(ctx, obj) or parent is not None or quoted is not None:
             await _notify(ctx, obj, author_id)
         return
     actor = await ctx.actors.get(author_id)
@@ -168,6 +170,11 @@ async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         return
     slug, old = found
     if not author_matches_or_log(old, actor):
+        return
+    if not is_public(obj):  # no longer public: off the site, and kept for the owner only
+        ctx.comments.delete(cid)
+        note_change(ctx, slug, old)
+        await _notify(ctx, obj, author_id)
         return
     updated = moderation.parse_time(obj.doc.get("updated")) or dt.datetime.now(dt.UTC)
     new = replace(
