@@ -82,6 +82,7 @@ async def on_reaction(ctx: Context, activity: dict[str, Any], forwarded: bool) -
         ),
         status=existing[1].status if existing else moderation.initial_status(ctx, actor.id),
         object_id=activity_id,
+        actor_id=actor.id,
     )
     if existing is not None and existing[1] == comment:
         return

@@ -115,6 +115,7 @@ async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         status=moderation.initial_status(ctx, actor.id),
         in_reply_to=in_reply_to,
         object_id=obj_id,
+        actor_id=actor.id,
     )
     ctx.comments.write(slug, comment)
     note_change(ctx, slug, comment)
@@ -183,6 +184,7 @@ async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         updated=updated,
         source=url_of(obj.doc.get("url")) or old.source,
         author=author_of(actor),
+        actor_id=actor.id,  # an older file without it learns its author here
     )
     if new != old:
         ctx.comments.write(slug, new)
@@ -219,7 +221,7 @@ async def _update_actor(ctx: Context, doc: dict[str, Any]) -> None:
     author = author_of(new)
     for slug, comment in list(ctx.comments.iter_all()):
         if moderation.author_matches(comment, old) and comment.author != author:
-            ctx.comments.write(slug, replace(comment, author=author))
+            ctx.comments.write(slug, replace(comment, author=author, actor_id=new.id))
             ctx.mark_dirty(slug)
 
 

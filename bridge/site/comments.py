@@ -93,6 +93,7 @@ def from_json(data: dict[str, Any]) -> Comment:
         status=str(data.get("status", "approved")),
         in_reply_to=str(data.get("in_reply_to", "")),
         object_id=str(data.get("object_id", "")),
+        actor_id=str(data.get("actor_id", "")),
     )
 
 

@@ -44,8 +44,8 @@ from bridge.site.comments import CommentStore
 from tests.netfakes import SpyBackend
 
 CATEGORIES = ("inbox", "fetch", "render", "fault", "load")
-# Comment threading, visibility, display names and the HTML parse budget.
-CATEGORIES += ("threads", "audience", "display", "parse")
+# Comment threading, visibility, authorship, display names and the HTML parse budget.
+CATEGORIES += ("threads", "audience", "identity", "display", "parse")
 
 ALICE = "https://remote.example/users/alice"
 MALLORY = "https://other.example/users/mallory"
