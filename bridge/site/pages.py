@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -19,6 +18,7 @@ from markupsafe import Markup
 
 from bridge.config import SiteConfig
 from bridge.site import template_errors
+from bridge.site.comments import thread
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
 TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
@@ -43,47 +43,6 @@ def _safe_url(value: str) -> str:
     from bridge.site.sanitize import http_url
 
     return http_url(value)
-
-
-@dataclass(frozen=True)
-class Reactions:
-    likes: tuple[Comment, ...]
-    reposts: tuple[Comment, ...]
-    bookmarks: tuple[Comment, ...]
-    mentions: tuple[Comment, ...]
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A reply with its nested replies, for threaded display."""
-
-    comment: Comment
-    children: tuple[Thread, ...]
-
-
-def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
-    """Group a post's approved comments into reply threads and reaction rows."""
-    approved = [c for c in comments if c.status == "approved"]
-    replies = sorted((c for c in approved if c.type == "reply"), key=lambda c: c.published)
-    by_parent: dict[str, list[Comment]] = {}
-    known = {c.source for c in replies} | {c.object_id for c in replies if c.object_id}
-    for c in replies:
-        parent = c.in_reply_to if c.in_reply_to in known else ""
-        by_parent.setdefault(parent, []).append(c)
-
-    def build(parent: str, depth: int) -> tuple[Thread, ...]:
-        out = []
-        for c in by_parent.get(parent, []):
-            kids = () if depth > 20 else build(c.object_id or c.source, depth + 1)
-            if c.object_id and c.source != c.object_id and depth <= 20:
-                kids = kids + build(c.source, depth + 1)
-            out.append(Thread(c, kids))
-        return tuple(out)
-
-    def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(sorted((c for c in approved if c.type == kind), key=lambda c: c.published))
-
-    return build("", 0), Reactions(pick("like"), pick("repost"), pick("bookmark"), pick("mention"))
 
 
 class Renderer:
