@@ -41,6 +41,17 @@ _CODE_MARK = re.compile(r"\x01(\d+)\x01")
 _ALIGN = re.compile(r"text-align\s*:\s*(left|right|center)")
 
 
+def _escape_line_start(match: re.Match[str]) -> str:
+    """``1986.`` -> ``1986\\.``; ``#``, ``-``, ``+``, ``>`` -> backslash first; a line of
+    dashes has every dash escaped (else it is a rule, or smarty makes ``--`` a dash)."""
+    lead, mark = match.group(1) + match.group(2), match.group(3)
+    if mark[0].isdigit():
+        return f"{lead}{mark}\\"
+    if mark.startswith("-") and mark.strip() != "-":
+        return lead + "".join("\\-" if c == "-" else c for c in mark)
+    return f"{lead}\\{mark}"
+
+
 @dataclass(frozen=True)
 class Converted:
     markdown: str
@@ -78,14 +89,7 @@ class _Converter(MarkdownConverter):
 
     def escape(self, text: str, parent_tags: Any) -> str:
         text = self._base.escape(text, parent_tags)
-        return _LINE_START.sub(
-            lambda m: (
-                m.group(1) + m.group(2) + "\\" + m.group(3)
-                if not m.group(3)[0].isdigit()
-                else m.group(1) + m.group(2) + m.group(3) + "\\"
-            ),
-            text,
-        ).replace("\\" + "\\.", "\\.")
+        return _LINE_START.sub(_escape_line_start, text)
 
     def convert_pre(self, el: Tag, text: str, parent_tags: Any) -> str:
         code = el.get_text()
