@@ -57,7 +57,6 @@ async def complete_entry(entry: FeedEntry, fetch: Fetch) -> FeedEntry:
     otherwise unchanged but for a warning saying why."""
     if not entry.truncated:
         return entry
-    name = repr(entry.title) if entry.title else entry.link or entry.key
     if not entry.link:
         reason = "it has no permalink to fetch"
     else:
@@ -72,7 +71,7 @@ async def complete_entry(entry: FeedEntry, fetch: Fetch) -> FeedEntry:
                     entry, html=absolutize(found, entry.link), truncated=False
                 )
             reason = f"no post content found at {entry.link}"
-    warning = f"{name}: the feed has a summary only and {reason}; imported as a draft"
+    warning = f"the feed has a summary only and {reason}; imported as a draft"
     return dataclasses.replace(entry, warnings=(*entry.warnings, warning))
 
 
