@@ -273,15 +273,14 @@ class _Run:
         slug = import_slug(entry)
         if slug in RESERVED_PAGE_SLUGS:
             slug = unique_slug(f"{slug}-page", self.pages.slugs)
-        folder = "pages" if seen == PUBLIC else "drafts/pages"
-        rel = f"content/{folder}/{slug}.md"
-        text = files.page_text(entry, slug, date, self.body(entry))
-        if (seen == PUBLIC and slug in self.pages.slugs) or not files.create(
-            self.config.site_dir / rel, text
-        ):
+        public = seen == PUBLIC and not entry.truncated
+        rel = f"content/{'pages' if public else 'drafts/pages'}/{slug}.md"
+        path = self.config.site_dir / rel
+        taken = (public and slug in self.pages.slugs) or path.exists()
+        if taken or not files.create(path, files.page_text(entry, slug, date, self.body(entry))):
             self.report.skipped.append(f"skipped page {_describe(entry)}: {rel} exists")
             return
-        if seen == PUBLIC:
+        if public:
             self.pages.slugs.add(slug)
         self.report.written.append(rel)
         self.count(entry, seen, "pages")

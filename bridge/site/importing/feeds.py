@@ -10,6 +10,9 @@ Facts relied on:
   docs.getpelican.com/en/latest/settings.html#feed-settings); an automatic summary ends
   with ``SUMMARY_END_SUFFIX``, ``…``.  Its Atom feeds carry the summary beside the
   content.
+* Hugo's home feed lists every regular page, sections and top-level pages alike; with
+  the default permalinks a post lives under its section (``/posts/slug/``) and a page
+  such as ``/about/`` at the top, so in a Hugo feed a one-segment path is a page.
 * An entry's ``<description>`` is its body unless the feed also has ``content:encoded``
   or Atom ``<content>``; then it is a summary, which may be a cut of the body (Pelican,
   WordPress) or the author's own excerpt.
@@ -21,6 +24,7 @@ import html as html_mod
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 
@@ -61,6 +65,10 @@ def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
         if name:
             out.setdefault(name.lower(), name)
     return tuple(out.values())
+
+
+def _top_level(link: str | None) -> bool:
+    return bool(link) and len([s for s in urlsplit(link or "").path.split("/") if s]) == 1
 
 
 def looks_cut(fragment: str) -> bool:
@@ -138,6 +146,7 @@ def read(data: bytes, *, url: str = "") -> ParsedFeed:
                 html=absolutize(body, link or str(feed_link or "") or url),
                 guid=guid,
                 truncated=truncated,
+                kind="page" if hugo and _top_level(link) else "post",
             )
         )
     return ParsedFeed(
