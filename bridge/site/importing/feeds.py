@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 import feedparser
 
 from bridge.site.importing.model import FeedEntry, FeedError, ParsedFeed
-from bridge.site.importing.text import absolutize, is_http, plain_text, struct_time, text_to_html
+from bridge.site.importing.text import (
+    absolutize,
+    is_http,
+    plain_text,
+    shallow,
+    struct_time,
+    text_to_html,
+)
 
 _ELLIPSIS = re.compile(r"(?:…|\.\.\.|\[(?:…|\.\.\.|&hellip;)\])\s*$")
 _READ_MORE = re.compile(
@@ -133,6 +140,7 @@ def read(data: bytes, *, url: str = "") -> ParsedFeed:
             _raw(entry, "updated_parsed")
         )
         body, summary, truncated = _body(entry, hugo)
+        body, warnings = shallow(body)
         guid = entry.get("id") if isinstance(entry.get("id"), str) else ""
         out.append(
             FeedEntry(
@@ -146,6 +154,7 @@ def read(data: bytes, *, url: str = "") -> ParsedFeed:
                 html=absolutize(body, link or str(feed_link or "") or url),
                 guid=guid,
                 truncated=truncated,
+                warnings=warnings,
                 kind="page" if hugo and _top_level(link) else "post",
             )
         )

@@ -18,7 +18,7 @@ from bs4.element import Tag
 
 from bridge.errors import BridgeError
 from bridge.site.importing.model import FeedEntry, ParsedFeed
-from bridge.site.importing.text import absolutize, plain_text
+from bridge.site.importing.text import absolutize, plain_text, too_deep
 
 Fetch = Callable[[str], Awaitable[str]]
 """GET a page: its HTML text.  Raises ``BridgeError`` (a one-line reason) on failure."""
@@ -38,6 +38,8 @@ def _in_entry(soup: BeautifulSoup) -> Tag | None:
 
 def extract(page: str) -> str | None:
     """The post's HTML in a page, or None when no content element is found."""
+    if too_deep(page):
+        return None
     soup = BeautifulSoup(page, "html.parser")
     found = _in_entry(soup)
     if found is None:

@@ -30,6 +30,7 @@ from bs4.element import Comment, NavigableString, Tag
 from markdownify import MarkdownConverter
 
 from bridge.site.importing import embeds
+from bridge.site.importing.text import TOO_DEEP
 
 _LINE_START = re.compile(
     r"(^|\n)([ \t]*)(#{1,6}(?=\s|$)|[-+](?=\s|$)|-+[ \t]*$|>|\d{1,9}(?=\.(?:\s|$)))"
@@ -197,6 +198,10 @@ def _footnotes(soup: BeautifulSoup) -> list[tuple[int, Tag]]:
     """Find footnote lists; replace each reference with a ``[^n]`` marker; return the
     notes (number, list item) with their back-links removed."""
     notes: list[tuple[int, Tag]] = []
+    anchors: dict[str, list[Tag]] = {}  # one pass over the links, not one per note
+    for a in soup.find_all("a", href=re.compile("^#")):
+        if isinstance(a, Tag):
+            anchors.setdefault(str(a["href"])[1:], []).append(a)
     for ol in soup.find_all("ol"):
         if not isinstance(ol, Tag):
             continue
@@ -208,8 +213,7 @@ def _footnotes(soup: BeautifulSoup) -> list[tuple[int, Tag]]:
             ident = li.get("id") if isinstance(li, Tag) else None
             if not isinstance(ident, str):
                 continue
-            links = soup.find_all("a", href=f"#{ident}")
-            refs = [a for a in links if not any(p is ol for p in a.parents)]
+            refs = [a for a in anchors.get(ident, []) if not any(p is ol for p in a.parents)]
             if not refs:
                 continue
             number = len(notes) + 1
@@ -238,6 +242,16 @@ def _restore_codes(text: str, codes: list[str]) -> str:
     return _CODE_MARK.sub(put, text)
 
 
+def _as_text(fragment: str) -> str:
+    """The text of a fragment as escaped Markdown paragraphs, for HTML too deep to convert."""
+    breaks = re.sub(r"</?(?:p|div|br|li|pre|h[1-6]|tr)\b[^>]*>", "\n\n", fragment, flags=re.I)
+    soup = BeautifulSoup(breaks, "html.parser")
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", soup.get_text(""))]
+    escaped = [re.sub(r"([\\`*_{}\[\]<>#+!|-])", r"\\\1", p) for p in paragraphs if p]
+    escaped = [re.sub(r"^(\d+)\.", r"\1\\.", p) for p in escaped]
+    return "\n\n".join(escaped)
+
+
 def convert(fragment: str) -> Converted:
     """HTML fragment -> Markdown and warnings (one line each) about what was removed."""
     soup = BeautifulSoup(fragment, "html.parser")
@@ -251,12 +265,15 @@ def convert(fragment: str) -> Converted:
             node.replace_with(node.replace("<", "&lt;").replace(">", "&gt;"))
     notes = _footnotes(soup)
     converter = _Converter()
-    text: str = converter.convert_soup(soup)
-    for number, li in notes:
-        body = converter.convert(li.decode_contents()).strip().rstrip("\xa0").strip()
-        lines = body.split("\n")
-        body = "\n".join([lines[0], *[("    " + line) if line else "" for line in lines[1:]]])
-        text += f"\n\n[^{number}]: {body}"
+    try:
+        text: str = converter.convert_soup(soup)
+        for number, li in notes:
+            body = converter.convert(li.decode_contents()).strip().rstrip("\xa0").strip()
+            lines = body.split("\n")
+            body = "\n".join([lines[0], *[("    " + ln) if ln else "" for ln in lines[1:]]])
+            text += f"\n\n[^{number}]: {body}"
+    except RecursionError:  # markdownify recurses once per level of nesting
+        return Converted(_as_text(fragment), (TOO_DEEP,))
     text = re.sub(r"[ \t]+\n", lambda m: m.group(0) if m.group(0).startswith("  ") else "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     text = re.sub(r"\x02(\d+)\x02", r"[^\1]", text)

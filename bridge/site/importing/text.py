@@ -13,10 +13,12 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup
 from bs4.element import Tag
 
-_BLOCKS = (
-    "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "br", "tr", "td",
-    "th", "section", "article", "figcaption", "dt", "dd",
-)  # fmt: skip
+# Block tags are padded with spaces in the source text (a tree walk inserting nodes is
+# quadratic in the nesting depth, and remote HTML can nest thousands deep).
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|div|li|h[1-6]|blockquote|br|tr|td|th|section|article|figcaption|dt|dd)\b[^>]*>",
+    re.I,
+)
 _NOT_PROSE = ("pre", "code", "script", "style", "table", "figure", "iframe", "sup", "noscript")
 
 
@@ -27,15 +29,11 @@ def plain_text(fragment: str, *, prose_only: bool = False) -> str:
     block elements are separated by one.  ``prose_only`` leaves out code, tables,
     figures and footnote marks, for summaries.
     """
-    soup = BeautifulSoup(fragment, "html.parser")
+    soup = BeautifulSoup(_BLOCK_TAG.sub(r" \g<0> ", fragment), "html.parser")
     if prose_only:
         for tag in soup.find_all(_NOT_PROSE):
             if isinstance(tag, Tag):
                 tag.decompose()
-    for tag in soup.find_all(_BLOCKS):
-        if isinstance(tag, Tag):
-            tag.insert_before(" ")
-            tag.insert_after(" ")
     return " ".join(html_mod.unescape(soup.get_text("")).split())
 
 
@@ -110,3 +108,36 @@ def cut_summary(fragment: str, limit: int = 280) -> str:
     if sentence >= limit // 2:
         return head[: sentence + 1]
     return head.rsplit(" ", 1)[0].rstrip(",;:–—-") + "…"
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][\w:-]*)\b[^>]*?(/?)>")
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+     "track", "wbr", "p", "li", "dt", "dd", "option", "td", "th", "tr"}
+)  # fmt: skip  # void, or closed implicitly by HTML: they do not nest by themselves
+MAX_DEPTH = 200
+TOO_DEEP = "the HTML is nested too deeply to convert; kept as plain text"
+
+
+def too_deep(fragment: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether elements nest deeper than ``limit``: one linear scan, no parsing (the HTML
+    parser and the Markdown converter both slow down with the square of the depth)."""
+    depth = 0
+    for match in _TAG.finditer(fragment):
+        closing, name, self_closing = match.groups()
+        if name.lower() in _VOID or self_closing:
+            continue
+        depth += -1 if closing else 1
+        if depth > limit:
+            return True
+    return False
+
+
+def shallow(fragment: str) -> tuple[str, tuple[str, ...]]:
+    """``fragment``, or for HTML nested too deeply its text as plain paragraphs and a
+    warning; only then is it safe to parse and convert."""
+    if not too_deep(fragment):
+        return fragment, ()
+    text = _TAG.sub(lambda m: "\n\n" if _BLOCK_TAG.fullmatch(m.group(0)) else "", fragment)
+    paragraphs = [" ".join(html_mod.unescape(p).split()) for p in re.split(r"\n\s*\n", text)]
+    return "\n".join(f"<p>{html_mod.escape(p)}</p>" for p in paragraphs if p), (TOO_DEEP,)

@@ -17,6 +17,7 @@ Facts relied on (WordPress 6.x source, wp-includes/):
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import re
@@ -125,24 +126,41 @@ def _gallery(attrs: Mapping[str, str], work: _Work) -> str:
     return "\n".join(images)
 
 
+_ENCLOSING = ("caption", "wp_caption", "embed", "youtube", "vimeo")
+
+
+def _closing(
+    text: str, name: str, after: int, found: dict[str, list[tuple[int, int]]]
+) -> tuple[int, int] | None:
+    """(start, end) of the first ``[/name]`` at or after ``after``, or None; each name's
+    closings are found once, so a text full of shortcodes stays linear."""
+    if name not in found:
+        pattern = re.compile(rf"\[/{re.escape(name)}\]", re.I)
+        found[name] = [m.span() for m in pattern.finditer(text)]
+    spans = found[name]
+    index = bisect.bisect_left(spans, (after, -1))
+    return spans[index] if index < len(spans) else None
+
+
 def _shortcodes(text: str, work: _Work) -> str:
     out: list[str] = []
     pos = 0
+    closings: dict[str, list[tuple[int, int]]] = {}
     for match in _SHORTCODE.finditer(text):
         if match.start() < pos:
             continue
         escaped, name, raw, _ = match.groups()
         name_l = name.lower()
         if escaped:  # [[name]] is how WordPress writes a literal shortcode
-            close = text.find("]]", match.end() - 1)
+            close = text.find("]]", match.end() - 1, match.end() + 1024)
             end = close + 2 if close >= 0 else match.end()
             out.append(text[pos : match.start()] + text[match.start() + 1 : end - 1])
             pos = end
             continue
-        closing = re.compile(rf"\[/{re.escape(name)}\]", re.I).search(text, match.end())
         content, end = "", match.end()
-        if closing and name_l in ("caption", "wp_caption", "embed", "youtube", "vimeo"):
-            content, end = text[match.end() : closing.start()], closing.end()
+        closing = _closing(text, name_l, match.end(), closings) if name_l in _ENCLOSING else None
+        if closing:
+            content, end = text[match.end() : closing[0]], closing[1]
         attrs = attributes(raw or "")
         if name_l in ("caption", "wp_caption"):
             replacement = _caption(attrs, content)

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 from bridge.site.importing import wordpress_content
 from bridge.site.importing.model import FeedEntry, FeedError, ImportedComment, ParsedFeed
-from bridge.site.importing.text import absolutize, is_http, plain_text, wp_date
+from bridge.site.importing.text import absolutize, is_http, plain_text, shallow, wp_date
 from bridge.site.importing.wordpress_content import Attachment
 
 _WP = "wordpress.org/export/"
@@ -119,9 +119,8 @@ def _entry(item: ET.Element, attachments: dict[str, Attachment], site: str) -> F
     link = link if is_http(link) else ""
     guid = _text(item, "guid").strip()
     post_id = _wp(item, "post_id")
-    body, warnings = wordpress_content.to_html(
-        item.findtext(_CONTENT) or "", attachments=attachments, post_id=post_id
-    )
+    raw, deep = shallow(item.findtext(_CONTENT) or "")
+    body, warnings = wordpress_content.to_html(raw, attachments=attachments, post_id=post_id)
     excerpt = next((c.text or "" for c in item if _local(c.tag)[1] == "encoded" and
                     "excerpt" in _local(c.tag)[0]), "")  # fmt: skip
     date = (
@@ -144,7 +143,7 @@ def _entry(item: ET.Element, attachments: dict[str, Attachment], site: str) -> F
         guid=guid,
         password=bool(_wp(item, "post_password")),
         comments=_comments(item),
-        warnings=tuple(warnings),
+        warnings=(*deep, *warnings),
     )
 
 
