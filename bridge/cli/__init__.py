@@ -594,3 +594,4 @@ from bridge.cli.writing import commands as _writing_commands  # noqa: E402
 
 for _command in [*_conversation_commands, *_writing_commands]:
     main.add_command(_command)
+import bridge.cli.doctor  # noqa: E402, F401 - registers `indiebridge doctor`
