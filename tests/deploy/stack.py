@@ -228,15 +228,26 @@ http {{
 Edit = Callable[[str], str]
 
 
+def adapt(text: str, public: Path, certs: dict[str, Path]) -> str:
+    """A docs snippet for the test: its host name, site folder and certificate replaced."""
+    text = text.replace("/srv/blog/public", str(public))
+    text, found = re.subn(r"/etc/letsencrypt/live/[^/]+/fullchain\.pem", str(certs["cert"]), text)
+    text = re.sub(r"/etc/letsencrypt/live/[^/]+/privkey\.pem", str(certs["key"]), text)
+    assert found, "a TLS server block names its certificate"
+    return text.replace("blog.example", BLOG)
+
+
 def nginx_config(
-    folder: Path, public: Path, certs: dict[str, Path], *, site: Edit = str, proxy: Edit = str
+    folder: Path,
+    public: Path,
+    certs: dict[str, Path],
+    *,
+    snippets: tuple[str, ...] = ("nginx-site",),
+    site: Edit = str,
+    proxy: Edit = str,
 ) -> Path:
     """nginx.conf (Debian's http defaults) including the docs' server blocks and proxy file."""
-    text = snippet("nginx-site")
-    text = replace(text, "/srv/blog/public", str(public))
-    text = replace(text, "/etc/letsencrypt/live/blog.example/fullchain.pem", str(certs["cert"]))
-    text = replace(text, "/etc/letsencrypt/live/blog.example/privkey.pem", str(certs["key"]))
-    text = replace(text, "blog.example", BLOG)
+    text = adapt("\n".join(snippet(name) for name in snippets), public, certs)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "site.conf").write_text(site(text))
     (folder / "indiebridge_proxy").write_text(proxy(snippet("nginx-proxy")))
@@ -245,15 +256,45 @@ def nginx_config(
     return main
 
 
-def caddy_config(folder: Path, public: Path, certs: dict[str, Path], *, site: Edit = str) -> Path:
-    """The docs' Caddyfile; the test's certificate replaces Caddy's automatic one."""
-    text = snippet("caddy-site")
-    text = replace(text, "/srv/blog/public", str(public))
+def daemon_only(text: str) -> str:
+    """The docs' instruction for nginx: all location blocks replaced by the daemon's one."""
+    start, end = text.index("    location / {"), text.rindex("}")
+    return text[:start] + snippet("nginx-daemon-only") + text[end:]
+
+
+def without_daemon(text: str) -> str:
+    """The blog's server block as on a host without the daemon (split-domain setup)."""
+    return "".join(line for line in text.splitlines(keepends=True) if "proxy_pass" not in line)
+
+
+def caddy_config(
+    folder: Path, public: Path, certs: dict[str, Path], *, name: str = "caddy-site"
+) -> Path:
+    """A docs Caddyfile; the test's certificate replaces Caddy's automatic one."""
+    text = snippet(name).replace("/srv/blog/public", str(public))
     text = replace(text, "blog.example {", f"{BLOG} {{\n\ttls {certs['cert']} {certs['key']}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "Caddyfile"
-    path.write_text("{\n\tadmin off\n}\n\n" + site(text))
+    path.write_text("{\n\tadmin off\n}\n\n" + text)
     return path
+
+
+SETUPS: dict[str, dict[str, Any]] = {
+    # setup name -> the site.toml settings it needs
+    "nginx": {},
+    "caddy": {},
+    "nginx-daemon-only": {},
+    "caddy-daemon-only": {},
+    "nginx-split": {"federation_url": f"https://ap.{BLOG}"},
+    "nginx-static-host": {},
+}
+
+
+def split(text: str) -> str:
+    """The blog's block without the daemon locations, then the daemon host's block."""
+    blog, _, daemon_host = text.partition(f"server_name ap.{BLOG};")
+    start = blog.rindex("server {")
+    return without_daemon(blog[:start]) + blog[start:] + f"server_name ap.{BLOG};" + daemon_host
 
 
 class Deployment:
@@ -265,6 +306,7 @@ class Deployment:
         self.folder = folder
         self.daemon: subprocess.Popen[bytes] | None = None
         self.server: subprocess.Popen[bytes] | None = None
+        self.origin: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
     def start_daemon(self, *, clock: str = "") -> None:
@@ -288,9 +330,40 @@ class Deployment:
         self.server = self.ns.start(argv, log)
         self.ns.wait_port(443, self.server, log)
 
+    def start_origin(self, public: Path, port: int = 8080) -> None:
+        """A static host that sets no headers of its own (``.json`` as application/json)."""
+        argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        log = self.folder / "origin.log"
+        self.origin = self.ns.start([*argv, "--directory", str(public)], log)
+        self.ns.wait_port(port, self.origin, log)
+
+    def start_setup(self, setup: str, certs: dict[str, Path], public: Path) -> None:
+        """Start the web server of one of the ``SETUPS`` in front of the running daemon."""
+        folder = self.folder / setup
+        if setup == "nginx":
+            self.start_nginx(nginx_config(folder, public, certs))
+        elif setup == "nginx-daemon-only":
+            self.start_nginx(nginx_config(folder, public, certs, site=daemon_only))
+        elif setup == "nginx-split":
+            names = ("nginx-site", "nginx-daemon-host")
+            self.start_nginx(nginx_config(folder, public, certs, snippets=names, site=split))
+        elif setup == "nginx-static-host":
+            self.start_origin(public)
+            config = nginx_config(folder, public, certs, snippets=("nginx-static-host",),
+                                  site=lambda t: replace(t, "https://me.github.io",
+                                                         "http://127.0.0.1:8080"))  # fmt: skip
+            self.start_nginx(config)
+        elif setup == "caddy":
+            self.start_caddy(caddy_config(folder, public, certs))
+        elif setup == "caddy-daemon-only":
+            self.start_caddy(caddy_config(folder, public, certs, name="caddy-daemon-only"))
+        else:
+            raise ValueError(setup)
+
     def stop_server(self) -> None:
         stop(self.server)
-        self.server = None
+        stop(self.origin)
+        self.server = self.origin = None
 
     def stop(self) -> None:
         self.stop_server()

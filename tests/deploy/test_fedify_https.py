@@ -1,8 +1,12 @@
 """A Fedify server and the blog, over HTTPS through the web servers of docs/deploy.md.
 
 Fedify (``peer.test``) looks up ``@tester@blog.test``, follows, receives a published post,
-and replies; the reply becomes a comment on the page that nginx or Caddy serves.  The web
-server serves the site's own ``public/`` folder, which the daemon rebuilds in place.
+and replies; the reply becomes a comment on the page that the web server serves.  Setups:
+nginx and Caddy serving the files with the daemon behind them; the split domains (blog on
+``blog.test``, daemon on ``ap.blog.test`` with ``federation_url``, WebFinger on the blog's
+host); and a static host that sets no headers (GitHub Pages style) behind an nginx that
+sends the JSON to the daemon.  The site's own ``public/`` folder is served, which the daemon
+rebuilds in place.
 """
 
 from __future__ import annotations
@@ -16,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from bridge import config
 from tests.deploy.peer import PEER_HOST, PEER_PORT, NamespacedPeer
 from tests.deploy.stack import (
     BLOG,
     DAEMON_HOSTS,
+    SETUPS,
     Deployment,
     Namespace,
-    caddy_config,
     make_certificates,
-    nginx_config,
 )
 from tests.deploy.test_webservers import URL, make_site, pytestmark  # noqa: F401
 
@@ -54,23 +58,20 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 45) -> Non
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(params=["nginx", "caddy"])
+@pytest.fixture(params=["nginx", "caddy", "nginx-split", "nginx-static-host"])
 def stack(
     request: pytest.FixtureRequest, tmp_path: Path, key_files: Path
 ) -> Iterator[tuple[Deployment, NamespacedPeer]]:
     certs = make_certificates(tmp_path, HOSTS)
     ns = Namespace(tmp_path / "ns", HOSTS, certs["ca"])
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(microsecond=0)
-    site = make_site(tmp_path, key_files, federate_since=since)
+    site = make_site(tmp_path, key_files, federate_since=since, **SETUPS[request.param])
     deployment = Deployment(ns, site, tmp_path / "run")
     peer = NamespacedPeer(ns)
     try:
         deployment.start_daemon()
-        public = site / "public"  # served in place: the daemon's rebuilds must show
-        if request.param == "nginx":
-            deployment.start_nginx(nginx_config(deployment.folder / "nginx", public, certs))
-        else:
-            deployment.start_caddy(caddy_config(deployment.folder / "caddy", public, certs))
+        # public/ is served in place: the daemon's rebuilds must show through the server.
+        deployment.start_setup(request.param, certs, site / "public")
         peer.start(port=PEER_PORT)
         yield deployment, peer
     finally:
@@ -87,6 +88,8 @@ def test_fedify_follows_reads_and_replies_over_https(
 
     follow = peer.follow(f"@tester@{BLOG}")
     assert follow["actor"] == f"{URL}/ap/actor.json"
+    federation_url = config.load(site).federation_url  # ap.blog.test in the split setup
+    assert follow["inbox"] == f"{federation_url}/ap/inbox"
     assert peer.wait_for("Accept", timeout=30)["verified"]
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -22,6 +22,7 @@ from tests.deploy.stack import (
     BLOG,
     DAEMON_HOSTS,
     FAKETIME_LIB,
+    SETUPS,
     Deployment,
     Namespace,
     build_site,
@@ -98,9 +99,11 @@ def line(report: dict[str, Any], check: str) -> str:
     return found[0]
 
 
-def test_nginx_from_the_docs_passes_doctor(deployed: Deployment, certs: dict[str, Path]) -> None:
-    public = copy_public(deployed.site_dir, deployed.folder / "public")
-    deployed.start_nginx(nginx_config(deployed.folder / "nginx", public, certs))
+@pytest.mark.parametrize("setup", [name for name, settings in SETUPS.items() if not settings])
+def test_each_documented_setup_passes_doctor(
+    deployed: Deployment, certs: dict[str, Path], setup: str
+) -> None:
+    deployed.start_setup(setup, certs, copy_public(deployed.site_dir, deployed.folder / "public"))
     status, report = deployed.doctor()
     assert lines(report, "warning") + lines(report, "failure") == []
     assert status == 0
@@ -108,13 +111,24 @@ def test_nginx_from_the_docs_passes_doctor(deployed: Deployment, certs: dict[str
     assert line(report, "host") == (
         "ok       host: the daemon verified a signed POST to https://blog.test/inbox: Host arrives"
     )
+    negotiation = "content negotiation" if "daemon-only" in setup else "alternate link"
+    assert negotiation in line(report, "negotiation")
 
 
-def test_caddy_from_the_docs_passes_doctor(deployed: Deployment, certs: dict[str, Path]) -> None:
-    public = copy_public(deployed.site_dir, deployed.folder / "public")
-    deployed.start_caddy(caddy_config(deployed.folder / "caddy", public, certs))
-    status, report = deployed.doctor()
+def test_the_split_domain_setup_passes_doctor(
+    other_site: Callable[..., Deployment], certs: dict[str, Path]
+) -> None:
+    deployment = other_site(**SETUPS["nginx-split"])
+    public = copy_public(deployment.site_dir, deployment.folder / "public")
+    deployment.start_setup("nginx-split", certs, public)
+    status, report = deployment.doctor()
     assert lines(report, "warning") + lines(report, "failure") == []
+    assert line(report, "inbox") == (
+        "ok       inbox: POST https://ap.blog.test/ap/inbox: unsigned activity refused with 401"
+    )
+    assert line(report, "webfinger") == (
+        "ok       webfinger: acct:tester@blog.test -> https://blog.test/ap/actor.json"
+    )
     assert status == 0
 
 
