@@ -39,6 +39,7 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 BLOG = "blog.test"
+DAEMON_ARGS = ("--host", "127.0.0.1", "--port", "8000")  # as in the README's systemd unit
 DAEMON_HOSTS = (BLOG, f"ap.{BLOG}")
 FAKETIME_LIB = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("libfaketime.so.1"))
 TRUST_STORES = (Path(certifi.where()), Path("/etc/ssl/certs/ca-certificates.crt"))
@@ -311,7 +312,7 @@ class Deployment:
 
     def start_daemon(self, *, clock: str = "") -> None:
         argv = [sys.executable, "-m", "bridge", "serve", "--site", str(self.site_dir)]
-        argv += ["--no-build", "--host", "127.0.0.1", "--port", "8000"]
+        argv += ["--no-build", *DAEMON_ARGS]
         # libfaketime shifts the daemon's whole clock (its Date headers and signature checks);
         # preloaded directly, so that the daemon stays the process that ``stop`` ends.
         env = {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": clock} if clock else {}
