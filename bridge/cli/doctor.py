@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -30,7 +31,14 @@ def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
     from bridge.errors import BridgeError
     from bridge.federation.signatures import HTTPSignatureAuth
 
-    config = load_config(site_dir, base_url=url.rstrip("/") if url else None)
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise click.ClickException(
+                f"{url}: expected the site's address, like https://blog.example"
+            )
+        url = f"{parts.scheme}://{parts.netloc}"
+    config = load_config(site_dir, base_url=url)
     auth = None
     with contextlib.suppress(BridgeError, OSError):  # without keys the Host check is skipped
         auth = HTTPSignatureAuth(keys.load(config.state_dir).rsa, config.key_id)

@@ -3,7 +3,7 @@
 ``diagnose`` takes the ``httpx.AsyncClient`` to use (tests pass one over an
 ``httpx.MockTransport``); it verifies TLS the way a server would (the client's default
 trust store) and follows redirects by hand, so each check sees every hop.  Requests are
-bounded: 10 s each, at most 3 redirects (Mastodon's limits, ``app/lib/request.rb``).
+bounded: 10 s and 1 MiB each, at most 3 redirects (Mastodon's limits, ``app/lib/request.rb``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from bridge.doctor.responses import (
 ACCEPT_AP = f'{AP_JSON}, application/ld+json; profile="{AS_PROFILE}"'
 ACCEPT_JRD = "application/jrd+json, application/json"
 MAX_HOPS = 3
+MAX_BODY = 1_048_576  # Mastodon refuses bodies over 1 MiB (app/lib/request.rb)
 TIMEOUT = httpx.Timeout(10.0)
 USER_AGENT = "indiebridge-doctor"
 
@@ -49,13 +50,34 @@ def make_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=TIMEOUT, trust_env=False, headers={"User-Agent": USER_AGENT})
 
 
-async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, auth: httpx.Auth | None = None
+) -> httpx.Response:
+    """Send, reading at most ``MAX_BODY`` bytes of the answer (a larger one is an error)."""
     try:
-        response = await client.send(request)
-        await response.aread()
-        return response
+        if auth is None:
+            response = await client.send(request, stream=True)
+        else:
+            response = await client.send(request, stream=True, auth=auth)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise Unreachable(str(request.url), f"answer larger than {MAX_BODY} bytes")
+        finally:
+            await response.aclose()
     except httpx.HTTPError as exc:
         raise Unreachable(str(request.url), _reason(exc)) from None
+    # The body is decoded already: the copy keeps every header but the encoding's.
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=request
+    )
 
 
 def _reason(exc: httpx.HTTPError) -> str:
@@ -203,11 +225,7 @@ async def _signed_probe(
     if auth is None:
         return None
     request = client.build_request("POST", url, headers={"Content-Type": AP_JSON}, content=body)
-    try:
-        response = await client.send(request, auth=auth)
-        await response.aread()
-    except httpx.HTTPError as exc:
-        raise Unreachable(url, _reason(exc)) from None
+    response = await _send(client, request, auth)
     return response
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -443,3 +444,41 @@ def test_cli_reports_an_unreachable_site_in_one_line(make_site: Callable[..., Pa
     assert len(result.output.splitlines()) == 1
     result = CliRunner().invoke(main, ["doctor", "--site", str(site), "--json"])
     assert json.loads(result.output)["status"] == 2 and result.exit_code == 2
+
+
+def test_an_answer_over_one_mebibyte_is_not_read(deployment: FakeDeployment) -> None:
+    huge = b'{"id": "' + b"x" * 1_100_000 + b'"}'
+    deployment.override(
+        "GET", "/ap/actor.json", reply(200, headers={"Content-Type": "application/activity+json"},
+                                       content=huge),
+    )  # fmt: skip
+    findings = run(deployment)
+    assert findings[-1].line() == (
+        "failure  network: https://blog.example/ap/actor.json: answer larger than 1048576 bytes"
+        " -- fix: check the web server"
+    )
+
+
+def test_compressed_answers_are_read_decoded(deployment: FakeDeployment) -> None:
+    body = (deployment.out / "ap/actor.json").read_bytes()
+    deployment.override(
+        "GET",
+        "/ap/actor.json",
+        reply(200, content=gzip.compress(body), headers={
+            "Content-Type": "application/activity+json", "Content-Encoding": "gzip"
+        }),
+    )  # fmt: skip
+    findings = run(deployment)
+    assert line(findings, "actor").startswith("ok       actor: ")
+    assert exit_status(findings) == 0
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://blog.example", "https://blog.example/blog/"])
+def test_cli_refuses_a_url_that_is_not_a_site_address(site: Path, url: str) -> None:
+    from bridge.cli import main
+
+    result = CliRunner().invoke(main, ["doctor", url, "--site", str(site)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {url}: expected the site's address, like https://blog.example\n"
+    )
