@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
+from bridge.site import attribution
 from bridge.site.posts import Comment, Post, tag_slug
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -49,6 +50,9 @@ EXTENSIONS: dict[str, Any] = {
     "PropertyValue": "schema:PropertyValue",
     "value": "schema:value",
     "webfinger": {"@id": "https://purl.archive.org/socialweb/webfinger#webfinger"},
+    # Mastodon 4.3+ author attribution (bridge/site/attribution.py); pins (featured.py).
+    "attributionDomains": {"@id": "toot:attributionDomains", "@type": "@id"},
+    "featured": {"@id": "toot:featured", "@type": "@id"},
 }
 CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
 # The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
@@ -125,6 +129,8 @@ def actor(
             for f in author.fields
         ],
         "alsoKnownAs": list(config.also_known_as),
+        "attributionDomains": attribution.domains(config),
+        "featured": config.featured_url,
     }
     if author.avatar:
         url = absolute(config, author.avatar)

@@ -36,7 +36,7 @@ from typing import Any, overload
 from bridge import __version__, keys
 from bridge.config import SiteConfig
 from bridge.errors import BuildError
-from bridge.site import activities, feeds, webfinger
+from bridge.site import activities, featured, feeds, webfinger
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -248,8 +248,9 @@ class Plan:
                 next_url=home_url(n + 1) if n < total_pages else None,
             ).encode()
 
+        listed = featured.home_order(posts)  # pinned posts first
         for n in range(1, total_pages + 1):
-            chunk = posts[(n - 1) * per : n * per]
+            chunk = listed[(n - 1) * per : n * per]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
             key = _h(
                 self.base_key,
@@ -311,6 +312,12 @@ class Plan:
             "ap/actor.json",
             _h(self.base_key, "actor", first.isoformat() if first else ""),
             lambda: _json(self.actor_doc()),
+        )
+        pins = featured.pinned(fed)
+        yield Output(
+            "ap/featured.json",
+            _h(self.base_key, "featured", *_ids(pins)),
+            lambda: _json(featured.collection(c, [self.post_object(p) for p in pins])),
         )
         if not fed:
             yield self.outbox_page(1)

@@ -42,6 +42,7 @@ POST_KEYS = {
     "in_reply_to",
     "fediverse_format",
     "original_url",
+    "pinned",
 }
 PAGE_KEYS = {"title", "slug", "lang", "date", "updated"}
 MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
@@ -325,6 +326,9 @@ def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
         raise ContentError(rel, line("draft"), "'draft' must be true or false")
+    pinned = meta.get("pinned", False)
+    if not isinstance(pinned, bool):
+        raise ContentError(rel, line("pinned"), "'pinned' must be true or false")
     in_reply_to = meta.get("in_reply_to")
     if in_reply_to is not None:
         in_reply_to = _str(in_reply_to, rel, line("in_reply_to"), "in_reply_to")
@@ -355,6 +359,7 @@ def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
         html=renderer.render(body),
         digest=hashlib.sha256(raw).hexdigest(),
         extra=extra,
+        pinned=pinned,
     )
 
 
