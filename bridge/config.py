@@ -131,6 +131,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("og_image_alt", "str", "", "Alt text of `og_image`."),
     Setting("og_image_width", "int", 1200, "Width of `og_image` in pixels."),
     Setting("og_image_height", "int", 630, "Height of `og_image` in pixels."),
+    Setting(
+        "quote_policy",
+        "choice:public|followers|nobody",
+        "public",
+        "Who may quote posts (FEP-044f quote posts, Mastodon 4.5+): anyone, followers, "
+        "or nobody; answered automatically by the daemon.",
+    ),
 )
 
 AUTHOR_KEYS = {"name": "str", "url": "url", "avatar": "str", "bio": "str", "fields": "fields"}
@@ -186,6 +193,7 @@ class SiteConfig:
     og_image_alt: str = ""
     og_image_width: int = 1200
     og_image_height: int = 630
+    quote_policy: str = "public"
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -461,6 +469,7 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         og_image_alt=values["og_image_alt"],
         og_image_width=values["og_image_width"],
         og_image_height=values["og_image_height"],
+        quote_policy=values["quote_policy"],
     )
 
 

@@ -380,6 +380,9 @@ class Daemon:
             from bridge.daemon import feedbridge
 
             extra += feedbridge.routes(self.ctx)
+        from bridge.conversations import quotes
+
+        extra += quotes.routes(self.ctx)  # FEP-044f stamps
         return [
             *extra,
             Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),
@@ -396,7 +399,9 @@ def _conversation_hooks() -> dict[str, inbox.ConversationHook]:
         from bridge.conversations import fediverse as conversations
     except ImportError:  # pragma: no cover - only while the module is being written
         return {}
-    hooks: dict[str, inbox.ConversationHook] = conversations.HOOKS
+    from bridge.conversations import quotes
+
+    hooks: dict[str, inbox.ConversationHook] = {**conversations.HOOKS, **quotes.HOOKS}
     return hooks
 
 

@@ -52,6 +52,7 @@ class Reactions:
     reposts: tuple[Comment, ...]
     bookmarks: tuple[Comment, ...]
     mentions: tuple[Comment, ...]
+    quotes: tuple[Comment, ...] = ()  # FEP-044f quote posts of this post
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
     def pick(kind: str) -> tuple[Comment, ...]:
         return tuple(sorted((c for c in approved if c.type == kind), key=lambda c: c.published))
 
-    return build("", 0), Reactions(pick("like"), pick("repost"), pick("bookmark"), pick("mention"))
+    return build("", 0), Reactions(
+        pick("like"), pick("repost"), pick("bookmark"), pick("mention"), pick("quote")
+    )
 
 
 class Renderer:
