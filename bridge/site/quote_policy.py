@@ -48,7 +48,9 @@ TERMS: dict[str, Any] = {
     "quote": {"@id": FEP_044F + "quote", "@type": "@id"},
     "quoteAuthorization": {"@id": FEP_044F + "quoteAuthorization", "@type": "@id"},
 }
-CONTEXT: list[Any] = [AS, TERMS]
+# The data-integrity context defines ``proof``: without it JSON-LD processors (Fedify)
+# drop the FEP-8b32 proof our documents carry.
+CONTEXT: list[Any] = [AS, "https://w3id.org/security/data-integrity/v1", TERMS]
 
 
 def interaction_policy(config: SiteConfig) -> dict[str, Any]:
