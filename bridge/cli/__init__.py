@@ -312,7 +312,10 @@ def publish(site_dir: Path, no_webmentions: bool) -> None:
     async def run() -> None:
         ctx = make_context(config, db, actor_keys)
         try:
-            report = await outbox.publish(ctx, posts, send_webmentions=not no_webmentions)
+            from bridge.conversations.post_mentions import PostWebmentions
+
+            mentions = None if no_webmentions else PostWebmentions(ctx)
+            report = await outbox.publish(ctx, posts, webmentions=mentions)
             click.echo(report.summary())
             for result in report.webmentions:
                 state = f"HTTP {result.status}" if result.status else (result.error or "failed")

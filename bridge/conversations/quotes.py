@@ -18,6 +18,7 @@ stamp to the quoter and to our followers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bridge.conversations import moderation
-from bridge.conversations.fediverse import author_of
+from bridge.conversations.remote_objects import author_of
 from bridge.db import Database, now
 from bridge.federation import delivery, followers
 from bridge.federation.actors import first_id, same_origin
@@ -127,18 +128,23 @@ def _store_quote(
     if isinstance(instrument, dict):
         url = moderation.http_url(activities_url(instrument.get("url"))) or quote_post
     existing = ctx.comments.get(cid)
-    comment = Comment(
-        id=cid,
-        type="quote",
-        protocol="activitypub",
-        source=url,
-        target=ctx.config.post_url(slug),
-        author=author,
-        content="",
-        published=existing[1].published if existing else dt.datetime.now(dt.UTC),
-        status=existing[1].status if existing else moderation.initial_status(ctx, actor_id),
-        object_id=quote_post,
-    )
+    if existing is not None:
+        # The quote post arrived first as a Create (a "mention" with its content): it
+        # becomes a quote, keeping what was stored.
+        comment = dataclasses.replace(existing[1], type="quote")
+    else:
+        comment = Comment(
+            id=cid,
+            type="quote",
+            protocol="activitypub",
+            source=url,
+            target=ctx.config.post_url(slug),
+            author=author,
+            content="",
+            published=dt.datetime.now(dt.UTC),
+            status=moderation.initial_status(ctx, actor_id),
+            object_id=quote_post,
+        )
     if existing is None or existing[1] != comment:
         ctx.comments.write(slug, comment)
         ctx.mark_dirty(slug)

@@ -68,6 +68,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bridge.config import BridgeFeed, SiteConfig
+from bridge.conversations.post_mentions import PostWebmentions
 from bridge.db import Database
 from bridge.errors import BridgeError
 from bridge.federation import delivery, outbox
@@ -370,6 +371,7 @@ async def _federate(
     now_dt = dt.datetime.fromtimestamp(int(moment), dt.UTC)
     inboxes = delivery.inboxes_for_followers(db)
     current: dict[str, float] = {}
+    mentions = PostWebmentions(ctx)
     webmention_jobs: list[tuple[str, str, str, list[str]]] = []
 
     def date_of(entry: importer.FeedEntry) -> dt.datetime:
@@ -397,7 +399,7 @@ async def _federate(
         federated = bool(row["federated"]) if live and row is not None else False
         old_links: list[str] = json.loads(row["links"]) if live and row is not None else []
         served = _sign(ctx, obj, post.last_modified)
-        links = sorted(outbox.external_links(ctx, post.html, entry.link or config.base_url + "/"))
+        links = sorted(mentions.links(post.html, entry.link or config.base_url + "/"))
         announce = True
         if not live and date < since:
             report.recorded.append(slug)
@@ -477,11 +479,10 @@ async def _federate(
                 webmention_jobs.append((slug, str(row["link"]), "", json.loads(row["links"])))
 
     for slug, source, html, old_links in webmention_jobs:
-        results = await outbox.mention_links(ctx, source, html, old_links)
+        results = await mentions.send(source, html, old_links)
         report.webmentions += results
         links = sorted(
-            {r.target for r in results}
-            | (outbox.external_links(ctx, html, source) if html else set())
+            {r.target for r in results} | (mentions.links(html, source) if html else set())
         )
         with db.tx() as con:
             con.execute(

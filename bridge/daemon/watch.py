@@ -635,12 +635,13 @@ def daemon_publisher(
     lock = asyncio.Lock()
 
     async def run() -> None:
+        from bridge.conversations.post_mentions import PostWebmentions
         from bridge.federation import outbox
         from bridge.site import content
 
         async with lock:
             posts, _ = await asyncio.to_thread(content.load, ctx.config)
-            report = await outbox.publish(ctx, posts)
+            report = await outbox.publish(ctx, posts, webmentions=PostWebmentions(ctx))
             out(f"auto_publish: {report.summary()}")
 
     def done(future: Future[None]) -> None:
@@ -663,6 +664,7 @@ def cli_publisher(config: SiteConfig, echo: Echo | None = None) -> OnPublish:
 
     async def run(current: SiteConfig) -> None:
         from bridge import keys
+        from bridge.conversations.post_mentions import PostWebmentions
         from bridge.daemon import app as daemon
         from bridge.db import Database
         from bridge.federation import delivery, followers, outbox
@@ -673,7 +675,7 @@ def cli_publisher(config: SiteConfig, echo: Echo | None = None) -> OnPublish:
         ctx = make_context(current, db, keys.load(current.state_dir))
         try:
             posts, _ = content.load(current)
-            report = await outbox.publish(ctx, posts)
+            report = await outbox.publish(ctx, posts, webmentions=PostWebmentions(ctx))
             out(f"auto_publish: {report.summary()}")
             if daemon.DaemonLock.held(daemon.lock_path(current)):
                 return

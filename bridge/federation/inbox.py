@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 
 from bridge.db import now
 from bridge.errors import BridgeError, FetchError, SignatureError
-from bridge.federation import followers
+from bridge.federation import followers, outbox
 from bridge.federation.actors import first_id, host_of
 from bridge.federation.context import Context
 from bridge.federation.signatures import verify_request
@@ -311,10 +311,10 @@ async def on_follow(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     stamp = hashlib.sha256(f"{follow['id']}{time.time_ns()}".encode()).hexdigest()[:16]
     reply_id = f"{ctx.config.actor_id}#accepts/{stamp}"
     if followers.is_blocked(ctx.db, actor_id, actor.handle):
-        ctx.enqueue(
-            activities.accept(ctx.config, follow, reply_id.replace("accepts", "rejects"), "Reject"),
-            [actor.inbox],
+        reject = activities.accept(
+            ctx.config, follow, reply_id.replace("accepts", "rejects"), "Reject"
         )
+        ctx.enqueue(outbox.signed(ctx, reject), [actor.inbox])
         return
     state = "pending" if ctx.config.manually_approves_followers else "accepted"
     existing = followers.get(ctx.db, actor_id)
@@ -328,7 +328,8 @@ async def on_follow(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         state=state,
     )
     if state == "accepted" or (existing is not None and existing.state == "accepted"):
-        ctx.enqueue(activities.accept(ctx.config, follow, reply_id), [actor.inbox])
+        accept = activities.accept(ctx.config, follow, reply_id)
+        ctx.enqueue(outbox.signed(ctx, accept), [actor.inbox])
 
 
 def accept_pending(ctx: Context, actor_id: str) -> bool:
@@ -338,14 +339,10 @@ def accept_pending(ctx: Context, actor_id: str) -> bool:
         return False
     followers.set_state(ctx.db, actor_id, "accepted")
     stamp = hashlib.sha256(f"{f.follow_id}{time.time_ns()}".encode()).hexdigest()[:16]
-    ctx.enqueue(
-        activities.accept(
-            ctx.config,
-            {"id": f.follow_id, "actor": actor_id},
-            f"{ctx.config.actor_id}#accepts/{stamp}",
-        ),
-        [f.inbox],
+    accept = activities.accept(
+        ctx.config, {"id": f.follow_id, "actor": actor_id}, f"{ctx.config.actor_id}#accepts/{stamp}"
     )
+    ctx.enqueue(outbox.signed(ctx, accept), [f.inbox])
     return True
 
 

@@ -324,7 +324,7 @@ def accept(
         "object": config.actor_id,
     }
     return {
-        "@context": AS,
+        "@context": ACTIVITY_CONTEXT,  # defines ``proof``: JSON-LD verifiers keep it
         "id": accept_id,
         "type": kind,
         "actor": config.actor_id,
@@ -335,7 +335,7 @@ def accept(
 
 def move(config: SiteConfig, target: str, moment: dt.datetime) -> dict[str, Any]:
     return {
-        "@context": AS,
+        "@context": ACTIVITY_CONTEXT,
         "id": f"{config.actor_id}#move/{int(moment.timestamp())}",
         "type": "Move",
         "actor": config.actor_id,

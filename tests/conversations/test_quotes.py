@@ -206,7 +206,7 @@ async def test_deleting_the_quote_post_makes_the_stamp_gone(
     request = fixture("fep-044f-quote-request")
     await quotes.on_quote_request(ctx, request, False)
     stamp_path = queued(ctx)[0][1]["result"].removeprefix("https://blog.example")
-    await fediverse.on_delete(
+    await fediverse.HOOKS["Delete"](
         ctx,
         {"type": "Delete", "actor": ALICE, "object": request["instrument"]["id"]},
         False,
@@ -278,3 +278,27 @@ def test_answer_needs_a_stamp_exactly_for_accept(make_site: Callable[..., Path])
         quote_policy.answer(config, request, "Accept")
     with pytest.raises(ValueError):
         quote_policy.answer(config, request, "Reject", "https://blog.example/ap/quotes/x.json")
+
+
+async def test_a_quote_post_created_first_becomes_a_quote(
+    make_ctx: Callable[..., Context],
+) -> None:
+    """Mastodon may deliver the quote post's Create before its QuoteRequest: the public
+    mention it made is turned into a quote, keeping its content."""
+    ctx = make_ctx()
+    request = fixture("mastodon-quote-request")
+    note = dict(request["instrument"])
+    create = {"type": "Create", "id": note["id"] + "/activity", "actor": ALICE, "object": note}
+    await fediverse.HOOKS["Create"](ctx, create, False)
+    before = ctx.comments.get(comment_id("activitypub", note["id"]))
+    assert (
+        before is not None and before[1].type == "mention" and "Worth reading" in before[1].content
+    )
+    await quotes.on_quote_request(ctx, request, False)
+    after = ctx.comments.get(comment_id("activitypub", note["id"]))
+    assert after is not None and after[1].type == "quote"
+    assert after[1].content == before[1].content
+    # And a Create arriving after the QuoteRequest leaves the quote as it is.
+    await fediverse.HOOKS["Create"](ctx, create, False)
+    again = ctx.comments.get(comment_id("activitypub", note["id"]))
+    assert again is not None and again[1].type == "quote"

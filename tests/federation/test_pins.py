@@ -62,7 +62,7 @@ def set_pinned(site: Path, name: str, pinned: bool) -> None:
 async def publish(ctx: Context) -> outbox.PublishReport:
     site_mod.build(ctx.config)
     posts, _ = content.load(ctx.config)
-    return await outbox.publish(ctx, posts, send_webmentions=False)
+    return await outbox.publish(ctx, posts)
 
 
 def queued(ctx: Context) -> list[dict[str, Any]]:
