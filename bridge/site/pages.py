@@ -17,8 +17,9 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
-from bridge.site import template_errors
+from bridge.site import opengraph, template_errors
 from bridge.site.comments import thread
+from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
 TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
@@ -72,6 +73,7 @@ class Renderer:
         self.env.globals["live_reload"] = live_reload
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
+        self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
         c = self.config
@@ -152,6 +154,15 @@ class Renderer:
         return h.hexdigest()
 
     def render(self, name: str, **context: Any) -> str:
+        if "opengraph" not in context and "canonical" in context:  # link previews
+            context["opengraph"] = opengraph.page_meta(
+                self.config,
+                title=context["page_title"],
+                url=context["canonical"],
+                post=context.get("post"),
+                page=context.get("page"),
+                sizes=self.image_sizes,
+            )
         template = self.template(name)
         with template_errors.reported(self.config, name):
             return template.render(**context)

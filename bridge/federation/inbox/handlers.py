@@ -137,7 +137,7 @@ def default_handlers(
         "Reject": ignore,
         "Move": ignore,
     }
-    for kind in ("Create", "Update", "Like", "Announce", "EmojiReact", "Dislike"):
+    for kind in ("Create", "Update", "Like", "Announce", "EmojiReact", "Dislike", "QuoteRequest"):
         if kind in conv:
             table[kind] = conv[kind]
     return table
