@@ -285,15 +285,21 @@ def serve(site_dir: Path, host: str, port: int, no_build: bool, watch: bool) -> 
 @main.command()
 @site_option
 @click.option("--no-webmentions", is_flag=True, help="Do not send webmentions.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build, then print each activity that would be sent and to how many inboxes; "
+    "queue, record and send nothing.",
+)
 @friendly
-def publish(site_dir: Path, no_webmentions: bool) -> None:
+def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     """Build, then send new, edited and deleted posts to followers.
 
     Creates go out for posts newer than `federate_since`, Updates for federated posts that
     changed, Deletes for federated posts that were removed; webmentions go to every link
     of a new or changed post and to links an edit removed. With a daemon running, the
     daemon delivers the queue; otherwise this command delivers it and exits when only
-    retries scheduled for later remain.
+    retries scheduled for later remain. When nothing changed it says so.
     """
     import asyncio
 
@@ -314,9 +320,13 @@ def publish(site_dir: Path, no_webmentions: bool) -> None:
         try:
             from bridge.conversations.post_mentions import PostWebmentions
 
-            mentions = None if no_webmentions else PostWebmentions(ctx)
-            report = await outbox.publish(ctx, posts, webmentions=mentions)
+            mentions = None if no_webmentions or dry_run else PostWebmentions(ctx)
+            report = await outbox.publish(ctx, posts, webmentions=mentions, dry_run=dry_run)
+            for planned in report.planned if dry_run else []:
+                click.echo(f"would send {planned.describe()}")
             click.echo(report.summary())
+            if dry_run:
+                return
             for result in report.webmentions:
                 state = f"HTTP {result.status}" if result.status else (result.error or "failed")
                 click.echo(f"webmention {result.target}: {state}")

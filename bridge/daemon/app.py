@@ -34,7 +34,7 @@ from starlette.routing import Route
 from bridge import keys
 from bridge.config import SiteConfig
 from bridge.db import Database
-from bridge.federation import followers, inbox, outbox
+from bridge.federation import followers, inbox, outbox, published
 from bridge.federation.context import Context, make_context
 from bridge.site import activities, webfinger
 
@@ -350,9 +350,11 @@ class Daemon:
             target = target / "index.html"
             rel = (rel.rstrip("/") + "/index.html").lstrip("/")
         if not target.is_file():
-            gone = outbox.deleted_object(self.ctx, self.config.base_url + path)
+            gone = published.gone(self.config, self.db, self.config.base_url + path, self._live())
             if gone is not None:
-                return JSONResponse(gone, status_code=410, media_type=AP_JSON)
+                if isinstance(gone.body, dict):
+                    return JSONResponse(gone.body, status_code=410, media_type=gone.media_type)
+                return Response(gone.body, status_code=410, media_type=gone.media_type)
             return PlainTextResponse("not found", 404)
         headers = {}
         if rel.startswith((".well-known/", "ap/", "nodeinfo/")):
@@ -367,8 +369,13 @@ class Daemon:
             return "ap/actor.json"
         parts = path.strip("/").split("/")
         if len(parts) == 2 and parts[0] == "posts":
-            return f"ap/posts/{parts[1]}.json"
+            return outbox.live_object_path(self.ctx, parts[1])
         return None
+
+    def _live(self) -> set[str]:
+        """Slugs of the posts the output has now (a deleted post's page answers 410)."""
+        posts = self.config.output_dir / "posts"
+        return {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
 
     def routes(self) -> list[Route]:
         extra: list[Route] = []

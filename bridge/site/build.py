@@ -40,6 +40,8 @@ from bridge.site import activities, feeds, webfinger
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
+from bridge.site.ledger import Ledger
+from bridge.site.ledger import read_file as read_ledger
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
@@ -97,8 +99,10 @@ class Plan:
         actor_keys: keys.ActorKeys,
         renderer: Renderer,
         followers_count: int,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config
+        self.ledger = ledger or Ledger()
         self.posts = posts
         self.pages = pages
         self.comments = comments
@@ -123,10 +127,19 @@ class Plan:
 
         return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
 
+    def object_id(self, post: Post) -> str:
+        """The post's current ActivityStreams id (a new generation after a Delete)."""
+        return self.ledger.object_id(self.config, post.slug)
+
+    def _object_rel(self, post: Post) -> str:
+        return (self.config.local_path(self.object_id(post)) or "").lstrip("/")
+
     def post_object(self, post: Post) -> dict[str, Any]:
         obj = self._objects.get(post.slug)
         if obj is None:
-            obj = self.sign(activities.post_object(self.config, post), post.last_modified)
+            object_id = self.object_id(post)
+            obj = activities.post_object(self.config, post, object_id=object_id)
+            obj = self.sign(obj, post.last_modified)
             _remember(self._objects, post.slug, obj)
         return obj
 
@@ -142,7 +155,8 @@ class Plan:
         """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
         fed, size = self.federated, activities.OUTBOX_PAGE_SIZE
         chunk = fed[(n - 1) * size : n * size]
-        key = _h(self.base_key, "outbox-page", str(n), str(len(fed)), *_ids(chunk))
+        ids = [*_ids(chunk), *(self.object_id(p) for p in chunk)]
+        key = _h(self.base_key, "outbox-page", str(n), str(len(fed)), *ids)
         return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
 
     def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
@@ -169,7 +183,9 @@ class Plan:
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
-        return self.renderer.post(post, comments=comments, newer=newer, older=older).encode()
+        return self.renderer.post(
+            post, comments=comments, newer=newer, older=older, ap_id=self.object_id(post)
+        ).encode()
 
     def _object_json(self, post: Post) -> bytes:
         return _json(self.post_object(post))
@@ -205,7 +221,10 @@ class Plan:
                 f"{newer.slug}:{newer.title}" if newer else "",
                 (f"{older.slug}:{older.title}" if older else ""),
             )
-            key = _h(self.base_key, r.template_digest("post.html"), post.digest, cdig, *nav)
+            object_id = self.object_id(post)
+            key = _h(
+                self.base_key, r.template_digest("post.html"), post.digest, cdig, object_id, *nav
+            )
             yield Output(
                 f"posts/{post.slug}/index.html",
                 key,
@@ -213,10 +232,11 @@ class Plan:
             )
             if post.draft:
                 continue
-            okey = _h(self.base_key, "as", post.digest)
-            yield Output(f"ap/posts/{post.slug}.json", okey, partial(self._object_json, post))
+            okey = _h(self.base_key, "as", post.digest, object_id)
+            rel = self._object_rel(post)
+            yield Output(rel, okey, partial(self._object_json, post))
             yield Output(
-                f"ap/posts/{post.slug}/create.json",
+                rel.removesuffix(".json") + "/create.json",
                 okey,
                 partial(self._create_json, post),
             )
@@ -832,6 +852,7 @@ def build(
         actor_keys,
         Renderer(config, live_reload=live_reload),
         followers_count(config),
+        read_ledger(config),
     )
     outputs = list(plan.outputs())
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
