@@ -11,7 +11,6 @@ that has no file answers: 410 Gone for a deleted post's HTML page and for each o
 from __future__ import annotations
 
 import datetime as dt
-import html
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from bridge.config import SiteConfig
 from bridge.db import Database, now
 from bridge.site import activities, ledger
+from bridge.site.gone import PAGE, gone_page
 
 
 @dataclass(frozen=True)
@@ -104,21 +104,12 @@ def gone(config: SiteConfig, db: Database, url: str, live: set[str]) -> Gone | N
             )
     for slug in book.gone_slugs(live):
         if url.rstrip("/") == config.post_url(slug).rstrip("/"):
-            return Gone("text/html; charset=utf-8", gone_page(config, slug))
+            page = config.output_dir / PAGE
+            body = page.read_text(encoding="utf-8") if page.is_file() else gone_page(config)
+            return Gone("text/html; charset=utf-8", body)
     return None
 
 
 def _as_type(db: Database, object_id: str) -> str:
     row = db.one("SELECT as_type FROM published WHERE object_id = ?", (object_id,))
     return str(row["as_type"]) if row else "Note"
-
-
-def gone_page(config: SiteConfig, slug: str) -> str:
-    """The body of a deleted post's page (webmention receivers read 410 as deletion)."""
-    home = html.escape(config.base_url + "/")
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Gone – {html.escape(config.title)}</title></head>\n"
-        f'<body><p>This post was deleted. <a href="{home}">{html.escape(config.title)}</a></p>'
-        "</body></html>\n"
-    )

@@ -31,12 +31,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, overload
+
+from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
 from bridge.errors import BuildError
-from bridge.site import activities, feeds, webfinger
+from bridge.site import activities, feeds, gone, webfinger
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -202,6 +205,16 @@ class Plan:
 
     def _page(self, page: Page) -> bytes:
         return self.renderer.page(page, f"{self.config.base_url}/{page.slug}/").encode()
+
+    def _gone_page(self) -> bytes:
+        page = SimpleNamespace(title=gone.GONE_TITLE, lang=self.config.language)
+        return self.renderer.render(
+            "page.html",
+            page=page,
+            content=Markup(gone.GONE_TEXT),  # noqa: S704 - a constant of ours
+            page_title=gone.GONE_TITLE,
+            canonical=f"{self.config.base_url}/",
+        ).encode()
 
     def _nodeinfo_json(self, posts: int, version: str) -> bytes:
         return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
@@ -371,6 +384,12 @@ class Plan:
                 partial(self._nodeinfo_json, len(fed), version),
             )
         yield Output("_headers", _h(self.base_key, "headers"), lambda: HEADERS_FILE.encode())
+        # Deleted posts: their page and 410 rules for static hosts (bridge.site.gone).
+        yield Output(
+            gone.PAGE, _h(self.base_key, r.template_digest("page.html"), "gone"), self._gone_page
+        )
+        for rel, text in gone.files(c, self.ledger, {p.slug for p in posts}):
+            yield Output(rel, _h(self.base_key, "gone", rel, text), partial(str.encode, text))
 
         # Static files of the theme, overridable by the site's own static/.
         static: dict[str, Path] = {}
