@@ -9,7 +9,8 @@ No I/O here.  Facts the shapes rely on (each has a test in tests/test_activities
 * Public posts are addressed ``to`` the full Public IRI and ``cc`` our followers collection.
 * An Article shows on Mastodon as name + summary + link, never its body; a Note shows its
   full content.  Images travel as attachments with their alt text in ``name`` (Mastodon
-  strips ``<img>`` from content); tags as ``Hashtag`` objects whose name starts with ``#``.
+  strips ``<img>`` from content); tags as ``Hashtag`` objects whose name starts with ``#``
+  and is one Mastodon accepts (``bridge.site.hashtags``), ``href`` the site's tag page.
 * Every id dereferences: object ids are files under ``/ap/`` and equal the URL they are
   served at.  Update, Delete and Move ids are derived from their content and the previous
   activity about the same object (``bridge.site.ledger``): receivers such as Fedify and
@@ -28,6 +29,7 @@ from typing import Any
 
 from bridge.config import SiteConfig
 from bridge.site import ledger
+from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import Comment, Post, tag_slug
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -228,7 +230,11 @@ def post_object(
     obj["sensitive"] = bool(post.content_warning)
     obj["contentMap"] = {post.lang: obj["content"]}
     tags: list[dict[str, str]] = [
-        {"type": "Hashtag", "name": "#" + tag, "href": config.tag_url(tag_slug(tag))}
+        {
+            "type": "Hashtag",
+            "name": "#" + _hashtag(post, tag),
+            "href": config.tag_url(tag_slug(tag)),
+        }
         for tag in post.tags
     ]
     tags += [{"type": "Mention", "name": h, "href": a} for a, h in mentions]
@@ -241,6 +247,13 @@ def post_object(
         obj["inReplyTo"] = post.in_reply_to
     obj.update(post_collections(config, post.slug))
     return obj
+
+
+def _hashtag(post: Post, tag: str) -> str:
+    name = hashtag_name(tag)
+    if name is None:  # content.load refuses such a tag with a one-line error
+        raise ValueError(f"{post.source}: tag {tag!r} has no valid hashtag name")
+    return name
 
 
 def create(config: SiteConfig, obj: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.site import posts as posts_module
+from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import SLUG_RE, Image, Page, Post, slugify
 
 POST_KEYS = {
@@ -301,6 +302,14 @@ def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
     if not isinstance(tags_raw, list):
         raise ContentError(rel, line("tags"), "'tags' must be a list like [python, fediverse]")
     tags = tuple(_str(t, rel, line("tags"), "tags").strip().lstrip("#") for t in tags_raw)
+    for tag in tags:  # each tag federates as a hashtag (bridge.site.hashtags)
+        if hashtag_name(tag) is None:
+            raise ContentError(
+                rel,
+                line("tags"),
+                f"tag {tag!r} cannot be a fediverse hashtag: it needs a letter "
+                "(hashtags hold letters, digits, '_' and '·')",
+            )
     images_raw = meta.get("images") or []
     if not isinstance(images_raw, list):
         raise ContentError(rel, line("images"), "'images' must be a list of {url, alt} entries")
