@@ -532,40 +532,43 @@ def deliveries(site_dir: Path, failed: bool, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("new_account")
+@click.argument("new_account", required=False)
+@click.option("--undo", is_flag=True, help="Forget a move made by mistake (see below).")
 @site_option
 @friendly
-def move(new_account: str, site_dir: Path) -> None:
+def move(new_account: str | None, undo: bool, site_dir: Path) -> None:
     """Send Move to every follower, pointing them at NEW_ACCOUNT (actor URL or @user@host).
 
-    The new account must list this blog's actor in its alsoKnownAs first (on Mastodon:
-    Preferences > Account > Moving from a different account).
+    NEW_ACCOUNT must list this blog's actor in its alsoKnownAs first (on Mastodon:
+    Preferences > Account > Moving from a different account); the move is refused
+    otherwise. Afterwards the actor carries movedTo and every page says the blog has
+    moved. `move --undo` removes both; the next publish tells followers' servers, but
+    followers who already followed the new account stay there.
     """
     import asyncio
-    import datetime as dt
 
     from bridge import keys
-    from bridge.federation import delivery
+    from bridge.federation import moving
     from bridge.federation.context import make_context
-    from bridge.site import activities, proofs
 
+    if undo == bool(new_account):
+        raise click.UsageError("give either NEW_ACCOUNT or --undo")
     config, db = _open(site_dir)
     actor_keys = keys.load(config.state_dir)
+    if undo:
+        moving.record(db, None)
+        _build_with_progress(config, None, False)
+        click.echo("Move forgotten; run 'indiebridge publish' to update followers' servers.")
+        return
 
     async def run() -> None:
         ctx = make_context(config, db, actor_keys)
         try:
-            target = new_account
+            target = str(new_account)
             if not target.startswith(("http://", "https://")):
                 target = await _resolve_handle(ctx, target)
-            moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            activity = proofs.sign_object(
-                activities.move(config, target, moment),
-                actor_keys.ed25519,
-                config.ed25519_key_id,
-                moment,
-            )
-            n = delivery.enqueue(db, activity, delivery.inboxes_for_followers(db))
+            n = await moving.move(ctx, target)
+            _build_with_progress(config, None, False)  # the actor now carries movedTo
             click.echo(
                 f"Move to {target} queued for {n} inbox(es); "
                 "run 'indiebridge publish' or the daemon to deliver."

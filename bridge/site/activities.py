@@ -90,6 +90,7 @@ def actor(
     ed25519_multibase: str,
     published: dt.datetime,
     followers_count: int | None = None,
+    moved_to: str | None = None,
 ) -> dict[str, Any]:
     author = config.author
     bio = author.bio or config.description
@@ -130,6 +131,8 @@ def actor(
         ],
         "alsoKnownAs": list(config.also_known_as),
     }
+    if moved_to:  # after ``indiebridge move``: Mastodon shows a redirect banner
+        doc["movedTo"] = moved_to
     if author.avatar:
         url = absolute(config, author.avatar)
         doc["icon"] = {"type": "Image", "mediaType": media_type(url), "url": url}

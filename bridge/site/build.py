@@ -115,7 +115,11 @@ class Plan:
         self.followers_count = followers_count
         # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
-        self.base_key = _h(__version__, settings, actor_keys.public_pem, str(renderer.live_reload))
+        moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
+        self.base_key = _h(
+            __version__, settings, actor_keys.public_pem, str(renderer.live_reload), moved
+        )
+        renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
         self.theme = renderer.theme_digest()  # every template: for html() only
@@ -177,6 +181,7 @@ class Plan:
             public_key_pem=self.keys.public_pem,
             ed25519_multibase=self.keys.ed25519_multibase,
             published=published,
+            moved_to=self.ledger.moved_to["id"] if self.ledger.moved_to else None,
         )
         return self.sign(doc, published)
 

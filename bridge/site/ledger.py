@@ -31,6 +31,8 @@ from typing import Any
 
 from bridge.config import SiteConfig
 
+MOVED_TO = "moved_to"  # meta key: JSON {"id", "url", "handle"} of the account moved to
+
 _GENERATION = re.compile(r"/g([0-9]+)\.json$")
 
 
@@ -77,6 +79,8 @@ class Ledger:
     gone: dict[str, GoneObject] = field(default_factory=dict)
     # slug -> the highest generation any of its ids reached
     generations: dict[str, int] = field(default_factory=dict)
+    # the account this blog moved to (``indiebridge move``): {"id", "url", "handle"}
+    moved_to: dict[str, str] | None = None
 
     def object_id(self, config: SiteConfig, slug: str) -> str:
         """The id the post ``slug`` is built and published with."""
@@ -125,7 +129,21 @@ def read(con: sqlite3.Connection) -> Ledger:
         pass
     for slug, (object_id, _) in published.items():
         generations[slug] = max(generations.get(slug, 0), generation_of(object_id))
-    return Ledger(published=published, gone=gone, generations=generations)
+    return Ledger(published=published, gone=gone, generations=generations, moved_to=_moved_to(con))
+
+
+def _moved_to(con: sqlite3.Connection) -> dict[str, str] | None:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = ?", (MOVED_TO,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    try:
+        value = json.loads(row[0]) if row and row[0] else None
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        return None
+    return {k: str(value.get(k) or value["id"]) for k in ("id", "url", "handle")}
 
 
 def read_file(config: SiteConfig) -> Ledger:
