@@ -3,6 +3,7 @@
 Routes (the URL layout is in ``bridge.config``):
 
 * ``GET /.well-known/webfinger?resource=`` — dynamic: our acct or actor URL, else 404;
+  400 for a missing or malformed ``resource`` (RFC 7033 section 4.2);
 * ``POST /inbox`` (shared) and ``POST /ap/inbox`` (the actor's) — ``bridge.inbox.receive``;
 * ``POST /webmention`` — ``bridge.webmentions.receive``;
 * ``GET /ap/followers.json`` — the live follower count;
@@ -307,12 +308,10 @@ class Daemon:
         return response
 
     async def webfinger(self, request: Request) -> Response:
-        resource = request.query_params.get("resource")
         headers = {"Access-Control-Allow-Origin": "*"}
-        if not resource:
-            return JSONResponse({"error": "resource parameter required"}, 400, headers=headers)
-        if not webfinger.matches(self.config, resource):
-            return JSONResponse({"error": "no such account"}, 404, headers=headers)
+        status, error = webfinger.resource_status(self.config, request.query_params.get("resource"))
+        if status != 200:
+            return JSONResponse({"error": error}, status, headers=headers)
         return JSONResponse(webfinger.jrd(self.config), media_type=JRD, headers=headers)
 
     async def followers_collection(self, request: Request) -> Response:
