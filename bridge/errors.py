@@ -12,6 +12,8 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── BuildError           the output could not be written (disk full, path escape)
     ├── KeyError_            the actor's key files are missing or unreadable
     ├── SignatureError       an HTTP signature or integrity proof does not verify
+    ├── PublishError         publish/move refused: a built document is missing, an activity
+    │                        id is queued with other content, a Move target lacks alsoKnownAs
     ├── FetchError           a remote URL could not be fetched safely
     │   ├── BlockedAddressError   the URL resolves to a private/loopback address
     │   └── SourceRetryLater      a webmention source failed transiently: verify it later
@@ -64,6 +66,10 @@ class SignatureError(BridgeError):
     def __init__(self, message: str, status: int = 401) -> None:
         self.status = status
         super().__init__(message)
+
+
+class PublishError(BridgeError):
+    """``publish`` or ``move`` refused to queue something; nothing was half-queued."""
 
 
 class FetchError(BridgeError):

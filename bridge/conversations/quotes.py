@@ -110,7 +110,7 @@ async def on_quote_request(ctx: Context, activity: dict[str, Any], forwarded: bo
     moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
     signed = proofs.sign_object(answer, ctx.keys.ed25519, ctx.config.ed25519_key_id, moment)
     delivery.enqueue(ctx.db, signed, [actor.inbox])
-    ctx.enqueue(signed, [])  # wakes a running worker; the row is already queued
+    ctx.wake_delivery()  # the row is already queued
 
 
 def _store_quote(
@@ -189,7 +189,7 @@ def revoke(ctx: Context, token: str, moment: dt.datetime | None = None) -> bool:
     signed = proofs.sign_object(doc, ctx.keys.ed25519, ctx.config.ed25519_key_id, moment)
     inboxes = [*_inbox_of(ctx, row["quoter"]), *delivery.inboxes_for_followers(ctx.db)]
     delivery.enqueue(ctx.db, signed, list(dict.fromkeys(inboxes)))
-    ctx.enqueue(signed, [])
+    ctx.wake_delivery()
     return True
 
 
