@@ -2,9 +2,9 @@
 
 ``commands`` lists the click commands for the main CLI to register with
 ``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
-``delete``), ``webmentions`` (what was sent) and the ``webmention`` group (``discover``,
-``send``).  User mistakes become one-line messages and heavy modules are imported inside
-the commands.
+``delete``) and the ``webmentions`` group (``sent``, ``discover``, ``send``); the old
+``webmention`` group is a hidden alias of the tools.  User mistakes become one-line
+messages and heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -125,15 +125,10 @@ def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     _moderate(site_dir, "delete", comment_id)
 
 
-# ---- webmentions sent ---------------------------------------------------------------------
+# ---- webmentions: what was sent, and the tools --------------------------------------------
 
 
-@click.command("webmentions")
-@site_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@friendly
-def webmentions_sent(site_dir: Path, as_json: bool) -> None:
-    """Show the webmentions this site sent: target, endpoint and the answer."""
+def _list_sent(site_dir: Path, as_json: bool) -> None:
     from bridge.conversations import webmentions
     from bridge.db import Database
 
@@ -150,6 +145,30 @@ def webmentions_sent(site_dir: Path, as_json: bool) -> None:
         if r["error"]:
             line += f"  ({r['error']})"
         click.echo(line)
+
+
+@click.group("webmentions", invoke_without_command=True)
+@site_option
+@click.option("--json", "as_json", is_flag=True, hidden=True)
+@click.pass_context
+@friendly
+def webmentions_group(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
+    """Webmentions: what this site sent (`sent`), and `discover` / `send` by hand.
+
+    `indiebridge webmentions` alone still lists what was sent, and the old
+    `indiebridge webmention discover|send` still work, for one more release.
+    """
+    if ctx.invoked_subcommand is None:
+        _list_sent(site_dir, as_json)
+
+
+@webmentions_group.command("sent")
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def webmentions_sent(site_dir: Path, as_json: bool) -> None:
+    """Show the webmentions this site sent: target, endpoint and the answer."""
+    _list_sent(site_dir, as_json)
 
 
 # ---- webmention tools -----------------------------------------------------------------------
@@ -181,12 +200,7 @@ def _await(fetcher: SafeFetcher, work: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
-@click.group()
-def webmention() -> None:
-    """Discover Webmention endpoints and send webmentions by hand."""
-
-
-@webmention.command("discover")
+@webmentions_group.command("discover")
 @click.argument("url")
 @site_option
 @friendly
@@ -201,7 +215,7 @@ def webmention_discover(url: str, site_dir: Path) -> None:
     click.echo(endpoint)
 
 
-@webmention.command("send")
+@webmentions_group.command("send")
 @click.argument("source")
 @click.argument("target")
 @site_option
@@ -225,5 +239,13 @@ def webmention_send(source: str, target: str, site_dir: Path) -> None:
     click.echo(line)
 
 
-commands: list[click.Command] = [comments, webmentions_sent, webmention]
+# The old name of the tools, hidden, for one more release.
+webmention_alias = click.Group(
+    "webmention",
+    commands={"discover": webmention_discover, "send": webmention_send},
+    hidden=True,
+    help="Old name of `webmentions discover|send`.",
+)
+
+commands: list[click.Command] = [comments, webmentions_group, webmention_alias]
 """For the main group: ``for command in commands: main.add_command(command)``."""

@@ -172,6 +172,7 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
 @click.option(
     "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
 )
+@click.option("--drafts", is_flag=True, help="Include posts marked draft: true (never published).")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -181,7 +182,13 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
 )
 @friendly
 def serve(
-    site_dir: Path, host: str, port: int, no_build: bool, watch: bool, log_format: str
+    site_dir: Path,
+    host: str,
+    port: int,
+    no_build: bool,
+    watch: bool,
+    drafts: bool,
+    log_format: str,
 ) -> None:
     """Build, then serve the site with its inbox, WebFinger and delivery worker.
 
@@ -215,9 +222,9 @@ def serve(
             f"{host}:{port} {reason}; stop the other server or pass --port"
         ) from None
     if not no_build:
-        click.echo(build_with_progress(config).summary())
+        click.echo(build_with_progress(config, drafts=drafts).summary())
     events.configure(log_format)
-    app = daemon.create_app(config, watch=watch)
+    app = daemon.create_app(config, watch=watch, drafts=drafts)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", proxy_headers=True, host=host, port=port)
     )

@@ -71,3 +71,15 @@ def test_without_a_daemon_the_command_rebuilds(blog: Blog) -> None:  # noqa: F81
     approved = blog.cli("comments", "approve", bob.id)
     assert approved.stdout.splitlines()[-1].startswith("Built ")
     assert "Bob was here" in page.read_text(encoding="utf-8")
+
+
+def test_serve_drafts_keeps_drafts_in_every_rebuild(blog: Blog) -> None:  # noqa: F811
+    blog.write_post("hello", "Hello, fediverse.")
+    blog.write_post("wip", "Not finished.", title="Work in progress", draft=True)
+    bob = comment(blog, "bob", "social.example", "Bob was here", "pending")
+    blog.cli("build", "--drafts")
+    blog.start(build=False, extra=("--drafts",))
+    assert blog.get("/posts/wip/").status_code == 200
+    blog.cli("comments", "approve", bob.id)
+    blog.wait_until(lambda: shows(blog, "Bob was here"), SOON, "the rebuild")
+    assert blog.get("/posts/wip/").status_code == 200  # the daemon's rebuild kept it
