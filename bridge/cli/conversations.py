@@ -70,7 +70,7 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
         click.echo(f"{e['id']}  {e['status']:8} {e['type']:8} {e['post'] or '-':24} {who}: {text}")
 
 
-def _moderate(site_dir: Path, action: str, cid: str) -> None:
+def _moderate(site_dir: Path, action: str, cid: str, wait: bool) -> None:
     """Change one comment, then update the pages: the running daemon rebuilds them, or
     this command does (``site_changes.settle``)."""
     from bridge.conversations import moderation
@@ -88,10 +88,11 @@ def _moderate(site_dir: Path, action: str, cid: str) -> None:
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
                 return  # never on the site
-    click.echo(site_changes.settle(ctx.config, ctx.db))
+    click.echo(site_changes.settle(ctx.config, ctx.db, wait=wait))
 
 
-# Pages are always updated now; --build is accepted (and ignored) for one more release.
+# Pages are always updated now. The old --build stays, hidden, for one release: it rebuilds
+# in this process and returns when the pages are written, even with a daemon running.
 _build_option = click.option("--build", is_flag=True, hidden=True)
 
 
@@ -102,7 +103,7 @@ _build_option = click.option("--build", is_flag=True, hidden=True)
 @friendly
 def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
     """Show a pending comment on the site."""
-    _moderate(site_dir, "approve", comment_id)
+    _moderate(site_dir, "approve", comment_id, build)
 
 
 @comments.command("reject")
@@ -112,7 +113,7 @@ def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment and refuse it if it is delivered or sent again."""
-    _moderate(site_dir, "reject", comment_id)
+    _moderate(site_dir, "reject", comment_id, build)
 
 
 @comments.command("delete")
@@ -122,7 +123,7 @@ def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment or a private mention."""
-    _moderate(site_dir, "delete", comment_id)
+    _moderate(site_dir, "delete", comment_id, build)
 
 
 # ---- webmentions: what was sent, and the tools --------------------------------------------

@@ -56,6 +56,12 @@ def test_moderation_commands_update_the_live_site(blog: Blog) -> None:  # noqa: 
     blog.cli("comments", "delete", alice.id)
     blog.wait_until(lambda: not shows(blog, "Alice was here"), SOON, "the deleted comment")
 
+    # The old --build flag still rebuilds in the command itself, and waits for it.
+    carol = comment(blog, "carol", "social.example", "Carol was here", "pending")
+    built = blog.cli("comments", "approve", carol.id, "--build")
+    assert built.stdout.splitlines()[-1].startswith("Built ")
+    assert shows(blog, "Carol was here")
+
     blocked = blog.cli("block", "spam.example")
     assert "Deleted 1 comment(s) by blocked authors." in blocked.stdout
     blog.wait_until(lambda: not shows(blog, "Bob was here"), SOON, "the blocked comment")
