@@ -18,6 +18,7 @@ tests agree on every address:
 ``/ap/actor.json``          the ActivityPub actor (its id)
 ``/ap/outbox.json``         outbox; pages ``/ap/outbox/page-N.json``
 ``/ap/followers.json``      followers; ``/ap/following.json``
+``/ap/featured.json``       pinned posts (``featured``)
 ``/ap/posts/<slug>.json``   a post's Article/Note (its id)
 ``/ap/posts/<slug>/...``    ``create.json``, ``replies.json``, ``likes.json``, ``shares.json``
 ``/.well-known/webfinger``  WebFinger JRD for the single actor
@@ -114,6 +115,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auto_publish", "bool", False, "In watch mode, publish after each rebuild."),
     Setting("output_dir", "str", "public", "Output folder, relative to the site folder."),
     Setting("discoverable", "bool", True, "Allow directories and search to list the actor."),
+    Setting(
+        "attribution_domains",
+        "list[str]",
+        [],
+        "More domains (besides `base_url`'s host) whose pages may credit the actor with "
+        '`fediverse:creator` (the actor\'s `attributionDomains`), e.g. `["news.example"]`.',
+    ),
+    Setting(
+        "og_image",
+        "str",
+        "",
+        "Default link-preview image (`og:image`) for pages without an image of their own: "
+        "a path under the site or an http(s) URL.",
+    ),
+    Setting("og_image_alt", "str", "", "Alt text of `og_image`."),
+    Setting("og_image_width", "int", 1200, "Width of `og_image` in pixels."),
+    Setting("og_image_height", "int", 630, "Height of `og_image` in pixels."),
+    Setting(
+        "quote_policy",
+        "choice:public|followers|nobody",
+        "public",
+        "Who may quote posts (FEP-044f quote posts, Mastodon 4.5+): anyone, followers, "
+        "or nobody; answered automatically by the daemon.",
+    ),
 )
 
 AUTHOR_KEYS = {"name": "str", "url": "url", "avatar": "str", "bio": "str", "fields": "fields"}
@@ -164,6 +189,14 @@ class SiteConfig:
     discoverable: bool
     author: AuthorConfig
     bridge_feeds: tuple[BridgeFeed, ...] = field(default=())
+    # Set only for a local preview (bridge.site.preview): the real base_url it stands for.
+    preview_of: str = ""
+    attribution_domains: tuple[str, ...] = ()
+    og_image: str = ""
+    og_image_alt: str = ""
+    og_image_width: int = 1200
+    og_image_height: int = 630
+    quote_policy: str = "public"
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -229,6 +262,11 @@ class SiteConfig:
     @property
     def following_url(self) -> str:
         return f"{self.base_url}/ap/following.json"
+
+    @property
+    def featured_url(self) -> str:
+        """Pinned posts (``toot:featured``), newest first."""
+        return f"{self.base_url}/ap/featured.json"
 
     @property
     def inbox_url(self) -> str:
@@ -488,4 +526,23 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         discoverable=values["discoverable"],
         author=_author(path, raw.get("author")),
         bridge_feeds=_bridge_feeds(path, raw.get("bridge")),
+        attribution_domains=_domains(path, "attribution_domains", values["attribution_domains"]),
+        og_image=values["og_image"],
+        og_image_alt=values["og_image_alt"],
+        og_image_width=values["og_image_width"],
+        og_image_height=values["og_image_height"],
+        quote_policy=values["quote_policy"],
     )
+
+
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$")
+
+
+def _domains(path: Path, key: str, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Bare lowercase host names (no scheme, port or path), as Mastodon compares them."""
+    for domain in value:
+        if not _DOMAIN_RE.match(domain):
+            raise ConfigError(
+                f"{path.name}: key '{key}' must list bare domains like news.example, got {domain!r}"
+            )
+    return tuple(dict.fromkeys(value))

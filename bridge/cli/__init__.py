@@ -1,7 +1,7 @@
 """The ``indiebridge`` command line: thin click commands over library functions.
 
 Each command group lives in its own module (``site``, ``publishing``, ``followers``,
-``deliveries``, ``keys``, ``conversations``, ``writing``) and lists its commands in
+``deliveries``, ``keys``, ``conversations``, ``writing``, ``doctor``) and lists its commands in
 ``commands``; this module creates the group and registers them.  The shared helpers
 (friendly errors, ``--site``, settings, the database and the ``Context``) are in
 ``bridge.cli._common``, so no command module imports this one.
@@ -17,7 +17,16 @@ from pathlib import Path
 import click
 
 from bridge import __version__
-from bridge.cli import conversations, deliveries, followers, keys, publishing, site, writing
+from bridge.cli import (
+    conversations,
+    deliveries,
+    doctor,
+    followers,
+    keys,
+    publishing,
+    site,
+    writing,
+)
 from bridge.cli._common import SITE_HELP, remember_site
 
 
@@ -40,6 +49,6 @@ def main() -> None:
     """
 
 
-for _module in (site, keys, publishing, followers, deliveries, conversations, writing):
+for _module in (site, keys, publishing, followers, deliveries, conversations, writing, doctor):
     for _command in _module.commands:
         main.add_command(_command)

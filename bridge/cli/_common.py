@@ -108,13 +108,28 @@ def open_context(site_dir: Path) -> Iterator[Context]:
 
 
 def build_with_progress(
-    config: SiteConfig, out_dir: Path | None = None, drafts: bool = False
+    config: SiteConfig,
+    out_dir: Path | None = None,
+    drafts: bool = False,
+    *,
+    strict: bool = False,
+    live_reload: bool = False,
 ) -> BuildResult:
-    """``site.build`` with a progress bar on a terminal when there are many files."""
+    """``site.build`` with a progress bar on a terminal, then one line per warning."""
     from bridge.site import build as site
 
+    run = functools.partial(
+        site.build, config, out_dir=out_dir, drafts=drafts, strict=strict, live_reload=live_reload
+    )
+    result = _with_progress_bar(run)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return result
+
+
+def _with_progress_bar(run: Callable[..., BuildResult]) -> BuildResult:
     if not sys.stderr.isatty():
-        return site.build(config, out_dir=out_dir, drafts=drafts)
+        return run()
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -126,7 +141,7 @@ def build_with_progress(
             bar.update(1)
 
     try:
-        return site.build(config, out_dir=out_dir, drafts=drafts, progress=progress)
+        return run(progress=progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
+import socket
 import threading
 from pathlib import Path
 
 import click
 
 from bridge.cli._common import build_with_progress, friendly, load_config, site_option
+from bridge.config import SiteConfig
 
 SITE_TOML = """\
 title = "{title}"
@@ -143,8 +145,11 @@ def next_steps(directory: Path) -> str:
     help="Output folder (default: public/ in the site folder).",
 )
 @click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
+@click.option(
+    "--strict", is_flag=True, help="Stop on warnings too (a Markdown image that is missing)."
+)
 @friendly
-def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
+def build(site_dir: Path, out_dir: Path | None, drafts: bool, strict: bool) -> None:
     """Build the static site: HTML, feeds, ActivityPub and WebFinger documents.
 
     The output is written to a temporary folder and swapped in; on any error the previous
@@ -154,7 +159,7 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
-    result = build_with_progress(config, out_dir, drafts)
+    result = build_with_progress(config, out_dir, drafts, strict=strict)
     click.echo(result.summary())
 
 
@@ -180,6 +185,14 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool) -> None:
     show_default=True,
     help="One line per event (follow, comment, webmention, rebuild, delivery given up).",
 )
+@click.option(
+    "--preview/--production",
+    "preview_flag",
+    default=None,
+    help="Preview: build for the address served here, into .indiebridge/preview/, and never "
+    "federate. Production: serve public/ as base_url, with inbox and delivery. Default: "
+    "production only when listening at base_url's own host and port.",
+)
 @friendly
 def serve(
     site_dir: Path,
@@ -189,6 +202,7 @@ def serve(
     watch: bool,
     drafts: bool,
     log_format: str,
+    preview_flag: bool | None,
 ) -> None:
     """Build, then serve the site with its inbox, WebFinger and delivery worker.
 
@@ -196,14 +210,17 @@ def serve(
     shared inboxes, the Webmention endpoint, and the background workers that deliver
     activities, process the inbox and rebuild pages when comments arrive. With --watch,
     saving a post, template or site.toml rebuilds what changed and open tabs reload.
-    """
-    import socket
 
+    On a laptop, where the address served is not base_url, it runs a preview instead: the
+    site is built for that address (styles, images, links and feeds all work there) and
+    nothing federates. Behind a reverse proxy, run it with --production.
+    """
     import uvicorn
 
     from bridge import keys
     from bridge.daemon import app as daemon
     from bridge.daemon import events
+    from bridge.site import preview
 
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
@@ -221,6 +238,12 @@ def serve(
         raise click.ClickException(
             f"{host}:{port} {reason}; stop the other server or pass --port"
         ) from None
+    if preview_flag is None:
+        preview_flag = preview.mode(config, host, port) == "preview"
+    if preview_flag:
+        _serve_preview(config, sock, host, port, no_build=no_build, watch=watch, drafts=drafts)
+        return
+    click.echo(f"Production: serving {config.base_url} with its inbox and delivery")
     if not no_build:
         click.echo(build_with_progress(config, drafts=drafts).summary())
     events.configure(log_format)
@@ -229,6 +252,37 @@ def serve(
         uvicorn.Config(app, log_level="warning", proxy_headers=True, host=host, port=port)
     )
     click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
+    server.run(sockets=[sock])
+
+
+def _serve_preview(
+    config: SiteConfig,
+    sock: socket.socket,
+    host: str,
+    port: int,
+    *,
+    no_build: bool,
+    watch: bool,
+    drafts: bool,
+) -> None:
+    """`serve` in preview mode: build for the local address, serve it, never federate."""
+    import uvicorn
+
+    from bridge.daemon.preview import create_preview_app
+    from bridge.site import preview
+
+    url = preview.listen_url(host, port)
+    local = preview.preview_config(config, url)
+    click.echo(
+        f"Preview of {config.base_url} at {url}: built in {local.output_dir}, "
+        "not federating (--production to serve as the blog)"
+    )
+    if not no_build:
+        result = build_with_progress(local, drafts=drafts, live_reload=watch)
+        click.echo(result.summary())
+    app = create_preview_app(local, watch=watch, drafts=drafts, echo=click.echo)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", host=host, port=port))
+    click.echo(f"Serving the preview on {url} (Ctrl+C to stop)")
     server.run(sockets=[sock])
 
 
@@ -269,6 +323,10 @@ def watch(site_dir: Path, drafts: bool, stop_after: float | None) -> None:
     click.echo(
         f"Watching {config.site_dir}: content/, templates/, static/, the theme and "
         f"site.toml; output in {config.output_dir} (Ctrl+C to stop)"
+    )
+    click.echo(
+        f"Production build for {config.base_url}; for a preview at a local address, "
+        "run `indiebridge serve --watch`"
     )
     watcher.start()
     try:

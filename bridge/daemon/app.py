@@ -296,6 +296,9 @@ class Daemon:
             from bridge.daemon import feedbridge
 
             extra += feedbridge.routes(self.ctx)
+        from bridge.conversations import quotes
+
+        extra += quotes.routes(self.ctx)  # FEP-044f stamps
         return [
             *extra,
             Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),

@@ -81,10 +81,11 @@ def delivery_worker(
 
 def inbox_handlers() -> dict[str, inbox.Handler]:
     """The inbox's dispatch table: follows and blocks, plus the conversation hooks
-    (replies, reactions, edits and deletes become comments)."""
-    from bridge.conversations import fediverse
+    (replies, reactions, edits and deletes become comments; FEP-044f quote requests)."""
+    from bridge.conversations import fediverse, quotes
 
-    return events.logged_handlers(inbox.default_handlers(fediverse.HOOKS))
+    hooks = {**fediverse.HOOKS, **quotes.HOOKS}
+    return events.logged_handlers(inbox.default_handlers(hooks))
 
 
 @dataclass

@@ -144,8 +144,10 @@ class SiteWatcher:
         drafts: bool = False,
         out_dir: Path | None = None,
         initial_build: bool = True,
+        configure: Callable[[SiteConfig], SiteConfig] | None = None,
     ) -> None:
         self.config = config
+        self.configure = configure  # applied to site.toml when it is read again (a preview)
         self.on_build = on_build
         self.on_publish = on_publish
         self.delay = delay
@@ -284,6 +286,8 @@ class SiteWatcher:
         try:
             if reload_config:
                 self.config = config_mod.load(self.config.site_dir)
+                if self.configure is not None:
+                    self.config = self.configure(self.config)
             outcome = site.build(
                 self.config, out_dir=self.out_dir, drafts=self.drafts, live_reload=self.live_reload
             )

@@ -43,8 +43,8 @@ def test_import_prints_each_file_and_each_skip(site: Path) -> None:
     first = runner.invoke(GROUP, ["import", str(FEEDS / "rss2.xml"), "--site", str(site)])
     assert first.exit_code == 0, first.output
     lines = first.output.splitlines()
-    assert lines[0] == "wrote content/posts/2024-01-15-fish-chips-a-review.md"
-    assert "Imported 4 post(s) from" in first.output
+    assert lines[0] == "wrote content/posts/2024-01-15-fish-and-chips.md"
+    assert "Imported 4 post(s), 0 page(s), 0 draft(s), 0 private" in first.output
 
     again = runner.invoke(GROUP, ["import", str(FEEDS / "rss2.xml"), "--site", str(site)])
     assert again.exit_code == 0, again.output
@@ -52,7 +52,7 @@ def test_import_prints_each_file_and_each_skip(site: Path) -> None:
     assert len(skipped) == 4
     assert skipped[0] == (
         "skipped 'Fish & Chips – a review': already imported as "
-        "content/posts/2024-01-15-fish-chips-a-review.md"
+        "content/posts/2024-01-15-fish-and-chips.md"
     )
     assert "Imported 0 post(s)" in again.output
 
