@@ -96,12 +96,13 @@ class Daemon:
         ctx: Context | None = None,
         poll_interval: float = 1.0,
         watch: bool = False,
+        drafts: bool = False,
     ) -> None:
         self.config = config
         self.db = Database(config.db_path)
         self.keys = keys.load(config.state_dir)
         self.poll_interval = poll_interval
-        self.rebuilder = Rebuilder(config)
+        self.rebuilder = Rebuilder(config, drafts=drafts)  # serve --drafts: rebuilds keep them
         # rows queued by `publish` in another process are found by polling
         self.worker = services.delivery_worker(
             config, self.db, self.keys, poll_interval=poll_interval
@@ -316,7 +317,11 @@ class Daemon:
 
 
 def create_app(
-    config: SiteConfig, *, daemon: Daemon | None = None, watch: bool = False
+    config: SiteConfig,
+    *,
+    daemon: Daemon | None = None,
+    watch: bool = False,
+    drafts: bool = False,
 ) -> Starlette:
     """The ASGI app; its lifespan starts and stops the background workers."""
     holder: dict[str, Daemon] = {}
@@ -330,7 +335,7 @@ def create_app(
         finally:
             await d.shutdown()
 
-    d = daemon or Daemon(config, watch=watch)
+    d = daemon or Daemon(config, watch=watch, drafts=drafts)
     holder["daemon"] = d
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d
