@@ -1,7 +1,8 @@
 """``indiebridge import``: bring an existing blog in from its feed or WordPress export.
 
-``import_feed(config, source, ...)`` reads an RSS 1.0/2.0 or Atom feed (``importing.feeds``)
-or a WordPress export (``importing.wxr``) and writes one Markdown file per entry:
+``import_feed(config, source, ...)`` reads an RSS 1.0/2.0 or Atom feed (``importing.feeds``),
+a WordPress export (``importing.wxr``) or a Hugo or Jekyll site folder's Markdown sources
+(``importing.site_folders``) and writes one Markdown file per entry:
 
 * posts go to ``content/posts/<date>-<slug>.md`` with ``title``, ``date``, ``updated``
   (when later), ``tags``, ``summary`` (the author's excerpt, else a clean cut of the
@@ -44,7 +45,14 @@ from urllib.parse import unquote, urlsplit
 from bridge.config import SiteConfig
 from bridge.site.comments import CommentStore
 from bridge.site.content import RESERVED_PAGE_SLUGS
-from bridge.site.importing import feeds, files, full_content, wordpress_comments, wxr
+from bridge.site.importing import (
+    feeds,
+    files,
+    full_content,
+    site_folders,
+    wordpress_comments,
+    wxr,
+)
 from bridge.site.importing.full_content import Fetch
 from bridge.site.importing.html_to_markdown import convert, to_markdown
 from bridge.site.importing.model import (
@@ -216,13 +224,13 @@ class _Run:
             self.report.drafts += 1
 
     def body(self, entry: FeedEntry) -> str:
-        converted = convert(entry.html)
-        for line in (*entry.warnings, *converted.warnings):
+        converted = convert(entry.html) if entry.markdown is None else None
+        for line in (*entry.warnings, *(converted.warnings if converted else ())):
             self.report.warnings.append(f"warning: {_describe(entry)}: {line}")
-        return converted.markdown
+        return converted.markdown if converted else entry.markdown or ""
 
     def post(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:
-        probe = to_markdown(entry.html)
+        probe = to_markdown(entry.html) if entry.markdown is None else entry.markdown
         ident = files.identity(entry.title, files.iso(date), probe + "\n")
         known = self.known(entry, ident)
         if known is not None:
@@ -329,7 +337,10 @@ async def import_feed_async(
     fetch_page: Fetch | None = None,
 ) -> ImportReport:
     """``import_feed`` for callers that already run an event loop."""
-    if is_http(source):
+    if Path(source).expanduser().is_dir():
+        feed = site_folders.read(Path(source).expanduser())
+        fallback = dt.datetime.now(dt.UTC)
+    elif is_http(source):
         if fetch_source is None:
             raise FeedError(f"{source}: importing from a URL needs a fetcher")
         fetched = await fetch_source(source)

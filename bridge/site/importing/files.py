@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from bridge.errors import BridgeError
-from bridge.site.content import split_front_matter
+from bridge.site.frontmatter import split_front_matter
 from bridge.site.importing.model import FeedEntry
 from bridge.site.posts import slugify
 
