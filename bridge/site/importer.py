@@ -195,6 +195,15 @@ def _deduplicated(entries: Iterable[FeedEntry], report: ImportReport) -> list[Fe
     return out
 
 
+def _why_draft(entry: FeedEntry, seen: str) -> str | None:
+    """Why an entry is imported as a draft (a comment in its front matter), or None."""
+    if seen == PRIVATE:
+        return "password-protected" if entry.password else f"status '{entry.status}'"
+    if seen != PUBLIC:
+        return f"status '{entry.status}'"
+    return "the feed has a summary only" if entry.truncated else None
+
+
 class _Run:
     """One import: what the site holds, and the report being written."""
 
@@ -213,11 +222,14 @@ class _Run:
             return self.posts.originals.get(entry.link)
         return self.posts.unlinked.get(ident)
 
-    def count(self, entry: FeedEntry, seen: str, public_kind: str) -> None:
+    def count(self, entry: FeedEntry, seen: str) -> None:
         if entry.guid:
             self.ledger[entry.guid] = self.report.written[-1]
         if seen == PUBLIC and not entry.truncated:
-            setattr(self.report, public_kind, getattr(self.report, public_kind) + 1)
+            if entry.kind == "page":
+                self.report.pages += 1
+            else:
+                self.report.posts += 1
         elif seen == PRIVATE:
             self.report.private += 1
         else:
@@ -243,7 +255,7 @@ class _Run:
             summary = cut_summary(entry.html) or None
         draft = seen != PUBLIC or entry.truncated
         text = files.post_text(
-            entry, slug, date, draft=draft, summary=summary, body=self.body(entry)
+            entry, slug, date, draft=_why_draft(entry, seen), summary=summary, body=self.body(entry)
         )
         if not files.create(self.config.site_dir / rel, text):
             self.report.skipped.append(f"skipped {_describe(entry)}: {rel} exists")
@@ -253,7 +265,7 @@ class _Run:
             self.posts.originals[entry.link] = rel
         self.posts.unlinked.setdefault(ident, rel)
         self.report.written.append(rel)
-        self.count(entry, seen, "posts")
+        self.count(entry, seen)
         self.report.undated += entry.date is None
         self.comments(entry, slug, date, public=not draft)
 
@@ -291,7 +303,7 @@ class _Run:
         if public:
             self.pages.slugs.add(slug)
         self.report.written.append(rel)
-        self.count(entry, seen, "pages")
+        self.count(entry, seen)
 
 
 def import_parsed(
