@@ -1,69 +1,21 @@
-"""The writing-loop commands: ``indiebridge watch`` and ``indiebridge import``.
+"""Commands that write content: ``indiebridge import``.
 
-``commands`` is added to the main group by ``bridge/cli.py``; the library work is in
-``bridge.watch`` and ``bridge.importer``, imported inside the commands so ``--help`` stays
-fast.
+``commands`` is added to the main group by ``bridge/cli/__init__.py``; the library work is
+in ``bridge.site.importer``, imported inside the command so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from bridge.cli import friendly, load_config, site_option
+from bridge.cli._common import friendly, load_config, site_option
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
     from bridge.site.importer import ImportReport
-
-
-@click.command()
-@site_option
-@click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
-@click.option(
-    "--stop-after",
-    type=float,
-    default=None,
-    hidden=True,
-    help="Stop after this many seconds (for scripts and tests).",
-)
-@friendly
-def watch(site_dir: Path, drafts: bool, stop_after: float | None) -> None:
-    """Rebuild the site whenever you save a post, page, template, static file or site.toml.
-
-    Build only: serve public/ with anything you like, or use `indiebridge serve --watch` to
-    serve it too and have open pages reload by themselves. A burst of saves is one
-    rebuild, and only the pages that changed are rewritten. A broken file prints one
-    line naming it, and the last good output stays in place. With `auto_publish = true`
-    in site.toml, each rebuild that changed something is also published.
-    """
-    from bridge import keys
-    from bridge.daemon.watch import SiteWatcher, cli_publisher, terminal_reporter
-
-    config = load_config(site_dir)
-    keys.load_or_generate(config.state_dir)
-    watcher = SiteWatcher(
-        config,
-        terminal_reporter(None, click.echo, config),
-        on_publish=cli_publisher(config, click.echo),
-        live_reload=False,
-        drafts=drafts,
-    )
-    click.echo(
-        f"Watching {config.site_dir}: content/, templates/, static/, the theme and "
-        f"site.toml; output in {config.output_dir} (Ctrl+C to stop)"
-    )
-    watcher.start()
-    try:
-        threading.Event().wait(stop_after)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        watcher.stop()
-    click.echo("Stopped watching.")
 
 
 @click.command("import")
@@ -146,4 +98,4 @@ async def _import(config: SiteConfig, source: str, *, fetch_pages: bool) -> Impo
         )
 
 
-commands: list[click.Command] = [watch, import_]
+commands: list[click.Command] = [import_]
