@@ -88,7 +88,8 @@ def new(title: str, site_dir: Path, note: bool, draft: bool) -> None:
 )
 @friendly
 def import_(source: str, site_dir: Path, no_fetch_pages: bool) -> None:
-    """Import posts from SOURCE: an RSS or Atom feed or a WordPress export, file or URL.
+    """Import posts from SOURCE: an RSS or Atom feed or a WordPress export (file or URL),
+    or a Hugo or Jekyll site folder (its Markdown sources).
 
     Posts go to content/posts/ (slug from the old URL, original_url kept), WordPress
     pages to content/pages/, WordPress comments to content/comments/. Only published
