@@ -31,6 +31,7 @@ from bridge.doctor.responses import (
 ACCEPT_AP = f'{AP_JSON}, application/ld+json; profile="{AS_PROFILE}"'
 ACCEPT_JRD = "application/jrd+json, application/json"
 MAX_HOPS = 3
+SAMPLE_ITEMS = 3  # outbox items fetched by id
 MAX_BODY = 1_048_576  # Mastodon refuses bodies over 1 MiB (app/lib/request.rb)
 TIMEOUT = httpx.Timeout(10.0)
 USER_AGENT = "indiebridge-doctor"
@@ -242,8 +243,10 @@ async def _posts(
     )
     first = _doc(outbox).get("first")
     page = await get(client, first, ACCEPT_AP) if isinstance(first, str) else None
-    found.append(documents.outbox(outbox, page))
-    items = _doc(page).get("orderedItems") or []
+    items = [i for i in _doc(page).get("orderedItems") or [] if isinstance(i, dict)]
+    ids = [str(i["id"]) for i in items[:SAMPLE_ITEMS] if isinstance(i.get("id"), str)]
+    fetched = [await get(client, item_id, ACCEPT_AP) for item_id in ids]
+    found.append(documents.outbox(outbox, page, fetched))
     sample = next(
         (
             item.get("object")

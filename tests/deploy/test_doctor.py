@@ -482,3 +482,13 @@ def test_cli_refuses_a_url_that_is_not_a_site_address(site: Path, url: str) -> N
     assert result.output == (
         f"Error: {url}: expected the site's address, like https://blog.example\n"
     )
+
+
+def test_an_outbox_item_that_cannot_be_fetched_by_its_id_fails(
+    deployment: FakeDeployment,
+) -> None:
+    deployment.override("GET", "/ap/posts/a-reply/create.json", reply(404))
+    assert line(run(deployment), "outbox") == (
+        "failure  outbox: item https://blog.example/ap/posts/a-reply/create.json answered 404"
+        " -- fix: upload the whole public/ folder, or proxy /ap/ to the daemon"
+    )

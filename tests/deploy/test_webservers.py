@@ -8,6 +8,7 @@ See ``stack.py`` for the namespace, the host names and the throwaway CA.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from collections.abc import Callable, Iterator
@@ -37,8 +38,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not all(shutil.which(tool) for tool in ("nginx", "caddy", "unshare", "nsenter"))
-        or not FAKETIME_LIB.is_file(),
-        reason="needs nginx, caddy, faketime and util-linux (.ci/run installs them)",
+        or not FAKETIME_LIB.is_file()
+        or os.geteuid() != 0,
+        reason="needs root (namespaces), nginx, caddy, faketime (.ci/run installs them)",
     ),
 ]
 
