@@ -269,10 +269,15 @@ def without_daemon(text: str) -> str:
 
 
 def caddy_config(
-    folder: Path, public: Path, certs: dict[str, Path], *, name: str = "caddy-site"
+    folder: Path,
+    public: Path,
+    certs: dict[str, Path],
+    *,
+    name: str = "caddy-site",
+    site: Edit = str,
 ) -> Path:
     """A docs Caddyfile; the test's certificate replaces Caddy's automatic one."""
-    text = snippet(name).replace("/srv/blog/public", str(public))
+    text = site(snippet(name)).replace("/srv/blog/public", str(public))
     text = replace(text, "blog.example {", f"{BLOG} {{\n\ttls {certs['cert']} {certs['key']}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "Caddyfile"

@@ -227,6 +227,41 @@ def test_doctor_names_each_broken_nginx_deployment(
     assert status == 2
 
 
+CADDY_BREAKAGES: dict[str, tuple[Callable[[str], str], str, str]] = {
+    "inbox-not-proxied": (
+        lambda text: replace(text, "path /inbox /ap/inbox ", "path /inbox "),
+        "inbox",
+        "failure  inbox: POST https://blog.test/ap/inbox answered 404: not proxied to the daemon"
+        " -- fix: nginx: `location = /ap/inbox { proxy_pass http://127.0.0.1:8000; include"
+        " indiebridge_proxy; }`; Caddy: add /ap/inbox to `@daemon path ...`",
+    ),
+    "proxy-drops-host": (
+        lambda text: replace(
+            text,
+            "reverse_proxy @daemon 127.0.0.1:8000\n",
+            "reverse_proxy @daemon 127.0.0.1:8000 {\n\t\theader_up Host {upstream_hostport}\n\t}\n",
+        ),
+        "host",
+        "failure  host: a correctly signed POST to https://blog.test/inbox does not verify: the"
+        " proxy changes the Host header (expected blog.test) -- fix: nginx: `proxy_set_header"
+        " Host $host;` (the indiebridge_proxy include); Caddy: remove any `header_up Host` from"
+        " reverse_proxy",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CADDY_BREAKAGES))
+def test_doctor_names_each_broken_caddy_deployment(
+    deployed: Deployment, certs: dict[str, Path], name: str
+) -> None:
+    edit, check, expected = CADDY_BREAKAGES[name]
+    public = copy_public(deployed.site_dir, deployed.folder / "public")
+    deployed.start_caddy(caddy_config(deployed.folder / "caddy", public, certs, site=edit))
+    status, report = deployed.doctor()
+    assert line(report, check) == expected
+    assert status == 2
+
+
 def test_no_tls_is_one_failure(deployed: Deployment, certs: dict[str, Path]) -> None:
     public = copy_public(deployed.site_dir, deployed.folder / "public")
     config = nginx_config(
