@@ -23,6 +23,7 @@ from bridge.doctor.responses import (
     AP_JSON,
     AS_PROFILE,
     Expect,
+    base_of,
     html_link,
     is_activitypub,
     json_object,
@@ -150,6 +151,38 @@ async def diagnose(
     except Unreachable as exc:
         found.append(failure("network", f"{exc.url}: {exc.reason}", "check the web server"))
     return found
+
+
+async def diagnose_url(base_url: str, client: httpx.AsyncClient) -> list[Finding]:
+    """Every check of a site known only by its address (no ``site.toml`` at hand).
+
+    What to expect is read from the site itself, as a server that is given the page's URL
+    does: the home page's ``<link rel="alternate" type="application/activity+json">`` names
+    the actor, whose ``preferredUsername``, key and inbox give the rest.  The Host check
+    needs the site's key, so it is skipped (a warning).
+    """
+    if urlsplit(base_url).scheme != "https":
+        return await diagnose(Expect(base_url, base_url, "", "", ""), client)
+    try:
+        home = await get(client, base_url + "/", "text/html")
+        actor_url = html_link(home, "alternate", AP_JSON)
+        actor = _doc(await get(client, actor_url, ACCEPT_AP)) if actor_url else {}
+    except Unreachable as exc:
+        return [failure("tls", f"{exc.url}: {exc.reason}", _tls_fix(exc.reason))]
+    key = actor.get("publicKey") if isinstance(actor.get("publicKey"), dict) else {}
+    fields = (actor.get("preferredUsername"), actor.get("inbox"), (key or {}).get("id"))
+    if not actor_url or not all(isinstance(field, str) for field in fields):
+        return [
+            failure(
+                "discovery",
+                f"{base_url}/ names no actor with preferredUsername, inbox and publicKey"
+                f" (alternate link: {actor_url})",
+                "run `indiebridge doctor` in the site's folder (--site) to check it by site.toml",
+            )
+        ]
+    username, inbox, key_id = (str(field) for field in fields)
+    expect = Expect(base_url, base_of(inbox), username, str(actor_url), key_id)
+    return await diagnose(expect, client)
 
 
 def _tls_fix(reason: str) -> str:

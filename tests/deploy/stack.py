@@ -376,8 +376,10 @@ class Deployment:
         stop(self.daemon)
         self.daemon = None
 
-    def doctor(self, *args: str) -> tuple[int, dict[str, Any]]:
-        argv = [sys.executable, "-m", "bridge", "doctor", "--site", str(self.site_dir), "--json"]
+    def doctor(self, *args: str, site: Path | None = None) -> tuple[int, dict[str, Any]]:
+        """`indiebridge doctor --json` inside the namespace, in the site (or ``site``)."""
+        folder = str(site or self.site_dir)
+        argv = [sys.executable, "-m", "bridge", "doctor", "--site", folder, "--json"]
         started = time.monotonic()
         done = self.ns.run([*argv, *args])
         if not done.stdout.startswith("{"):

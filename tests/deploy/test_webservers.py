@@ -117,6 +117,18 @@ def test_each_documented_setup_passes_doctor(
     assert negotiation in line(report, "negotiation")
 
 
+def test_a_bare_url_is_checked_from_the_sites_own_pages(
+    deployed: Deployment, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    deployed.start_setup("nginx", certs, copy_public(deployed.site_dir, deployed.folder / "pub"))
+    status, report = deployed.doctor(URL, site=tmp_path)  # no site.toml, no keys there
+    assert lines(report, "warning") + lines(report, "failure") == [
+        "warning  host: not checked: the site's keys are not in .indiebridge/keys/ -- fix: run"
+        " `indiebridge doctor` in the site's folder"
+    ]
+    assert status == 1
+
+
 def test_the_split_domain_setup_passes_doctor(
     other_site: Callable[..., Deployment], certs: dict[str, Path]
 ) -> None:
