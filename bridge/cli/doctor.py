@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 import click
 
-from bridge.cli import friendly, load_config, main, site_option
+from bridge.cli._common import friendly, load_config, site_option
 
 
-@main.command()
+@click.command()
 @click.argument("url", required=False)
 @site_option
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
@@ -56,3 +56,6 @@ def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
         for finding in findings:
             click.echo(finding.line())
     raise SystemExit(doc.exit_status(findings))
+
+
+commands: list[click.Command] = [doctor]

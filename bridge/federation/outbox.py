@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from bridge.db import now
 from bridge.errors import BridgeError
-from bridge.federation import delivery
+from bridge.federation import delivery, pins
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.site import activities, proofs
@@ -208,6 +208,7 @@ async def publish(
             wm_jobs.append((post, old_links))
 
     report.queued += _publish_actor(ctx, inboxes, moment)
+    report.queued += pins.publish_pins(ctx, inboxes, moment)  # Add/Remove to featured
 
     for slug, row in rows.items():
         if slug in current or row["state"] != "live":

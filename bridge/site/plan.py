@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -20,10 +21,11 @@ from typing import Any, overload
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, feeds, webfinger
+from bridge.site import activities, featured, feeds, webfinger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.preview import notice
 
 
 def _h(*parts: str | bytes) -> str:
@@ -112,6 +114,8 @@ class Plan:
             ed25519_multibase=self.keys.ed25519_multibase,
             published=published,
         )
+        if self.config.preview_of:
+            doc = _marked_as_preview(self.config, doc)
         return self.sign(doc, published)
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
@@ -187,8 +191,9 @@ class Plan:
     def _home_outputs(self) -> Iterator[Output]:
         per_page, template = self.config.posts_per_page, self.renderer.template_digest("index.html")
         total_pages = max(1, -(-len(self.posts) // per_page))
+        listed = featured.home_order(self.posts)  # pinned posts first
         for n in range(1, total_pages + 1):
-            chunk = self.posts[(n - 1) * per_page : n * per_page]
+            chunk = listed[(n - 1) * per_page : n * per_page]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
             key = _h(self.base_key, template, str(n), str(total_pages), *(p.digest for p in chunk))
             yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
@@ -263,6 +268,12 @@ class Plan:
             _h(self.base_key, "actor", first.isoformat() if first else ""),
             lambda: _json(self.actor_doc()),
         )
+        pins = featured.pinned(federated)
+        yield Output(
+            "ap/featured.json",
+            _h(self.base_key, "featured", *_ids(pins)),
+            lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
+        )
         if not federated:
             yield self.outbox_page(1)
         yield Output(
@@ -311,7 +322,10 @@ class Plan:
         yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
 
     def _nodeinfo_json(self, posts: int, version: str) -> bytes:
-        return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
+        doc = webfinger.nodeinfo(self.config, posts=posts, version=version)
+        if self.config.preview_of:
+            doc["metadata"]["preview"] = notice(self.config)
+        return _json(doc)
 
     # ---- static files ------------------------------------------------------------------
 
@@ -326,6 +340,17 @@ class Plan:
         for rel, source in sorted(static.items()):
             data = source.read_bytes()
             yield Output(rel, _h("static", data), partial(bytes, data))
+
+
+def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
+    """The actor of a preview says so in its name and the first line of its summary, where
+    a person looking it up from a fediverse server would read it."""
+    text = html.escape(notice(config))
+    return {
+        **actor,
+        "name": f"{actor.get('name', '')} (preview)",
+        "summary": f"<p><strong>{text}</strong></p>{actor.get('summary', '')}",
+    }
 
 
 def _ids(posts: list[Post]) -> Iterator[str]:
