@@ -39,7 +39,10 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 BLOG = "blog.test"
-DAEMON_ARGS = ("--host", "127.0.0.1", "--port", "8000")  # as in the README's systemd unit
+# `serve` as in the README's systemd unit: --production, since behind a proxy the daemon
+# listens on loopback, not at base_url's own host and port (that would start a preview).
+DAEMON_ARGS = ("--production", "--host", "127.0.0.1", "--port", "8000")
+DAEMON_ADDRESS = "127.0.0.1:8000"
 DAEMON_HOSTS = (BLOG, f"ap.{BLOG}")
 FAKETIME_LIB = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("libfaketime.so.1"))
 TRUST_STORES = (Path(certifi.where()), Path("/etc/ssl/certs/ca-certificates.crt"))

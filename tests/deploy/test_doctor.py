@@ -327,6 +327,20 @@ def test_the_clock_is_compared_with_the_daemons_date(
     assert line(run(deployment, now=now), "clock") == expected
 
 
+def test_the_host_the_daemon_names_is_quoted(deployment: FakeDeployment) -> None:
+    refused = (
+        "the signed host header '127.0.0.1:8000' is not this server ('blog.example'): the"
+        " request was signed for another server"
+    )
+    deployment.override("POST", "/inbox", reply(401, json={"error": refused}))
+    assert line(run(deployment), "host") == (
+        "failure  host: a correctly signed POST to https://blog.example/inbox is refused: the"
+        " daemon sees Host 127.0.0.1:8000, not blog.example (the proxy changes the Host header)"
+        " -- fix: nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include); Caddy:"
+        " remove any `header_up Host` from reverse_proxy"
+    )
+
+
 def test_without_the_sites_keys_the_host_check_is_skipped(deployment: FakeDeployment) -> None:
     findings = run(deployment, signed=False)
     assert line(findings, "host") == (

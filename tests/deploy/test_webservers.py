@@ -210,10 +210,10 @@ NGINX_BREAKAGES: dict[str, tuple[dict[str, Any], str, str]] = {
     "proxy-drops-host": (
         {"proxy": lambda text: replace(text, "proxy_set_header Host $host;\n", "")},
         "host",
-        "failure  host: a correctly signed POST to https://blog.test/inbox does not verify: the"
-        " proxy changes the Host header (expected blog.test) -- fix: nginx: `proxy_set_header"
-        " Host $host;` (the indiebridge_proxy include); Caddy: remove any `header_up Host` from"
-        " reverse_proxy",
+        "failure  host: a correctly signed POST to https://blog.test/inbox is refused: the"
+        " daemon sees Host 127.0.0.1:8000, not blog.test (the proxy changes the Host header)"
+        " -- fix: nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include);"
+        " Caddy: remove any `header_up Host` from reverse_proxy",
     ),
 }
 
@@ -254,10 +254,10 @@ CADDY_BREAKAGES: dict[str, tuple[Callable[[str], str], str, str]] = {
             "reverse_proxy @daemon 127.0.0.1:8000 {\n\t\theader_up Host {upstream_hostport}\n\t}\n",
         ),
         "host",
-        "failure  host: a correctly signed POST to https://blog.test/inbox does not verify: the"
-        " proxy changes the Host header (expected blog.test) -- fix: nginx: `proxy_set_header"
-        " Host $host;` (the indiebridge_proxy include); Caddy: remove any `header_up Host` from"
-        " reverse_proxy",
+        "failure  host: a correctly signed POST to https://blog.test/inbox is refused: the"
+        " daemon sees Host 127.0.0.1:8000, not blog.test (the proxy changes the Host header)"
+        " -- fix: nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include);"
+        " Caddy: remove any `header_up Host` from reverse_proxy",
     ),
 }
 
