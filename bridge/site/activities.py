@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
-from bridge.site import attribution, quote_policy
+from bridge.site import attribution, quote_policy, threads
 from bridge.site.posts import Comment, Post, tag_slug
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -240,6 +240,7 @@ def post_object(
     if post.in_reply_to:
         obj["inReplyTo"] = post.in_reply_to
     obj["interactionPolicy"] = quote_policy.interaction_policy(config)
+    obj["context"] = threads.context_url(config, post.slug)  # FEP-7888
     obj.update(post_collections(config, post.slug))
     return obj
 
