@@ -20,11 +20,13 @@ shape), ``approve``, ``reject`` (deletes the file and remembers the id so a rede
 does not bring it back), ``delete``, and ``apply_blocks`` (removes comments and private
 mentions of blocked actors, handles and domains).
 
-Comment files do not name the remote *actor id*, so authorship of an ActivityPub comment
-is decided by ``author_matches``: the comment's object id must be on the actor's origin
-and the stored handle (``@user@host``, or the profile URL when the actor has no username)
-must be the actor's.  Two accounts of one server never share a handle, and no other
-server can mint ids on that origin.
+Each ActivityPub comment file records the remote actor id (``actor_id``) of its author,
+and ``author_matches`` authorises edits, deletes and Undos against that id alone: an
+actor is the author only if its id is the stored one, so another account, even one on the
+same server showing the same handle, cannot change the comment.  Files written before
+actor ids were recorded fall back to the old rule (the object id on the actor's origin and
+the stored handle, or the profile URL, equal to the actor's) and learn their actor id at
+the author's next edit or profile update.
 """
 
 from __future__ import annotations
@@ -125,7 +127,9 @@ def author_matches(comment: Comment, actor: RemoteActor) -> bool:
     """Whether ``actor`` wrote this ActivityPub comment (see the module docstring)."""
     if comment.protocol != "activitypub":
         return False
-    ref = comment.object_id or comment.source
+    if comment.actor_id:
+        return comment.actor_id == actor.id
+    ref = comment.object_id or comment.source  # a file written before actor ids were kept
     if not ref or not same_origin(ref, actor.id):
         return False
     if comment.author.handle:
@@ -316,7 +320,7 @@ def _blocked_actor_urls(db: Database) -> list[RemoteActor]:
 
 def is_comment_blocked(db: Database, comment: Comment, blocked: Iterable[RemoteActor] = ()) -> bool:
     """Whether a block covers this comment's author, handle, source or domain."""
-    refs = [comment.object_id, comment.source, comment.author.url]
+    refs = [comment.actor_id, comment.object_id, comment.source, comment.author.url]
     if any(r and followers.is_blocked(db, r, comment.author.handle) for r in refs):
         return True
     return any(author_matches(comment, actor) for actor in blocked)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -18,7 +17,8 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
-from bridge.site import opengraph
+from bridge.site import opengraph, template_errors
+from bridge.site.comments import thread
 from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
@@ -44,50 +44,6 @@ def _safe_url(value: str) -> str:
     from bridge.site.sanitize import http_url
 
     return http_url(value)
-
-
-@dataclass(frozen=True)
-class Reactions:
-    likes: tuple[Comment, ...]
-    reposts: tuple[Comment, ...]
-    bookmarks: tuple[Comment, ...]
-    mentions: tuple[Comment, ...]
-    quotes: tuple[Comment, ...] = ()  # FEP-044f quote posts of this post
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A reply with its nested replies, for threaded display."""
-
-    comment: Comment
-    children: tuple[Thread, ...]
-
-
-def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
-    """Group a post's approved comments into reply threads and reaction rows."""
-    approved = [c for c in comments if c.status == "approved"]
-    replies = sorted((c for c in approved if c.type == "reply"), key=lambda c: c.published)
-    by_parent: dict[str, list[Comment]] = {}
-    known = {c.source for c in replies} | {c.object_id for c in replies if c.object_id}
-    for c in replies:
-        parent = c.in_reply_to if c.in_reply_to in known else ""
-        by_parent.setdefault(parent, []).append(c)
-
-    def build(parent: str, depth: int) -> tuple[Thread, ...]:
-        out = []
-        for c in by_parent.get(parent, []):
-            kids = () if depth > 20 else build(c.object_id or c.source, depth + 1)
-            if c.object_id and c.source != c.object_id and depth <= 20:
-                kids = kids + build(c.source, depth + 1)
-            out.append(Thread(c, kids))
-        return tuple(out)
-
-    def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(sorted((c for c in approved if c.type == kind), key=lambda c: c.published))
-
-    return build("", 0), Reactions(
-        pick("like"), pick("repost"), pick("bookmark"), pick("mention"), pick("quote")
-    )
 
 
 class Renderer:
@@ -137,12 +93,14 @@ class Renderer:
                 else (c.base_url + "/" + c.author.avatar.lstrip("/") if c.author.avatar else "")
             ),
             "also_known_as": c.also_known_as,
+            "preview_of": c.preview_of,  # the real base_url when this is a local preview
         }
 
     def template(self, name: str) -> jinja2.Template:
         tpl = self._templates.get(name)
         if tpl is None:
-            tpl = self._templates[name] = self.env.get_template(name)
+            with template_errors.reported(self.config, name):
+                tpl = self._templates[name] = self.env.get_template(name)
         return tpl
 
     def template_names(self, name: str) -> list[str] | None:
@@ -160,7 +118,8 @@ class Renderer:
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
             # Parsed with its name, so a syntax error reads as it would when rendering.
-            ast = self.env.parse(source, name=current, filename=filename)
+            with template_errors.reported(self.config, current):
+                ast = self.env.parse(source, name=current, filename=filename)
             for ref in jinja2.meta.find_referenced_templates(ast):
                 if ref is None:
                     return None
@@ -205,7 +164,9 @@ class Renderer:
                 page=context.get("page"),
                 sizes=self.image_sizes,
             )
-        return self.template(name).render(**context)
+        template = self.template(name)
+        with template_errors.reported(self.config, name):
+            return template.render(**context)
 
     # ---- page kinds ---------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from bridge.site import activities, featured, feeds, threads, webfinger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.preview import notice
 
 
 def _h(*parts: str | bytes) -> str:
@@ -112,6 +114,8 @@ class Plan:
             ed25519_multibase=self.keys.ed25519_multibase,
             published=published,
         )
+        if self.config.preview_of:
+            doc = _marked_as_preview(self.config, doc)
         return self.sign(doc, published)
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
@@ -324,7 +328,10 @@ class Plan:
         yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
 
     def _nodeinfo_json(self, posts: int, version: str) -> bytes:
-        return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
+        doc = webfinger.nodeinfo(self.config, posts=posts, version=version)
+        if self.config.preview_of:
+            doc["metadata"]["preview"] = notice(self.config)
+        return _json(doc)
 
     # ---- static files ------------------------------------------------------------------
 
@@ -339,6 +346,17 @@ class Plan:
         for rel, source in sorted(static.items()):
             data = source.read_bytes()
             yield Output(rel, _h("static", data), partial(bytes, data))
+
+
+def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
+    """The actor of a preview says so in its name and the first line of its summary, where
+    a person looking it up from a fediverse server would read it."""
+    text = html.escape(notice(config))
+    return {
+        **actor,
+        "name": f"{actor.get('name', '')} (preview)",
+        "summary": f"<p><strong>{text}</strong></p>{actor.get('summary', '')}",
+    }
 
 
 def _ids(posts: list[Post]) -> Iterator[str]:

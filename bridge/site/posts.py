@@ -111,3 +111,4 @@ class Comment:
     status: str = "approved"  # approved | pending
     in_reply_to: str = ""  # parent comment source URL when nested, else ""
     object_id: str = ""  # ActivityStreams id of the remote object, when known
+    actor_id: str = ""  # the remote actor who wrote it (fediverse); "" in files older than this
