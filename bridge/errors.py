@@ -19,6 +19,7 @@ prints that line and exits non-zero; it never shows a traceback for these.
     │   └── SourceRetryLater      a webmention source failed transiently: verify it later
     ├── SourceTooComplex     a webmention source shaped to make the parser slow (HTML bomb)
     ├── ModerationError      the owner named an unknown comment, or one that cannot take the action
+    ├── InteractionError     a reader's handle cannot be used to follow/reply/like from their server
     └── DeliveryError        a delivery attempt failed
         ├── RetryableDelivery     5xx, 429, 408, 401, timeouts, resets: try again later
         └── PermanentDelivery     other 4xx: give up now
@@ -118,3 +119,8 @@ class PermanentDelivery(DeliveryError):
 
 class InboxGone(PermanentDelivery):
     """410 Gone: the inbox (its account, or for a shared inbox its server) no longer exists."""
+
+
+class InteractionError(BridgeError):
+    """A reader's handle or server cannot be used for a remote interaction (the message
+    is shown to the reader in the page)."""

@@ -167,7 +167,12 @@ def current_stamp(ctx: Context, token: str) -> tuple[str, dict[str, Any]] | None
         return None
     data = dict(row)
     found = ctx.comments.get(comment_id("activitypub", data["quote_post"]))
-    live = data["revoked"] is None and found is not None and found[1].status == "approved"
+    live = (
+        data["revoked"] is None
+        and found is not None
+        and found[1].status == "approved"
+        and not followers.is_blocked(ctx.db, data["quoter"])  # blocking revokes too
+    )
     return ("live" if live else "revoked"), data
 
 

@@ -305,6 +305,9 @@ class Daemon:
         from bridge.conversations import quotes
 
         extra += quotes.routes(self.ctx)  # FEP-044f stamps
+        from bridge.federation import remote_interaction
+
+        extra += remote_interaction.routes(self.ctx)  # /interact: the one-step form
         return [
             *extra,
             Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),

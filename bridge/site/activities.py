@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
-from bridge.site import attribution, ledger, quote_policy
+from bridge.site import attribution, ledger, quote_policy, threads
 from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import Comment, Post, tag_slug
 
@@ -255,6 +255,7 @@ def post_object(
     if post.in_reply_to:
         obj["inReplyTo"] = post.in_reply_to
     obj["interactionPolicy"] = quote_policy.interaction_policy(config)
+    obj["context"] = threads.context_url(config, post.slug)  # FEP-7888
     obj.update(post_collections(config, post.slug))
     return obj
 

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, featured, feeds, gone, webfinger
+from bridge.site import activities, featured, feeds, gone, threads, webfinger
 from bridge.site.ledger import Ledger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
@@ -174,12 +174,18 @@ class Plan:
                 partial(self._create_json, post),
             )
             collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
-            for name in ("replies", "likes", "shares"):
+            for name in ("likes", "shares"):
                 yield Output(
                     f"ap/posts/{post.slug}/{name}.json",
                     collections_key,
                     partial(self._collection_json, post, name),
                 )
+            # replies and context (FEP-7888), paged: bridge/site/threads.py
+            thread_docs = threads.documents(
+                self.config, post.slug, self.comments.get(post.slug, [])
+            )
+            for rel, doc in thread_docs:
+                yield Output(rel, collections_key, partial(_json, doc))
             federated_seen += 1
             size = activities.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
