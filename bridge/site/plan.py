@@ -365,7 +365,9 @@ class Plan:
             yield Output(rel, _h(base_key, "gone", rel, text), partial(str.encode, text))
 
     def _gone_page(self) -> bytes:
-        page = SimpleNamespace(title=gone.GONE_TITLE, lang=self.config.language)
+        page = SimpleNamespace(
+            title=gone.GONE_TITLE, lang=self.config.language, html=gone.GONE_TEXT, slug="gone"
+        )
         return self.renderer.render(
             "page.html",
             page=page,
