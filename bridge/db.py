@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     status TEXT NOT NULL DEFAULT 'new',
     tries INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
-    forwarded INTEGER NOT NULL DEFAULT 0  -- relayed by a third server: refetch from origin
+    forwarded INTEGER NOT NULL DEFAULT 0,  -- relayed by a third server: refetch from origin
+    signer TEXT NOT NULL DEFAULT ''  -- the verified actor id whose key signed the request
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
 -- Activities we send; the body is stored once, deliveries point at it.
@@ -214,6 +215,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "INTEGER NOT NULL DEFAULT 0",
         "UPDATE inbox SET forwarded = 1, error = '' WHERE error = 'forwarded'",
     ),
+    ("inbox", "signer", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
 )
 """Columns added after a table was first released; older databases get them on open."""
 

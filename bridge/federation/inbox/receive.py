@@ -14,7 +14,9 @@
    verified requests count: an ``actor`` field is anyone's to write, so counting before
    the signature would let a stranger spend another server's allowance.  A host already
    over its limit is answered 429 before its signature is checked;
-6. store it once by activity id (a redelivery is answered 202 and not stored again) and
+6. store it once by activity id, with the verified actor id (``signer``: the id of the
+   actor document that lists the key, fetched from its own origin; equal to ``actor``
+   unless the activity was forwarded) (a redelivery is answered 202 and not stored again) and
    answer 202.
 
 The ``InboxProcessor`` (``bridge.federation.inbox.processor``) handles stored activities
@@ -198,7 +200,7 @@ async def _authenticate(ctx: Context, request: Request, parsed: Parsed) -> Verif
     if url is None:
         return error(400, "the Host header is not a valid host name")
     try:
-        return await verify_request(
+        verified = await verify_request(
             request.method,
             url,
             request.headers,
@@ -211,7 +213,12 @@ async def _authenticate(ctx: Context, request: Request, parsed: Parsed) -> Verif
         actor = parsed.actor
         if parsed.kind == "Delete" and object_id == actor and ctx.actors.cached(actor) is None:
             return Response(status_code=202)  # a deleted account we never knew: drop
+        if exc.status == 429:
+            return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "60"})
         return error(exc.status, str(exc))
+    # Only now may what the key fetch found be kept (a failed check leaves nothing stored).
+    await anyio.to_thread.run_sync(ctx.actors.confirm, verified.key_id)
+    return verified
 
 
 async def receive(
@@ -240,7 +247,8 @@ async def receive(
     activity_id = activity.get("id")
     if not isinstance(activity_id, str) or not activity_id:
         activity_id = "urn:sha256:" + hashlib.sha256(parsed.body).hexdigest()
-    row = (activity_id, kind, actor, parsed.body.decode("utf-8", "replace"), now(), forwarded)
+    body = parsed.body.decode("utf-8", "replace")
+    row = (activity_id, kind, actor, body, now(), forwarded, verified.owner)
     # The write may wait for another process's lock (a CLI command): in a worker thread,
     # so the event loop keeps serving pages and other requests meanwhile.
     if await anyio.to_thread.run_sync(_store, ctx, row):
@@ -248,12 +256,13 @@ async def receive(
     return Response(status_code=202)
 
 
-def _store(ctx: Context, row: tuple[str, str, str, str, float, bool]) -> bool:
+def _store(ctx: Context, row: tuple[str, str, str, str, float, bool, str]) -> bool:
     """Insert a verified activity once (by id); True when it is new."""
     with ctx.db.tx() as con:
         cur = con.execute(
-            "INSERT OR IGNORE INTO inbox(id, type, actor, body, received, status, forwarded) "
-            "VALUES (?, ?, ?, ?, ?, 'new', ?)",
+            "INSERT OR IGNORE INTO inbox"
+            "(id, type, actor, body, received, status, forwarded, signer) "
+            "VALUES (?, ?, ?, ?, ?, 'new', ?, ?)",
             row,
         )
     return cur.rowcount > 0
