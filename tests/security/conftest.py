@@ -273,6 +273,8 @@ class InboxHarness:
             transport=httpx.MockTransport(self.remote.handler),
         )
         self.daemon = daemon_mod.Daemon(self.config, ctx=ctx)
+        # Retries are due at once here: process() runs "until nothing is left to do".
+        self.daemon.processor.retry_delay = lambda tries: 0.0
         self.ctx = self.daemon.ctx
         self.sent: list[tuple[dict[str, Any], list[str]]] = []
         self.dirty: list[str] = []
@@ -358,7 +360,7 @@ class InboxHarness:
         """Run the processor until nothing is left to do (retries included)."""
         total = 0
         for _ in range(10):
-            n = await self.daemon.processor.process_pending()
+            n = await self.daemon.processor.process_pending(wait=None)
             total += n
             if not n:
                 break
