@@ -20,6 +20,7 @@ import yaml
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
+from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import SLUG_RE, Image
 
 try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
@@ -152,7 +153,14 @@ def _tags(value: Any, field: Field) -> tuple[str, ...]:
         raw = [t.strip() for t in raw.split(",") if t.strip()]
     if not isinstance(raw, list):
         raise field.error("'tags' must be a list like [python, fediverse]")
-    return tuple(_text(t, field).strip().lstrip("#") for t in raw)
+    tags = tuple(_text(t, field).strip().lstrip("#") for t in raw)
+    for tag in tags:  # each tag federates as a hashtag (bridge.site.hashtags)
+        if hashtag_name(tag) is None:
+            raise field.error(
+                f"tag {tag!r} cannot be a fediverse hashtag: it needs a letter "
+                "(hashtags hold letters, digits, '_' and '·')"
+            )
+    return tags
 
 
 def _images(value: Any, field: Field) -> tuple[Image, ...]:
@@ -206,6 +214,12 @@ def _in_reply_to(value: Any, field: Field) -> str | None:
     return url
 
 
+def _pinned(value: Any, field: Field) -> bool:
+    if not isinstance(value, bool):
+        raise field.error("'pinned' must be true or false")
+    return value
+
+
 def _summary(value: Any, field: Field) -> str | None:
     return _text(value, field).strip() if value else None
 
@@ -225,6 +239,7 @@ POST_PROCESSORS: dict[str, Processor] = {
     "summary": _summary,
     "lang": _text,
     "content_warning": _optional_text,
+    "pinned": _pinned,  # featured on the profile (bridge/site/featured.py)
 }
 POST_KEYS = frozenset(POST_PROCESSORS)
 EXTRA_KEYS = ("original_url",)  # kept in ``Post.extra`` when given, not as fields
@@ -235,6 +250,7 @@ def post_defaults(config: SiteConfig, slug: str) -> dict[str, Any]:
     return {
         "slug": slug,
         "draft": False,
+        "pinned": False,
         "lang": config.language,
         "fediverse_format": config.fediverse_format,
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -18,6 +17,9 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
+from bridge.site import opengraph, template_errors
+from bridge.site.comments import thread
+from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
 TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
@@ -42,47 +44,6 @@ def _safe_url(value: str) -> str:
     from bridge.site.sanitize import http_url
 
     return http_url(value)
-
-
-@dataclass(frozen=True)
-class Reactions:
-    likes: tuple[Comment, ...]
-    reposts: tuple[Comment, ...]
-    bookmarks: tuple[Comment, ...]
-    mentions: tuple[Comment, ...]
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A reply with its nested replies, for threaded display."""
-
-    comment: Comment
-    children: tuple[Thread, ...]
-
-
-def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
-    """Group a post's approved comments into reply threads and reaction rows."""
-    approved = [c for c in comments if c.status == "approved"]
-    replies = sorted((c for c in approved if c.type == "reply"), key=lambda c: c.published)
-    by_parent: dict[str, list[Comment]] = {}
-    known = {c.source for c in replies} | {c.object_id for c in replies if c.object_id}
-    for c in replies:
-        parent = c.in_reply_to if c.in_reply_to in known else ""
-        by_parent.setdefault(parent, []).append(c)
-
-    def build(parent: str, depth: int) -> tuple[Thread, ...]:
-        out = []
-        for c in by_parent.get(parent, []):
-            kids = () if depth > 20 else build(c.object_id or c.source, depth + 1)
-            if c.object_id and c.source != c.object_id and depth <= 20:
-                kids = kids + build(c.source, depth + 1)
-            out.append(Thread(c, kids))
-        return tuple(out)
-
-    def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(sorted((c for c in approved if c.type == kind), key=lambda c: c.published))
-
-    return build("", 0), Reactions(pick("like"), pick("repost"), pick("bookmark"), pick("mention"))
 
 
 class Renderer:
@@ -112,6 +73,7 @@ class Renderer:
         self.env.globals["live_reload"] = live_reload
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
+        self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
         c = self.config
@@ -123,6 +85,7 @@ class Renderer:
             "handle": c.handle,
             "actor_id": c.actor_id,
             "webmention_url": c.webmention_url,
+            "interact_url": c.federation_url + "/interact",  # remote follow/reply/like form
             "author": c.author,
             "avatar": (
                 c.author.avatar
@@ -130,12 +93,14 @@ class Renderer:
                 else (c.base_url + "/" + c.author.avatar.lstrip("/") if c.author.avatar else "")
             ),
             "also_known_as": c.also_known_as,
+            "preview_of": c.preview_of,  # the real base_url when this is a local preview
         }
 
     def template(self, name: str) -> jinja2.Template:
         tpl = self._templates.get(name)
         if tpl is None:
-            tpl = self._templates[name] = self.env.get_template(name)
+            with template_errors.reported(self.config, name):
+                tpl = self._templates[name] = self.env.get_template(name)
         return tpl
 
     def template_names(self, name: str) -> list[str] | None:
@@ -153,7 +118,8 @@ class Renderer:
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
             # Parsed with its name, so a syntax error reads as it would when rendering.
-            ast = self.env.parse(source, name=current, filename=filename)
+            with template_errors.reported(self.config, current):
+                ast = self.env.parse(source, name=current, filename=filename)
             for ref in jinja2.meta.find_referenced_templates(ast):
                 if ref is None:
                     return None
@@ -189,7 +155,18 @@ class Renderer:
         return h.hexdigest()
 
     def render(self, name: str, **context: Any) -> str:
-        return self.template(name).render(**context)
+        if "opengraph" not in context and "canonical" in context:  # link previews
+            context["opengraph"] = opengraph.page_meta(
+                self.config,
+                title=context["page_title"],
+                url=context["canonical"],
+                post=context.get("post"),
+                page=context.get("page"),
+                sizes=self.image_sizes,
+            )
+        template = self.template(name)
+        with template_errors.reported(self.config, name):
+            return template.render(**context)
 
     # ---- page kinds ---------------------------------------------------------------
 
@@ -200,7 +177,9 @@ class Renderer:
         comments: Sequence[Comment],
         newer: Post | None,
         older: Post | None,
+        ap_id: str | None = None,
     ) -> str:
+        """``ap_id``: the post's current ActivityStreams id (default: its first)."""
         c = self.config
         threads, reactions = thread(comments)
         return self.render(
@@ -208,7 +187,7 @@ class Renderer:
             post=post,
             content=Markup(post.html),  # noqa: S704 - our own Markdown output
             url=c.post_url(post.slug),
-            ap_id=c.post_ap_id(post.slug),
+            ap_id=ap_id or c.post_ap_id(post.slug),
             threads=threads,
             reactions=reactions,
             newer=newer,

@@ -11,19 +11,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import itertools
 import json
 from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, overload
+
+from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, feeds, webfinger
+from bridge.site import activities, featured, feeds, gone, threads, webfinger
+from bridge.site.ledger import Ledger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.preview import notice
 
 
 def _h(*parts: str | bytes) -> str:
@@ -52,8 +58,10 @@ class Plan:
         actor_keys: keys.ActorKeys,
         renderer: Renderer,
         followers_count: int,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config
+        self.ledger = ledger or Ledger()
         self.posts = posts
         self.pages = pages
         self.comments = comments
@@ -63,7 +71,11 @@ class Plan:
         self.followers_count = followers_count
         # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
-        self.base_key = _h(__version__, settings, actor_keys.public_pem, str(renderer.live_reload))
+        moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
+        self.base_key = _h(
+            __version__, settings, actor_keys.public_pem, str(renderer.live_reload), moved
+        )
+        renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
         # Signed documents kept between the outputs that embed them (see ``_remember``).
@@ -87,10 +99,19 @@ class Plan:
 
         return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
 
+    def object_id(self, post: Post) -> str:
+        """The post's current ActivityStreams id (a new generation after a Delete)."""
+        return self.ledger.object_id(self.config, post.slug)
+
+    def _object_rel(self, post: Post) -> str:
+        return (self.config.local_path(self.object_id(post)) or "").lstrip("/")
+
     def post_object(self, post: Post) -> dict[str, Any]:
         obj = self._objects.get(post.slug)
         if obj is None:
-            obj = self.sign(activities.post_object(self.config, post), post.last_modified)
+            object_id = self.object_id(post)
+            obj = activities.post_object(self.config, post, object_id=object_id)
+            obj = self.sign(obj, post.last_modified)
             _remember(self._objects, post.slug, obj)
         return obj
 
@@ -111,7 +132,10 @@ class Plan:
             public_key_pem=self.keys.public_pem,
             ed25519_multibase=self.keys.ed25519_multibase,
             published=published,
+            moved_to=self.ledger.moved_to["id"] if self.ledger.moved_to else None,
         )
+        if self.config.preview_of:
+            doc = _marked_as_preview(self.config, doc)
         return self.sign(doc, published)
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
@@ -130,7 +154,10 @@ class Plan:
                 f"{newer.slug}:{newer.title}" if newer else "",
                 f"{older.slug}:{older.title}" if older else "",
             )
-            page_key = _h(self.base_key, template, post.digest, comments_digest, *neighbours)
+            object_id = self.object_id(post)
+            page_key = _h(
+                self.base_key, template, post.digest, comments_digest, object_id, *neighbours
+            )
             yield Output(
                 f"posts/{post.slug}/index.html",
                 page_key,
@@ -138,18 +165,27 @@ class Plan:
             )
             if post.draft:
                 continue
-            object_key = _h(self.base_key, "as", post.digest)
-            yield Output(f"ap/posts/{post.slug}.json", object_key, partial(self._object_json, post))
+            object_key = _h(self.base_key, "as", post.digest, object_id)
+            rel = self._object_rel(post)
+            yield Output(rel, object_key, partial(self._object_json, post))
             yield Output(
-                f"ap/posts/{post.slug}/create.json", object_key, partial(self._create_json, post)
+                rel.removesuffix(".json") + "/create.json",
+                object_key,
+                partial(self._create_json, post),
             )
             collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
-            for name in ("replies", "likes", "shares"):
+            for name in ("likes", "shares"):
                 yield Output(
                     f"ap/posts/{post.slug}/{name}.json",
                     collections_key,
                     partial(self._collection_json, post, name),
                 )
+            # replies and context (FEP-7888), paged: bridge/site/threads.py
+            thread_docs = threads.documents(
+                self.config, post.slug, self.comments.get(post.slug, [])
+            )
+            for rel, doc in thread_docs:
+                yield Output(rel, collections_key, partial(_json, doc))
             federated_seen += 1
             size = activities.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
@@ -157,7 +193,9 @@ class Plan:
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
-        return self.renderer.post(post, comments=comments, newer=newer, older=older).encode()
+        return self.renderer.post(
+            post, comments=comments, newer=newer, older=older, ap_id=self.object_id(post)
+        ).encode()
 
     def _object_json(self, post: Post) -> bytes:
         return _json(self.post_object(post))
@@ -173,7 +211,8 @@ class Plan:
         """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
         federated, size = self.federated, activities.OUTBOX_PAGE_SIZE
         chunk = federated[(n - 1) * size : n * size]
-        key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *_ids(chunk))
+        ids = [*_ids(chunk), *(self.object_id(p) for p in chunk)]
+        key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *ids)
         return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
 
     def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
@@ -187,8 +226,9 @@ class Plan:
     def _home_outputs(self) -> Iterator[Output]:
         per_page, template = self.config.posts_per_page, self.renderer.template_digest("index.html")
         total_pages = max(1, -(-len(self.posts) // per_page))
+        listed = featured.home_order(self.posts)  # pinned posts first
         for n in range(1, total_pages + 1):
-            chunk = self.posts[(n - 1) * per_page : n * per_page]
+            chunk = listed[(n - 1) * per_page : n * per_page]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
             key = _h(self.base_key, template, str(n), str(total_pages), *(p.digest for p in chunk))
             yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
@@ -263,6 +303,12 @@ class Plan:
             _h(self.base_key, "actor", first.isoformat() if first else ""),
             lambda: _json(self.actor_doc()),
         )
+        pins = featured.pinned(federated)
+        yield Output(
+            "ap/featured.json",
+            _h(self.base_key, "featured", *_ids(pins)),
+            lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
+        )
         if not federated:
             yield self.outbox_page(1)
         yield Output(
@@ -309,9 +355,32 @@ class Plan:
                 partial(self._nodeinfo_json, len(self.federated), version),
             )
         yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
+        # Deleted posts: their page and 410 rules for static hosts (bridge.site.gone).
+        yield Output(
+            gone.PAGE,
+            _h(base_key, self.renderer.template_digest("page.html"), "gone"),
+            self._gone_page,
+        )
+        for rel, text in gone.files(config, self.ledger, {p.slug for p in self.posts}):
+            yield Output(rel, _h(base_key, "gone", rel, text), partial(str.encode, text))
+
+    def _gone_page(self) -> bytes:
+        page = SimpleNamespace(
+            title=gone.GONE_TITLE, lang=self.config.language, html=gone.GONE_TEXT, slug="gone"
+        )
+        return self.renderer.render(
+            "page.html",
+            page=page,
+            content=Markup(gone.GONE_TEXT),  # noqa: S704 - a constant of ours
+            page_title=gone.GONE_TITLE,
+            canonical=f"{self.config.base_url}/",
+        ).encode()
 
     def _nodeinfo_json(self, posts: int, version: str) -> bytes:
-        return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
+        doc = webfinger.nodeinfo(self.config, posts=posts, version=version)
+        if self.config.preview_of:
+            doc["metadata"]["preview"] = notice(self.config)
+        return _json(doc)
 
     # ---- static files ------------------------------------------------------------------
 
@@ -326,6 +395,17 @@ class Plan:
         for rel, source in sorted(static.items()):
             data = source.read_bytes()
             yield Output(rel, _h("static", data), partial(bytes, data))
+
+
+def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
+    """The actor of a preview says so in its name and the first line of its summary, where
+    a person looking it up from a fediverse server would read it."""
+    text = html.escape(notice(config))
+    return {
+        **actor,
+        "name": f"{actor.get('name', '')} (preview)",
+        "summary": f"<p><strong>{text}</strong></p>{actor.get('summary', '')}",
+    }
 
 
 def _ids(posts: list[Post]) -> Iterator[str]:

@@ -51,7 +51,17 @@ _FEDERATION_CATEGORIES = (
     "retention",  # how much the inbox table keeps
     "slow-origin",  # one slow origin must not stall the processor
 )
-CATEGORIES = ("inbox", "fetch", "render", "fault", "load", *_FEDERATION_CATEGORIES)
+# Comment threading, visibility, authorship, display names and the HTML parse budget.
+_CONVERSATION_CATEGORIES = ("threads", "audience", "identity", "display", "parse")
+CATEGORIES = (
+    "inbox",
+    "fetch",
+    "render",
+    "fault",
+    "load",
+    *_FEDERATION_CATEGORIES,
+    *_CONVERSATION_CATEGORIES,
+)
 
 ALICE = "https://remote.example/users/alice"
 MALLORY = "https://other.example/users/mallory"

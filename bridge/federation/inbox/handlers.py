@@ -24,7 +24,15 @@ from bridge.site import activities
 Handler = Callable[[Context, dict[str, Any], bool], Awaitable[None]]
 ConversationHook = Handler
 
-CONVERSATION_TYPES = ("Create", "Update", "Like", "Announce", "EmojiReact", "Dislike")
+CONVERSATION_TYPES = (
+    "Create",
+    "Update",
+    "Like",
+    "Announce",
+    "EmojiReact",
+    "Dislike",
+    "QuoteRequest",
+)
 PROCESSED_TYPES = frozenset({"Follow", "Undo", "Delete", *CONVERSATION_TYPES})
 """Types a handler acts on; the inbox answers any other type 202 and does not store it."""
 
