@@ -19,9 +19,17 @@ from markupsafe import Markup
 
 from bridge.config import SiteConfig
 from bridge.site import template_errors
-from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
 
-TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
+TEMPLATES = (
+    "base.html",
+    "index.html",
+    "post.html",
+    "page.html",
+    "tag.html",
+    "archive.html",
+    "404.html",
+)
 
 
 def _human_date(value: dt.datetime) -> str:
@@ -29,6 +37,10 @@ def _human_date(value: dt.datetime) -> str:
 
 
 def _iso(value: dt.datetime) -> str:
+    """ISO 8601; a fraction of a second keeps at most 3 digits, as HTML's ``datetime``
+    attribute allows (servers send microseconds, which the Nu Html Checker rejects)."""
+    if value.microsecond:
+        return value.isoformat(timespec="milliseconds")
     return value.isoformat()
 
 
@@ -66,7 +78,9 @@ def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
     approved = [c for c in comments if c.status == "approved"]
     replies = sorted((c for c in approved if c.type == "reply"), key=lambda c: c.published)
     by_parent: dict[str, list[Comment]] = {}
-    known = {c.source for c in replies} | {c.object_id for c in replies if c.object_id}
+    # A reply is known by its object id and its source URL; one with neither (a stranger
+    # who sent no URL) can be nobody's parent: "" is the top level, not an id.
+    known = {c.source for c in replies if c.source} | {c.object_id for c in replies if c.object_id}
     for c in replies:
         parent = c.in_reply_to if c.in_reply_to in known else ""
         by_parent.setdefault(parent, []).append(c)
@@ -74,9 +88,10 @@ def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
     def build(parent: str, depth: int) -> tuple[Thread, ...]:
         out = []
         for c in by_parent.get(parent, []):
-            kids = () if depth > 20 else build(c.object_id or c.source, depth + 1)
-            if c.object_id and c.source != c.object_id and depth <= 20:
-                kids = kids + build(c.source, depth + 1)
+            kids: tuple[Thread, ...] = ()
+            if depth <= 20:
+                for key in dict.fromkeys(k for k in (c.object_id, c.source) if k):
+                    kids += build(key, depth + 1)
             out.append(Thread(c, kids))
         return tuple(out)
 
@@ -89,9 +104,12 @@ def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
 class Renderer:
     """Renders every page of a site from one compiled environment."""
 
-    def __init__(self, config: SiteConfig, *, live_reload: bool = False) -> None:
+    def __init__(
+        self, config: SiteConfig, *, live_reload: bool = False, pages: Sequence[Page] = ()
+    ) -> None:
         self.config = config
         self.live_reload = live_reload
+        self.menu = menu(config, pages)
         loader = jinja2.FileSystemLoader([str(p) for p in config.theme_dirs])
         self.env = jinja2.Environment(
             loader=loader,
@@ -111,6 +129,7 @@ class Renderer:
         self.env.filters["safe_url"] = _safe_url
         self.env.globals["site"] = self._site_vars()
         self.env.globals["live_reload"] = live_reload
+        self.env.globals["menu"] = self.menu
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
 
@@ -259,6 +278,11 @@ class Renderer:
             canonical=url,
         )
 
+    def not_found(self) -> str:
+        return self.render(
+            "404.html", page_title="Page not found", canonical=f"{self.config.base_url}/404.html"
+        )
+
     def page(self, page: Page, url: str) -> str:
         return self.render(
             "page.html",
@@ -267,6 +291,12 @@ class Renderer:
             page_title=page.title,
             canonical=url,
         )
+
+
+def menu(config: SiteConfig, pages: Sequence[Page]) -> tuple[MenuItem, ...]:
+    """The pages marked ``menu: true``, lighter ``weight`` first, then by title."""
+    listed = sorted((p for p in pages if p.menu), key=lambda p: (p.weight, p.title.casefold()))
+    return tuple(MenuItem(p.title, f"{config.base_url}/{p.slug}/") for p in listed)
 
 
 def _bytecode_cache(config: SiteConfig) -> jinja2.BytecodeCache | None:

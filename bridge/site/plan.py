@@ -65,7 +65,13 @@ class Plan:
         self.followers_count = followers_count
         # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
-        self.base_key = _h(__version__, settings, actor_keys.public_pem, str(renderer.live_reload))
+        self.base_key = _h(
+            __version__,
+            settings,
+            actor_keys.public_pem,
+            str(renderer.live_reload),
+            repr(renderer.menu),  # on every page
+        )
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
         # Signed documents kept between the outputs that embed them (see ``_remember``).
@@ -241,6 +247,11 @@ class Plan:
                 _h(self.base_key, renderer.template_digest("page.html"), page.digest),
                 partial(self._page, page),
             )
+        yield Output(
+            "404.html",
+            _h(self.base_key, renderer.template_digest("404.html"), "404"),
+            lambda: renderer.not_found().encode(),
+        )
 
     def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
         return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()
