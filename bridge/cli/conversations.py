@@ -3,8 +3,8 @@
 ``commands`` lists the click commands for the main CLI to register with
 ``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
 ``delete``), ``webmentions`` (what was sent) and the ``webmention`` group (``discover``,
-``send``).  Like ``bridge.cli``, user mistakes become one-line messages and heavy modules
-are imported inside the commands.
+``send``).  User mistakes become one-line messages and heavy modules are imported inside
+the commands.
 """
 
 from __future__ import annotations
@@ -17,38 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from bridge.cli import friendly, load_config, site_option
+from bridge.cli._common import friendly, load_config, open_context, site_option
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
-    from bridge.federation.context import Context
     from bridge.federation.fetch import SafeFetcher
 
 T = TypeVar("T")
-
-REBUILD_HINT = "run 'indiebridge build' (or pass --build) to update the pages"
-
-
-def _context(site_dir: Path) -> Context:
-    from bridge import keys
-    from bridge.db import Database
-    from bridge.federation.context import make_context
-
-    config = load_config(site_dir)
-    return make_context(config, Database(config.db_path), keys.load_or_generate(config.state_dir))
-
-
-def _close(ctx: Context) -> None:
-    asyncio.run(ctx.fetcher.aclose())
-
-
-def _rebuild(ctx: Context, build: bool) -> None:
-    if not build:
-        click.echo(REBUILD_HINT)
-        return
-    from bridge.site import build as site
-
-    click.echo(site.build(ctx.config).summary())
 
 
 def _snippet(html: str, width: int = 60) -> str:
@@ -82,11 +57,8 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
     """List comments oldest first: id, status, type, post, author and the start of the text."""
     from bridge.conversations import moderation
 
-    ctx = _context(site_dir)
-    try:
+    with open_context(site_dir) as ctx:
         entries = moderation.list_comments(ctx, pending_only=pending)
-    finally:
-        _close(ctx)
     if as_json:
         click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
         return
@@ -98,11 +70,13 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
         click.echo(f"{e['id']}  {e['status']:8} {e['type']:8} {e['post'] or '-':24} {who}: {text}")
 
 
-def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
+def _moderate(site_dir: Path, action: str, cid: str) -> None:
+    """Change one comment, then update the pages: the running daemon rebuilds them, or
+    this command does (``site_changes.settle``)."""
     from bridge.conversations import moderation
+    from bridge.daemon import site_changes
 
-    ctx = _context(site_dir)
-    try:
+    with open_context(site_dir) as ctx:
         if action == "approve":
             c = moderation.approve(ctx, cid)
             click.echo(f"Approved {c.type} {cid} by {c.author.name} on {c.target}")
@@ -113,13 +87,12 @@ def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
             kind = moderation.delete(ctx, cid)
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
-                return
-    finally:
-        _close(ctx)
-    _rebuild(ctx, build)
+                return  # never on the site
+    click.echo(site_changes.settle(ctx.config, ctx.db))
 
 
-_build_option = click.option("--build", is_flag=True, help="Rebuild the site afterwards.")
+# Pages are always updated now; --build is accepted (and ignored) for one more release.
+_build_option = click.option("--build", is_flag=True, hidden=True)
 
 
 @comments.command("approve")
@@ -129,7 +102,7 @@ _build_option = click.option("--build", is_flag=True, help="Rebuild the site aft
 @friendly
 def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
     """Show a pending comment on the site."""
-    _moderate(site_dir, "approve", comment_id, build)
+    _moderate(site_dir, "approve", comment_id)
 
 
 @comments.command("reject")
@@ -139,7 +112,7 @@ def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment and refuse it if it is delivered or sent again."""
-    _moderate(site_dir, "reject", comment_id, build)
+    _moderate(site_dir, "reject", comment_id)
 
 
 @comments.command("delete")
@@ -149,7 +122,7 @@ def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment or a private mention."""
-    _moderate(site_dir, "delete", comment_id, build)
+    _moderate(site_dir, "delete", comment_id)
 
 
 # ---- webmentions sent ---------------------------------------------------------------------
@@ -253,4 +226,4 @@ def webmention_send(source: str, target: str, site_dir: Path) -> None:
 
 
 commands: list[click.Command] = [comments, webmentions_sent, webmention]
-"""For ``bridge.cli``: ``for command in commands: main.add_command(command)``."""
+"""For the main group: ``for command in commands: main.add_command(command)``."""

@@ -20,11 +20,13 @@ shape), ``approve``, ``reject`` (deletes the file and remembers the id so a rede
 does not bring it back), ``delete``, and ``apply_blocks`` (removes comments and private
 mentions of blocked actors, handles and domains).
 
-Comment files do not name the remote *actor id*, so authorship of an ActivityPub comment
-is decided by ``author_matches``: the comment's object id must be on the actor's origin
-and the stored handle (``@user@host``, or the profile URL when the actor has no username)
-must be the actor's.  Two accounts of one server never share a handle, and no other
-server can mint ids on that origin.
+Each ActivityPub comment file records the remote actor id (``actor_id``) of its author,
+and ``author_matches`` authorises edits, deletes and Undos against that id alone: an
+actor is the author only if its id is the stored one, so another account, even one on the
+same server showing the same handle, cannot change the comment.  Files written before
+actor ids were recorded fall back to the old rule (the object id on the actor's origin and
+the stored handle, or the profile URL, equal to the actor's) and learn their actor id at
+the author's next edit or profile update.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
+from bridge.conversations.salmention import note_change
 from bridge.db import Database, now
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ModerationError
 from bridge.federation import followers
 from bridge.federation.actors import RemoteActor, same_origin
 from bridge.federation.context import Context
@@ -55,6 +58,7 @@ from bridge.site.sanitize import (
 
 __all__ = [
     "ModerationError",
+    "actor_blocked",
     "apply_blocks",
     "approve",
     "author_matches",
@@ -70,10 +74,6 @@ __all__ = [
     "reject",
     "sanitize_html",
 ]
-
-
-class ModerationError(BridgeError):
-    """The owner named a comment that does not exist or cannot take that action."""
 
 
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -118,11 +118,18 @@ def initial_status(ctx: Context, actor_id: str | None = None) -> str:
     return "pending"
 
 
+def actor_blocked(ctx: Context, actor: RemoteActor) -> bool:
+    """Whether a block covers this actor (by id, handle or domain)."""
+    return followers.is_blocked(ctx.db, actor.id, actor.handle)
+
+
 def author_matches(comment: Comment, actor: RemoteActor) -> bool:
     """Whether ``actor`` wrote this ActivityPub comment (see the module docstring)."""
     if comment.protocol != "activitypub":
         return False
-    ref = comment.object_id or comment.source
+    if comment.actor_id:
+        return comment.actor_id == actor.id
+    ref = comment.object_id or comment.source  # a file written before actor ids were kept
     if not ref or not same_origin(ref, actor.id):
         return False
     if comment.author.handle:
@@ -259,21 +266,13 @@ def _find(ctx: Context, cid: str) -> tuple[str, Comment]:
     return found
 
 
-def _changed(ctx: Context, slug: str, comment: Comment) -> None:
-    ctx.mark_dirty(slug)
-    if comment.type == "reply":
-        from bridge.conversations import webmentions
-
-        webmentions.queue_salmention(ctx.db, slug)
-
-
 def approve(ctx: Context, cid: str) -> Comment:
     """Show a pending comment.  Raises ModerationError for an unknown id."""
     slug, comment = _find(ctx, cid)
     if comment.status != "approved":
         comment = replace(comment, status="approved")
         ctx.comments.write(slug, comment)
-        _changed(ctx, slug, comment)
+        note_change(ctx, slug, comment)
     return comment
 
 
@@ -283,7 +282,7 @@ def reject(ctx: Context, cid: str) -> Comment:
     _remember_rejection(ctx.db, cid)
     ctx.comments.delete(cid)
     if comment.status == "approved":
-        _changed(ctx, slug, comment)
+        note_change(ctx, slug, comment)
     return comment
 
 
@@ -297,7 +296,7 @@ def delete(ctx: Context, cid: str) -> str:
     slug, comment = _find(ctx, cid)
     ctx.comments.delete(cid)
     if comment.status == "approved":
-        _changed(ctx, slug, comment)
+        note_change(ctx, slug, comment)
     return comment.type
 
 
@@ -321,7 +320,7 @@ def _blocked_actor_urls(db: Database) -> list[RemoteActor]:
 
 def is_comment_blocked(db: Database, comment: Comment, blocked: Iterable[RemoteActor] = ()) -> bool:
     """Whether a block covers this comment's author, handle, source or domain."""
-    refs = [comment.object_id, comment.source, comment.author.url]
+    refs = [comment.actor_id, comment.object_id, comment.source, comment.author.url]
     if any(r and followers.is_blocked(db, r, comment.author.handle) for r in refs):
         return True
     return any(author_matches(comment, actor) for actor in blocked)

@@ -28,13 +28,9 @@ Echo = Callable[[str], None]
 
 def create_preview_app(config: SiteConfig, *, watch: bool = False, echo: Echo = print) -> Starlette:
     """The ASGI app of a preview; ``config`` is already the preview's (``preview_config``)."""
-    from bridge.daemon.watch import (
-        ReloadHub,
-        SiteWatcher,
-        end_streams_on_exit,
-        live_reload_routes,
-        terminal_reporter,
-    )
+    from bridge.daemon.build_report import terminal_reporter
+    from bridge.daemon.livereload import ReloadHub, end_streams_on_exit, live_reload_routes
+    from bridge.daemon.watch import SiteWatcher
 
     hub = ReloadHub() if watch else None
     routes: list[Route] = live_reload_routes(hub) if hub is not None else []

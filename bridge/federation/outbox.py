@@ -23,17 +23,30 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.db import now
 from bridge.errors import BridgeError
-from bridge.federation import delivery
+from bridge.federation import delivery, pins
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.site import activities, proofs
 from bridge.site.posts import Post
 
 log = logging.getLogger("indiebridge.publish")
+
+
+class Webmentions(Protocol):
+    """The webmention step of a publish, passed in by the caller (conversations sends
+    them; federation must not import it): ``bridge.conversations.post_mentions``."""
+
+    def links(self, html: str, base: str) -> set[str]:
+        """Absolute links of ``html`` that point away from this site."""
+        ...
+
+    async def send(self, source: str, html: str, old_links: list[str]) -> list[Any]:
+        """Send webmentions from ``source`` to the links of ``html`` and to ``old_links``."""
+        ...
 
 
 @dataclass
@@ -82,6 +95,11 @@ def _sign(ctx: Context, obj: dict[str, Any], moment: dt.datetime) -> dict[str, A
     )
 
 
+def signed(ctx: Context, activity: dict[str, Any]) -> dict[str, Any]:
+    """``activity`` with our FEP-8b32 proof, created now (Accept, Reject, Move...)."""
+    return _sign(ctx, activity, dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
 async def resolve_reply(ctx: Context, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """For a reply to a fediverse post: set inReplyTo to its id, mention and address its
     author.  Returns the (re-signed when changed) object and the extra inboxes."""
@@ -120,11 +138,13 @@ def _interacted_inboxes(ctx: Context, slug: str) -> list[str]:
 
 
 async def publish(
-    ctx: Context, posts: list[Post], *, send_webmentions: bool = True
+    ctx: Context, posts: list[Post], *, webmentions: Webmentions | None = None
 ) -> PublishReport:
     """Queue Create/Update/Delete for the difference since the last publish.
 
     The site must have been built first: the documents are read from the output folder.
+    With ``webmentions``, each new or changed post also mentions every page it links to
+    (and the links an edit removed); without, no webmention is sent and none is recorded.
     """
     report = PublishReport()
     since = federate_since(ctx)
@@ -147,7 +167,8 @@ async def publish(
         if is_new and post.date < since:
             report.recorded.append(post.slug)
             federated = False
-            old_links = sorted(external_links(ctx, post.html))  # remembered, not mentioned
+            if webmentions is not None:  # remembered, not mentioned
+                old_links = sorted(webmentions.links(post.html, ctx.config.base_url + "/"))
         elif is_new or federated:
             full, extra = await resolve_reply(ctx, obj)
             if is_new:
@@ -187,6 +208,7 @@ async def publish(
             wm_jobs.append((post, old_links))
 
     report.queued += _publish_actor(ctx, inboxes, moment)
+    report.queued += pins.publish_pins(ctx, inboxes, moment)  # Add/Remove to featured
 
     for slug, row in rows.items():
         if slug in current or row["state"] != "live":
@@ -201,19 +223,22 @@ async def publish(
             con.execute(
                 "UPDATE published SET state = 'deleted', updated = ? WHERE slug = ?", (now(), slug)
             )
-        if send_webmentions:
-            report.webmentions += await mention_links(
-                ctx, ctx.config.post_url(slug), "", json.loads(row["links"])
+        if webmentions is not None:
+            report.webmentions += await webmentions.send(
+                ctx.config.post_url(slug), "", json.loads(row["links"])
             )
 
-    if send_webmentions:
+    if webmentions is not None:
         for post, old_links in wm_jobs:
             html = post.html
             if post.in_reply_to:
                 html += f'<a href="{post.in_reply_to}"></a>'
-            results = await mention_links(ctx, ctx.config.post_url(post.slug), html, old_links)
+            source = ctx.config.post_url(post.slug)
+            results = await webmentions.send(source, html, old_links)
             report.webmentions += results
-            links = sorted({r.target for r in results} | external_links(ctx, html))
+            links = sorted(
+                {r.target for r in results} | webmentions.links(html, ctx.config.base_url + "/")
+            )
             with ctx.db.tx() as con:
                 con.execute(
                     "UPDATE published SET links = ? WHERE slug = ?", (json.dumps(links), post.slug)
@@ -234,22 +259,6 @@ def _publish_actor(ctx: Context, inboxes: list[str], moment: dt.datetime) -> int
     queued = delivery.enqueue(ctx.db, activity, inboxes)
     ctx.enqueue(activity, [])
     return queued
-
-
-def external_links(ctx: Context, html: str, base: str | None = None) -> set[str]:
-    """Absolute links of a post's HTML that point away from this site."""
-    from bridge.conversations.webmention_client import find_links
-
-    found = find_links(html, base or ctx.config.base_url + "/")
-    return {u for u in found if ctx.config.local_path(u) is None}
-
-
-async def mention_links(ctx: Context, source: str, html: str, old_links: list[str]) -> list[Any]:
-    """Webmentions from ``source`` to every link of ``html`` and to links it dropped."""
-    from bridge.conversations import webmentions
-
-    results: list[Any] = await webmentions.send_for_post(ctx, source, html, old_links)
-    return results
 
 
 def deleted_object(ctx: Context, object_id: str) -> dict[str, Any] | None:

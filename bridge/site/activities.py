@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
+from bridge.site import attribution, quote_policy
 from bridge.site.posts import Comment, Post, tag_slug
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -49,6 +50,10 @@ EXTENSIONS: dict[str, Any] = {
     "PropertyValue": "schema:PropertyValue",
     "value": "schema:value",
     "webfinger": {"@id": "https://purl.archive.org/socialweb/webfinger#webfinger"},
+    # Mastodon 4.3+ author attribution (bridge/site/attribution.py); pins (featured.py).
+    "attributionDomains": {"@id": "toot:attributionDomains", "@type": "@id"},
+    "featured": {"@id": "toot:featured", "@type": "@id"},
+    **quote_policy.TERMS,  # FEP-044f quote posts
 }
 CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
 # The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
@@ -125,6 +130,8 @@ def actor(
             for f in author.fields
         ],
         "alsoKnownAs": list(config.also_known_as),
+        "attributionDomains": attribution.domains(config),
+        "featured": config.featured_url,
     }
     if author.avatar:
         url = absolute(config, author.avatar)
@@ -232,6 +239,7 @@ def post_object(
     ]
     if post.in_reply_to:
         obj["inReplyTo"] = post.in_reply_to
+    obj["interactionPolicy"] = quote_policy.interaction_policy(config)
     obj.update(post_collections(config, post.slug))
     return obj
 
@@ -316,7 +324,7 @@ def accept(
         "object": config.actor_id,
     }
     return {
-        "@context": AS,
+        "@context": ACTIVITY_CONTEXT,  # defines ``proof``: JSON-LD verifiers keep it
         "id": accept_id,
         "type": kind,
         "actor": config.actor_id,
@@ -327,7 +335,7 @@ def accept(
 
 def move(config: SiteConfig, target: str, moment: dt.datetime) -> dict[str, Any]:
     return {
-        "@context": AS,
+        "@context": ACTIVITY_CONTEXT,
         "id": f"{config.actor_id}#move/{int(moment.timestamp())}",
         "type": "Move",
         "actor": config.actor_id,

@@ -206,6 +206,12 @@ def _in_reply_to(value: Any, field: Field) -> str | None:
     return url
 
 
+def _pinned(value: Any, field: Field) -> bool:
+    if not isinstance(value, bool):
+        raise field.error("'pinned' must be true or false")
+    return value
+
+
 def _summary(value: Any, field: Field) -> str | None:
     return _text(value, field).strip() if value else None
 
@@ -225,6 +231,7 @@ POST_PROCESSORS: dict[str, Processor] = {
     "summary": _summary,
     "lang": _text,
     "content_warning": _optional_text,
+    "pinned": _pinned,  # featured on the profile (bridge/site/featured.py)
 }
 POST_KEYS = frozenset(POST_PROCESSORS)
 EXTRA_KEYS = ("original_url",)  # kept in ``Post.extra`` when given, not as fields
@@ -235,6 +242,7 @@ def post_defaults(config: SiteConfig, slug: str) -> dict[str, Any]:
     return {
         "slug": slug,
         "draft": False,
+        "pinned": False,
         "lang": config.language,
         "fediverse_format": config.fediverse_format,
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -18,7 +17,9 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
-from bridge.site import template_errors
+from bridge.site import opengraph, template_errors
+from bridge.site.comments import thread
+from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
 
 TEMPLATES = (
@@ -57,50 +58,6 @@ def _safe_url(value: str) -> str:
     return http_url(value)
 
 
-@dataclass(frozen=True)
-class Reactions:
-    likes: tuple[Comment, ...]
-    reposts: tuple[Comment, ...]
-    bookmarks: tuple[Comment, ...]
-    mentions: tuple[Comment, ...]
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A reply with its nested replies, for threaded display."""
-
-    comment: Comment
-    children: tuple[Thread, ...]
-
-
-def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
-    """Group a post's approved comments into reply threads and reaction rows."""
-    approved = [c for c in comments if c.status == "approved"]
-    replies = sorted((c for c in approved if c.type == "reply"), key=lambda c: c.published)
-    by_parent: dict[str, list[Comment]] = {}
-    # A reply is known by its object id and its source URL; one with neither (a stranger
-    # who sent no URL) can be nobody's parent: "" is the top level, not an id.
-    known = {c.source for c in replies if c.source} | {c.object_id for c in replies if c.object_id}
-    for c in replies:
-        parent = c.in_reply_to if c.in_reply_to in known else ""
-        by_parent.setdefault(parent, []).append(c)
-
-    def build(parent: str, depth: int) -> tuple[Thread, ...]:
-        out = []
-        for c in by_parent.get(parent, []):
-            kids: tuple[Thread, ...] = ()
-            if depth <= 20:
-                for key in dict.fromkeys(k for k in (c.object_id, c.source) if k):
-                    kids += build(key, depth + 1)
-            out.append(Thread(c, kids))
-        return tuple(out)
-
-    def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(sorted((c for c in approved if c.type == kind), key=lambda c: c.published))
-
-    return build("", 0), Reactions(pick("like"), pick("repost"), pick("bookmark"), pick("mention"))
-
-
 class Renderer:
     """Renders every page of a site from one compiled environment."""
 
@@ -132,6 +89,7 @@ class Renderer:
         self.env.globals["menu"] = self.menu
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
+        self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
         c = self.config
@@ -212,6 +170,15 @@ class Renderer:
         return h.hexdigest()
 
     def render(self, name: str, **context: Any) -> str:
+        if "opengraph" not in context and "canonical" in context:  # link previews
+            context["opengraph"] = opengraph.page_meta(
+                self.config,
+                title=context["page_title"],
+                url=context["canonical"],
+                post=context.get("post"),
+                page=context.get("page"),
+                sizes=self.image_sizes,
+            )
         template = self.template(name)
         with template_errors.reported(self.config, name):
             return template.render(**context)

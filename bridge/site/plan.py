@@ -21,7 +21,7 @@ from typing import Any, overload
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, feeds, webfinger
+from bridge.site import activities, featured, feeds, webfinger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
@@ -197,8 +197,9 @@ class Plan:
     def _home_outputs(self) -> Iterator[Output]:
         per_page, template = self.config.posts_per_page, self.renderer.template_digest("index.html")
         total_pages = max(1, -(-len(self.posts) // per_page))
+        listed = featured.home_order(self.posts)  # pinned posts first
         for n in range(1, total_pages + 1):
-            chunk = self.posts[(n - 1) * per_page : n * per_page]
+            chunk = listed[(n - 1) * per_page : n * per_page]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
             key = _h(self.base_key, template, str(n), str(total_pages), *(p.digest for p in chunk))
             yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
@@ -277,6 +278,12 @@ class Plan:
             "ap/actor.json",
             _h(self.base_key, "actor", first.isoformat() if first else ""),
             lambda: _json(self.actor_doc()),
+        )
+        pins = featured.pinned(federated)
+        yield Output(
+            "ap/featured.json",
+            _h(self.base_key, "featured", *_ids(pins)),
+            lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
         )
         if not federated:
             yield self.outbox_page(1)

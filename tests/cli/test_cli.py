@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -150,3 +151,34 @@ def test_python_dash_m_bridge_help() -> None:
     assert "Usage:" in proc.stdout
     for command in ("init", "build", "keys"):
         assert command in proc.stdout
+
+
+def _key_line(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()[0]
+
+
+def test_site_before_the_command_and_from_the_environment(
+    make_site: Callable[..., Path], tmp_path: Path
+) -> None:
+    one = make_site({"base_url": "https://one.example"})
+    two = make_site({"base_url": "https://two.example"})
+    runner = CliRunner()
+    before = runner.invoke(main, ["--site", str(one), "keys", "show"])
+    assert "https://one.example/" in _key_line(before)
+    from_env = runner.invoke(main, ["keys", "show"], env={"INDIEBRIDGE_SITE": str(two)})
+    assert "https://two.example/" in _key_line(from_env)
+    # The nearest one wins: after the command, then before it, then the environment.
+    both = runner.invoke(
+        main,
+        ["--site", str(one), "keys", "show", "--site", str(two)],
+        env={"INDIEBRIDGE_SITE": str(tmp_path)},
+    )
+    assert "https://two.example/" in _key_line(both)
+    group_over_env = runner.invoke(
+        main, ["--site", str(one), "keys", "show"], env={"INDIEBRIDGE_SITE": str(two)}
+    )
+    assert "https://one.example/" in _key_line(group_over_env)
+    nowhere = runner.invoke(main, ["keys", "show"], env={"INDIEBRIDGE_SITE": str(tmp_path)})
+    assert nowhere.exit_code == 1
+    assert str(tmp_path) in nowhere.output and "site.toml" in nowhere.output

@@ -29,6 +29,7 @@ from bridge.errors import SignatureError
 from bridge.site import activities, proofs
 from bridge.site.build import BuildResult
 from tests.conftest import BASE_URL, GOLDEN, Built
+from tests.site.test_proofs import spec_verify
 
 AS = "https://www.w3.org/ns/activitystreams"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -439,6 +440,9 @@ def test_every_published_document_proof_verifies(built: Built) -> None:
             assert proof["proofPurpose"] == "assertionMethod"
             assert ISO_Z.match(proof["created"])
             proofs.verify_object(obj, public)
+            # As bovine and tootik verify: the proof hashed exactly as published.
+            assert proof["@context"] == obj["@context"], (rel, where)
+            assert spec_verify(obj, public, as_received=True), (rel, where)
             verified += 1
     # the actor, 4 objects, 4 Creates and the 4 objects they embed
     assert verified == 13

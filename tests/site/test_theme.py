@@ -68,6 +68,7 @@ def strangers(site: Path) -> str:
     comment(site, "d00000000000000000r2", "repost", url="https://b.example/@bo", name="Bo")
     comment(site, "d00000000000000000b1", "bookmark", url="javascript:alert(1)", name="Cy")
     comment(site, "d00000000000000000m1", "mention", source="https://c.example/post", name="Di")
+    comment(site, "d00000000000000000u1", "quote", name="Ivy")  # a quote with no URLs
     comment(
         site,
         "d00000000000000000p1",
@@ -102,11 +103,12 @@ def test_no_link_without_a_url(strangers: str) -> None:
     assert [a for a in anchors if 'href="' not in a or 'href=""' in a] == []
     assert "javascript:" not in strangers
     assert '<span class="p-author h-card" title="Rui">' in strangers
+    assert '<bdi class="p-name">Ivy</bdi></span> quoted this post' in strangers
 
 
 def test_reaction_counts_say_singular_and_plural(strangers: str) -> None:
     headings = re.findall(r"<h3>([^<]+)</h3>", strangers)
-    assert headings == ["1 like", "2 boosts", "1 bookmark", "1 mention"]
+    assert headings == ["1 like", "2 boosts", "1 bookmark", "Quoted by", "1 mention"]
 
 
 def test_facepile_links_are_named_by_the_person(strangers: str) -> None:

@@ -1,0 +1,54 @@
+"""`indiebridge doctor`: the deployment check, a thin command over ``bridge.doctor``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from bridge.cli._common import friendly, load_config, site_option
+
+
+@click.command()
+@click.argument("url", required=False)
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@friendly
+def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
+    """Check the deployed blog at URL (default: base_url) the way Mastodon will.
+
+    One line per check -- WebFinger, host-meta, the actor, inboxes, clock, the Host header
+    the daemon sees, a sample post (content negotiation, alternate link, proofs), the
+    Webmention endpoint, NodeInfo, the outbox, caching -- each ok, warning or failure, with
+    the fix for each problem. Exit status: 0 all ok, 1 warnings, 2 failures.
+    """
+    import asyncio
+    import contextlib
+
+    from bridge import doctor as doc
+    from bridge import keys
+    from bridge.errors import BridgeError
+    from bridge.federation.signatures import HTTPSignatureAuth
+
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise click.ClickException(
+                f"{url}: expected the site's address, like https://blog.example"
+            )
+        url = f"{parts.scheme}://{parts.netloc}"
+    config = load_config(site_dir, base_url=url)
+    auth = None
+    with contextlib.suppress(BridgeError, OSError):  # without keys the Host check is skipped
+        auth = HTTPSignatureAuth(keys.load(config.state_dir).rsa, config.key_id)
+    findings = asyncio.run(doc.run(doc.Expect.from_config(config), auth))
+    if as_json:
+        click.echo(doc.as_json(config.base_url, findings))
+    else:
+        for finding in findings:
+            click.echo(finding.line())
+    raise SystemExit(doc.exit_status(findings))
+
+
+commands: list[click.Command] = [doctor]
