@@ -87,6 +87,17 @@ CREATE TABLE IF NOT EXISTS published (
     first_published REAL NOT NULL,
     updated REAL NOT NULL
 );
+-- Every object id federated for a post (a post deleted and written again gets a new one)
+-- or the actor (slug ''): the last activity sent about it, which the next activity id
+-- chains on, the last ``updated`` sent, and when it was deleted (it then answers 410).
+CREATE TABLE IF NOT EXISTS federated_objects (
+    object_id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL,
+    as_type TEXT NOT NULL,
+    last_activity TEXT NOT NULL DEFAULT '',
+    last_updated TEXT NOT NULL DEFAULT '',
+    deleted REAL
+);
 -- Remote actors and keys, cached.
 CREATE TABLE IF NOT EXISTS actors (
     id TEXT PRIMARY KEY,

@@ -18,6 +18,9 @@ from bridge.cli._common import friendly, load_config, site_option
 def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
     """Check the deployed blog at URL (default: base_url) the way Mastodon will.
 
+    In a site's folder (or with --site) the expectations come from site.toml and the
+    site's key signs one probe; given only a URL, they are read from the site itself.
+
     One line per check -- WebFinger, host-meta, the actor, inboxes, clock, the Host header
     the daemon sees, a sample post (content negotiation, alternate link, proofs), the
     Webmention endpoint, NodeInfo, the outbox, caching -- each ok, warning or failure, with
@@ -38,13 +41,17 @@ def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
                 f"{url}: expected the site's address, like https://blog.example"
             )
         url = f"{parts.scheme}://{parts.netloc}"
-    config = load_config(site_dir, base_url=url)
-    auth = None
-    with contextlib.suppress(BridgeError, OSError):  # without keys the Host check is skipped
-        auth = HTTPSignatureAuth(keys.load(config.state_dir).rsa, config.key_id)
-    findings = asyncio.run(doc.run(doc.Expect.from_config(config), auth))
+    if url is not None and not (site_dir / "site.toml").is_file():
+        findings = asyncio.run(doc.run_url(url))  # someone else's site, or run elsewhere
+    else:
+        config = load_config(site_dir, base_url=url)
+        url = config.base_url
+        auth = None
+        with contextlib.suppress(BridgeError, OSError):  # without keys: Host check skipped
+            auth = HTTPSignatureAuth(keys.load(config.state_dir).rsa, config.key_id)
+        findings = asyncio.run(doc.run(doc.Expect.from_config(config), auth))
     if as_json:
-        click.echo(doc.as_json(config.base_url, findings))
+        click.echo(doc.as_json(url, findings))
     else:
         for finding in findings:
             click.echo(finding.line())

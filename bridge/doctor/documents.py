@@ -163,7 +163,10 @@ def proof(document_: dict[str, Any], actor_doc: dict[str, Any]) -> Finding:
     return ok("proofs", f"eddsa-jcs-2022 proof verifies with {method}")
 
 
-def outbox(collection: httpx.Response, page: httpx.Response | None) -> Finding:
+def outbox(
+    collection: httpx.Response, page: httpx.Response | None, items: list[httpx.Response]
+) -> Finding:
+    """The outbox, its first page, and its first items fetched by their ids."""
     found = document("outbox", collection)
     if found.level != "ok":
         return found
@@ -175,10 +178,16 @@ def outbox(collection: httpx.Response, page: httpx.Response | None) -> Finding:
     first = document("outbox", page)
     if first.level != "ok":
         return first
-    items = (json_object(page) or {}).get("orderedItems")
-    if not isinstance(items, list):
+    if not isinstance((json_object(page) or {}).get("orderedItems"), list):
         return failure("outbox", f"{url_of(page)} has no orderedItems", "rebuild the site")
-    return ok("outbox", f"{doc.get('totalItems')} items, paged from {url_of(page)}")
+    for item in items:
+        dereferenced = document("outbox", item)
+        if dereferenced.level != "ok":
+            return Finding("outbox", "failure", "item " + dereferenced.message, dereferenced.fix)
+    return ok(
+        "outbox",
+        f"{doc.get('totalItems')} items, paged from {url_of(page)}; {len(items)} fetched by id",
+    )
 
 
 def cache(responses: list[httpx.Response]) -> Finding:

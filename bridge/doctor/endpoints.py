@@ -18,6 +18,7 @@ Facts relied on, with their public sources:
 from __future__ import annotations
 
 import email.utils
+import re
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -132,7 +133,10 @@ def host_header(expect: Expect, response: httpx.Response | None) -> Finding:
     """A POST signed with the site's own key, whose actor differs from the key's owner.
 
     The daemon answers "signed by ..., but the actor is ..." only after the signature
-    verified, i.e. after it rebuilt the signed URL from the Host it was given.
+    verified, i.e. after it rebuilt the signed URL from the Host it was given.  It refuses
+    a covered Host that is not ``federation_url``'s with "... '<host>' is not this server",
+    naming the Host it received; a daemon without that check reports a changed Host only
+    as a signature that does not verify.
     """
     check = "host"
     if response is None:
@@ -144,11 +148,20 @@ def host_header(expect: Expect, response: httpx.Response | None) -> Finding:
     reason = str((json_object(response) or {}).get("error", ""))
     if response.status_code == 401 and reason.startswith("signed by "):
         return ok(check, f"the daemon verified a signed POST to {url_of(response)}: Host arrives")
+    expected = urlsplit(expect.federation_url).netloc
+    seen = re.search(r"'([^']*)' is not this server", reason)
+    if response.status_code == 401 and seen:
+        return failure(
+            check,
+            f"a correctly signed POST to {url_of(response)} is refused: the daemon sees Host"
+            f" {seen.group(1)}, not {expected} (the proxy changes the Host header)",
+            FIX_HOST,
+        )
     if response.status_code == 401 and reason.startswith("signature does not verify"):
         return failure(
             check,
             f"a correctly signed POST to {url_of(response)} does not verify: the proxy changes"
-            f" the Host header (expected {urlsplit(expect.federation_url).netloc})",
+            f" the Host header (expected {expected})",
             FIX_HOST,
         )
     if response.status_code == 400 and "Host header" in reason:

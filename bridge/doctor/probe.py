@@ -23,6 +23,7 @@ from bridge.doctor.responses import (
     AP_JSON,
     AS_PROFILE,
     Expect,
+    base_of,
     html_link,
     is_activitypub,
     json_object,
@@ -31,6 +32,7 @@ from bridge.doctor.responses import (
 ACCEPT_AP = f'{AP_JSON}, application/ld+json; profile="{AS_PROFILE}"'
 ACCEPT_JRD = "application/jrd+json, application/json"
 MAX_HOPS = 3
+SAMPLE_ITEMS = 3  # outbox items fetched by id
 MAX_BODY = 1_048_576  # Mastodon refuses bodies over 1 MiB (app/lib/request.rb)
 TIMEOUT = httpx.Timeout(10.0)
 USER_AGENT = "indiebridge-doctor"
@@ -151,6 +153,38 @@ async def diagnose(
     return found
 
 
+async def diagnose_url(base_url: str, client: httpx.AsyncClient) -> list[Finding]:
+    """Every check of a site known only by its address (no ``site.toml`` at hand).
+
+    What to expect is read from the site itself, as a server that is given the page's URL
+    does: the home page's ``<link rel="alternate" type="application/activity+json">`` names
+    the actor, whose ``preferredUsername``, key and inbox give the rest.  The Host check
+    needs the site's key, so it is skipped (a warning).
+    """
+    if urlsplit(base_url).scheme != "https":
+        return await diagnose(Expect(base_url, base_url, "", "", ""), client)
+    try:
+        home = await get(client, base_url + "/", "text/html")
+        actor_url = html_link(home, "alternate", AP_JSON)
+        actor = _doc(await get(client, actor_url, ACCEPT_AP)) if actor_url else {}
+    except Unreachable as exc:
+        return [failure("tls", f"{exc.url}: {exc.reason}", _tls_fix(exc.reason))]
+    key = actor.get("publicKey") if isinstance(actor.get("publicKey"), dict) else {}
+    fields = (actor.get("preferredUsername"), actor.get("inbox"), (key or {}).get("id"))
+    if not actor_url or not all(isinstance(field, str) for field in fields):
+        return [
+            failure(
+                "discovery",
+                f"{base_url}/ names no actor with preferredUsername, inbox and publicKey"
+                f" (alternate link: {actor_url})",
+                "run `indiebridge doctor` in the site's folder (--site) to check it by site.toml",
+            )
+        ]
+    username, inbox, key_id = (str(field) for field in fields)
+    expect = Expect(base_url, base_of(inbox), username, str(actor_url), key_id)
+    return await diagnose(expect, client)
+
+
 def _tls_fix(reason: str) -> str:
     if reason.startswith("no TLS"):
         return "nginx: `listen 443 ssl;` with ssl_certificate lines; Caddy serves TLS by itself"
@@ -242,8 +276,10 @@ async def _posts(
     )
     first = _doc(outbox).get("first")
     page = await get(client, first, ACCEPT_AP) if isinstance(first, str) else None
-    found.append(documents.outbox(outbox, page))
-    items = _doc(page).get("orderedItems") or []
+    items = [i for i in _doc(page).get("orderedItems") or [] if isinstance(i, dict)]
+    ids = [str(i["id"]) for i in items[:SAMPLE_ITEMS] if isinstance(i.get("id"), str)]
+    fetched = [await get(client, item_id, ACCEPT_AP) for item_id in ids]
+    found.append(documents.outbox(outbox, page, fetched))
     sample = next(
         (
             item.get("object")

@@ -20,6 +20,7 @@ import yaml
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
+from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import SLUG_RE, Image
 
 try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
@@ -152,7 +153,14 @@ def _tags(value: Any, field: Field) -> tuple[str, ...]:
         raw = [t.strip() for t in raw.split(",") if t.strip()]
     if not isinstance(raw, list):
         raise field.error("'tags' must be a list like [python, fediverse]")
-    return tuple(_text(t, field).strip().lstrip("#") for t in raw)
+    tags = tuple(_text(t, field).strip().lstrip("#") for t in raw)
+    for tag in tags:  # each tag federates as a hashtag (bridge.site.hashtags)
+        if hashtag_name(tag) is None:
+            raise field.error(
+                f"tag {tag!r} cannot be a fediverse hashtag: it needs a letter "
+                "(hashtags hold letters, digits, '_' and '·')"
+            )
+    return tags
 
 
 def _images(value: Any, field: Field) -> tuple[Image, ...]:

@@ -101,6 +101,7 @@ class Renderer:
             "handle": c.handle,
             "actor_id": c.actor_id,
             "webmention_url": c.webmention_url,
+            "interact_url": c.federation_url + "/interact",  # remote follow/reply/like form
             "author": c.author,
             "avatar": (
                 c.author.avatar
@@ -192,7 +193,9 @@ class Renderer:
         comments: Sequence[Comment],
         newer: Post | None,
         older: Post | None,
+        ap_id: str | None = None,
     ) -> str:
+        """``ap_id``: the post's current ActivityStreams id (default: its first)."""
         c = self.config
         threads, reactions = thread(comments)
         return self.render(
@@ -200,7 +203,7 @@ class Renderer:
             post=post,
             content=Markup(post.html),  # noqa: S704 - our own Markdown output
             url=c.post_url(post.slug),
-            ap_id=c.post_ap_id(post.slug),
+            ap_id=ap_id or c.post_ap_id(post.slug),
             threads=threads,
             reactions=reactions,
             newer=newer,

@@ -39,7 +39,10 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 BLOG = "blog.test"
-DAEMON_ARGS = ("--host", "127.0.0.1", "--port", "8000")  # as in the README's systemd unit
+# `serve` as in the README's systemd unit: --production, since behind a proxy the daemon
+# listens on loopback, not at base_url's own host and port (that would start a preview).
+DAEMON_ARGS = ("--production", "--host", "127.0.0.1", "--port", "8000")
+DAEMON_ADDRESS = "127.0.0.1:8000"
 DAEMON_HOSTS = (BLOG, f"ap.{BLOG}")
 FAKETIME_LIB = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("libfaketime.so.1"))
 TRUST_STORES = (Path(certifi.where()), Path("/etc/ssl/certs/ca-certificates.crt"))
@@ -269,10 +272,15 @@ def without_daemon(text: str) -> str:
 
 
 def caddy_config(
-    folder: Path, public: Path, certs: dict[str, Path], *, name: str = "caddy-site"
+    folder: Path,
+    public: Path,
+    certs: dict[str, Path],
+    *,
+    name: str = "caddy-site",
+    site: Edit = str,
 ) -> Path:
     """A docs Caddyfile; the test's certificate replaces Caddy's automatic one."""
-    text = snippet(name).replace("/srv/blog/public", str(public))
+    text = site(snippet(name)).replace("/srv/blog/public", str(public))
     text = replace(text, "blog.example {", f"{BLOG} {{\n\ttls {certs['cert']} {certs['key']}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "Caddyfile"
@@ -371,8 +379,10 @@ class Deployment:
         stop(self.daemon)
         self.daemon = None
 
-    def doctor(self, *args: str) -> tuple[int, dict[str, Any]]:
-        argv = [sys.executable, "-m", "bridge", "doctor", "--site", str(self.site_dir), "--json"]
+    def doctor(self, *args: str, site: Path | None = None) -> tuple[int, dict[str, Any]]:
+        """`indiebridge doctor --json` inside the namespace, in the site (or ``site``)."""
+        folder = str(site or self.site_dir)
+        argv = [sys.executable, "-m", "bridge", "doctor", "--site", folder, "--json"]
         started = time.monotonic()
         done = self.ns.run([*argv, *args])
         if not done.stdout.startswith("{"):

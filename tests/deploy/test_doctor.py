@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge import keys
-from bridge.doctor import Expect, Finding, diagnose, exit_status
+from bridge.doctor import Expect, Finding, diagnose, diagnose_url, exit_status
 from bridge.doctor.findings import as_json
 from bridge.federation.signatures import HTTPSignatureAuth
 from tests.conftest import Built
@@ -327,6 +327,20 @@ def test_the_clock_is_compared_with_the_daemons_date(
     assert line(run(deployment, now=now), "clock") == expected
 
 
+def test_the_host_the_daemon_names_is_quoted(deployment: FakeDeployment) -> None:
+    refused = (
+        "the signed host header '127.0.0.1:8000' is not this server ('blog.example'): the"
+        " request was signed for another server"
+    )
+    deployment.override("POST", "/inbox", reply(401, json={"error": refused}))
+    assert line(run(deployment), "host") == (
+        "failure  host: a correctly signed POST to https://blog.example/inbox is refused: the"
+        " daemon sees Host 127.0.0.1:8000, not blog.example (the proxy changes the Host header)"
+        " -- fix: nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include); Caddy:"
+        " remove any `header_up Host` from reverse_proxy"
+    )
+
+
 def test_without_the_sites_keys_the_host_check_is_skipped(deployment: FakeDeployment) -> None:
     findings = run(deployment, signed=False)
     assert line(findings, "host") == (
@@ -482,3 +496,54 @@ def test_cli_refuses_a_url_that_is_not_a_site_address(site: Path, url: str) -> N
     assert result.output == (
         f"Error: {url}: expected the site's address, like https://blog.example\n"
     )
+
+
+def test_an_outbox_item_that_cannot_be_fetched_by_its_id_fails(
+    deployment: FakeDeployment,
+) -> None:
+    deployment.override("GET", "/ap/posts/a-reply/create.json", reply(404))
+    assert line(run(deployment), "outbox") == (
+        "failure  outbox: item https://blog.example/ap/posts/a-reply/create.json answered 404"
+        " -- fix: upload the whole public/ folder, or proxy /ap/ to the daemon"
+    )
+
+
+def run_url(deployment: FakeDeployment, url: str = BLOG) -> list[Finding]:
+    async def go() -> list[Finding]:
+        async with httpx.AsyncClient(transport=deployment.transport()) as client:
+            return await diagnose_url(url, client)
+
+    return asyncio.run(go())
+
+
+def test_a_site_known_only_by_its_address_is_read_from_its_pages(
+    deployment: FakeDeployment,
+) -> None:
+    findings = run_url(deployment)
+    assert [f.line() for f in findings if f.level != "ok"] == [
+        "warning  host: not checked: the site's keys are not in .indiebridge/keys/ -- fix: run"
+        " `indiebridge doctor` in the site's folder"
+    ]
+    assert line(findings, "webfinger") == (
+        "ok       webfinger: acct:tester@blog.example -> https://blog.example/ap/actor.json"
+    )
+    assert len(findings) == 15
+
+
+def test_a_site_whose_home_page_names_no_actor_is_one_failure(
+    deployment: FakeDeployment,
+) -> None:
+    deployment.override("GET", "/", reply(200, headers={"Content-Type": "text/html"}, text="<p>"))
+    assert [f.line() for f in run_url(deployment)] == [
+        "failure  discovery: https://blog.example/ names no actor with preferredUsername, inbox"
+        " and publicKey (alternate link: None) -- fix: run `indiebridge doctor` in the site's"
+        " folder (--site) to check it by site.toml"
+    ]
+
+
+def test_cli_checks_a_bare_url_without_a_site(tmp_path: Path) -> None:
+    from bridge.cli import main
+
+    result = CliRunner().invoke(main, ["doctor", "https://127.0.0.1:9", "--site", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("failure  tls: https://127.0.0.1:9/: ")

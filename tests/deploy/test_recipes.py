@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.deploy.stack import DAEMON_ARGS, ROOT, SETUPS, snippet
+from tests.deploy.stack import DAEMON_ADDRESS, DAEMON_ARGS, ROOT, SETUPS, snippet
 
 SNIPPETS = [
     "nginx-site", "nginx-proxy", "nginx-daemon-only", "nginx-daemon-host",
@@ -25,7 +25,8 @@ def test_every_snippet_proxies_to_that_daemon(name: str) -> None:
     text = snippet(name)
     nginx = re.findall(r"proxy_pass (\S+?);", text)
     caddy = re.findall(r"reverse_proxy (?:@\w+ )?(\S+)", text)
-    daemon = f"{DAEMON_ARGS[1]}:{DAEMON_ARGS[3]}"
+    daemon = f"{DAEMON_ARGS[DAEMON_ARGS.index('--host') + 1]}:{DAEMON_ARGS[-1]}"
+    assert daemon == DAEMON_ADDRESS
     targets = [t.removeprefix("http://") for t in nginx + caddy if "github.io" not in t]
     assert targets, name
     assert set(targets) == {daemon}, targets

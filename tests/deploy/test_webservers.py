@@ -8,6 +8,7 @@ See ``stack.py`` for the namespace, the host names and the throwaway CA.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from collections.abc import Callable, Iterator
@@ -37,8 +38,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not all(shutil.which(tool) for tool in ("nginx", "caddy", "unshare", "nsenter"))
-        or not FAKETIME_LIB.is_file(),
-        reason="needs nginx, caddy, faketime and util-linux (.ci/run installs them)",
+        or not FAKETIME_LIB.is_file()
+        or os.geteuid() != 0,
+        reason="needs root (namespaces), nginx, caddy, faketime (.ci/run installs them)",
     ),
 ]
 
@@ -113,6 +115,18 @@ def test_each_documented_setup_passes_doctor(
     )
     negotiation = "content negotiation" if "daemon-only" in setup else "alternate link"
     assert negotiation in line(report, "negotiation")
+
+
+def test_a_bare_url_is_checked_from_the_sites_own_pages(
+    deployed: Deployment, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    deployed.start_setup("nginx", certs, copy_public(deployed.site_dir, deployed.folder / "pub"))
+    status, report = deployed.doctor(URL, site=tmp_path)  # no site.toml, no keys there
+    assert lines(report, "warning") + lines(report, "failure") == [
+        "warning  host: not checked: the site's keys are not in .indiebridge/keys/ -- fix: run"
+        " `indiebridge doctor` in the site's folder"
+    ]
+    assert status == 1
 
 
 def test_the_split_domain_setup_passes_doctor(
@@ -196,10 +210,10 @@ NGINX_BREAKAGES: dict[str, tuple[dict[str, Any], str, str]] = {
     "proxy-drops-host": (
         {"proxy": lambda text: replace(text, "proxy_set_header Host $host;\n", "")},
         "host",
-        "failure  host: a correctly signed POST to https://blog.test/inbox does not verify: the"
-        " proxy changes the Host header (expected blog.test) -- fix: nginx: `proxy_set_header"
-        " Host $host;` (the indiebridge_proxy include); Caddy: remove any `header_up Host` from"
-        " reverse_proxy",
+        "failure  host: a correctly signed POST to https://blog.test/inbox is refused: the"
+        " daemon sees Host 127.0.0.1:8000, not blog.test (the proxy changes the Host header)"
+        " -- fix: nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include);"
+        " Caddy: remove any `header_up Host` from reverse_proxy",
     ),
 }
 
@@ -220,6 +234,41 @@ def test_doctor_names_each_broken_nginx_deployment(
         proxy=breakage.get("proxy", str),
     )
     deployed.start_nginx(config)
+    status, report = deployed.doctor()
+    assert line(report, check) == expected
+    assert status == 2
+
+
+CADDY_BREAKAGES: dict[str, tuple[Callable[[str], str], str, str]] = {
+    "inbox-not-proxied": (
+        lambda text: replace(text, "path /inbox /ap/inbox ", "path /inbox "),
+        "inbox",
+        "failure  inbox: POST https://blog.test/ap/inbox answered 404: not proxied to the daemon"
+        " -- fix: nginx: `location = /ap/inbox { proxy_pass http://127.0.0.1:8000; include"
+        " indiebridge_proxy; }`; Caddy: add /ap/inbox to `@daemon path ...`",
+    ),
+    "proxy-drops-host": (
+        lambda text: replace(
+            text,
+            "reverse_proxy @daemon 127.0.0.1:8000\n",
+            "reverse_proxy @daemon 127.0.0.1:8000 {\n\t\theader_up Host {upstream_hostport}\n\t}\n",
+        ),
+        "host",
+        "failure  host: a correctly signed POST to https://blog.test/inbox is refused: the"
+        " daemon sees Host 127.0.0.1:8000, not blog.test (the proxy changes the Host header)"
+        " -- fix: nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include);"
+        " Caddy: remove any `header_up Host` from reverse_proxy",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CADDY_BREAKAGES))
+def test_doctor_names_each_broken_caddy_deployment(
+    deployed: Deployment, certs: dict[str, Path], name: str
+) -> None:
+    edit, check, expected = CADDY_BREAKAGES[name]
+    public = copy_public(deployed.site_dir, deployed.folder / "public")
+    deployed.start_caddy(caddy_config(deployed.folder / "caddy", public, certs, site=edit))
     status, report = deployed.doctor()
     assert line(report, check) == expected
     assert status == 2

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from bridge.errors import BridgeError
-from bridge.site.content import split_front_matter
+from bridge.site.frontmatter import split_front_matter
 from bridge.site.importing.model import FeedEntry
 from bridge.site.posts import slugify
 
@@ -40,9 +40,16 @@ def yaml_line(key: str, value: Any) -> str:
 
 
 def post_text(
-    entry: FeedEntry, slug: str, date: dt.datetime, *, draft: bool, summary: str | None, body: str
+    entry: FeedEntry,
+    slug: str,
+    date: dt.datetime,
+    *,
+    draft: str | None,
+    summary: str | None,
+    body: str,
 ) -> str:
-    """The Markdown file for an entry: front matter, then the body."""
+    """The Markdown file for an entry: front matter, then the body.  ``draft`` says why
+    the entry is a draft (kept as a comment beside ``draft: true``), None when public."""
     lines = ["---"]
     if entry.title:
         lines.append(yaml_line("title", entry.title))
@@ -57,7 +64,7 @@ def post_text(
     if entry.link:
         lines.append(yaml_line("original_url", entry.link))
     if draft:
-        lines.append("draft: true")
+        lines.append(f"draft: true  # imported as a draft: {draft}")
     lines.append("---")
     return "\n".join(lines) + "\n" + body + "\n"
 

@@ -53,6 +53,7 @@ class FeedEntry:
     comments: tuple[ImportedComment, ...] = ()
     truncated: bool = False  # the feed carries a summary only; see full_content
     warnings: tuple[str, ...] = ()
+    markdown: str | None = None  # a body that is Markdown already (site sources)
 
 
 @dataclass(frozen=True)
