@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     received REAL NOT NULL,
     status TEXT NOT NULL DEFAULT 'new',
     tries INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    forwarded INTEGER NOT NULL DEFAULT 0  -- relayed by a third server: refetch from origin
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
 -- Activities we send; the body is stored once, deliveries point at it.
@@ -85,6 +86,17 @@ CREATE TABLE IF NOT EXISTS published (
     federated INTEGER NOT NULL DEFAULT 1,
     first_published REAL NOT NULL,
     updated REAL NOT NULL
+);
+-- Every object id federated for a post (a post deleted and written again gets a new one)
+-- or the actor (slug ''): the last activity sent about it, which the next activity id
+-- chains on, the last ``updated`` sent, and when it was deleted (it then answers 410).
+CREATE TABLE IF NOT EXISTS federated_objects (
+    object_id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL,
+    as_type TEXT NOT NULL,
+    last_activity TEXT NOT NULL DEFAULT '',
+    last_updated TEXT NOT NULL DEFAULT '',
+    deleted REAL
 );
 -- Remote actors and keys, cached.
 CREATE TABLE IF NOT EXISTS actors (
@@ -146,6 +158,7 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.con.executescript(SCHEMA)  # executescript manages its own transaction
+        _add_columns(self)
         with self.tx() as con:
             con.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
@@ -202,6 +215,27 @@ class Database:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    # (table, column, declaration, SQL run once after adding it to an older database)
+    (
+        "inbox",
+        "forwarded",
+        "INTEGER NOT NULL DEFAULT 0",
+        "UPDATE inbox SET forwarded = 1, error = '' WHERE error = 'forwarded'",
+    ),
+)
+"""Columns added after a table was first released; older databases get them on open."""
+
+
+def _add_columns(db: Database) -> None:
+    with db.tx() as con:
+        for table, column, declaration, backfill in ADDED_COLUMNS:
+            present = {row["name"] for row in con.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                con.execute(backfill)
 
 
 def now() -> float:

@@ -12,14 +12,18 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── BuildError           the output could not be written (disk full, path escape)
     ├── KeyError_            the actor's key files are missing or unreadable
     ├── SignatureError       an HTTP signature or integrity proof does not verify
+    ├── PublishError         publish/move refused: a built document is missing, an activity
+    │                        id is queued with other content, a Move target lacks alsoKnownAs
     ├── FetchError           a remote URL could not be fetched safely
     │   ├── BlockedAddressError   the URL resolves to a private/loopback address
     │   └── SourceRetryLater      a webmention source failed transiently: verify it later
     ├── SourceTooComplex     a webmention source shaped to make the parser slow (HTML bomb)
     ├── ModerationError      the owner named an unknown comment, or one that cannot take the action
+    ├── InteractionError     a reader's handle cannot be used to follow/reply/like from their server
     └── DeliveryError        a delivery attempt failed
         ├── RetryableDelivery     5xx, 429, 408, 401, timeouts, resets: try again later
         └── PermanentDelivery     other 4xx: give up now
+            └── InboxGone         410: the inbox no longer exists
 
 "Retryable" versus "permanent" is a difference of type, so callers catch by family.
 """
@@ -65,6 +69,10 @@ class SignatureError(BridgeError):
         super().__init__(message)
 
 
+class PublishError(BridgeError):
+    """``publish`` or ``move`` refused to queue something; nothing was half-queued."""
+
+
 class FetchError(BridgeError):
     """A remote document could not be fetched (network, status, size, type)."""
 
@@ -107,3 +115,12 @@ class RetryableDelivery(DeliveryError):
 
 class PermanentDelivery(DeliveryError):
     """Any other 4xx: the job is given up at once (410 also removes the follower)."""
+
+
+class InboxGone(PermanentDelivery):
+    """410 Gone: the inbox (its account, or for a shared inbox its server) no longer exists."""
+
+
+class InteractionError(BridgeError):
+    """A reader's handle or server cannot be used for a remote interaction (the message
+    is shown to the reader in the page)."""

@@ -179,6 +179,7 @@ class Reactions:
     reposts: tuple[Comment, ...]
     bookmarks: tuple[Comment, ...]
     mentions: tuple[Comment, ...]
+    quotes: tuple[Comment, ...] = ()  # FEP-044f quote posts of this post
 
 
 @dataclass(frozen=True)
@@ -293,4 +294,6 @@ def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
     def pick(kind: str) -> tuple[Comment, ...]:
         return tuple(sorted((c for c in approved if c.type == kind), key=_order))
 
-    return threads, Reactions(pick("like"), pick("repost"), pick("bookmark"), pick("mention"))
+    return threads, Reactions(
+        pick("like"), pick("repost"), pick("bookmark"), pick("mention"), pick("quote")
+    )

@@ -17,7 +17,9 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
+from bridge.site import opengraph, template_errors
 from bridge.site.comments import thread
+from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, Page, Post, tag_slug
 
 TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
@@ -71,6 +73,7 @@ class Renderer:
         self.env.globals["live_reload"] = live_reload
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
+        self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
         c = self.config
@@ -82,6 +85,7 @@ class Renderer:
             "handle": c.handle,
             "actor_id": c.actor_id,
             "webmention_url": c.webmention_url,
+            "interact_url": c.federation_url + "/interact",  # remote follow/reply/like form
             "author": c.author,
             "avatar": (
                 c.author.avatar
@@ -89,12 +93,14 @@ class Renderer:
                 else (c.base_url + "/" + c.author.avatar.lstrip("/") if c.author.avatar else "")
             ),
             "also_known_as": c.also_known_as,
+            "preview_of": c.preview_of,  # the real base_url when this is a local preview
         }
 
     def template(self, name: str) -> jinja2.Template:
         tpl = self._templates.get(name)
         if tpl is None:
-            tpl = self._templates[name] = self.env.get_template(name)
+            with template_errors.reported(self.config, name):
+                tpl = self._templates[name] = self.env.get_template(name)
         return tpl
 
     def template_names(self, name: str) -> list[str] | None:
@@ -112,7 +118,8 @@ class Renderer:
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
             # Parsed with its name, so a syntax error reads as it would when rendering.
-            ast = self.env.parse(source, name=current, filename=filename)
+            with template_errors.reported(self.config, current):
+                ast = self.env.parse(source, name=current, filename=filename)
             for ref in jinja2.meta.find_referenced_templates(ast):
                 if ref is None:
                     return None
@@ -148,7 +155,18 @@ class Renderer:
         return h.hexdigest()
 
     def render(self, name: str, **context: Any) -> str:
-        return self.template(name).render(**context)
+        if "opengraph" not in context and "canonical" in context:  # link previews
+            context["opengraph"] = opengraph.page_meta(
+                self.config,
+                title=context["page_title"],
+                url=context["canonical"],
+                post=context.get("post"),
+                page=context.get("page"),
+                sizes=self.image_sizes,
+            )
+        template = self.template(name)
+        with template_errors.reported(self.config, name):
+            return template.render(**context)
 
     # ---- page kinds ---------------------------------------------------------------
 
@@ -159,7 +177,9 @@ class Renderer:
         comments: Sequence[Comment],
         newer: Post | None,
         older: Post | None,
+        ap_id: str | None = None,
     ) -> str:
+        """``ap_id``: the post's current ActivityStreams id (default: its first)."""
         c = self.config
         threads, reactions = thread(comments)
         return self.render(
@@ -167,7 +187,7 @@ class Renderer:
             post=post,
             content=Markup(post.html),  # noqa: S704 - our own Markdown output
             url=c.post_url(post.slug),
-            ap_id=c.post_ap_id(post.slug),
+            ap_id=ap_id or c.post_ap_id(post.slug),
             threads=threads,
             reactions=reactions,
             newer=newer,

@@ -56,6 +56,7 @@ class Post:
     html: str  # rendered body
     digest: str  # hash of the source file bytes (cache key and change detection)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. original_url
+    pinned: bool = False  # featured on the profile, first on the home page
 
     @property
     def is_note(self) -> bool:

@@ -16,9 +16,11 @@ proof is a W3C Data Integrity ``DataIntegrityProof``::
 How the signature is computed (W3C "Data Integrity EdDSA Cryptosuites", eddsa-jcs-2022):
 
 1. ``proofConfig`` = the proof without ``proofValue``; when the document has an ``@context``
-   the proof configuration carries that same ``@context`` (it is hashed, but the proof we
-   publish omits it, as FEP-8b32 implementations do).  A received proof that has its own
-   ``@context`` is hashed with that one.
+   the proof carries that same ``@context`` (vc-di-eddsa hashes the document's context into
+   the proof configuration).  We publish it inside ``proof``, as the W3C test vectors
+   (``signedJCS.json``), bovine and tootik (``proof/proof.go``) do: verifiers that hash the
+   proof exactly as received then agree with verifiers that add the document's context.
+   A received proof without ``@context`` is hashed with the document's (older signers).
 2. ``hashData`` = SHA-256(JCS(proofConfig)) || SHA-256(JCS(document without ``proof``)),
    64 bytes; JCS is RFC 8785 JSON canonicalization (``canonicalize`` below).
 3. ``proofValue`` = ``"z"`` + base58btc(Ed25519 signature over ``hashData``).
@@ -212,10 +214,9 @@ def sign_object(
         "proofPurpose": purpose,
         "created": _format_created(created),
     }
-    config = dict(proof)
     if "@context" in document:
-        config["@context"] = document["@context"]
-    signature = key.sign(proof_hash_data(document, config))
+        proof["@context"] = document["@context"]
+    signature = key.sign(proof_hash_data(document, proof))
     proof["proofValue"] = "z" + base58btc(signature)
     return {**document, "proof": proof}
 

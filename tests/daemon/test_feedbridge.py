@@ -302,7 +302,7 @@ async def test_the_bridge_and_local_publishing_leave_each_other_alone(
 
     site_mod.build(ctx.config)
     posts, _ = content.load(ctx.config)
-    published = await outbox.publish(ctx, posts, send_webmentions=False)
+    published = await outbox.publish(ctx, posts)
     assert published.deleted == [] and "one" not in published.created
     assert (await get(ctx, "/ap/bridge/one.json")).status_code == 200
     again = await feedbridge.poll_once(ctx)

@@ -9,7 +9,7 @@ many cases were tried and how many held (passed).  An expected failure (``xfail`
 case tried that does not hold yet: it names the fix still needed.
 
 The ``InboxHarness`` is the daemon in-process, as ``tests/federation/test_daemon_inbox.py`` drives
-it: requests are signed with ``bridge.signatures.sign_request``, remote actors and keys
+it: requests are signed with ``bridge.federation.signatures.sign_request``, remote actors and keys
 are seeded in the cache, and the fetcher runs on ``httpx.MockTransport`` serving only the
 documents a test registers (everything else is a 404), so no traffic leaves the process.
 """
@@ -43,9 +43,24 @@ from bridge.site import build as site_mod
 from bridge.site.comments import CommentStore
 from tests.netfakes import SpyBackend
 
-CATEGORIES = ("inbox", "fetch", "render", "fault", "load")
+_FEDERATION_CATEGORIES = (
+    "signed-for",  # a request signed for another server, replayed here
+    "unverified",  # what a failed verification may leave behind
+    "redirect-id",  # identity through redirects
+    "retention",  # how much the inbox table keeps
+    "slow-origin",  # one slow origin must not stall the processor
+)
 # Comment threading, visibility, authorship, display names and the HTML parse budget.
-CATEGORIES += ("threads", "audience", "identity", "display", "parse")
+_CONVERSATION_CATEGORIES = ("threads", "audience", "identity", "display", "parse")
+CATEGORIES = (
+    "inbox",
+    "fetch",
+    "render",
+    "fault",
+    "load",
+    *_FEDERATION_CATEGORIES,
+    *_CONVERSATION_CATEGORIES,
+)
 
 ALICE = "https://remote.example/users/alice"
 MALLORY = "https://other.example/users/mallory"
@@ -260,7 +275,7 @@ class InboxHarness:
             self.add_actor(actor, key)
         app = daemon_mod.create_app(self.config, daemon=self.daemon)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url=self.config.federation_url
         )
         self.initial_comments = {c.id for _, c in self.ctx.comments.iter_all()}
 
@@ -297,7 +312,7 @@ class InboxHarness:
         raw = body if body is not None else json.dumps(activity).encode()
         request = httpx.Request(
             "POST",
-            "http://testserver" + path,
+            self.config.federation_url + path,  # signed for our own host
             content=raw,
             headers={"Content-Type": "application/activity+json", **(headers or {})},
         )
