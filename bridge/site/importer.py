@@ -282,7 +282,11 @@ class _Run:
         for line in converted.left_out:
             self.report.skipped.append(f"skipped {line} on {_describe(entry)}")
         for comment in converted.comments:
-            self.store.write(slug, comment)
+            try:
+                self.store.write(slug, comment)
+            except OSError as exc:
+                where = f"content/comments/{slug}/{comment.id}.json"
+                raise FeedError(f"{where}: cannot be written: {exc.strerror or exc}") from None
             self.report.comments += 1
 
     def page(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:

@@ -106,6 +106,14 @@ def test_other_folders_and_broken_front_matter_are_one_line(tmp_path: Path) -> N
     (broken / "content/posts/bad.md").write_text("---\ntitle: [unclosed\n---\nx\n")
     with pytest.raises(FeedError, match=r"^posts/bad.md: front matter cannot be read: "):
         site_folders.read(broken)
+    (broken / "content/posts/bad.md").write_bytes(b"---\ntitle: \xff\n---\n")
+    with pytest.raises(FeedError, match=r"bad.md: cannot be read: not UTF-8 text$"):
+        site_folders.read(broken)
+    (broken / "content/posts/bad.md").unlink()
+    (broken / "config.toml").write_text("baseURL = \n")
+    with pytest.raises(FeedError, match=r"config.toml: cannot be read: ") as err:
+        site_folders.read(broken)
+    assert "\n" not in str(err.value)
 
 
 def test_template_tags_alone() -> None:
