@@ -256,7 +256,15 @@ class SiteConfig:
         return None
 
 
-DEFAULT_THEME = Path(__file__).resolve().parent.parent / "site_template"
+def _default_theme() -> Path:
+    """The default theme: package data in an installed wheel, the top-level
+    ``site_template/`` in a checkout (and an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "site_template"
+    return installed if installed.is_dir() else package.parent / "site_template"
+
+
+DEFAULT_THEME = _default_theme()
 
 
 # ---- loading -------------------------------------------------------------------

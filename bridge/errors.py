@@ -15,10 +15,14 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── PublishError         publish/move refused: a built document is missing, an activity
     │                        id is queued with other content, a Move target lacks alsoKnownAs
     ├── FetchError           a remote URL could not be fetched safely
-    │   └── BlockedAddressError   the URL resolves to a private/loopback address
+    │   ├── BlockedAddressError   the URL resolves to a private/loopback address
+    │   └── SourceRetryLater      a webmention source failed transiently: verify it later
+    ├── SourceTooComplex     a webmention source shaped to make the parser slow (HTML bomb)
+    ├── ModerationError      the owner named an unknown comment, or one that cannot take the action
     └── DeliveryError        a delivery attempt failed
         ├── RetryableDelivery     5xx, 429, 408, 401, timeouts, resets: try again later
         └── PermanentDelivery     other 4xx: give up now
+            └── InboxGone         410: the inbox no longer exists
 
 "Retryable" versus "permanent" is a difference of type, so callers catch by family.
 """
@@ -80,6 +84,19 @@ class BlockedAddressError(FetchError):
     """The URL (or a redirect hop) resolves to a loopback, private or link-local address."""
 
 
+class SourceRetryLater(FetchError):
+    """A webmention source failed transiently (timeout, connection error, 5xx, 408, 429):
+    its verification is tried again on the retry schedule."""
+
+
+class SourceTooComplex(BridgeError):
+    """A webmention source shaped to make the parser slow (an "HTML bomb"): refused."""
+
+
+class ModerationError(BridgeError):
+    """The owner named a comment that does not exist or cannot take that action."""
+
+
 class DeliveryError(BridgeError):
     """A delivery attempt failed."""
 
@@ -97,3 +114,7 @@ class RetryableDelivery(DeliveryError):
 
 class PermanentDelivery(DeliveryError):
     """Any other 4xx: the job is given up at once (410 also removes the follower)."""
+
+
+class InboxGone(PermanentDelivery):
+    """410 Gone: the inbox (its account, or for a shared inbox its server) no longer exists."""

@@ -37,12 +37,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import mf2py
 
-from bridge.errors import FetchError
+from bridge.errors import FetchError, SourceTooComplex
 from bridge.federation.fetch import SafeFetcher
 
 __all__ = [
     "Author",
     "Interpretation",
+    "SourceTooComplex",
     "interpret",
     "normalize_url",
     "representative_hcard",
@@ -119,14 +120,6 @@ _VOID = frozenset(
 )  # fmt: skip
 
 
-class SourceTooComplex(ValueError):
-    """A page shaped to make the parser slow (an "HTML bomb"): refused before parsing.
-
-    mf2py (html5lib underneath) is quadratic in the attributes of one tag and recursive in
-    nesting depth; a linear pre-scan with the standard library's tokenizer bounds both.
-    """
-
-
 class _Census(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
@@ -150,7 +143,11 @@ class _Census(HTMLParser):
 
 
 def check_complexity(html: str) -> None:
-    """Raise ``SourceTooComplex`` for markup that would make mf2py slow; linear time."""
+    """Raise ``SourceTooComplex`` for markup that would make mf2py slow; linear time.
+
+    mf2py (html5lib underneath) is quadratic in the attributes of one tag and recursive in
+    nesting depth; a linear pre-scan with the standard library's tokenizer bounds both.
+    """
     census = _Census()
     census.feed(html)
     census.close()
@@ -269,30 +266,33 @@ def _is_title(name: str, content: str) -> bool:
 # ---- interpret ----------------------------------------------------------------------------------
 
 
-def interpret(html: str, source_url: str, targets: list[str]) -> Interpretation:
-    """Interpret a fetched source page (``source_url`` = its final URL) for ``targets``."""
-    parsed = _parse(html, source_url)
-    entry: dict[str, Any] | None = None
-    feed: Any = None
+def _first_entry(parsed: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
+    """(the first h-entry breadth-first, its enclosing h-feed or None)."""
     for item, parent_feed in _walk(parsed, with_properties=False):
         if "h-entry" in item.get("type", []):
-            entry, feed = item, parent_feed
-            break
-    props = _props(entry)
-    wanted = {normalize_url(t) for t in targets}
+            return item, parent_feed
+    return None, None
 
-    kind = "mention"
+
+def _response_type(props: dict[str, Any], rels: dict[str, Any], wanted: set[str]) -> str:
+    """reply, repost, like, bookmark (the first reference property naming a target), a
+    ``rel="in-reply-to"`` link to a target (a reply), else mention."""
     for prop, reference_kind in REFERENCE_TYPES:
         if any(normalize_url(u) in wanted for v in props.get(prop, []) for u in _urls_of(v)):
-            kind = reference_kind
-            break
-    rels = parsed.get("rels", {})
-    if kind == "mention" and any(normalize_url(u) in wanted for u in rels.get("in-reply-to", [])):
-        kind = "reply"
+            return reference_kind
+    if any(normalize_url(u) in wanted for u in rels.get("in-reply-to", [])):
+        return "reply"
+    return "mention"
 
+
+def _authorship(
+    entry: dict[str, Any] | None, feed: Any, rels: dict[str, Any], source_url: str
+) -> tuple[Author, str | None]:
+    """(author, author_page) by the authorship algorithm: the entry's author, the h-feed's,
+    the page's rel=author, else the source's domain."""
     author, author_page = None, None
     if entry is not None:
-        author, author_page = _author_from(_first(props, "author"))
+        author, author_page = _author_from(_first(_props(entry), "author"))
         if author is None and author_page is None and feed is not None:
             author, author_page = _author_from(_first(_props(feed), "author"))
     if author is None and author_page is None and rels.get("author"):
@@ -300,36 +300,50 @@ def interpret(html: str, source_url: str, targets: list[str]) -> Interpretation:
     if author is None:
         fallback = _domain_author(author_page or source_url)
         author = Author(name=fallback.name, url=author_page or fallback.url)
+    return author, author_page
 
-    content_html, content_text = "", ""
+
+def _content(props: dict[str, Any]) -> tuple[str, str]:
+    """(raw HTML, plain text) of ``content``, else ``summary``; text is escaped to HTML."""
     for key in ("content", "summary"):
         value = _first(props, key)
         if isinstance(value, dict) and isinstance(value.get("html"), str):
-            content_html, content_text = str(value["html"]), _text(value) or ""
-            break
+            return str(value["html"]), _text(value) or ""
         text = _text(value)
         if text:
-            content_html, content_text = html_lib.escape(text), text
-            break
+            return html_lib.escape(text), text
+    return "", ""
 
-    raw_name = _text(_first(props, "name"))
-    # The entry's own URL is never one of our targets: mf2's implied u-url can pick up the
-    # only link of a short entry, which is often the link to us.
-    url = next(
-        (
-            u
-            for u in _urls_of(_first(props, "url"))
-            if _is_http(u) and normalize_url(u) not in wanted
-        ),
-        source_url,
-    )
+
+def _entry_url(props: dict[str, Any], wanted: set[str], source_url: str) -> str:
+    """The entry's own http(s) URL, never one of our targets: mf2's implied u-url can pick
+    up the only link of a short entry, which is often the link to us."""
+    for u in _urls_of(_first(props, "url")):
+        if _is_http(u) and normalize_url(u) not in wanted:
+            return u
+    return source_url
+
+
+def _replied_to(props: dict[str, Any], rels: dict[str, Any]) -> list[str]:
+    """The entry's ``in-reply-to`` URLs (first URL of each value), else rel=in-reply-to."""
     in_reply_to = [u for v in props.get("in-reply-to", []) for u in _urls_of(v)[:1]]
-    if not in_reply_to:
-        in_reply_to = [str(u) for u in rels.get("in-reply-to", [])]
+    return in_reply_to or [str(u) for u in rels.get("in-reply-to", [])]
+
+
+def interpret(html: str, source_url: str, targets: list[str]) -> Interpretation:
+    """Interpret a fetched source page (``source_url`` = its final URL) for ``targets``."""
+    parsed = _parse(html, source_url)
+    entry, feed = _first_entry(parsed)
+    props = _props(entry)
+    rels = parsed.get("rels", {})
+    wanted = {normalize_url(t) for t in targets}
+    author, author_page = _authorship(entry, feed, rels, source_url)
+    content_html, content_text = _content(props)
+    raw_name = _text(_first(props, "name"))
     rsvp = _text(_first(props, "rsvp"))
     return Interpretation(
-        type=kind,
-        url=url,
+        type=_response_type(props, rels, wanted),
+        url=_entry_url(props, wanted, source_url),
         author=author,
         author_page=author_page,
         content_html=content_html,
@@ -337,7 +351,7 @@ def interpret(html: str, source_url: str, targets: list[str]) -> Interpretation:
         published=_text(_first(props, "published")),
         updated=_text(_first(props, "updated")),
         name=raw_name.strip() if raw_name and _is_title(raw_name, content_text) else None,
-        in_reply_to=in_reply_to,
+        in_reply_to=_replied_to(props, rels),
         rsvp=rsvp.strip().lower() if rsvp else None,
     )
 

@@ -39,8 +39,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
+from bridge.conversations.salmention import note_change
 from bridge.db import Database, now
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ModerationError
 from bridge.federation import followers
 from bridge.federation.actors import RemoteActor, same_origin
 from bridge.federation.context import Context
@@ -55,6 +56,7 @@ from bridge.site.sanitize import (
 
 __all__ = [
     "ModerationError",
+    "actor_blocked",
     "apply_blocks",
     "approve",
     "author_matches",
@@ -70,10 +72,6 @@ __all__ = [
     "reject",
     "sanitize_html",
 ]
-
-
-class ModerationError(BridgeError):
-    """The owner named a comment that does not exist or cannot take that action."""
 
 
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -116,6 +114,11 @@ def initial_status(ctx: Context, actor_id: str | None = None) -> str:
         if follower is not None and follower.state == "accepted":
             return "approved"
     return "pending"
+
+
+def actor_blocked(ctx: Context, actor: RemoteActor) -> bool:
+    """Whether a block covers this actor (by id, handle or domain)."""
+    return followers.is_blocked(ctx.db, actor.id, actor.handle)
 
 
 def author_matches(comment: Comment, actor: RemoteActor) -> bool:
@@ -259,21 +262,13 @@ def _find(ctx: Context, cid: str) -> tuple[str, Comment]:
     return found
 
 
-def _changed(ctx: Context, slug: str, comment: Comment) -> None:
-    ctx.mark_dirty(slug)
-    if comment.type == "reply":
-        from bridge.conversations import webmentions
-
-        webmentions.queue_salmention(ctx.db, slug)
-
-
 def approve(ctx: Context, cid: str) -> Comment:
     """Show a pending comment.  Raises ModerationError for an unknown id."""
     slug, comment = _find(ctx, cid)
     if comment.status != "approved":
         comment = replace(comment, status="approved")
         ctx.comments.write(slug, comment)
-        _changed(ctx, slug, comment)
+        note_change(ctx, slug, comment)
     return comment
 
 
@@ -283,7 +278,7 @@ def reject(ctx: Context, cid: str) -> Comment:
     _remember_rejection(ctx.db, cid)
     ctx.comments.delete(cid)
     if comment.status == "approved":
-        _changed(ctx, slug, comment)
+        note_change(ctx, slug, comment)
     return comment
 
 
@@ -297,7 +292,7 @@ def delete(ctx: Context, cid: str) -> str:
     slug, comment = _find(ctx, cid)
     ctx.comments.delete(cid)
     if comment.status == "approved":
-        _changed(ctx, slug, comment)
+        note_change(ctx, slug, comment)
     return comment.type
 
 

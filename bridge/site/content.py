@@ -1,14 +1,14 @@
 """Read ``content/``: YAML front matter + Markdown into ``Post`` and ``Page`` values.
 
-Each file is parsed once.  Rendered Markdown is cached by the hash of the file's body under
-``.indiebridge/cache/md/`` so an unchanged post is never rendered twice.  Every problem is a
-``ContentError`` whose message starts with ``content/posts/x.md:LINE:``.
+Each file is parsed once; its front matter is validated key by key in ``frontmatter``.
+Rendered Markdown is cached by the hash of the file's body in
+``.indiebridge/cache/markdown.sqlite3`` so an unchanged post is never rendered twice.  Every
+problem is a ``ContentError`` whose message starts with ``content/posts/x.md:LINE:``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import os
 import pickle
@@ -20,62 +20,38 @@ from pathlib import Path
 from typing import Any
 
 import markdown
-import yaml
 
 from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
+from bridge.site import frontmatter
 from bridge.site import posts as posts_module
-from bridge.site.hashtags import hashtag_name
-from bridge.site.posts import SLUG_RE, Image, Page, Post, slugify
+from bridge.site.frontmatter import (
+    PAGE_KEYS,
+    POST_KEYS,
+    key_line,
+    page_fields,
+    post_fields,
+    split_front_matter,
+)
+from bridge.site.posts import Page, Post, slugify
 
-POST_KEYS = {
-    "title",
-    "date",
-    "updated",
-    "slug",
-    "tags",
-    "summary",
-    "draft",
-    "lang",
-    "content_warning",
-    "images",
-    "in_reply_to",
-    "fediverse_format",
-    "original_url",
-}
-PAGE_KEYS = {"title", "slug", "lang", "date", "updated"}
+__all__ = [
+    "PAGE_KEYS",
+    "POST_KEYS",
+    "RESERVED_PAGE_SLUGS",
+    "MarkdownRenderer",
+    "load",
+    "parse_page",
+    "parse_post",
+    "split_front_matter",
+]
+
 MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
 # Bump when the Markdown settings change, so cached HTML is re-rendered.
 RENDER_VERSION = "md1:" + ",".join(MD_EXTENSIONS) + ":" + markdown.__version__
 
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
-
-try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
-    _Base: type[Any] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Base = yaml.SafeLoader
-
-
-class _Loader(_Base):  # type: ignore[misc]
-    """Safe loading that refuses a key given twice (YAML would keep the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' is given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
-
-
-_Loader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    lambda loader, node: loader.construct_mapping(node),
-)
 
 
 PARALLEL_MIN = 64
@@ -193,65 +169,6 @@ class MarkdownRenderer:
             pass  # a cache that cannot be written only costs speed
 
 
-def split_front_matter(text: str, rel: str) -> tuple[dict[str, Any], str, int]:
-    """Return (front matter, body, line number where the body starts)."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.startswith("---"):
-        raise ContentError(rel, 1, "missing YAML front matter (the file must start with '---')")
-    lines = text.split("\n")
-    if lines[0].strip() != "---":
-        raise ContentError(rel, 1, "the first line must be exactly '---'")
-    for end in range(1, len(lines)):
-        if lines[end].strip() in ("---", "..."):
-            break
-    else:
-        raise ContentError(rel, 1, "front matter is not closed by a '---' line")
-    raw = "\n".join(lines[1:end])
-    try:
-        data = yaml.load(raw, Loader=_Loader) if raw.strip() else {}  # noqa: S506 - SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = (mark.line + 2) if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ContentError(rel, line, f"invalid YAML front matter: {problem}") from None
-    if not isinstance(data, dict):
-        raise ContentError(rel, 2, "front matter must be a mapping of 'key: value' lines")
-    return data, "\n".join(lines[end + 1 :]), end + 2
-
-
-def _key_line(text: str, key: str) -> int:
-    for i, line in enumerate(text.split("\n")[1:], start=2):
-        if line.startswith(f"{key}:") or line.startswith(f'"{key}":'):
-            return i
-        if line.strip() in ("---", "..."):
-            break
-    return 1
-
-
-def _datetime(value: Any, rel: str, line: int, key: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    raise ContentError(
-        rel, line, f"'{key}' must be a date like 2026-03-01 or 2026-03-01T09:30:00+01:00"
-    )
-
-
-def _str(value: Any, rel: str, line: int, key: str) -> str:
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ContentError(rel, line, f"'{key}' must be text")
-
-
 def _read(path: Path, rel: str) -> tuple[str, bytes]:
     try:
         data = path.read_bytes()
@@ -267,145 +184,26 @@ def _read(path: Path, rel: str) -> tuple[str, bytes]:
 def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Post:
     text, raw = _read(path, rel)
     meta, body, _ = split_front_matter(text, rel)
-
-    def line(key: str) -> int:
-        return _key_line(text, key)
-
-    for key in meta:
-        if key not in POST_KEYS:
-            raise ContentError(
-                rel,
-                line(str(key)),
-                f"unknown front matter key '{key}' "
-                f"(expected one of: {', '.join(sorted(POST_KEYS))})",
-            )
-    if "date" not in meta:
-        raise ContentError(rel, 1, "front matter key 'date' is required (e.g. date: 2026-03-01)")
-    date = _datetime(meta["date"], rel, line("date"), "date")
-    updated = (
-        _datetime(meta["updated"], rel, line("updated"), "updated")
-        if meta.get("updated") is not None
-        else None
-    )
-    title = meta.get("title")
-    if title is not None:
-        title = _str(title, rel, line("title"), "title").strip() or None
-    stem = _DATE_PREFIX.sub("", path.stem)
-    slug = _str(meta.get("slug", slugify(stem)), rel, line("slug"), "slug")
-    if not SLUG_RE.match(slug):
-        raise ContentError(
-            rel, line("slug"), f"'slug' must be lowercase letters, digits and dashes, got {slug!r}"
-        )
-    tags_raw = meta.get("tags") or []
-    if isinstance(tags_raw, str):
-        tags_raw = [t.strip() for t in tags_raw.split(",") if t.strip()]
-    if not isinstance(tags_raw, list):
-        raise ContentError(rel, line("tags"), "'tags' must be a list like [python, fediverse]")
-    tags = tuple(_str(t, rel, line("tags"), "tags").strip().lstrip("#") for t in tags_raw)
-    for tag in tags:  # each tag federates as a hashtag (bridge.site.hashtags)
-        if hashtag_name(tag) is None:
-            raise ContentError(
-                rel,
-                line("tags"),
-                f"tag {tag!r} cannot be a fediverse hashtag: it needs a letter "
-                "(hashtags hold letters, digits, '_' and '·')",
-            )
-    images_raw = meta.get("images") or []
-    if not isinstance(images_raw, list):
-        raise ContentError(rel, line("images"), "'images' must be a list of {url, alt} entries")
-    images = []
-    for item in images_raw:
-        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-            raise ContentError(rel, line("images"), "each image needs 'url' (and 'alt' text)")
-        alt = item.get("alt")
-        if not isinstance(alt, str) or not alt.strip():
-            raise ContentError(
-                rel, line("images"), f"image {item['url']!r} needs 'alt' text describing it"
-            )
-        url = item["url"]
-        if not url.startswith(("http://", "https://")):
-            url = config.base_url + "/" + url.lstrip("/")
-        images.append(Image(url=url, alt=alt.strip(), media_type=_media_type(url)))
-    fmt = meta.get("fediverse_format", config.fediverse_format)
-    if fmt not in ("article", "note"):
-        raise ContentError(
-            rel, line("fediverse_format"), "'fediverse_format' must be article or note"
-        )
-    draft = meta.get("draft", False)
-    if not isinstance(draft, bool):
-        raise ContentError(rel, line("draft"), "'draft' must be true or false")
-    in_reply_to = meta.get("in_reply_to")
-    if in_reply_to is not None:
-        in_reply_to = _str(in_reply_to, rel, line("in_reply_to"), "in_reply_to")
-        if not in_reply_to.startswith(("http://", "https://")):
-            raise ContentError(rel, line("in_reply_to"), "'in_reply_to' must be an http(s) URL")
-    summary = meta.get("summary")
-    cw = meta.get("content_warning")
-    extra = {}
-    if meta.get("original_url"):
-        extra["original_url"] = _str(
-            meta["original_url"], rel, line("original_url"), "original_url"
-        )
+    fields = post_fields(meta, text, rel, config, slugify(_DATE_PREFIX.sub("", path.stem)))
     return Post(
         source=rel,
-        slug=slug,
-        title=title,
-        date=date,
-        updated=updated,
-        tags=tags,
-        summary=_str(summary, rel, line("summary"), "summary").strip() if summary else None,
-        draft=draft,
-        lang=_str(meta.get("lang", config.language), rel, line("lang"), "lang"),
-        content_warning=_str(cw, rel, line("content_warning"), "content_warning") if cw else None,
-        images=tuple(images),
-        in_reply_to=in_reply_to,
-        fediverse_format=fmt,
         body=body,
         html=renderer.render(body),
         digest=hashlib.sha256(raw).hexdigest(),
-        extra=extra,
+        **fields,
     )
-
-
-def _media_type(url: str) -> str:
-    ext = url.rsplit(".", 1)[-1].lower()
-    return {
-        "png": "image/png",
-        "gif": "image/gif",
-        "webp": "image/webp",
-        "avif": "image/avif",
-        "svg": "image/svg+xml",
-    }.get(ext, "image/jpeg")
 
 
 def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Page:
     text, raw = _read(path, rel)
     meta, body, _ = split_front_matter(text, rel)
-    for key in meta:
-        if key not in PAGE_KEYS:
-            raise ContentError(
-                rel,
-                _key_line(text, str(key)),
-                f"unknown front matter key '{key}' for a page "
-                f"(expected one of: {', '.join(sorted(PAGE_KEYS))})",
-            )
-    if not meta.get("title"):
-        raise ContentError(rel, 1, "front matter key 'title' is required for a page")
-    slug = str(meta.get("slug", slugify(path.stem)))
-    if not SLUG_RE.match(slug):
-        raise ContentError(
-            rel,
-            _key_line(text, "slug"),
-            f"'slug' must be lowercase letters, digits and dashes, got {slug!r}",
-        )
+    fields = page_fields(meta, text, rel, config, slugify(path.stem))
     return Page(
         source=rel,
-        slug=slug,
-        title=str(meta["title"]),
-        lang=str(meta.get("lang", config.language)),
         body=body,
         html=renderer.render(body),
         digest=hashlib.sha256(raw).hexdigest(),
+        **fields,
     )
 
 
@@ -469,7 +267,7 @@ class _ParseCache:
         self.path = config.cache_dir / "parsed.pickle"
         # The parsing code is part of the key too: a changed parser must not reuse old Posts.
         h = hashlib.sha256(f"{self.VERSION}\0{RENDER_VERSION}\0{__version__}\0".encode())
-        for module in (__file__, posts_module.__file__):
+        for module in (__file__, posts_module.__file__, frontmatter.__file__):
             with contextlib.suppress(OSError, TypeError):
                 h.update(Path(str(module)).read_bytes())
         h.update(repr(replace(config, site_dir=Path("."))).encode())
@@ -567,7 +365,7 @@ def _load(
         if post.slug in seen:
             raise ContentError(
                 rel,
-                _key_line(path.read_text(encoding="utf-8"), "slug"),
+                key_line(path.read_text(encoding="utf-8"), "slug"),
                 f"duplicate slug '{post.slug}' (also used by {seen[post.slug]})",
             )
         seen[post.slug] = rel

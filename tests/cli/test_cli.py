@@ -94,7 +94,7 @@ def test_build_prints_a_one_line_summary(site: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("Built 4 posts, 1 pages: 49 files (49 changed) in ")
+    assert lines[0].startswith("Built 4 posts, 1 pages: 53 files (53 changed) in ")
     assert lines[0].endswith(str((site / "public").resolve()))
     again = invoke("build", "--site", str(site))
     assert "(0 changed)" in again.output

@@ -21,10 +21,10 @@ import pytest
 
 from bridge import config as config_mod
 from bridge.conversations import fediverse as conversations
-from bridge.conversations import moderation
+from bridge.conversations import moderation, replies
 from bridge.db import Database
 from bridge.federation import followers
-from bridge.federation.actors import parse_actor
+from bridge.federation.actors import first_id, parse_actor
 from bridge.federation.context import Context, make_context
 from bridge.keys import load as load_keys
 from bridge.site import build as site_mod
@@ -196,7 +196,7 @@ def _fixture_files() -> list[Path]:
     return sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
 
 
-REPLIES = conversations.REPLY_TYPES
+REPLIES = replies.REPLY_TYPES
 UNDOABLE = ("Like", "Announce", "Dislike")
 
 
@@ -222,11 +222,11 @@ async def test_every_fixture_passes_through_the_hooks(h: Harness, path: Path) ->
     if not isinstance(activity, dict):
         pytest.skip("not an activity")
     for original in (activity, retarget(activity)):
-        actor = conversations.first_id(original.get("actor"))
+        actor = first_id(original.get("actor"))
         if actor and actor.startswith("http"):
             h.actor(actor)
         obj = original.get("object")
-        author = conversations.first_id(obj.get("attributedTo")) if isinstance(obj, dict) else None
+        author = first_id(obj.get("attributedTo")) if isinstance(obj, dict) else None
         if author and author.startswith("http"):
             h.actor(author)
         await h.send(original)
@@ -242,7 +242,7 @@ async def test_fixture_shapes_become_the_expected_comments(h: Harness) -> None:
 
     def load(name: str) -> dict[str, Any]:
         a = retarget(json.loads((FIXTURES / name).read_text(encoding="utf-8")))
-        h.actor(conversations.first_id(a["actor"]) or "")
+        h.actor(first_id(a["actor"]) or "")
         return a
 
     reply = load("mastodon--create--note-reply-mention.json")
@@ -725,10 +725,10 @@ async def test_blocked_authors_are_ignored_and_removed(h: Harness) -> None:
 
 
 async def test_approved_reply_queues_a_salmention(h: Harness) -> None:
-    from bridge.conversations import webmentions
+    from bridge.conversations import salmention
 
     await h.send(create(note("https://social.example/users/alice/statuses/140")))
-    assert set(webmentions._read_queue(h.ctx.db)) == {"first-article"}
+    assert set(salmention.read_queue(h.ctx.db)) == {"first-article"}
 
 
 async def test_fixture_update_delete_and_undo_chains(h: Harness) -> None:
@@ -737,7 +737,7 @@ async def test_fixture_update_delete_and_undo_chains(h: Harness) -> None:
 
     def load(name: str) -> dict[str, Any]:
         a = retarget(json.loads((FIXTURES / name).read_text(encoding="utf-8")))
-        h.actor(conversations.first_id(a["actor"]) or "")
+        h.actor(first_id(a["actor"]) or "")
         return a
 
     update = load("friendica--update--note.json")

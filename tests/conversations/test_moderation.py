@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bridge import config as config_mod
-from bridge.conversations import moderation, webmentions
+from bridge.conversations import moderation, salmention
 from bridge.db import Database
 from bridge.federation import followers
 from bridge.federation.actors import parse_actor
@@ -194,7 +194,7 @@ def test_approve_reject_delete(ctx: Context) -> None:
     assert moderation.approve(ctx, pending.id).status == "approved"
     assert ctx.comments.get(pending.id)[1].status == "approved"  # type: ignore[index]
     assert dirty == ["first-article"]
-    assert set(webmentions._read_queue(ctx.db)) == {"first-article"}
+    assert set(salmention.read_queue(ctx.db)) == {"first-article"}
     moderation.reject(ctx, pending.id)
     assert ctx.comments.get(pending.id) is None
     assert moderation.is_rejected(ctx.db, pending.id)

@@ -21,8 +21,6 @@ from bridge.federation.signatures import (
     PublicKeyInfo,
     SchemeMemory,
     Verified,
-    _rfc9421_base,
-    _Target,
     content_digest_header,
     digest_header,
     http_date,
@@ -30,6 +28,8 @@ from bridge.federation.signatures import (
     sign_request,
     verify_request,
 )
+from bridge.federation.signatures.common import Target
+from bridge.federation.signatures.rfc9421 import signature_base
 
 ACTOR = "https://blog.example/ap/actor.json"
 KEY_ID = ACTOR + "#main-key"
@@ -874,8 +874,8 @@ def test_rfc9421_signature_base_matches_rfc_example() -> None:
         '("date" "@method" "@path" "@authority" "content-type" "content-length")'
         ';created=1618884473;keyid="test-key-ed25519"'
     )
-    target = _Target.parse("https://example.com/foo?param=Value&Pet=dog", headers)
-    base = _rfc9421_base("POST", target, headers, components, params)
+    target = Target.parse("https://example.com/foo?param=Value&Pet=dog", headers)
+    base = signature_base("POST", target, headers, components, params)
     assert base64.b64encode(key.sign(base)).decode() == RFC9421_B26_SIGNATURE
     # And the derived components of RFC 9421 section 2.2 for that request:
     assert target.uri == "https://example.com/foo?param=Value&Pet=dog"
@@ -885,7 +885,7 @@ def test_rfc9421_signature_base_matches_rfc_example() -> None:
         ("@scheme", {}),
         ("@request-target", {}),
     ]
-    text = _rfc9421_base("POST", target, headers, query, "()").decode()
+    text = signature_base("POST", target, headers, query, "()").decode()
     assert text.splitlines()[:3] == [
         '"@query": ?param=Value&Pet=dog',
         '"@scheme": https',

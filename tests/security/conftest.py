@@ -9,7 +9,7 @@ many cases were tried and how many held (passed).  An expected failure (``xfail`
 case tried that does not hold yet: it names the fix still needed.
 
 The ``InboxHarness`` is the daemon in-process, as ``tests/federation/test_daemon_inbox.py`` drives
-it: requests are signed with ``bridge.signatures.sign_request``, remote actors and keys
+it: requests are signed with ``bridge.federation.signatures.sign_request``, remote actors and keys
 are seeded in the cache, and the fetcher runs on ``httpx.MockTransport`` serving only the
 documents a test registers (everything else is a 404), so no traffic leaves the process.
 """

@@ -1,0 +1,232 @@
+"""The delivery queue in SQLite: the ``outgoing`` and ``deliveries`` tables (see ``bridge.db``).
+
+``outgoing`` holds each activity's JSON once, keyed by its id; ``deliveries`` holds one row
+per (activity, inbox).  Every function here is one transaction, so a crash leaves either the
+old or the new state.  Row states::
+
+    queued --claim--> sending --2xx--> done
+      ^                  |----retryable, policy allows another try--> queued (next_try later)
+      |                  |----retryable, policy gives up------------> failed
+      |                  |----410-----------------------------------> gone (and every queued
+      |                  |                                             row for that inbox)
+      |                  '----other permanent error----------------> failed
+      '---- recover() after a crash, or release() by a worker stopping before it sent ----'
+
+``sending`` means *claimed by a worker*.  A process killed with rows in ``sending`` leaves
+them there; ``recover()`` (called once at daemon start, when no other worker runs) puts
+them back to ``queued``.  The activity id never changes, so a receiver that got the
+activity just before the crash deduplicates the second copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bridge.db import Database
+from bridge.federation.delivery.policy import one_line
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed delivery row with its activity body."""
+
+    id: int
+    activity_id: str
+    inbox: str
+    host: str
+    tries: int
+    body: bytes
+
+
+def inbox_host(inbox: str) -> str | None:
+    """The lowercase host of an http(s) inbox URL, or None when the URL is not usable."""
+    try:
+        url = httpx.URL(inbox)
+    except (httpx.InvalidURL, TypeError):
+        return None
+    if url.scheme not in ("http", "https") or not url.host:
+        return None
+    return url.host.lower()
+
+
+def enqueue(
+    db: Database, activity: dict[str, Any], inboxes: Iterable[str], *, now: float | None = None
+) -> int:
+    """Queue ``activity`` for each distinct inbox, in one transaction.
+
+    The activity JSON is stored once (``INSERT OR IGNORE`` by its ``id``: a second call with
+    the same id keeps the first body) and one ``deliveries`` row is added per inbox not
+    queued for it yet, due at ``now``.  An inbox that is not an http(s) URL gets a row in
+    state ``failed`` so it shows in ``indiebridge deliveries --failed``.
+
+    Returns:
+        The number of delivery rows added (0 when everything was queued before).
+    Raises:
+        ValueError: the activity has no string ``id``.
+    """
+    activity_id = activity.get("id")
+    if not isinstance(activity_id, str) or not activity_id:
+        raise ValueError("an activity needs a string id to be delivered")
+    kind = activity.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    body = json.dumps(activity, ensure_ascii=False, separators=(",", ":"))
+    moment = time.time() if now is None else now
+    added = 0
+    with db.tx() as con:
+        con.execute(
+            "INSERT OR IGNORE INTO outgoing(id, type, body, created) VALUES (?, ?, ?, ?)",
+            (activity_id, kind, body, moment),
+        )
+        for inbox in dict.fromkeys(inboxes):
+            host = inbox_host(inbox)
+            state, error = ("queued", "") if host else ("failed", "invalid inbox URL")
+            cur = con.execute(
+                "INSERT OR IGNORE INTO deliveries"
+                "(activity_id, inbox, host, state, next_try, last_error, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (activity_id, inbox, host or "", state, moment, error, moment, moment),
+            )
+            added += cur.rowcount
+    return added
+
+
+def inboxes_for_followers(db: Database) -> list[str]:
+    """Distinct delivery targets of accepted followers: the shared inbox, else the inbox."""
+    rows = db.query(
+        "SELECT DISTINCT COALESCE(NULLIF(shared_inbox, ''), inbox) AS target FROM followers"
+        " WHERE state = 'accepted' AND COALESCE(NULLIF(shared_inbox, ''), inbox) != ''"
+        " ORDER BY target"
+    )
+    return [str(row["target"]) for row in rows]
+
+
+def list_deliveries(
+    db: Database, *, failed_only: bool = False, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Delivery rows for ``indiebridge deliveries``, most recently updated first.
+
+    Each dict has ``activity_id``, ``type``, ``inbox``, ``state``, ``tries``, ``next_try``,
+    ``last_status``, ``last_error`` and ``updated``.  ``failed_only`` keeps state ``failed``.
+    """
+    rows = db.query(
+        "SELECT d.activity_id, o.type, d.inbox, d.state, d.tries, d.next_try, d.last_status,"
+        " d.last_error, d.updated FROM deliveries d LEFT JOIN outgoing o ON o.id = d.activity_id"
+        " WHERE d.state = 'failed' OR NOT ? ORDER BY d.updated DESC, d.id DESC LIMIT ?",
+        (failed_only, limit),
+    )
+    return [
+        {
+            "activity_id": row["activity_id"],
+            "type": row["type"] or "",
+            "inbox": row["inbox"],
+            "state": row["state"],
+            "tries": row["tries"],
+            "next_try": row["next_try"],
+            "last_status": row["last_status"],
+            "last_error": row["last_error"],
+            "updated": row["updated"],
+        }
+        for row in rows
+    ]
+
+
+def recover(db: Database, now: float) -> int:
+    """Put rows a killed worker left in ``sending`` back to ``queued``, due now."""
+    with db.tx() as con:
+        cur = con.execute(
+            "UPDATE deliveries SET state = 'queued', next_try = ?, updated = ?"
+            " WHERE state = 'sending'",
+            (now, now),
+        )
+    return cur.rowcount
+
+
+def next_due(db: Database) -> float | None:
+    """When the earliest queued row falls due (None when nothing is queued)."""
+    row = db.one("SELECT MIN(next_try) AS due FROM deliveries WHERE state = 'queued'")
+    return None if row is None or row["due"] is None else float(row["due"])
+
+
+def claim(db: Database, room: int, now: float) -> list[Job]:
+    """Mark up to ``room`` due rows ``sending`` (one transaction) and load their bodies."""
+    if room <= 0:
+        return []
+    with db.tx() as con:
+        rows = con.execute(
+            "SELECT id, activity_id, inbox, host, tries FROM deliveries"
+            " WHERE state = 'queued' AND next_try <= ? ORDER BY next_try, id LIMIT ?",
+            (now, room),
+        ).fetchall()
+        if not rows:
+            return []
+        con.executemany(
+            "UPDATE deliveries SET state = 'sending', updated = ? WHERE id = ?",
+            [(now, row["id"]) for row in rows],
+        )
+        bodies: dict[str, bytes] = {}
+        for activity_id in {row["activity_id"] for row in rows}:
+            found = con.execute("SELECT body FROM outgoing WHERE id = ?", (activity_id,)).fetchone()
+            bodies[activity_id] = found["body"].encode("utf-8") if found else b""
+    return [
+        Job(
+            id=row["id"],
+            activity_id=row["activity_id"],
+            inbox=row["inbox"],
+            host=row["host"],
+            tries=row["tries"],
+            body=bodies[row["activity_id"]],
+        )
+        for row in rows
+    ]
+
+
+def release(db: Database, job: Job, now: float) -> None:
+    """Give a claimed row back without counting an attempt (stop or cancellation)."""
+    with contextlib.suppress(sqlite3.Error), db.tx() as con:
+        con.execute(
+            "UPDATE deliveries SET state = 'queued', updated = ? WHERE id = ? "
+            "AND state = 'sending'",
+            (now, job.id),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The row's next state after one attempt (``next_try`` None keeps the old value)."""
+
+    state: str
+    status: int | None
+    message: str
+    next_try: float | None = None
+
+
+def record(db: Database, job: Job, outcome: Outcome, now: float) -> None:
+    """Write one attempt's outcome; a ``gone`` inbox also retires its other queued rows."""
+    with db.tx() as con:
+        con.execute(
+            "UPDATE deliveries SET state = ?, tries = ?, next_try = COALESCE(?, next_try),"
+            " last_status = ?, last_error = ?, updated = ? WHERE id = ?",
+            (
+                outcome.state,
+                job.tries + 1,
+                outcome.next_try,
+                outcome.status,
+                outcome.message,
+                now,
+                job.id,
+            ),
+        )
+        if outcome.state == "gone":
+            con.execute(
+                "UPDATE deliveries SET state = 'gone', last_status = 410, last_error = ?,"
+                " updated = ? WHERE inbox = ? AND state = 'queued'",
+                (one_line(f"inbox gone (410 for {job.activity_id})"), now, job.inbox),
+            )

@@ -1,0 +1,412 @@
+"""The output writer: staging beside the output folder, a journal, an atomic switch.
+
+``write_outputs`` takes the outputs the plan yields (a path, a key, a way to render) and
+writes them so that the served folder is only ever the previous complete site or the new
+complete site:
+
+* first build (or no usable manifest): every output goes into a fresh tree beside the
+  folder, which is then swapped in (``RENAME_EXCHANGE`` where Linux offers it);
+* later builds: an output whose key matches the manifest is not rendered; one whose bytes
+  match the old file is not written; each changed file is staged beside the folder, and
+  once all are rendered a journal lists the moves before the first rename, so a build
+  killed while renaming is completed by the next build or daemon start (roll-forward).
+
+Nothing temporary is ever inside the output, so a build killed half-way leaves nothing
+there that would be served or deployed; the staging folders of killed builds are removed
+by the next build.  The manifest (output path -> [key, sha256]) lives in the site's
+private state folder, one per output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.config import SiteConfig
+from bridge.errors import BuildError
+
+Progress = Callable[[int, int], None]
+Manifest = dict[str, list[str]]  # output path -> [key, sha256 of the bytes]
+
+
+@dataclass
+class Output:
+    """One file of the site: where it goes, what it is made from, how to render it."""
+
+    path: str  # relative, POSIX
+    key: str
+    render: Callable[[], bytes]
+
+
+@dataclass
+class WriteStats:
+    """What one write did: outputs seen, files written, outputs rendered, paths changed."""
+
+    files: int = 0
+    written: int = 0
+    rendered: int = 0
+    changed: list[str] = field(default_factory=list)
+
+
+def _manifest_path(config: SiteConfig, out_dir: Path) -> Path:
+    name = hashlib.sha256(str(out_dir).encode()).hexdigest()[:12]
+    return config.state_dir / f"manifest-{name}.json"
+
+
+def _read_manifest(path: Path) -> Manifest:
+    try:
+        manifest: Manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest
+
+
+def _safe_join(root: Path, rel: str) -> Path:
+    _check_rel(root, rel)
+    return root / rel
+
+
+def _check_rel(root: Path, rel: str) -> None:
+    if rel.startswith("/") or ".." in rel.split("/") or "\\" in rel:
+        raise BuildError(f"refusing to write {rel!r}: it would land outside {root}")
+
+
+def _write_failed(out_dir: Path, exc: OSError, then: str) -> BuildError:
+    return BuildError(f"{out_dir}: could not write the site ({exc.strerror or exc}); {then}")
+
+
+def write_outputs(
+    config: SiteConfig,
+    out_dir: Path,
+    outputs: Iterator[Output],
+    progress: Progress | None,
+    total: int,
+) -> WriteStats:
+    """Write outputs: a fresh tree swapped in, or only the changed files, switched in.
+
+    (Copying every unchanged file into a new tree and deleting the old one cost seconds
+    per thousand posts on ordinary disks, hence the two ways.)
+    """
+    recover_output(config, out_dir)  # a switch a killed build left half done comes first
+    old = _read_manifest(_manifest_path(config, out_dir))
+    _remove_stale_siblings(out_dir)
+    if not old or not out_dir.is_dir():
+        return _write_fresh_tree(config, out_dir, outputs, progress, total)
+    return _write_changes(config, out_dir, outputs, progress, total, old)
+
+
+def _write_changes(
+    config: SiteConfig,
+    out_dir: Path,
+    outputs: Iterator[Output],
+    progress: Progress | None,
+    total: int,
+    old: Manifest,
+) -> WriteStats:
+    """Stage each changed output beside the folder, then switch them all in (journaled)."""
+    stats = WriteStats()
+    manifest: Manifest = {}
+    staged: list[tuple[Path, Path]] = []
+    made_dirs: list[Path] = []
+    known_dirs: set[Path] = set()
+    stage = out_dir.with_name(f".{out_dir.name}.stage-{os.getpid()}")
+    root = str(out_dir)
+    try:
+        for out in outputs:
+            # Strings and os.path here: most outputs are unchanged, and pathlib's overhead
+            # for tens of thousands of them was most of a no-op rebuild.
+            _check_rel(out_dir, out.path)
+            previous = old.get(out.path)
+            stats.files += 1
+            if progress:
+                progress(stats.files, total)
+            if previous and previous[0] == out.key and os.path.isfile(f"{root}/{out.path}"):
+                manifest[out.path] = previous
+                continue
+            target = out_dir / out.path
+            data = out.render()
+            stats.rendered += 1
+            digest = hashlib.sha256(data).hexdigest()
+            manifest[out.path] = [out.key, digest]
+            if previous and previous[1] == digest and target.is_file():
+                continue
+            parent = target.parent
+            if parent not in known_dirs:
+                missing = [d for d in (parent, *parent.parents) if not d.exists()]
+                for folder in reversed(missing):
+                    folder.mkdir()
+                    made_dirs.append(folder)
+                known_dirs.add(parent)
+            if not staged:
+                stage.mkdir()
+            staged_file = stage / str(len(staged))
+            staged.append((staged_file, target))
+            staged_file.write_bytes(data)
+            stats.written += 1
+            stats.changed.append(out.path)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in reversed(made_dirs):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError):
+            raise _write_failed(out_dir, exc, "the previous output is untouched") from None
+        raise
+    removed = [p for p in old if p not in manifest]
+    stats.changed.extend(removed)
+    if staged or removed or manifest != old:  # otherwise the manifest stands
+        _switch(config, out_dir, stage, staged, removed, manifest)
+    return stats
+
+
+def _switch(
+    config: SiteConfig,
+    out_dir: Path,
+    stage: Path,
+    staged: list[tuple[Path, Path]],
+    removed: list[str],
+    manifest: Manifest,
+) -> None:
+    """Rename the staged files into place and delete the removed ones, journaled.
+
+    The list of moves is written (atomically) before the first rename, so a build killed
+    while renaming is completed by the next build or daemon start (roll-forward) instead
+    of leaving old and new pages side by side.
+    """
+    try:
+        journal = _journal_path(out_dir)
+        _write_manifest(
+            journal,
+            {
+                "stage": str(stage),
+                "moves": [
+                    [str(staged_file), str(target.relative_to(out_dir))]
+                    for staged_file, target in staged
+                ],
+                "removed": removed,
+                "manifest": manifest,
+            },
+        )
+        _apply_journal(config, out_dir, journal)
+    except OSError as exc:
+        raise _write_failed(out_dir, exc, "build again to complete it") from None
+
+
+def _write_fresh_tree(
+    config: SiteConfig,
+    out_dir: Path,
+    outputs: Iterator[Output],
+    progress: Progress | None,
+    total: int,
+) -> WriteStats:
+    """Write every output into a fresh tree and swap it in (first build, or no manifest)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    new_dir = out_dir.with_name(f".{out_dir.name}.new-{os.getpid()}")
+    if new_dir.exists():
+        shutil.rmtree(new_dir)
+    new_dir.mkdir()
+    stats = WriteStats()
+    manifest: Manifest = {}
+    made_dirs: set[Path] = set()
+    try:
+        for out in outputs:
+            target = _safe_join(new_dir, out.path)
+            if target.parent not in made_dirs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made_dirs.add(target.parent)
+            data = out.render()
+            target.write_bytes(data)
+            manifest[out.path] = [out.key, hashlib.sha256(data).hexdigest()]
+            stats.rendered += 1
+            stats.written += 1
+            stats.files += 1
+            stats.changed.append(out.path)
+            if progress:
+                progress(stats.files, total)
+        _swap_in(new_dir, out_dir)
+        _write_manifest(_manifest_path(config, out_dir), manifest)
+    except BaseException as exc:
+        shutil.rmtree(new_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_failed(out_dir, exc, "the previous output is untouched") from None
+        raise
+    return stats
+
+
+def _swap_in(new_dir: Path, out_dir: Path) -> None:
+    """Put ``new_dir`` where ``out_dir`` is: in one atomic step where the system can
+    (RENAME_EXCHANGE); otherwise the old tree is moved aside and put back if the second
+    rename fails."""
+    aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists() and _exchange(new_dir, out_dir):
+        os.rename(new_dir, aside)  # new_dir now holds the old tree
+    else:
+        if out_dir.exists():
+            os.replace(out_dir, aside)
+        try:
+            os.replace(new_dir, out_dir)
+        except OSError:
+            if aside.exists() and not out_dir.exists():
+                os.replace(aside, out_dir)
+            raise
+    if aside.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def build_lock(config: SiteConfig, out_dir: Path) -> Iterator[None]:
+    """An exclusive lock (flock) on the output folder's lock file, held while writing."""
+    import fcntl
+
+    path = _manifest_path(config, out_dir).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a build in progress to finish
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _journal_path(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.journal")
+
+
+def _apply_journal(config: SiteConfig, out_dir: Path, journal: Path) -> None:
+    """Carry out a journaled switch; idempotent, so it can be re-run after a crash."""
+    data = json.loads(journal.read_text())
+    manifest_path = _manifest_path(config, out_dir)
+    manifest_path.unlink(missing_ok=True)
+    for tmp, rel in data["moves"]:
+        target = _safe_join(out_dir, rel)
+        if os.path.exists(tmp):  # already moved when a crash interrupted an earlier run
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+    for rel in data["removed"]:
+        path = _safe_join(out_dir, rel)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        for folder in path.parents:
+            if folder == out_dir or not folder.is_relative_to(out_dir):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty
+    _write_manifest(manifest_path, data["manifest"])
+    shutil.rmtree(data["stage"], ignore_errors=True)
+    journal.unlink()
+
+
+def recover_output(config: SiteConfig, out_dir: Path | None = None) -> bool:
+    """Complete a switch a killed build left half done; True when there was one.
+
+    Called by every build before it starts and by the daemon at start-up, so after a crash
+    the served site is the complete new tree (or, for a fresh tree whose swap was cut
+    between its two renames, the old tree put back).
+    """
+    out_dir = (out_dir or config.output_dir).resolve()
+    journal = _journal_path(out_dir)
+    recovered = False
+    if journal.is_file():
+        try:
+            _apply_journal(config, out_dir, journal)
+        except (OSError, ValueError, KeyError, TypeError):
+            journal.unlink(missing_ok=True)  # unreadable: the next build starts afresh
+            _manifest_path(config, out_dir).unlink(missing_ok=True)
+        recovered = True
+    if not out_dir.exists():
+        for aside in sorted(out_dir.parent.glob(f".{out_dir.name}.old-*")):
+            if aside.is_dir():
+                os.rename(aside, out_dir)  # the old tree, moved aside by a killed swap
+                recovered = True
+                break
+    return recovered
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if the
+    system cannot, in which case the caller falls back to two renames."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return bool(result == 0)
+
+
+def _remove_stale_siblings(out_dir: Path) -> None:
+    """Remove the staging and new-tree folders that killed builds left beside the output."""
+    try:
+        siblings = list(out_dir.parent.iterdir())
+    except OSError:
+        return
+    for path in siblings:
+        name = path.name
+        if not name.startswith(f".{out_dir.name}.") or "-" not in name:
+            continue
+        kind, _, pid = name[len(out_dir.name) + 2 :].rpartition("-")
+        if kind not in ("stage", "new", "old") or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that build is still running
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # someone else's process: leave its folder alone
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def check_output_dir(config: SiteConfig, out_dir: Path) -> None:
+    """The output folder is replaced whole on every build: it must not hold the site."""
+    site = config.site_dir.resolve()
+    sources = [
+        config.content_dir.resolve(),
+        config.state_dir.resolve(),
+        (site / "templates").resolve(),
+        (site / "static").resolve(),
+    ]
+    for folder in [site, *sources]:
+        if out_dir == folder or folder.is_relative_to(out_dir):
+            raise BuildError(
+                f"{out_dir}: the output folder would replace {folder}; "
+                "choose a separate folder such as public/"
+            )
+    for folder in sources:
+        if out_dir.is_relative_to(folder):
+            raise BuildError(
+                f"{out_dir}: the output folder must not be inside {folder}; "
+                "choose a separate folder such as public/"
+            )
+    if (
+        out_dir.is_dir()
+        and any(out_dir.iterdir())
+        and not _manifest_path(config, out_dir).exists()
+        and not (out_dir / "ap" / "actor.json").is_file()
+    ):
+        raise BuildError(
+            f"{out_dir}: exists and does not hold a site built by indiebridge; "
+            "refusing to replace it (empty it or choose another folder)"
+        )

@@ -1,0 +1,422 @@
+"""The output plan: every file of the site as a key and a way to render it, in order.
+
+``Plan.outputs()`` is a chain of named steps, one per kind of output (as pelican names
+each generator's output); nothing is rendered until the writer asks.  Each output's *key*
+hashes everything it is made from (its inputs, the templates it uses, the settings): when
+it matches the previous build's manifest, the output is neither rendered nor written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, overload
+
+from markupsafe import Markup
+
+from bridge import __version__, keys
+from bridge.config import SiteConfig
+from bridge.site import activities, feeds, gone, webfinger
+from bridge.site.ledger import Ledger
+from bridge.site.output import Output
+from bridge.site.pages import Renderer
+from bridge.site.posts import Comment, Page, Post, tag_slug
+
+
+def _h(*parts: str | bytes) -> str:
+    """The key of an output: a hash of the parts it is made from."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _json(doc: Any) -> bytes:
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+class Plan:
+    """Builds the list of outputs for a site; nothing is rendered until asked."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        posts: list[Post],
+        pages: list[Any],
+        comments: dict[str, list[Comment]],
+        comment_digests: dict[str, str],
+        actor_keys: keys.ActorKeys,
+        renderer: Renderer,
+        followers_count: int,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger or Ledger()  # what was federated: ids, gone ids, a move
+        self.posts = posts
+        self.pages = pages
+        self.comments = comments
+        self.comment_digests = comment_digests
+        self.keys = actor_keys
+        self.renderer = renderer
+        self.followers_count = followers_count
+        # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
+        settings = repr(dataclasses.replace(config, site_dir=Path(".")))
+        moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
+        self.base_key = _h(
+            __version__, settings, actor_keys.public_pem, str(renderer.live_reload), moved
+        )
+        renderer.env.globals["moved_to"] = self.ledger.moved_to
+        # A --drafts preview shows drafts as pages but never federates them.
+        self.federated = [p for p in posts if not p.draft]
+        # Signed documents kept between the outputs that embed them (see ``_remember``).
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._creates: dict[str, dict[str, Any]] = {}
+
+    def outputs(self) -> Iterator[Output]:
+        """Every output of the site, in the order the writer takes them."""
+        yield from self._post_outputs()
+        yield from self._home_outputs()
+        yield from self._tag_outputs()
+        yield from self._feed_outputs()
+        yield from self._activitypub_outputs()
+        yield from self._discovery_outputs()
+        yield from self._static_outputs()
+
+    # ---- the signed documents ------------------------------------------------------
+
+    def sign(self, obj: dict[str, Any], created: dt.datetime) -> dict[str, Any]:
+        from bridge.site import proofs
+
+        return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
+
+    def object_id(self, post: Post) -> str:
+        """The post's current ActivityStreams id (a new generation after a Delete)."""
+        return self.ledger.object_id(self.config, post.slug)
+
+    def _object_rel(self, post: Post) -> str:
+        return (self.config.local_path(self.object_id(post)) or "").lstrip("/")
+
+    def post_object(self, post: Post) -> dict[str, Any]:
+        obj = self._objects.get(post.slug)
+        if obj is None:
+            obj = activities.post_object(self.config, post, object_id=self.object_id(post))
+            obj = self.sign(obj, post.last_modified)
+            _remember(self._objects, post.slug, obj)
+        return obj
+
+    def create(self, post: Post) -> dict[str, Any]:
+        doc = self._creates.get(post.slug)
+        if doc is None:
+            doc = self.sign(activities.create(self.config, self.post_object(post)), post.date)
+            self._objects.pop(post.slug, None)
+            _remember(self._creates, post.slug, doc)
+        return doc
+
+    def actor_doc(self) -> dict[str, Any]:
+        published = min(
+            (p.date for p in self.federated), default=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        )
+        doc = activities.actor(
+            self.config,
+            public_key_pem=self.keys.public_pem,
+            ed25519_multibase=self.keys.ed25519_multibase,
+            published=published,
+            moved_to=self.ledger.moved_to["id"] if self.ledger.moved_to else None,
+        )
+        return self.sign(doc, published)
+
+    # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
+
+    def _post_outputs(self) -> Iterator[Output]:
+        """Post pages and their ActivityStreams documents; each outbox page comes right
+        after the posts it lists, so it reuses the Creates just signed for their
+        create.json."""
+        posts, template = self.posts, self.renderer.template_digest("post.html")
+        federated_seen = 0
+        for i, post in enumerate(posts):
+            newer = posts[i - 1] if i > 0 else None
+            older = posts[i + 1] if i + 1 < len(posts) else None
+            comments_digest = self.comment_digests.get(post.slug, "")
+            neighbours = (
+                f"{newer.slug}:{newer.title}" if newer else "",
+                f"{older.slug}:{older.title}" if older else "",
+            )
+            object_id = self.object_id(post)
+            page_key = _h(
+                self.base_key, template, post.digest, comments_digest, object_id, *neighbours
+            )
+            yield Output(
+                f"posts/{post.slug}/index.html",
+                page_key,
+                partial(self._post_page, post, newer, older),
+            )
+            if post.draft:
+                continue
+            object_key = _h(self.base_key, "as", post.digest, object_id)
+            rel = self._object_rel(post)
+            yield Output(rel, object_key, partial(self._object_json, post))
+            yield Output(
+                rel.removesuffix(".json") + "/create.json",
+                object_key,
+                partial(self._create_json, post),
+            )
+            collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
+            for name in ("replies", "likes", "shares"):
+                yield Output(
+                    f"ap/posts/{post.slug}/{name}.json",
+                    collections_key,
+                    partial(self._collection_json, post, name),
+                )
+            federated_seen += 1
+            size = activities.OUTBOX_PAGE_SIZE
+            if federated_seen % size == 0 or federated_seen == len(self.federated):
+                yield self.outbox_page(-(-federated_seen // size))
+
+    def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
+        comments = self.comments.get(post.slug, [])
+        return self.renderer.post(
+            post, comments=comments, newer=newer, older=older, ap_id=self.object_id(post)
+        ).encode()
+
+    def _object_json(self, post: Post) -> bytes:
+        return _json(self.post_object(post))
+
+    def _create_json(self, post: Post) -> bytes:
+        return _json(self.create(post))
+
+    def _collection_json(self, post: Post, name: str) -> bytes:
+        comments = self.comments.get(post.slug, [])
+        return _json(activities.comment_collections(self.config, post, comments)[name])
+
+    def outbox_page(self, n: int) -> Output:
+        """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
+        federated, size = self.federated, activities.OUTBOX_PAGE_SIZE
+        chunk = federated[(n - 1) * size : n * size]
+        ids = [*_ids(chunk), *(self.object_id(p) for p in chunk)]
+        key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *ids)
+        return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
+
+    def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
+        creates = _OnePage(len(self.federated), n, [self.create(p) for p in chunk])
+        for _, doc in itertools.islice(activities.outbox_pages(self.config, creates), n, None):
+            return doc
+        raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
+
+    # ---- home pages ------------------------------------------------------------------
+
+    def _home_outputs(self) -> Iterator[Output]:
+        per_page, template = self.config.posts_per_page, self.renderer.template_digest("index.html")
+        total_pages = max(1, -(-len(self.posts) // per_page))
+        for n in range(1, total_pages + 1):
+            chunk = self.posts[(n - 1) * per_page : n * per_page]
+            path = "index.html" if n == 1 else f"page/{n}/index.html"
+            key = _h(self.base_key, template, str(n), str(total_pages), *(p.digest for p in chunk))
+            yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
+
+    def _home_url(self, n: int) -> str:
+        base_url = self.config.base_url
+        return f"{base_url}/" if n == 1 else f"{base_url}/page/{n}/"
+
+    def _home_page(self, chunk: list[Post], n: int, total_pages: int) -> bytes:
+        return self.renderer.index(
+            chunk,
+            number=n,
+            pages=total_pages,
+            url=self._home_url(n),
+            prev_url=self._home_url(n - 1) if n > 1 else None,
+            next_url=self._home_url(n + 1) if n < total_pages else None,
+        ).encode()
+
+    # ---- tag pages, the archive and the standalone pages ---------------------------------
+
+    def _tag_outputs(self) -> Iterator[Output]:
+        renderer = self.renderer
+        tags: dict[str, tuple[str, list[Post]]] = {}
+        for post in self.posts:
+            for tag in post.tags:
+                tags.setdefault(tag_slug(tag), (tag, []))[1].append(post)
+        template = renderer.template_digest("tag.html")
+        for slug, (tag, tagged) in sorted(tags.items()):
+            key = _h(self.base_key, template, slug, *(p.digest for p in tagged))
+            yield Output(f"tags/{slug}/index.html", key, partial(self._tag_page, tag, tagged, slug))
+        yield Output(
+            "archive/index.html",
+            # What the archive shows of each post: an edit to a titled post's body
+            # does not change it (an untitled note shows the start of its text).
+            _h(
+                self.base_key,
+                renderer.template_digest("archive.html"),
+                "archive",
+                *(f"{p.slug}:{p.date.isoformat()}:{p.title or p.digest}" for p in self.posts),
+            ),
+            lambda: renderer.archive(self.posts, f"{self.config.base_url}/archive/").encode(),
+        )
+        for page in self.pages:
+            yield Output(
+                f"{page.slug}/index.html",
+                _h(self.base_key, renderer.template_digest("page.html"), page.digest),
+                partial(self._page, page),
+            )
+
+    def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
+        return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()
+
+    def _page(self, page: Page) -> bytes:
+        return self.renderer.page(page, f"{self.config.base_url}/{page.slug}/").encode()
+
+    # ---- feeds -------------------------------------------------------------------------
+
+    def _feed_outputs(self) -> Iterator[Output]:
+        config, posts = self.config, self.posts
+        feed_key = _h(self.base_key, "feed", *(p.digest for p in posts[: feeds.FEED_SIZE]))
+        yield Output("feed.xml", feed_key, lambda: feeds.atom(config, posts).encode())
+        yield Output("feed.json", feed_key, lambda: feeds.json_feed(config, posts).encode())
+
+    # ---- ActivityPub: actor, outbox, collections -------------------------------------------
+
+    def _activitypub_outputs(self) -> Iterator[Output]:
+        config, federated = self.config, self.federated
+        # The actor shows the date of the first federated post, nothing else of them.
+        first = min((p.date for p in federated), default=None)
+        yield Output(
+            "ap/actor.json",
+            _h(self.base_key, "actor", first.isoformat() if first else ""),
+            lambda: _json(self.actor_doc()),
+        )
+        if not federated:
+            yield self.outbox_page(1)
+        yield Output(
+            "ap/outbox.json",
+            _h(self.base_key, "outbox", str(len(federated))),
+            lambda: _json(self._outbox_collection()),
+        )
+        yield Output(
+            "ap/followers.json",
+            _h(self.base_key, str(self.followers_count)),
+            lambda: _json(activities.followers_collection(config, self.followers_count)),
+        )
+        yield Output(
+            "ap/following.json",
+            _h(self.base_key, "following"),
+            lambda: _json(activities.ordered_collection(config.following_url, [])),
+        )
+
+    def _outbox_collection(self) -> dict[str, Any]:
+        no_creates = _OnePage(len(self.federated), 0, [])
+        return next(iter(activities.outbox_pages(self.config, no_creates)))[1]
+
+    # ---- discovery: WebFinger, host-meta, NodeInfo, headers -------------------------------
+
+    def _discovery_outputs(self) -> Iterator[Output]:
+        config, base_key = self.config, self.base_key
+        yield Output(
+            ".well-known/webfinger", _h(base_key, "wf"), lambda: _json(webfinger.jrd(config))
+        )
+        yield Output(
+            ".well-known/host-meta",
+            _h(base_key, "hm"),
+            lambda: webfinger.host_meta(config).encode(),
+        )
+        yield Output(
+            ".well-known/nodeinfo",
+            _h(base_key, "ni"),
+            lambda: _json(webfinger.nodeinfo_links(config)),
+        )
+        for version in ("2.1", "2.0"):
+            yield Output(
+                f"nodeinfo/{version}",
+                _h(base_key, "nodeinfo", version, str(len(self.posts))),
+                partial(self._nodeinfo_json, len(self.federated), version),
+            )
+        yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
+        # Deleted posts: their page and 410 rules for static hosts (bridge.site.gone).
+        page_template = self.renderer.template_digest("page.html")
+        yield Output(gone.PAGE, _h(base_key, page_template, "gone"), self._gone_page)
+        for rel, text in gone.files(config, self.ledger, {p.slug for p in self.posts}):
+            yield Output(rel, _h(base_key, "gone", rel, text), partial(str.encode, text))
+
+    def _gone_page(self) -> bytes:
+        page = SimpleNamespace(title=gone.GONE_TITLE, lang=self.config.language)
+        return self.renderer.render(
+            "page.html",
+            page=page,
+            content=Markup(gone.GONE_TEXT),  # noqa: S704 - a constant of ours
+            page_title=gone.GONE_TITLE,
+            canonical=f"{self.config.base_url}/",
+        ).encode()
+
+    def _nodeinfo_json(self, posts: int, version: str) -> bytes:
+        return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
+
+    # ---- static files ------------------------------------------------------------------
+
+    def _static_outputs(self) -> Iterator[Output]:
+        """The theme's static files, overridable by the site's own static/."""
+        static: dict[str, Path] = {}
+        for folder in self.config.static_dirs:
+            if folder.is_dir():
+                for file in folder.rglob("*"):
+                    if file.is_file() and not file.name.startswith("."):
+                        static["static/" + file.relative_to(folder).as_posix()] = file
+        for rel, source in sorted(static.items()):
+            data = source.read_bytes()
+            yield Output(rel, _h("static", data), partial(bytes, data))
+
+
+def _ids(posts: list[Post]) -> Iterator[str]:
+    return (f"{p.slug}:{p.digest}" for p in posts)
+
+
+def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) -> None:
+    """Keep a signed document for the next outputs that embed it (its Create, its outbox
+    page), so each is signed once per build; a few pages' worth at most, so memory stays
+    flat however many posts there are."""
+    if len(cache) >= 4 * activities.OUTBOX_PAGE_SIZE:
+        cache.clear()
+    cache[slug] = doc
+
+
+class _OnePage(Sequence[dict[str, Any]]):
+    """The outbox's Creates as ``activities.outbox_pages`` slices them, holding only page
+    ``n``'s: the slices of other pages are empty, which the page asked for never sees."""
+
+    def __init__(self, total: int, n: int, chunk: list[dict[str, Any]]) -> None:
+        self.total, self.start, self.chunk = total, (n - 1) * activities.OUTBOX_PAGE_SIZE, chunk
+
+    def __len__(self) -> int:
+        return self.total
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return self.chunk if index.start == self.start else []
+        raise TypeError("only slices of one outbox page are available")
+
+
+HEADERS_FILE = """\
+# Netlify / Cloudflare Pages style headers: Mastodon refuses an actor served as
+# application/json, so every ActivityPub document is served as activity+json.
+/ap/*
+  Content-Type: application/activity+json
+  Access-Control-Allow-Origin: *
+/.well-known/webfinger
+  Content-Type: application/jrd+json
+  Access-Control-Allow-Origin: *
+/.well-known/host-meta
+  Content-Type: application/xrd+xml
+/.well-known/nodeinfo
+  Content-Type: application/json
+/nodeinfo/*
+  Content-Type: application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"
+"""
