@@ -14,7 +14,8 @@ Everything a remote party writes passes through here before it is stored:
   ``http_url`` keeps only http(s) URLs, so no ``javascript:`` reaches an ``href`` or
   ``src`` of the theme.
 * ``initial_status`` applies ``comments_policy``: ``open`` approves, ``followers``
-  approves accepted followers' comments and holds others, ``manual`` holds everything.
+  approves accepted followers' comments and holds others, ``manual`` holds everything,
+  and under ``manual`` an edited comment is held again (``status_after_edit``).
 
 The owner's side (``indiebridge comments ...``): ``list_comments`` (the ``--json``
 shape), ``approve``, ``reject`` (deletes the file and remembers the id so a redelivery
@@ -75,6 +76,7 @@ __all__ = [
     "plain_text",
     "reject",
     "sanitize_html",
+    "status_after_edit",
 ]
 
 
@@ -118,6 +120,13 @@ def initial_status(ctx: Context, actor_id: str | None = None) -> str:
         if follower is not None and follower.state == "accepted":
             return "approved"
     return "pending"
+
+
+def status_after_edit(ctx: Context, old: Comment) -> str:
+    """The status of an edited comment: under ``comments_policy = "manual"`` it waits for
+    approval again (the owner approved the words, not whatever they become); otherwise it
+    keeps its status."""
+    return "pending" if ctx.config.comments_policy == "manual" else old.status
 
 
 def actor_blocked(ctx: Context, actor: RemoteActor) -> bool:

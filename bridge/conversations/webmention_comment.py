@@ -34,8 +34,8 @@ async def comment_from(
     post_url = ctx.config.post_url(slug)
     targets = [post_url, ctx.config.post_ap_id(slug)]
     if content_type in mf2.HTML_TYPES:
-        # Parsing is CPU work on a stranger's markup: off the event loop, after a linear
-        # pre-scan that refuses HTML bombs (mf2.check_complexity).
+        # Parsing is CPU work on a stranger's markup: off the event loop, and bounded in
+        # depth, size and CPU time (html_budget).
         found = await anyio.to_thread.run_sync(mf2.interpret, text, final_url, targets)
         author = found.author
         if found.author_page:

@@ -61,7 +61,7 @@ class Plan:
         ledger: Ledger | None = None,
     ) -> None:
         self.config = config
-        self.ledger = ledger or Ledger()
+        self.ledger = ledger or Ledger()  # what was federated: ids, gone ids, a move
         self.posts = posts
         self.pages = pages
         self.comments = comments
