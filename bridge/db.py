@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     status TEXT NOT NULL DEFAULT 'new',
     tries INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
-    forwarded INTEGER NOT NULL DEFAULT 0  -- relayed by a third server: refetch from origin
+    forwarded INTEGER NOT NULL DEFAULT 0,  -- relayed by a third server: refetch from origin
+    signer TEXT NOT NULL DEFAULT '',  -- the verified actor id whose key signed the request
+    next_try REAL NOT NULL DEFAULT 0  -- a retried row is not due before this moment
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
 -- Activities we send; the body is stored once, deliveries point at it.
@@ -225,6 +227,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "INTEGER NOT NULL DEFAULT 0",
         "UPDATE inbox SET forwarded = 1, error = '' WHERE error = 'forwarded'",
     ),
+    ("inbox", "signer", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
+    ("inbox", "next_try", "REAL NOT NULL DEFAULT 0", "SELECT 1"),
 )
 """Columns added after a table was first released; older databases get them on open."""
 

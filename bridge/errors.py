@@ -10,7 +10,9 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── ConfigError          site.toml is missing, unreadable or holds a wrong key/value
     ├── ContentError         a post or page cannot be parsed ("content/posts/x.md:3: ...")
     ├── BuildError           the output could not be written (disk full, path escape)
-    ├── KeyError_            the actor's key files are missing or unreadable
+    ├── FeedError            an import source is not a feed, export or site folder it can
+    │                        read, or an imported file cannot be written
+    ├── KeyFileError         the actor's key files are missing or unreadable
     ├── SignatureError       an HTTP signature or integrity proof does not verify
     ├── PublishError         publish/move refused: a built document is missing, an activity
     │                        id is queued with other content, a Move target lacks alsoKnownAs
@@ -51,6 +53,10 @@ class ContentError(BridgeError):
 
 class BuildError(BridgeError):
     """The site could not be written; the previous output is left untouched."""
+
+
+class FeedError(BridgeError):
+    """An import source cannot be read, or an imported file cannot be written."""
 
 
 class KeyFileError(BridgeError):

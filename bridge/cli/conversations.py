@@ -77,6 +77,7 @@ def _moderate(site_dir: Path, action: str, cid: str, wait: bool) -> None:
     from bridge.daemon import site_changes
 
     with open_context(site_dir) as ctx:
+        before = ctx.comments.get(cid)  # a quote's approval is withdrawn with it (FEP-044f)
         if action == "approve":
             c = moderation.approve(ctx, cid)
             click.echo(f"Approved {c.type} {cid} by {c.author.name} on {c.target}")
@@ -88,6 +89,11 @@ def _moderate(site_dir: Path, action: str, cid: str, wait: bool) -> None:
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
                 return  # never on the site
+        if action != "approve" and before is not None and before[1].type == "quote":
+            from bridge.conversations import quotes
+
+            if quotes.revoke_quote(ctx, before[1].object_id):
+                click.echo("Withdrew that quote's approval: Delete of its stamp queued")
     click.echo(site_changes.settle(ctx.config, ctx.db, wait=wait))
 
 

@@ -197,6 +197,17 @@ def revoke(ctx: Context, token: str, moment: dt.datetime | None = None) -> bool:
     return True
 
 
+def revoke_quote(ctx: Context, quote_post: str) -> int:
+    """Revoke every live stamp given to one quote post (its comment was rejected or
+    deleted by the owner); returns how many were revoked."""
+    revoked = 0
+    for token in stamps_for(ctx, quote_post):
+        row = ctx.db.one("SELECT revoked FROM quote_stamps WHERE token = ?", (token,))
+        if row is not None and row["revoked"] is None and revoke(ctx, token):
+            revoked += 1
+    return revoked
+
+
 def stamps_for(ctx: Context, quote_post: str) -> list[str]:
     """Tokens of the stamps given to one quote post (to revoke them by its URL)."""
     ensure_schema(ctx.db)

@@ -379,8 +379,8 @@ def _publish_actor(
         return 0
     if not report.dry_run:
         ctx.db.set_meta("actor_digest", digest)
-    if previous is None:
-        return 0  # the first publish: nobody cached the old profile
+    if previous is None and not inboxes:
+        return 0  # the first publish and nobody follows yet: nobody cached the profile
     return queue_actor_activity(
         ctx,
         report,

@@ -120,7 +120,7 @@ def build(
         comments,
         comment_digests,
         keys.load(config.state_dir),
-        Renderer(config, live_reload=live_reload),
+        Renderer(config, live_reload=live_reload, pages=pages),
         followers_count(config),
         read_ledger(config),
     )

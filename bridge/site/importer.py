@@ -44,7 +44,7 @@ from urllib.parse import unquote, urlsplit
 
 from bridge.config import SiteConfig
 from bridge.site.comments import CommentStore
-from bridge.site.content import RESERVED_PAGE_SLUGS
+from bridge.site.content import RESERVED_PAGE_SLUGS, MarkdownRenderer
 from bridge.site.importing import (
     feeds,
     files,
@@ -214,6 +214,7 @@ class _Run:
         self.pages = files.scan(config.content_dir / "pages", config.site_dir)
         self.ledger = files.read_ledger(config.state_dir)
         self.store = CommentStore(config.content_dir)
+        self.renderer = MarkdownRenderer(None)
 
     def known(self, entry: FeedEntry, ident: tuple[str, str]) -> str | None:
         if entry.guid and entry.guid in self.ledger:
@@ -241,6 +242,15 @@ class _Run:
             self.report.warnings.append(f"warning: {_describe(entry)}: {line}")
         return converted.markdown if converted else entry.markdown or ""
 
+    def cut_summary(self, entry: FeedEntry) -> str | None:
+        """For a titled post without an excerpt: its prose cut cleanly, when the whole
+        text would not do (it has code, or is long).  Sources are rendered first."""
+        if not entry.title:
+            return None
+        html = entry.html if entry.markdown is None else self.renderer.render(entry.markdown)
+        cut = cut_summary(html)
+        return cut if cut and cut != plain_text(html) else None
+
     def post(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:
         probe = to_markdown(entry.html) if entry.markdown is None else entry.markdown
         ident = files.identity(entry.title, files.iso(date), probe + "\n")
@@ -250,9 +260,7 @@ class _Run:
             return
         slug = unique_slug(import_slug(entry), self.posts.slugs)
         rel = f"content/posts/{date.astimezone(dt.UTC):%Y-%m-%d}-{slug}.md"
-        summary = entry.summary
-        if summary is None and entry.title and cut_summary(entry.html) != plain_text(entry.html):
-            summary = cut_summary(entry.html) or None
+        summary = entry.summary if entry.summary else self.cut_summary(entry)
         draft = seen != PUBLIC or entry.truncated
         text = files.post_text(
             entry, slug, date, draft=_why_draft(entry, seen), summary=summary, body=self.body(entry)
@@ -282,7 +290,11 @@ class _Run:
         for line in converted.left_out:
             self.report.skipped.append(f"skipped {line} on {_describe(entry)}")
         for comment in converted.comments:
-            self.store.write(slug, comment)
+            try:
+                self.store.write(slug, comment)
+            except OSError as exc:
+                where = f"content/comments/{slug}/{comment.id}.json"
+                raise FeedError(f"{where}: cannot be written: {exc.strerror or exc}") from None
             self.report.comments += 1
 
     def page(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:

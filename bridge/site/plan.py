@@ -61,7 +61,7 @@ class Plan:
         ledger: Ledger | None = None,
     ) -> None:
         self.config = config
-        self.ledger = ledger or Ledger()
+        self.ledger = ledger or Ledger()  # what was federated: ids, gone ids, a move
         self.posts = posts
         self.pages = pages
         self.comments = comments
@@ -73,7 +73,12 @@ class Plan:
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
         moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
         self.base_key = _h(
-            __version__, settings, actor_keys.public_pem, str(renderer.live_reload), moved
+            __version__,
+            settings,
+            actor_keys.public_pem,
+            str(renderer.live_reload),
+            moved,
+            repr(renderer.menu),  # on every page
         )
         renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
@@ -277,6 +282,11 @@ class Plan:
                 _h(self.base_key, renderer.template_digest("page.html"), page.digest),
                 partial(self._page, page),
             )
+        yield Output(
+            "404.html",
+            _h(self.base_key, renderer.template_digest("404.html"), "404"),
+            lambda: renderer.not_found().encode(),
+        )
 
     def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
         return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()

@@ -343,3 +343,26 @@ def quotes_comment() -> Comment:
         published=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
         object_id="https://social.example/users/alice/statuses/114",
     )
+
+
+async def test_deleting_a_quote_with_the_cli_revokes_its_stamp(
+    make_ctx: Callable[..., Context],
+) -> None:
+    import anyio
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    ctx = make_ctx()
+    request = fixture("mastodon-quote-request")
+    await quotes.on_quote_request(ctx, request, False)
+    cid = comment_id("activitypub", request["instrument"]["id"])
+    args = ["comments", "delete", cid, "--site", str(ctx.config.site_dir)]
+    # The command runs its own event loop: from a worker thread, as from a shell.
+    result = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(main, args))
+    assert result.exit_code == 0, result.output
+    assert "Withdrew that quote's approval" in result.output
+    [token] = quotes.stamps_for(ctx, request["instrument"]["id"])
+    deletes = [a for _, a in queued(ctx) if a["type"] == "Delete"]
+    assert [d["object"] for d in deletes] == [quote_policy.stamp_url(ctx.config, token)]
+    assert (await get(ctx, f"/ap/quotes/{token}.json")).status_code == 410

@@ -49,6 +49,10 @@ class Site:
             handle="@alice@peer.example",
             state="accepted",
         )
+        # The follower has the current profile: only post activities are queued below.
+        self.build()
+        actor = json.loads((config.output_dir / "ap/actor.json").read_text(encoding="utf-8"))
+        self.ctx.db.set_meta("actor_digest", outbox.object_digest(actor))
 
     def write(self, slug: str, body: str, *, tags: str = "", date: str = "2026-03-01") -> None:
         front = f"---\ntitle: {slug.title()}\ndate: {date}\n"
@@ -281,3 +285,21 @@ def test_publish_dry_run_command_prints_and_sends_nothing(make_site: Callable[..
     assert "Delivered" not in result.output
     assert site.queued() == []
     assert site.ctx.db.query("SELECT * FROM published") == []
+
+
+async def test_a_profile_change_sends_update_of_the_actor(blog: Site) -> None:
+    toml = blog.folder / "site.toml"
+    for n in (1, 2):
+        toml.write_text(
+            toml.read_text()
+            .replace("Tess Tester", f"Tess {n}")
+            .replace(f"Tess {n - 1}", f"Tess {n}")
+        )
+        blog.ctx.config = config_mod.load(blog.folder)
+        report = await blog.publish(moment=NOON)
+        assert report.profile and "profile updated" in report.summary()
+        update = blog.queued()[-1]
+        assert update["type"] == "Update" and update["object"]["type"] == "Person"
+        assert update["object"]["name"] == f"Tess {n}"
+    ids = [a["id"] for a in blog.queued()]
+    assert len(ids) == 2 and len(set(ids)) == 2

@@ -36,7 +36,7 @@ def imported(site: Path, folder: str) -> tuple[importer.ImportReport, dict[str, 
 
 def test_a_hugo_folder(empty_site: Path) -> None:
     report, posts = imported(empty_site, "hugo")
-    assert (report.posts, report.pages, report.drafts) == (2, 1, 2)
+    assert (report.posts, report.pages, report.drafts) == (3, 1, 2)
     assert report.warnings == [
         "warning: 'A page bundle': unknown Hugo shortcode {{< tweet >}} left as it is"
     ]
@@ -58,6 +58,10 @@ def test_a_hugo_folder(empty_site: Path) -> None:
     bundle = posts["my-bundle"]  # the bundle's own slug, and its URL's last segment
     assert '`{{< figure src="x" >}}`' in bundle.body  # {{</* */>}} is a literal shortcode
     assert posts["draft-post"].draft and posts["future-post"].draft
+    # No summary in the front matter: the prose is cut without the code block; a short
+    # text without code needs none (the site takes its first words).
+    assert posts["with-code"].summary == "Call greet first, then this: That is all, really."
+    assert bundle.summary is None
     about = (empty_site / "content/pages/about.md").read_text()
     assert "title: About" in about and "Who writes here, and why." in about
     assert not any("Home" in p.read_text() for p in (empty_site / "content").rglob("*.md"))
@@ -106,6 +110,14 @@ def test_other_folders_and_broken_front_matter_are_one_line(tmp_path: Path) -> N
     (broken / "content/posts/bad.md").write_text("---\ntitle: [unclosed\n---\nx\n")
     with pytest.raises(FeedError, match=r"^posts/bad.md: front matter cannot be read: "):
         site_folders.read(broken)
+    (broken / "content/posts/bad.md").write_bytes(b"---\ntitle: \xff\n---\n")
+    with pytest.raises(FeedError, match=r"bad.md: cannot be read: not UTF-8 text$"):
+        site_folders.read(broken)
+    (broken / "content/posts/bad.md").unlink()
+    (broken / "config.toml").write_text("baseURL = \n")
+    with pytest.raises(FeedError, match=r"config.toml: cannot be read: ") as err:
+        site_folders.read(broken)
+    assert "\n" not in str(err.value)
 
 
 def test_template_tags_alone() -> None:

@@ -117,12 +117,24 @@ def _fill(pattern: str, values: dict[str, str]) -> str:
     return re.sub(r"/{2,}", "/", pattern)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise FeedError(f"{path}: cannot be read: {reason or exc}") from None
+
+
 def _config(folder: Path, names: tuple[str, ...]) -> dict[str, Any]:
     for name in names:
         path = folder / name
         if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            data = tomllib.loads(text) if name.endswith(".toml") else yaml.safe_load(text)
+            text = _read(path)
+            try:
+                data = tomllib.loads(text) if name.endswith(".toml") else yaml.safe_load(text)
+            except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+                reason = str(exc).splitlines()[0]
+                raise FeedError(f"{path}: cannot be read: {reason}") from None
             return data if isinstance(data, dict) else {}
     return {}
 
@@ -192,7 +204,7 @@ def _hugo(folder: Path, now: dt.datetime) -> ParsedFeed:
     parsed: list[tuple[Path, dict[str, Any], str, str]] = []
     for path in files:
         rel = path.relative_to(root)
-        meta, body = _front_matter(path.read_text(encoding="utf-8"), rel.as_posix())
+        meta, body = _front_matter(_read(path), rel.as_posix())
         stem = rel.parent.name if path.stem == "index" else path.stem
         section = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] != stem else ""
         date = _date(meta.get("date")) or now
@@ -230,7 +242,7 @@ def _hugo(folder: Path, now: dt.datetime) -> ParsedFeed:
 
 
 def _has_front_matter(path: Path) -> bool:
-    return path.read_text(encoding="utf-8").startswith("---")
+    return _read(path).startswith("---")
 
 
 def _jekyll_files(folder: Path) -> Iterator[tuple[Path, str]]:
@@ -252,7 +264,7 @@ def _jekyll(folder: Path, now: dt.datetime) -> ParsedFeed:
     default = _JEKYLL_STYLES.get(style, style)
     parsed: list[tuple[Path, dict[str, Any], str, str, str]] = []
     for path, status in _jekyll_files(folder):
-        meta, body = _front_matter(path.read_text(encoding="utf-8"), path.name)
+        meta, body = _front_matter(_read(path), path.name)
         found = _JEKYLL_POST.match(path.stem)
         date = _date(meta.get("date")) or (
             dt.datetime(int(found[1]), int(found[2]), int(found[3]), tzinfo=dt.UTC)
