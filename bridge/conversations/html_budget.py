@@ -34,7 +34,7 @@ __all__ = ["MAX_OPEN_DEPTH", "PARSE_BUDGET", "check_complexity", "parse_html"]
 MAX_ATTRIBUTES_PER_TAG = 100
 MAX_OPEN_DEPTH = 400
 MAX_TAGS = 60_000
-PARSE_BUDGET = 2.0  # seconds of CPU for one page; real pages take a few milliseconds
+PARSE_BUDGET = 1.0  # seconds of CPU for one page; real pages take a few milliseconds
 _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
      "track", "wbr"}

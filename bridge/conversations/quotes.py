@@ -30,9 +30,10 @@ from starlette.routing import Route
 
 from bridge.conversations import moderation
 from bridge.conversations.remote_objects import author_of
+from bridge.conversations.shapes import read_object, ref
 from bridge.db import Database, now
 from bridge.federation import delivery, followers
-from bridge.federation.actors import first_id, same_origin
+from bridge.federation.actors import same_origin
 from bridge.federation.context import Context
 from bridge.site import activities, proofs, quote_policy
 from bridge.site.comments import comment_id
@@ -69,19 +70,17 @@ async def on_quote_request(ctx: Context, activity: dict[str, Any], forwarded: bo
     Ignored (no answer): a forwarded request, an ``object`` that is not our post, an
     ``instrument`` that is missing or not on the requesting actor's server.
     """
-    actor_id = first_id(activity.get("actor"))
-    quoted = first_id(activity.get("object"))
+    actor_id = ref(activity.get("actor"))
+    quoted = ref(activity.get("object"))
     instrument = activity.get("instrument")
-    quote_post = _http(first_id(instrument))
+    quote_post = _http(ref(instrument))
     if forwarded or not actor_id or not quoted or not quote_post:
         return
     if not isinstance(activity.get("id"), str) or not same_origin(quote_post, actor_id):
         log.info("QuoteRequest from %s for a post on another server: ignored", actor_id)
         return
-    if isinstance(instrument, dict) and first_id(instrument.get("attributedTo")) not in (
-        None,
-        actor_id,
-    ):
+    embedded = read_object(instrument)
+    if embedded is not None and embedded.author not in (None, actor_id):
         return
     slug = ctx.post_slug(quoted)
     if slug is None:
