@@ -182,7 +182,7 @@ def _fresh(folder: Path) -> Path:
 def write_indiebridge(root: Path, items: list[Post]) -> Path:
     """``site.toml`` as ``indiebridge init`` writes it, actor keys, ``content/posts/*.md``."""
     from bridge import keys
-    from bridge.cli import SITE_TOML
+    from bridge.cli.site import SITE_TOML
 
     site = _fresh(root)
     (site / "site.toml").write_text(

@@ -161,7 +161,7 @@ def _sign_batch(job: tuple[list[tuple[int, str, bytes]], str, int]) -> list[byte
 
     from bridge.federation.signatures import sign_request
 
-    items, host, port = job
+    items, federation_url, _port = job
     keys: dict[str, Any] = {}
     out = []
     now = dt.datetime.now(dt.UTC)
@@ -171,7 +171,7 @@ def _sign_batch(job: tuple[list[tuple[int, str, bytes]], str, int]) -> list[byte
             key = keys[pem] = serialization.load_pem_private_key(pem.encode(), password=None)
         request = httpx.Request(
             "POST",
-            f"http://{host}:{port}/inbox",
+            f"{federation_url}/inbox",  # signed for the site's own host, as peers do
             content=body,
             headers={"Content-Type": "application/activity+json"},
         )
@@ -200,7 +200,7 @@ def build_requests(
         items.append((i, pems[i % len(pems)][0].decode(), json.dumps(doc).encode()))
     chunks = [items[k : k + 500] for k in range(0, len(items), 500)]
     with ProcessPoolExecutor(2) as pool:
-        batches = pool.map(_sign_batch, [(c, "127.0.0.1", port) for c in chunks])
+        batches = pool.map(_sign_batch, [(c, cfg.federation_url, port) for c in chunks])
         return [r for batch in batches for r in batch]
 
 

@@ -18,6 +18,7 @@ tests agree on every address:
 ``/ap/actor.json``          the ActivityPub actor (its id)
 ``/ap/outbox.json``         outbox; pages ``/ap/outbox/page-N.json``
 ``/ap/followers.json``      followers; ``/ap/following.json``
+``/ap/featured.json``       pinned posts (``featured``)
 ``/ap/posts/<slug>.json``   a post's Article/Note (its id)
 ``/ap/posts/<slug>/...``    ``create.json``, ``replies.json``, ``likes.json``, ``shares.json``
 ``/.well-known/webfinger``  WebFinger JRD for the single actor
@@ -32,8 +33,10 @@ Everything ActivityPub lives under ``/ap/`` so one rule on a static host (``/ap/
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +115,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auto_publish", "bool", False, "In watch mode, publish after each rebuild."),
     Setting("output_dir", "str", "public", "Output folder, relative to the site folder."),
     Setting("discoverable", "bool", True, "Allow directories and search to list the actor."),
+    Setting(
+        "attribution_domains",
+        "list[str]",
+        [],
+        "More domains (besides `base_url`'s host) whose pages may credit the actor with "
+        '`fediverse:creator` (the actor\'s `attributionDomains`), e.g. `["news.example"]`.',
+    ),
+    Setting(
+        "og_image",
+        "str",
+        "",
+        "Default link-preview image (`og:image`) for pages without an image of their own: "
+        "a path under the site or an http(s) URL.",
+    ),
+    Setting("og_image_alt", "str", "", "Alt text of `og_image`."),
+    Setting("og_image_width", "int", 1200, "Width of `og_image` in pixels."),
+    Setting("og_image_height", "int", 630, "Height of `og_image` in pixels."),
+    Setting(
+        "quote_policy",
+        "choice:public|followers|nobody",
+        "public",
+        "Who may quote posts (FEP-044f quote posts, Mastodon 4.5+): anyone, followers, "
+        "or nobody; answered automatically by the daemon.",
+    ),
 )
 
 AUTHOR_KEYS = {"name": "str", "url": "url", "avatar": "str", "bio": "str", "fields": "fields"}
@@ -162,6 +189,14 @@ class SiteConfig:
     discoverable: bool
     author: AuthorConfig
     bridge_feeds: tuple[BridgeFeed, ...] = field(default=())
+    # Set only for a local preview (bridge.site.preview): the real base_url it stands for.
+    preview_of: str = ""
+    attribution_domains: tuple[str, ...] = ()
+    og_image: str = ""
+    og_image_alt: str = ""
+    og_image_width: int = 1200
+    og_image_height: int = 630
+    quote_policy: str = "public"
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -227,6 +262,11 @@ class SiteConfig:
     @property
     def following_url(self) -> str:
         return f"{self.base_url}/ap/following.json"
+
+    @property
+    def featured_url(self) -> str:
+        """Pinned posts (``toot:featured``), newest first."""
+        return f"{self.base_url}/ap/featured.json"
 
     @property
     def inbox_url(self) -> str:
@@ -327,9 +367,14 @@ def _author(path: Path, raw: Any) -> AuthorConfig:
         raise ConfigError(f"{path.name}: table [author] is required (name, url, avatar, bio)")
     unknown = set(raw) - set(AUTHOR_KEYS)
     if unknown:
+        first = sorted(unknown)[0]
+        if did_you_mean(first, AUTHOR_KEYS):
+            raise ConfigError(
+                f"{path.name}: unknown key 'author.{first}'"
+                + did_you_mean(first, AUTHOR_KEYS, "author.")
+            )
         raise ConfigError(
-            f"{path.name}: unknown key 'author.{sorted(unknown)[0]}' "
-            f"(expected one of {', '.join(AUTHOR_KEYS)})"
+            f"{path.name}: unknown key 'author.{first}' (expected one of {', '.join(AUTHOR_KEYS)})"
         )
     if "name" not in raw:
         raise ConfigError(f"{path.name}: key 'author.name' is required")
@@ -371,6 +416,52 @@ def _bridge_feeds(path: Path, raw: Any) -> tuple[BridgeFeed, ...]:
     return tuple(out)
 
 
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def toml_error(name: str, exc: tomllib.TOMLDecodeError) -> str:
+    """``site.toml:3:7: invalid TOML: Expected '=' after a key ...`` (tomllib puts the
+    place at the end of its message; Python 3.14 also has ``lineno``/``colno``)."""
+    text = str(exc)
+    m = _TOML_WHERE.search(text)
+    if m is None:
+        return f"{name}: invalid TOML: {text}"
+    return f"{name}:{m.group(1)}:{m.group(2)}: invalid TOML: {text[: m.start()]}"
+
+
+def did_you_mean(key: str, known: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean 'posts_per_page'?)`` for a near miss, else ""."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,30}")
+"""Mastodon's rule for local usernames: letters, digits and underscores, at most 30
+(``Account::USERNAME_RE`` and ``UnreservedUsernameValidator`` in mastodon/mastodon's
+app/models/account.rb); other servers must be able to address ``@username@host``."""
+
+
+def username_problem(username: str) -> str | None:
+    """What is wrong with ``username`` as a fediverse username, or None."""
+    if USERNAME_RE.fullmatch(username):
+        return None
+    suggestion = re.sub(r"[^a-z0-9_]+", "_", username.lower()).strip("_")[:30] or "blog"
+    return f"expected letters, digits and underscores only, at most 30 (like {suggestion})"
+
+
+def base_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a blog's base_url, or None: an absolute http(s) URL
+    of a host's root (every address of the site is joined to it)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        host = url.strip().split("/")[0] or "blog.example"
+        return f"expected an absolute URL starting with https:// (like https://{host})"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        root = f"{parts.scheme}://{parts.netloc}"
+        return f"the blog must be at the root of its host, without a path or query (like {root})"
+    return None
+
+
 def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> SiteConfig:
     """Read ``site_dir/site.toml``, apply ``overrides`` and validate every key.
 
@@ -386,7 +477,7 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
             f"{path}: not found (run 'indiebridge init' to create a site, or pass --site)"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(toml_error(path.name, exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
     raw.update(overrides or {})
@@ -394,7 +485,7 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
     known = {s.key for s in SETTINGS} | {"author", "bridge"}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{path.name}: unknown key '{key}'")
+            raise ConfigError(f"{path.name}: unknown key '{key}'{did_you_mean(key, known)}")
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.key in raw:
@@ -435,4 +526,23 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         discoverable=values["discoverable"],
         author=_author(path, raw.get("author")),
         bridge_feeds=_bridge_feeds(path, raw.get("bridge")),
+        attribution_domains=_domains(path, "attribution_domains", values["attribution_domains"]),
+        og_image=values["og_image"],
+        og_image_alt=values["og_image_alt"],
+        og_image_width=values["og_image_width"],
+        og_image_height=values["og_image_height"],
+        quote_policy=values["quote_policy"],
     )
+
+
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$")
+
+
+def _domains(path: Path, key: str, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Bare lowercase host names (no scheme, port or path), as Mastodon compares them."""
+    for domain in value:
+        if not _DOMAIN_RE.match(domain):
+            raise ConfigError(
+                f"{path.name}: key '{key}' must list bare domains like news.example, got {domain!r}"
+            )
+    return tuple(dict.fromkeys(value))

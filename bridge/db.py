@@ -48,7 +48,10 @@ CREATE TABLE IF NOT EXISTS inbox (
     received REAL NOT NULL,
     status TEXT NOT NULL DEFAULT 'new',
     tries INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    forwarded INTEGER NOT NULL DEFAULT 0,  -- relayed by a third server: refetch from origin
+    signer TEXT NOT NULL DEFAULT '',  -- the verified actor id whose key signed the request
+    next_try REAL NOT NULL DEFAULT 0  -- a retried row is not due before this moment
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
 -- Activities we send; the body is stored once, deliveries point at it.
@@ -157,6 +160,7 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.con.executescript(SCHEMA)  # executescript manages its own transaction
+        _add_columns(self)
         with self.tx() as con:
             con.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
@@ -213,6 +217,29 @@ class Database:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    # (table, column, declaration, SQL run once after adding it to an older database)
+    (
+        "inbox",
+        "forwarded",
+        "INTEGER NOT NULL DEFAULT 0",
+        "UPDATE inbox SET forwarded = 1, error = '' WHERE error = 'forwarded'",
+    ),
+    ("inbox", "signer", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
+    ("inbox", "next_try", "REAL NOT NULL DEFAULT 0", "SELECT 1"),
+)
+"""Columns added after a table was first released; older databases get them on open."""
+
+
+def _add_columns(db: Database) -> None:
+    with db.tx() as con:
+        for table, column, declaration, backfill in ADDED_COLUMNS:
+            present = {row["name"] for row in con.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                con.execute(backfill)
 
 
 def now() -> float:

@@ -74,7 +74,7 @@ def test_broken_toml_names_file_and_line(site: Path) -> None:
     text[2] = "language = en"  # third line: a bare word is not a TOML value
     toml.write_text("\n".join(text) + "\n", encoding="utf-8")
     line = assert_one_line_error(run_build(site), "site.toml", "invalid TOML")
-    assert "line 3" in line
+    assert "site.toml:3:12: invalid TOML" in line  # file:line:column
 
 
 def test_missing_site_toml_says_how_to_start(tmp_path: Path) -> None:

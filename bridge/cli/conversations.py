@@ -2,9 +2,9 @@
 
 ``commands`` lists the click commands for the main CLI to register with
 ``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
-``delete``), ``webmentions`` (what was sent) and the ``webmention`` group (``discover``,
-``send``).  Like ``bridge.cli``, user mistakes become one-line messages and heavy modules
-are imported inside the commands.
+``delete``) and the ``webmentions`` group (``sent``, ``discover``, ``send``); the old
+``webmention`` group is a hidden alias of the tools.  User mistakes become one-line
+messages and heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -17,38 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from bridge.cli import friendly, load_config, site_option
+from bridge.cli._common import friendly, load_config, open_context, site_option
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
-    from bridge.federation.context import Context
     from bridge.federation.fetch import SafeFetcher
 
 T = TypeVar("T")
-
-REBUILD_HINT = "run 'indiebridge build' (or pass --build) to update the pages"
-
-
-def _context(site_dir: Path) -> Context:
-    from bridge import keys
-    from bridge.db import Database
-    from bridge.federation.context import make_context
-
-    config = load_config(site_dir)
-    return make_context(config, Database(config.db_path), keys.load_or_generate(config.state_dir))
-
-
-def _close(ctx: Context) -> None:
-    asyncio.run(ctx.fetcher.aclose())
-
-
-def _rebuild(ctx: Context, build: bool) -> None:
-    if not build:
-        click.echo(REBUILD_HINT)
-        return
-    from bridge.site import build as site
-
-    click.echo(site.build(ctx.config).summary())
 
 
 def _snippet(html: str, width: int = 60) -> str:
@@ -82,11 +57,8 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
     """List comments oldest first: id, status, type, post, author and the start of the text."""
     from bridge.conversations import moderation
 
-    ctx = _context(site_dir)
-    try:
+    with open_context(site_dir) as ctx:
         entries = moderation.list_comments(ctx, pending_only=pending)
-    finally:
-        _close(ctx)
     if as_json:
         click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
         return
@@ -98,11 +70,14 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
         click.echo(f"{e['id']}  {e['status']:8} {e['type']:8} {e['post'] or '-':24} {who}: {text}")
 
 
-def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
+def _moderate(site_dir: Path, action: str, cid: str, wait: bool) -> None:
+    """Change one comment, then update the pages: the running daemon rebuilds them, or
+    this command does (``site_changes.settle``)."""
     from bridge.conversations import moderation
+    from bridge.daemon import site_changes
 
-    ctx = _context(site_dir)
-    try:
+    with open_context(site_dir) as ctx:
+        before = ctx.comments.get(cid)  # a quote's approval is withdrawn with it (FEP-044f)
         if action == "approve":
             c = moderation.approve(ctx, cid)
             click.echo(f"Approved {c.type} {cid} by {c.author.name} on {c.target}")
@@ -113,13 +88,18 @@ def _moderate(site_dir: Path, action: str, cid: str, build: bool) -> None:
             kind = moderation.delete(ctx, cid)
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
-                return
-    finally:
-        _close(ctx)
-    _rebuild(ctx, build)
+                return  # never on the site
+        if action != "approve" and before is not None and before[1].type == "quote":
+            from bridge.conversations import quotes
+
+            if quotes.revoke_quote(ctx, before[1].object_id):
+                click.echo("Withdrew that quote's approval: Delete of its stamp queued")
+    click.echo(site_changes.settle(ctx.config, ctx.db, wait=wait))
 
 
-_build_option = click.option("--build", is_flag=True, help="Rebuild the site afterwards.")
+# Pages are always updated now. The old --build stays, hidden, for one release: it rebuilds
+# in this process and returns when the pages are written, even with a daemon running.
+_build_option = click.option("--build", is_flag=True, hidden=True)
 
 
 @comments.command("approve")
@@ -152,15 +132,10 @@ def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     _moderate(site_dir, "delete", comment_id, build)
 
 
-# ---- webmentions sent ---------------------------------------------------------------------
+# ---- webmentions: what was sent, and the tools --------------------------------------------
 
 
-@click.command("webmentions")
-@site_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@friendly
-def webmentions_sent(site_dir: Path, as_json: bool) -> None:
-    """Show the webmentions this site sent: target, endpoint and the answer."""
+def _list_sent(site_dir: Path, as_json: bool) -> None:
     from bridge.conversations import webmentions
     from bridge.db import Database
 
@@ -177,6 +152,30 @@ def webmentions_sent(site_dir: Path, as_json: bool) -> None:
         if r["error"]:
             line += f"  ({r['error']})"
         click.echo(line)
+
+
+@click.group("webmentions", invoke_without_command=True)
+@site_option
+@click.option("--json", "as_json", is_flag=True, hidden=True)
+@click.pass_context
+@friendly
+def webmentions_group(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
+    """Webmentions: what this site sent (`sent`), and `discover` / `send` by hand.
+
+    `indiebridge webmentions` alone still lists what was sent, and the old
+    `indiebridge webmention discover|send` still work, for one more release.
+    """
+    if ctx.invoked_subcommand is None:
+        _list_sent(site_dir, as_json)
+
+
+@webmentions_group.command("sent")
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def webmentions_sent(site_dir: Path, as_json: bool) -> None:
+    """Show the webmentions this site sent: target, endpoint and the answer."""
+    _list_sent(site_dir, as_json)
 
 
 # ---- webmention tools -----------------------------------------------------------------------
@@ -208,12 +207,7 @@ def _await(fetcher: SafeFetcher, work: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
-@click.group()
-def webmention() -> None:
-    """Discover Webmention endpoints and send webmentions by hand."""
-
-
-@webmention.command("discover")
+@webmentions_group.command("discover")
 @click.argument("url")
 @site_option
 @friendly
@@ -228,7 +222,7 @@ def webmention_discover(url: str, site_dir: Path) -> None:
     click.echo(endpoint)
 
 
-@webmention.command("send")
+@webmentions_group.command("send")
 @click.argument("source")
 @click.argument("target")
 @site_option
@@ -252,5 +246,13 @@ def webmention_send(source: str, target: str, site_dir: Path) -> None:
     click.echo(line)
 
 
-commands: list[click.Command] = [comments, webmentions_sent, webmention]
-"""For ``bridge.cli``: ``for command in commands: main.add_command(command)``."""
+# The old name of the tools, hidden, for one more release.
+webmention_alias = click.Group(
+    "webmention",
+    commands={"discover": webmention_discover, "send": webmention_send},
+    hidden=True,
+    help="Old name of `webmentions discover|send`.",
+)
+
+commands: list[click.Command] = [comments, webmentions_group, webmention_alias]
+"""For the main group: ``for command in commands: main.add_command(command)``."""

@@ -8,23 +8,27 @@ Everything a remote party writes passes through here before it is stored:
   ``rel="nofollow ugc noopener"``; scripts, styles, SVG, MathML, iframes and forms are
   dropped *with* their content; relative links are resolved against the source (or
   dropped when there is none).
-* ``clean_text`` makes author names and handles plain, short, single-line text without
-  control or bidirectional-override characters (the theme also isolates names in
-  ``<bdi>``); ``http_url`` keeps only http(s) URLs, so no ``javascript:`` reaches an
-  ``href`` or ``src`` of the theme.
+* author names and handles go through ``names`` (no invisible, blank or bidi control
+  characters, the real host always in the handle; the theme also isolates names in
+  ``<bdi>``); ``clean_text`` makes other remote text plain, short and single-line;
+  ``http_url`` keeps only http(s) URLs, so no ``javascript:`` reaches an ``href`` or
+  ``src`` of the theme.
 * ``initial_status`` applies ``comments_policy``: ``open`` approves, ``followers``
-  approves accepted followers' comments and holds others, ``manual`` holds everything.
+  approves accepted followers' comments and holds others, ``manual`` holds everything,
+  and under ``manual`` an edited comment is held again (``status_after_edit``).
 
 The owner's side (``indiebridge comments ...``): ``list_comments`` (the ``--json``
 shape), ``approve``, ``reject`` (deletes the file and remembers the id so a redelivery
 does not bring it back), ``delete``, and ``apply_blocks`` (removes comments and private
 mentions of blocked actors, handles and domains).
 
-Comment files do not name the remote *actor id*, so authorship of an ActivityPub comment
-is decided by ``author_matches``: the comment's object id must be on the actor's origin
-and the stored handle (``@user@host``, or the profile URL when the actor has no username)
-must be the actor's.  Two accounts of one server never share a handle, and no other
-server can mint ids on that origin.
+Each ActivityPub comment file records the remote actor id (``actor_id``) of its author,
+and ``author_matches`` authorises edits, deletes and Undos against that id alone: an
+actor is the author only if its id is the stored one, so another account, even one on the
+same server showing the same handle, cannot change the comment.  Files written before
+actor ids were recorded fall back to the old rule (the object id on the actor's origin and
+the stored handle, or the profile URL, equal to the actor's) and learn their actor id at
+the author's next edit or profile update.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
+from bridge.conversations.names import display_name, handle_of
 from bridge.conversations.salmention import note_change
 from bridge.db import Database, now
 from bridge.errors import BridgeError, ModerationError
@@ -71,6 +76,7 @@ __all__ = [
     "plain_text",
     "reject",
     "sanitize_html",
+    "status_after_edit",
 ]
 
 
@@ -116,6 +122,13 @@ def initial_status(ctx: Context, actor_id: str | None = None) -> str:
     return "pending"
 
 
+def status_after_edit(ctx: Context, old: Comment) -> str:
+    """The status of an edited comment: under ``comments_policy = "manual"`` it waits for
+    approval again (the owner approved the words, not whatever they become); otherwise it
+    keeps its status."""
+    return "pending" if ctx.config.comments_policy == "manual" else old.status
+
+
 def actor_blocked(ctx: Context, actor: RemoteActor) -> bool:
     """Whether a block covers this actor (by id, handle or domain)."""
     return followers.is_blocked(ctx.db, actor.id, actor.handle)
@@ -125,7 +138,9 @@ def author_matches(comment: Comment, actor: RemoteActor) -> bool:
     """Whether ``actor`` wrote this ActivityPub comment (see the module docstring)."""
     if comment.protocol != "activitypub":
         return False
-    ref = comment.object_id or comment.source
+    if comment.actor_id:
+        return comment.actor_id == actor.id
+    ref = comment.object_id or comment.source  # a file written before actor ids were kept
     if not ref or not same_origin(ref, actor.id):
         return False
     if comment.author.handle:
@@ -219,10 +234,10 @@ def _cached_author(db: Database, actor_id: str) -> dict[str, str]:
             pass
         else:
             return {
-                "name": clean_text(actor.name),
+                "name": display_name(actor.name),
                 "url": http_url(actor.url),
                 "photo": http_url(actor.icon),
-                "handle": clean_text(actor.handle),
+                "handle": handle_of(actor.id, actor.doc.get("preferredUsername")),
             }
     return {"name": actor_id, "url": http_url(actor_id), "photo": "", "handle": ""}
 
@@ -316,7 +331,7 @@ def _blocked_actor_urls(db: Database) -> list[RemoteActor]:
 
 def is_comment_blocked(db: Database, comment: Comment, blocked: Iterable[RemoteActor] = ()) -> bool:
     """Whether a block covers this comment's author, handle, source or domain."""
-    refs = [comment.object_id, comment.source, comment.author.url]
+    refs = [comment.actor_id, comment.object_id, comment.source, comment.author.url]
     if any(r and followers.is_blocked(db, r, comment.author.handle) for r in refs):
         return True
     return any(author_matches(comment, actor) for actor in blocked)

@@ -19,7 +19,8 @@ from bridge.conversations import moderation
 from bridge.conversations.remote_objects import actor_or_none, author_of
 from bridge.conversations.replies import author_matches_or_log
 from bridge.conversations.salmention import note_change
-from bridge.federation.actors import first_id, same_origin
+from bridge.conversations.shapes import ref, types
+from bridge.federation.actors import same_origin
 from bridge.federation.context import Context
 from bridge.site.comments import comment_id
 from bridge.site.posts import Comment
@@ -30,11 +31,12 @@ LIKE_TYPES = frozenset({"Like", "EmojiReact", "EmojiReaction"})
 
 
 def _reaction_kind(activity_type: Any) -> str | None:
-    if activity_type in LIKE_TYPES:
+    kinds = types(activity_type)
+    if kinds & LIKE_TYPES:
         return "like"
-    if activity_type == "Announce":
+    if "Announce" in kinds:
         return "repost"
-    if isinstance(activity_type, str) and activity_type.endswith("Like"):
+    if any(kind.endswith("Like") for kind in kinds):
         return "like"  # unknown Like subtypes count as likes
     return None
 
@@ -46,8 +48,8 @@ def _reaction_id(kind: str, actor_id: str, target: str) -> str:
 async def on_reaction(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
     """Like / EmojiReact / Announce of one of our posts -> a like or repost."""
     kind = _reaction_kind(activity.get("type"))
-    actor_id = first_id(activity.get("actor"))
-    target = first_id(activity.get("object"))
+    actor_id = ref(activity.get("actor"))
+    target = ref(activity.get("object"))
     if forwarded or kind is None or not actor_id or not target:
         return
     slug = ctx.post_slug(target)
@@ -80,6 +82,7 @@ async def on_reaction(ctx: Context, activity: dict[str, Any], forwarded: bool) -
         ),
         status=existing[1].status if existing else moderation.initial_status(ctx, actor.id),
         object_id=activity_id,
+        actor_id=actor.id,
     )
     if existing is not None and existing[1] == comment:
         return
@@ -90,17 +93,17 @@ async def on_reaction(ctx: Context, activity: dict[str, Any], forwarded: bool) -
 async def on_undo(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
     """Undo of a Like/EmojiReact/Announce: by the embedded activity's (actor, object),
     else by its id.  (Undo of a Follow never reaches this hook.)"""
-    actor_id = first_id(activity.get("actor"))
+    actor_id = ref(activity.get("actor"))
     inner = activity.get("object")
     if forwarded or not actor_id:
         return
     candidates: list[str] = []
-    inner_id = first_id(inner)
+    inner_id = ref(inner)
     if isinstance(inner, dict):
-        if first_id(inner.get("actor")) not in (None, actor_id):
+        if ref(inner.get("actor")) not in (None, actor_id):
             return
         kind = _reaction_kind(inner.get("type"))
-        target = first_id(inner.get("object"))
+        target = ref(inner.get("object"))
         slug = ctx.post_slug(target) if target else None
         if kind and slug:
             candidates.append(_reaction_id(kind, actor_id, ctx.config.post_url(slug)))

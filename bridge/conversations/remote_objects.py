@@ -18,8 +18,10 @@ import logging
 from typing import Any
 
 from bridge.conversations import moderation
+from bridge.conversations.names import display_name, handle_of, host_label
+from bridge.conversations.shapes import RemoteObject, objects, read_object, ref, types
 from bridge.errors import FetchError
-from bridge.federation.actors import RemoteActor, as_list, first_id, same_origin
+from bridge.federation.actors import RemoteActor, as_list, same_origin
 from bridge.federation.context import Context
 from bridge.site.posts import CommentAuthor
 
@@ -35,6 +37,10 @@ __all__ = [
 log = logging.getLogger("indiebridge.conversations")
 
 MAX_ATTACHMENTS = 4
+MEDIA_TYPES = frozenset({"Image", "Video", "Audio", "Document", "Event"})
+"""Objects Mastodon converts to a status (name, summary, then a link to ``url``; its
+``app/lib/activitypub/activity/create.rb`` converted types): shown here as comments whose
+media are links."""
 
 
 def _text_value(value: Any) -> str:
@@ -73,20 +79,44 @@ def url_of(value: Any) -> str:
     return ""
 
 
+def _media_link(url: str, kind: str, label: str) -> str:
+    if not url:
+        return ""
+    text = f"{kind}: {label}" if label else kind
+    return f'<a href="{html.escape(url)}">{html.escape(text)}</a>'
+
+
 def _attachments_html(obj: dict[str, Any]) -> str:
     """Media of a reply as plain links (the theme shows no remote images)."""
     links = []
-    for item in as_list(obj.get("attachment"))[:MAX_ATTACHMENTS]:
-        if not isinstance(item, dict):
-            continue
-        url = url_of(item.get("url"))
-        if not url or item.get("type") in ("PropertyValue", "Link"):
+    for item in objects(obj.get("attachment"))[:MAX_ATTACHMENTS]:
+        kinds = types(item)
+        if kinds & {"PropertyValue", "Link"}:
             continue
         label = _text_value(item.get("name")) or _text_value(item.get("summary"))
-        kind = str(item.get("type") or "attachment").lower()
-        text = f"{kind}: {label}" if label else kind
-        links.append(f'<a href="{html.escape(url)}">{html.escape(text)}</a>')
-    return f"<p>{' · '.join(links)}</p>" if links else ""
+        kind = min(kinds).lower() if kinds else "attachment"
+        links.append(_media_link(url_of(item.get("url")), kind, label))
+    return f"<p>{' · '.join(x for x in links if x)}</p>" if any(links) else ""
+
+
+def _own_media_html(obj: dict[str, Any]) -> str:
+    """An Image, Video, Audio, Document or Event reply: its own ``url`` entries that are not
+    an HTML page, as links, and an Event's start time."""
+    kinds = types(obj) & MEDIA_TYPES
+    if not kinds:
+        return ""
+    kind = min(kinds).lower()
+    label = _text_value(obj.get("name"))
+    links = []
+    for item in as_list(obj.get("url")):
+        media = str(item.get("mediaType") or "") if isinstance(item, dict) else ""
+        if media != "text/html":
+            links.append(_media_link(url_of(item), kind, label))
+    parts = [f"<p>{' · '.join(x for x in links[:MAX_ATTACHMENTS] if x)}</p>"] if any(links) else []
+    start = obj.get("startTime")
+    if "Event" in kinds and isinstance(start, str) and start.strip():
+        parts.append(f"<p>Starts {html.escape(moderation.plain_text(start, 64))}</p>")
+    return "".join(parts)
 
 
 def comment_html(obj: dict[str, Any]) -> str:
@@ -97,17 +127,20 @@ def comment_html(obj: dict[str, Any]) -> str:
         warning = moderation.plain_text(summary, 300)
         parts.append(f"<p><strong>Content warning: {html.escape(warning)}</strong></p>")
     parts.append(_content(obj))
+    parts.append(_own_media_html(obj))
     parts.append(_attachments_html(obj))
     return moderation.sanitize_html("".join(parts))
 
 
 def author_of(actor: RemoteActor) -> CommentAuthor:
-    """The author shown on a comment: cleaned name and handle, http(s) URLs only."""
+    """The author shown on a comment: visible name, ``@user@real-host`` handle
+    (``names``), http(s) URLs only."""
+    handle = handle_of(actor.id, actor.doc.get("preferredUsername"))
     return CommentAuthor(
-        name=moderation.clean_text(actor.name) or moderation.clean_text(actor.handle),
+        name=display_name(actor.name) or handle or host_label(actor.id),
         url=moderation.http_url(actor.url) or moderation.http_url(actor.id),
         photo=moderation.http_url(actor.icon),
-        handle=moderation.clean_text(actor.handle),
+        handle=handle,
     )
 
 
@@ -124,32 +157,30 @@ async def actor_or_none(ctx: Context, actor_id: str) -> RemoteActor | None:
         return None
 
 
-def trusted_embedded(obj: Any, actor_id: str) -> bool:
+def trusted_embedded(obj: RemoteObject | None, actor_id: str) -> bool:
     """Whether an embedded object may be used as sent: on the actor's origin and
     attributed to the actor."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+    if obj is None:
         return False
-    author = first_id(obj.get("attributedTo")) or actor_id
-    return author == actor_id and same_origin(obj["id"], actor_id)
+    return (obj.author or actor_id) == actor_id and same_origin(obj.id, actor_id)
 
 
 async def fetch_object(
     ctx: Context, activity: dict[str, Any], forwarded: bool
-) -> dict[str, Any] | None:
+) -> RemoteObject | None:
     """The activity's object, fetched from its origin unless the embedded copy is trusted.
 
     Returns None when it is gone (404/410) or has no id; other FetchErrors propagate.
     """
-    actor_id = first_id(activity.get("actor")) or ""
-    obj = activity.get("object")
-    if not forwarded and trusted_embedded(obj, actor_id):
-        assert isinstance(obj, dict)
-        return obj
-    obj_id = first_id(obj)
+    actor_id = ref(activity.get("actor")) or ""
+    embedded = read_object(activity.get("object"))
+    if not forwarded and trusted_embedded(embedded, actor_id):
+        return embedded
+    obj_id = ref(activity.get("object"))
     if not obj_id or not moderation.http_url(obj_id):
         return None
     try:
-        return await ctx.actors.fetch_document(obj_id)
+        return read_object(await ctx.actors.fetch_document(obj_id))
     except FetchError as exc:
         if exc.status in (404, 410):
             return None

@@ -3,11 +3,13 @@
 * **Create** of a Note, Article, Page or Question whose ``inReplyTo`` is one of our posts
   (HTML URL or ActivityStreams id) or a comment we show -> a ``reply`` comment under the
   post (nested replies keep the parent in ``in_reply_to``).  Only public or unlisted
-  objects become comments: a followers-only or direct reply, and any other object that
-  mentions or addresses us, becomes a private row in ``notifications`` for the owner.
+  objects become comments, judged by the object alone (``audience``): a followers-only or
+  direct reply, and any other object that mentions or addresses us, becomes a private row
+  in ``notifications`` for the owner.
   A quote post of one of ours (Misskey ``_misskey_quote``, ``quoteUrl``, FEP-e232
   ``quote``) is a public ``mention``.
-* **Update** of a comment (same object id, same author) edits it; **Update** of the
+* **Update** of a comment (same object id, same author) edits it, or takes it off the site
+  when the object is no longer public; **Update** of the
   actor refreshes the cached actor and the author shown on its comments.
 * **Delete** of a comment by its author removes it (someone else's Delete changes
   nothing); an actor deleting itself loses all its comments and private mentions.
@@ -27,6 +29,7 @@ from typing import Any
 from bridge.conversations import moderation
 from bridge.conversations.audience import is_public, mentions_us
 from bridge.conversations.remote_objects import (
+    MEDIA_TYPES,
     actor_or_none,
     author_of,
     comment_html,
@@ -34,9 +37,10 @@ from bridge.conversations.remote_objects import (
     url_of,
 )
 from bridge.conversations.salmention import note_change
+from bridge.conversations.shapes import ACTOR_TYPES, RemoteObject, ref, types
 from bridge.db import now
 from bridge.errors import BridgeError
-from bridge.federation.actors import RemoteActor, first_id, parse_actor, same_origin
+from bridge.federation.actors import RemoteActor, parse_actor, same_origin
 from bridge.federation.context import Context
 from bridge.site.comments import comment_id
 from bridge.site.posts import Comment
@@ -45,9 +49,7 @@ __all__ = ["REPLY_TYPES", "on_create", "on_delete", "on_update", "remove_actor"]
 
 log = logging.getLogger("indiebridge.conversations")
 
-REPLY_TYPES = frozenset({"Note", "Article", "Page", "Question"})
-ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
-QUOTE_KEYS = ("quote", "quoteUrl", "quoteUri", "_misskey_quote")
+REPLY_TYPES = frozenset({"Note", "Article", "Page", "Question"}) | MEDIA_TYPES
 
 
 def _parent(ctx: Context, ref: str) -> tuple[str, str] | None:
@@ -64,13 +66,11 @@ def _parent(ctx: Context, ref: str) -> tuple[str, str] | None:
     return None
 
 
-def _quoted_post(ctx: Context, obj: dict[str, Any]) -> str | None:
-    for key in QUOTE_KEYS:
-        ref = first_id(obj.get(key))
-        if ref:
-            slug = ctx.post_slug(ref)
-            if slug is not None:
-                return slug
+def _quoted_post(ctx: Context, obj: RemoteObject) -> str | None:
+    for quoted in obj.quotes:
+        slug = ctx.post_slug(quoted)
+        if slug is not None:
+            return slug
     return None
 
 
@@ -79,21 +79,20 @@ def _quoted_post(ctx: Context, obj: dict[str, Any]) -> str | None:
 
 async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
     obj = await fetch_object(ctx, activity, forwarded)
-    if obj is None or obj.get("type") not in REPLY_TYPES:
+    if obj is None or not obj.is_a(REPLY_TYPES):
         return
-    obj_id = str(obj["id"])
-    author_id = first_id(obj.get("attributedTo")) or first_id(activity.get("actor"))
+    obj_id = obj.id
+    author_id = obj.author or ref(activity.get("actor"))
     if not author_id or not same_origin(author_id, obj_id):
         return  # an object may only be attributed to an actor of its own server
     cid = comment_id("activitypub", obj_id)
     if moderation.is_rejected(ctx.db, cid):
         return
-    reply_to = first_id(obj.get("inReplyTo"))
-    parent = _parent(ctx, reply_to) if reply_to else None
+    parent = _parent(ctx, obj.in_reply_to) if obj.in_reply_to else None
     quoted = None if parent else _quoted_post(ctx, obj)
-    public = is_public(obj, activity)
+    public = is_public(obj)
     if (parent is None and quoted is None) or not public:
-        if mentions_us(ctx, obj, activity) or parent is not None or quoted is not None:
+        if mentions_us(ctx, obj) or parent is not None or quoted is not None:
             await _notify(ctx, obj, author_id)
         return
     actor = await ctx.actors.get(author_id)
@@ -102,31 +101,32 @@ async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     slug, in_reply_to = parent if parent is not None else (str(quoted), "")
     if ctx.comments.get(cid) is not None:
         return  # a Create for a known object is a duplicate; edits come as Update
-    published = moderation.parse_time(obj.get("published")) or dt.datetime.now(dt.UTC)
+    published = moderation.parse_time(obj.doc.get("published")) or dt.datetime.now(dt.UTC)
     comment = Comment(
         id=cid,
         type="reply" if parent is not None else "mention",
         protocol="activitypub",
-        source=url_of(obj.get("url")) or obj_id,
+        source=url_of(obj.doc.get("url")) or obj_id,
         target=ctx.config.post_url(slug),
         author=author_of(actor),
-        content=comment_html(obj),
+        content=comment_html(obj.doc),
         published=published,
-        updated=moderation.parse_time(obj.get("updated")),
+        updated=moderation.parse_time(obj.doc.get("updated")),
         status=moderation.initial_status(ctx, actor.id),
         in_reply_to=in_reply_to,
         object_id=obj_id,
+        actor_id=actor.id,
     )
     ctx.comments.write(slug, comment)
     note_change(ctx, slug, comment)
 
 
-async def _notify(ctx: Context, obj: dict[str, Any], author_id: str) -> None:
+async def _notify(ctx: Context, obj: RemoteObject, author_id: str) -> None:
     """A private mention or a non-public reply: for the owner only, never on the site."""
     actor = await actor_or_none(ctx, author_id)
     if actor is not None and moderation.actor_blocked(ctx, actor):
         return
-    obj_id = str(obj["id"])
+    obj_id = obj.id
     with ctx.db.tx() as con:
         con.execute(
             "INSERT INTO notifications(id, type, actor, url, content, received) "
@@ -135,8 +135,8 @@ async def _notify(ctx: Context, obj: dict[str, Any], author_id: str) -> None:
             (
                 comment_id("activitypub", obj_id),
                 author_id,
-                url_of(obj.get("url")) or obj_id,
-                comment_html(obj),
+                url_of(obj.doc.get("url")) or obj_id,
+                comment_html(obj.doc),
                 now(),
             ),
         )
@@ -146,19 +146,19 @@ async def _notify(ctx: Context, obj: dict[str, Any], author_id: str) -> None:
 
 
 async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
-    actor_id = first_id(activity.get("actor"))
+    actor_id = ref(activity.get("actor"))
     raw = activity.get("object")
     if not actor_id:
         return
-    if isinstance(raw, dict) and raw.get("type") in ACTOR_TYPES:
+    if isinstance(raw, dict) and types(raw) & ACTOR_TYPES:
         if not forwarded and raw.get("id") == actor_id:
             await _update_actor(ctx, raw)
         return
     obj = await fetch_object(ctx, activity, forwarded)
-    if obj is None or obj.get("type") not in REPLY_TYPES:
+    if obj is None or not obj.is_a(REPLY_TYPES):
         return
-    obj_id = str(obj["id"])
-    author_id = first_id(obj.get("attributedTo")) or actor_id
+    obj_id = obj.id
+    author_id = obj.author or actor_id
     if author_id != actor_id and not forwarded:
         return
     cid = comment_id("activitypub", obj_id)
@@ -172,17 +172,25 @@ async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     slug, old = found
     if not author_matches_or_log(old, actor):
         return
-    updated = moderation.parse_time(obj.get("updated")) or dt.datetime.now(dt.UTC)
+    if not is_public(obj):  # no longer public: off the site, and kept for the owner only
+        ctx.comments.delete(cid)
+        note_change(ctx, slug, old)
+        await _notify(ctx, obj, author_id)
+        return
+    updated = moderation.parse_time(obj.doc.get("updated")) or dt.datetime.now(dt.UTC)
     new = replace(
         old,
-        content=comment_html(obj),
+        content=comment_html(obj.doc),
         updated=updated,
-        source=url_of(obj.get("url")) or old.source,
+        source=url_of(obj.doc.get("url")) or old.source,
         author=author_of(actor),
+        actor_id=actor.id,  # an older file without it learns its author here
     )
+    if new.content != old.content:
+        new = replace(new, status=moderation.status_after_edit(ctx, old))
     if new != old:
         ctx.comments.write(slug, new)
-        note_change(ctx, slug, new)
+        note_change(ctx, slug, old if old.status == "approved" else new)
 
 
 def author_matches_or_log(comment: Comment, actor: RemoteActor) -> bool:
@@ -192,11 +200,11 @@ def author_matches_or_log(comment: Comment, actor: RemoteActor) -> bool:
     return False
 
 
-def _update_notification(ctx: Context, cid: str, actor_id: str, obj: dict[str, Any]) -> None:
+def _update_notification(ctx: Context, cid: str, actor_id: str, obj: RemoteObject) -> None:
     with ctx.db.tx() as con:
         con.execute(
             "UPDATE notifications SET content = ? WHERE id = ? AND actor = ?",
-            (comment_html(obj), cid, actor_id),
+            (comment_html(obj.doc), cid, actor_id),
         )
 
 
@@ -215,7 +223,7 @@ async def _update_actor(ctx: Context, doc: dict[str, Any]) -> None:
     author = author_of(new)
     for slug, comment in list(ctx.comments.iter_all()):
         if moderation.author_matches(comment, old) and comment.author != author:
-            ctx.comments.write(slug, replace(comment, author=author))
+            ctx.comments.write(slug, replace(comment, author=author, actor_id=new.id))
             ctx.mark_dirty(slug)
 
 
@@ -223,8 +231,8 @@ async def _update_actor(ctx: Context, doc: dict[str, Any]) -> None:
 
 
 async def on_delete(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
-    actor_id = first_id(activity.get("actor"))
-    obj_id = first_id(activity.get("object"))
+    actor_id = ref(activity.get("actor"))
+    obj_id = ref(activity.get("object"))
     if forwarded or not actor_id or not obj_id:
         return
     actor = await actor_or_none(ctx, actor_id)

@@ -13,19 +13,18 @@ Routes (the URL layout is in ``bridge.config``):
   document; a deleted post's id answers 410 with a Tombstone.
 
 Background tasks (started by the lifespan): the delivery worker, the inbox processor,
-webmention verification and a debounced rebuild of the site when comments change.
+webmention verification, a debounced rebuild of the site when comments change, and a
+poller that rebuilds after moderation done by CLI commands (``site_changes``).  The
+services are built by the composition root, ``bridge.daemon.services``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,9 +33,15 @@ from starlette.routing import Route
 
 from bridge import keys
 from bridge.config import SiteConfig
+from bridge.daemon import events, services
+from bridge.daemon.livereload import ReloadHub, live_reload_routes
+from bridge.daemon.lock import DaemonLock, lock_path
+from bridge.daemon.rebuild import Rebuilder, start_daemon_watcher
+from bridge.daemon.site_changes import ChangePoller
+from bridge.daemon.watch import SiteWatcher
 from bridge.db import Database
 from bridge.federation import followers, inbox, outbox, published
-from bridge.federation.context import Context, make_context
+from bridge.federation.context import Context
 from bridge.site import activities, webfinger
 
 log = logging.getLogger("indiebridge.daemon")
@@ -81,85 +86,6 @@ def content_type_for(rel: str) -> str:
     return CONTENT_TYPES.get(Path(rel).suffix.lower(), "application/octet-stream")
 
 
-class DaemonLock:
-    """An exclusive lock file: `publish` sees a running daemon and leaves delivery to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    @staticmethod
-    def held(path: Path) -> bool:
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return False
-        finally:
-            os.close(fd)
-
-
-def lock_path(config: SiteConfig) -> Path:
-    return config.state_dir / "daemon.lock"
-
-
-class Rebuilder:
-    """Debounced rebuilds: a burst of changes becomes one build, run in a thread."""
-
-    def __init__(self, config: SiteConfig, delay: float = 0.3) -> None:
-        self.config = config
-        self.delay = delay
-        self.event = asyncio.Event()
-        self.listeners: list[Callable[[], None]] = []
-
-    def request(self, slug: str = "") -> None:
-        self.event.set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        from bridge.site import build as site
-
-        while not stop.is_set():
-            waiter = asyncio.ensure_future(self.event.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
-            if stop.is_set():
-                return
-            await asyncio.sleep(self.delay)
-            self.event.clear()
-            try:
-                await asyncio.to_thread(site.build, self.config)
-            except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
-                log.error("rebuild failed: %s", exc)
-            for listener in self.listeners:
-                listener()
-
-
 class Daemon:
     """Holds the context and the background tasks of one running site."""
 
@@ -170,35 +96,40 @@ class Daemon:
         ctx: Context | None = None,
         poll_interval: float = 1.0,
         watch: bool = False,
+        drafts: bool = False,
     ) -> None:
         self.config = config
         self.db = Database(config.db_path)
         self.keys = keys.load(config.state_dir)
-        self.ctx = ctx or make_context(config, self.db, self.keys)
         self.poll_interval = poll_interval
-        self.rebuilder = Rebuilder(config)
-        self.ctx.mark_dirty = self.rebuilder.request
+        self.rebuilder = Rebuilder(config, drafts=drafts)  # serve --drafts: rebuilds keep them
+        # rows queued by `publish` in another process are found by polling
+        self.worker = services.delivery_worker(
+            config, self.db, self.keys, poll_interval=poll_interval
+        )
+        self.ctx = ctx or services.build_context(
+            config,
+            self.db,
+            self.keys,
+            on_queued=self.worker.wake,
+            mark_dirty=self.rebuilder.mark_dirty,
+            comments=events.LoggedCommentStore(config.content_dir),
+        )
+        self.changes = ChangePoller(self.db, self.rebuilder.request)
+        self.gave_up = events.DeliveryWatch(self.db)
         self.limiter = inbox.RateLimiter()
         self.inbox_event = asyncio.Event()
         self.webmention_event = asyncio.Event()
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
-        self.worker: Any = None
         self.lock = DaemonLock(lock_path(config))
-        self.hub: Any = None
-        self.watcher: Any = None
-        if watch:
-            from bridge.daemon.watch import ReloadHub
-
-            self.hub = ReloadHub()
-        self.processor = inbox.InboxProcessor(
-            self.ctx, inbox.default_handlers(_conversation_hooks())
-        )
+        self.hub: ReloadHub | None = ReloadHub() if watch else None
+        self.watcher: SiteWatcher | None = None
+        self.processor = inbox.InboxProcessor(self.ctx, services.inbox_handlers())
 
     # ---- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        from bridge.federation import delivery
         from bridge.site import build as site
 
         # A build killed mid-switch (e.g. with the previous daemon) is completed first.
@@ -208,24 +139,7 @@ class Daemon:
             log.error("could not complete an interrupted build: %s", exc)
         if not self.lock.acquire():
             log.warning("another daemon holds %s; this one will not deliver", self.lock.path)
-        self.worker = delivery.DeliveryWorker(
-            self.db,
-            private_key=self.keys.rsa,
-            key_id=self.config.key_id,
-            scheme=self.config.signature_scheme,  # type: ignore[arg-type]
-            allow_private=self.config.allow_private_addresses,
-            base_url=self.config.base_url,
-            on_gone=self._gone,
-            poll_interval=self.poll_interval,  # rows queued by `publish` in another process
-        )
         self.worker.recover()
-
-        def enqueue(activity: dict[str, Any], inboxes: list[str]) -> None:
-            if inboxes:
-                delivery.enqueue(self.db, activity, inboxes)
-            self.worker.wake()
-
-        self.ctx.enqueue = enqueue
         self.stop.clear()
         self.tasks = [
             asyncio.create_task(self.worker.run_forever(self.stop), name="delivery"),
@@ -234,6 +148,7 @@ class Daemon:
                 self._loop(self.webmention_event, self._process_webmentions), name="webmentions"
             ),
             asyncio.create_task(self.rebuilder.run(self.stop), name="rebuild"),
+            asyncio.create_task(self._watch(), name="site-changes"),
         ]
         if self.config.bridge_feeds:
             from bridge.daemon import feedbridge
@@ -244,11 +159,9 @@ class Daemon:
                 )
             )
         if self.hub is not None:
-            from bridge.daemon.watch import start_daemon_watcher
-
             # Watch mode: saves and comment changes rebuild through one watcher, open tabs
             # reload, and auto_publish runs after each good build.
-            self.watcher = start_daemon_watcher(self.ctx, self.hub)
+            self.watcher = start_daemon_watcher(self.ctx, self.hub, self.rebuilder)
 
     async def shutdown(self) -> None:
         self.stop.set()
@@ -258,8 +171,7 @@ class Daemon:
             self.hub.close()
         self.inbox_event.set()
         self.webmention_event.set()
-        if self.worker is not None:
-            self.worker.wake()
+        self.worker.wake()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
@@ -267,11 +179,7 @@ class Daemon:
         self.lock.release()
         self.db.close()
 
-    def _gone(self, inbox_url: str) -> None:
-        """A 410 from an inbox: the follower (or the whole server) is gone."""
-        followers.remove_by_inbox(self.db, inbox_url)
-
-    async def _loop(self, event: asyncio.Event, step: Callable[[], Any]) -> None:
+    async def _loop(self, event: asyncio.Event, step: Callable[[], Awaitable[int]]) -> None:
         while not self.stop.is_set():
             try:
                 busy = await step()
@@ -284,16 +192,26 @@ class Daemon:
                 await asyncio.wait_for(event.wait(), timeout=self.poll_interval)
             event.clear()
 
+    async def _watch(self) -> None:
+        """Every ``poll_interval``: moderation from the CLI, deliveries that gave up."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.poll_interval)
+            try:
+                self.changes.poll()
+                self.gave_up.check()
+            except Exception as exc:
+                log.exception("watching the database failed: %s", exc)
+
     async def _process_inbox(self) -> int:
         return await self.processor.process_pending()
 
     async def _process_webmentions(self) -> int:
-        try:
-            from bridge.conversations import webmentions
-        except ImportError:  # pragma: no cover - only while the module is being written
-            return 0
+        from bridge.conversations import webmentions
 
+        waiting = events.pending_webmentions(self.db)
         count: int = await webmentions.process_pending(self.ctx)
+        events.log_webmentions(self.db, waiting)
         return count
 
     # ---- HTTP handlers --------------------------------------------------------------
@@ -379,13 +297,17 @@ class Daemon:
     def routes(self) -> list[Route]:
         extra: list[Route] = []
         if self.hub is not None:
-            from bridge.daemon.watch import live_reload_routes
-
             extra += live_reload_routes(self.hub)
         if self.config.bridge_feeds:
             from bridge.daemon import feedbridge
 
             extra += feedbridge.routes(self.ctx)
+        from bridge.conversations import quotes
+
+        extra += quotes.routes(self.ctx)  # FEP-044f stamps
+        from bridge.federation import remote_interaction
+
+        extra += remote_interaction.routes(self.ctx)  # /interact: the one-step form
         return [
             *extra,
             Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),
@@ -397,17 +319,12 @@ class Daemon:
         ]
 
 
-def _conversation_hooks() -> dict[str, inbox.ConversationHook]:
-    try:
-        from bridge.conversations import fediverse as conversations
-    except ImportError:  # pragma: no cover - only while the module is being written
-        return {}
-    hooks: dict[str, inbox.ConversationHook] = conversations.HOOKS
-    return hooks
-
-
 def create_app(
-    config: SiteConfig, *, daemon: Daemon | None = None, watch: bool = False
+    config: SiteConfig,
+    *,
+    daemon: Daemon | None = None,
+    watch: bool = False,
+    drafts: bool = False,
 ) -> Starlette:
     """The ASGI app; its lifespan starts and stops the background workers."""
     holder: dict[str, Daemon] = {}
@@ -421,7 +338,7 @@ def create_app(
         finally:
             await d.shutdown()
 
-    d = daemon or Daemon(config, watch=watch)
+    d = daemon or Daemon(config, watch=watch, drafts=drafts)
     holder["daemon"] = d
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d

@@ -1,8 +1,14 @@
 """The services one running site shares: settings, store, keys, fetcher, queues.
 
-``Context`` is built once by the daemon (or a CLI command) and passed to the inbox
-processor, the conversation handlers and the webmention verifier, so none of them reads
-settings or opens connections on its own and tests can swap any part.
+``Context`` is built once, by the composition root (``bridge.daemon.services``) for the
+daemon and for CLI commands, and passed to the inbox processor, the conversation handlers
+and the webmention verifier, so none of them reads settings or opens connections on its
+own and tests can swap any part.
+
+Two hooks are given when the context is built and never reassigned by the code:
+``on_queued`` (wake the delivery worker: ``wake_delivery()``) and ``mark_dirty(slug)``
+(a comment on that post changed: rebuild).  ``enqueue(activity, inboxes)`` stores
+delivery rows and wakes the worker.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import httpx
 from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.db import Database
+from bridge.federation import delivery
 from bridge.federation.actors import Actors
 from bridge.federation.fetch import SafeFetcher
 from bridge.federation.signatures import HTTPSignatureAuth, SchemeMemory
@@ -37,8 +44,22 @@ class Context:
     auth: httpx.Auth
     actors: Actors
     comments: CommentStore
-    enqueue: Callable[[dict[str, Any], list[str]], None] = field(default=lambda a, i: None)
+    on_queued: Callable[[], None] = field(default=lambda: None)
     mark_dirty: Callable[[str], None] = field(default=lambda slug: None)
+    enqueue: Callable[[dict[str, Any], list[str]], None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.enqueue = self._enqueue
+
+    def _enqueue(self, activity: dict[str, Any], inboxes: list[str]) -> None:
+        """Queue ``activity`` for ``inboxes`` (one row each) and wake the worker."""
+        if inboxes:
+            delivery.enqueue(self.db, activity, inboxes)
+        self.wake_delivery()
+
+    def wake_delivery(self) -> None:
+        """Rows were queued: the delivery worker (if one runs here) looks at once."""
+        self.on_queued()
 
     def post_slug(self, url: str) -> str | None:
         """The slug of one of our posts named by its HTML URL or ActivityStreams id."""
@@ -65,6 +86,9 @@ def make_context(
     keys: ActorKeys,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    on_queued: Callable[[], None] | None = None,
+    mark_dirty: Callable[[str], None] | None = None,
+    comments: CommentStore | None = None,
 ) -> Context:
     fetcher = SafeFetcher(
         allow_private=config.allow_private_addresses,
@@ -84,5 +108,15 @@ def make_context(
         fetcher=fetcher,
         auth=auth,
         actors=Actors(db, fetcher, auth),
-        comments=CommentStore(config.content_dir),
+        comments=comments or CommentStore(config.content_dir),
+        on_queued=on_queued or _nothing,
+        mark_dirty=mark_dirty or _no_rebuild,
     )
+
+
+def _nothing() -> None:
+    """No delivery worker runs in this process: a later one (or ``publish``) sends."""
+
+
+def _no_rebuild(slug: str) -> None:
+    """No rebuilder runs in this process: the next build shows the change."""

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from bridge.db import now
 from bridge.errors import BridgeError, PublishError
-from bridge.federation import delivery, published
+from bridge.federation import delivery, pins, published
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.site import activities, proofs
@@ -282,6 +282,8 @@ async def publish(
             wm_jobs.append((post, old_links))
 
     report.queued += _publish_actor(ctx, report, inboxes, moment)
+    if not dry_run:
+        report.queued += pins.publish_pins(ctx, inboxes, moment)  # Add/Remove to featured
     current = {p.slug for p in posts}
     for slug, row in rows.items():
         if slug in current or row["state"] != "live":
@@ -313,7 +315,7 @@ def _queue(ctx: Context, planned: Planned, dry_run: bool) -> int:
     if dry_run or not planned.inboxes:
         return 0 if not dry_run else len(planned.inboxes)
     queued = delivery.enqueue(ctx.db, planned.activity, planned.inboxes)
-    ctx.enqueue(planned.activity, [])  # wakes a running worker; rows are already queued
+    ctx.wake_delivery()  # rows are already queued
     return queued
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
-from bridge.site import ledger
+from bridge.site import attribution, ledger, quote_policy, threads
 from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import Comment, Post, tag_slug
 
@@ -53,6 +53,10 @@ EXTENSIONS: dict[str, Any] = {
     "PropertyValue": "schema:PropertyValue",
     "value": "schema:value",
     "webfinger": {"@id": "https://purl.archive.org/socialweb/webfinger#webfinger"},
+    # Mastodon 4.3+ author attribution (bridge/site/attribution.py); pins (featured.py).
+    "attributionDomains": {"@id": "toot:attributionDomains", "@type": "@id"},
+    "featured": {"@id": "toot:featured", "@type": "@id"},
+    **quote_policy.TERMS,  # FEP-044f quote posts
 }
 CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
 # The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
@@ -130,6 +134,8 @@ def actor(
             for f in author.fields
         ],
         "alsoKnownAs": list(config.also_known_as),
+        "attributionDomains": attribution.domains(config),
+        "featured": config.featured_url,
     }
     if moved_to:  # after ``indiebridge move``: Mastodon shows a redirect banner
         doc["movedTo"] = moved_to
@@ -248,6 +254,8 @@ def post_object(
     ]
     if post.in_reply_to:
         obj["inReplyTo"] = post.in_reply_to
+    obj["interactionPolicy"] = quote_policy.interaction_policy(config)
+    obj["context"] = threads.context_url(config, post.slug)  # FEP-7888
     obj.update(post_collections(config, post.slug))
     return obj
 

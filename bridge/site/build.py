@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
+from bridge.site import images
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -61,6 +62,7 @@ class BuildResult:
     seconds: float
     changed: list[str] = field(default_factory=list)
     built_posts: tuple[Post, ...] = ()  # the posts as parsed, newest first (for publish)
+    warnings: list[str] = field(default_factory=list)  # one line each, e.g. a missing image
 
     def summary(self) -> str:
         return (
@@ -93,11 +95,15 @@ def build(
     drafts: bool = False,
     progress: Progress | None = None,
     live_reload: bool = False,
+    strict: bool = False,
 ) -> BuildResult:
     """Build the whole site; unchanged outputs are neither rendered nor rewritten.
 
+    ``strict`` turns warnings (a Markdown image whose file is missing) into errors.
+
     Raises:
-        ContentError: a post or page is broken (nothing is written).
+        ContentError: a post or page is broken, or a front matter image (with ``strict``,
+            any local image) is missing (nothing is written).
         KeyFileError: the actor keys are missing.
         BuildError: the output could not be written (the old output stays).
     """
@@ -105,6 +111,7 @@ def build(
     out_dir = (out_dir or config.output_dir).resolve()
     check_output_dir(config, out_dir)
     posts, pages = _load_content(config, drafts)
+    warnings = images.check(config, posts, pages, strict=strict)
     comments, comment_digests = _load_comments(config)
     plan = Plan(
         config,
@@ -113,7 +120,7 @@ def build(
         comments,
         comment_digests,
         keys.load(config.state_dir),
-        Renderer(config, live_reload=live_reload),
+        Renderer(config, live_reload=live_reload, pages=pages),
         followers_count(config),
         read_ledger(config),
     )
@@ -132,6 +139,7 @@ def build(
         seconds=time.perf_counter() - started,
         changed=stats.changed,
         built_posts=tuple(posts),
+        warnings=warnings,
     )
 
 

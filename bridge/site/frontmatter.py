@@ -214,6 +214,12 @@ def _in_reply_to(value: Any, field: Field) -> str | None:
     return url
 
 
+def _pinned(value: Any, field: Field) -> bool:
+    if not isinstance(value, bool):
+        raise field.error("'pinned' must be true or false")
+    return value
+
+
 def _summary(value: Any, field: Field) -> str | None:
     return _text(value, field).strip() if value else None
 
@@ -233,6 +239,7 @@ POST_PROCESSORS: dict[str, Processor] = {
     "summary": _summary,
     "lang": _text,
     "content_warning": _optional_text,
+    "pinned": _pinned,  # featured on the profile (bridge/site/featured.py)
 }
 POST_KEYS = frozenset(POST_PROCESSORS)
 EXTRA_KEYS = ("original_url",)  # kept in ``Post.extra`` when given, not as fields
@@ -243,6 +250,7 @@ def post_defaults(config: SiteConfig, slug: str) -> dict[str, Any]:
     return {
         "slug": slug,
         "draft": False,
+        "pinned": False,
         "lang": config.language,
         "fediverse_format": config.fediverse_format,
     }
@@ -269,14 +277,36 @@ def post_fields(
     return fields
 
 
-# Pages: a title, an optional slug and language; dates are accepted and not used.
-PAGE_KEYS = frozenset({"title", "slug", "lang", "date", "updated"})
+def _weight(value: Any, field: Field) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise field.error("'weight' must be a whole number (lighter pages come first in the menu)")
+
+
+def _flag(value: Any, field: Field) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise field.error(f"'{field.key}' must be true or false")
+    return value
+
+
+# Pages: a title, an optional slug and language, their place in the menu; dates are
+# accepted and not used.
+PAGE_PROCESSORS: dict[str, Processor] = {
+    "menu": _flag,
+    "weight": _weight,
+    "author_card": _flag,
+}
+PAGE_KEYS = frozenset({"title", "slug", "lang", "date", "updated", *PAGE_PROCESSORS})
 
 
 def page_fields(
     meta: dict[str, Any], text: str, rel: str, config: SiteConfig, slug: str
 ) -> dict[str, Any]:
-    """The validated values of a page's front matter (title, slug, lang)."""
+    """The validated values of a page's front matter (title, slug, lang, menu)."""
     _refuse_unknown(meta, PAGE_KEYS, text, rel, " for a page")
     if not meta.get("title"):
         raise ContentError(rel, 1, "front matter key 'title' is required for a page")
@@ -285,11 +315,14 @@ def page_fields(
         raise Field(rel, "slug", text, config).error(
             f"'slug' must be lowercase letters, digits and dashes, got {page_slug!r}"
         )
-    return {
+    fields: dict[str, Any] = {
         "title": str(meta["title"]),
         "slug": page_slug,
         "lang": str(meta.get("lang", config.language)),
     }
+    for key, process in PAGE_PROCESSORS.items():
+        fields[key] = process(meta.get(key), Field(rel, key, text, config))
+    return fields
 
 
 def _refuse_unknown(

@@ -1,75 +1,77 @@
-"""``indiebridge import``: bring an existing blog's posts in from its feed or export.
+"""``indiebridge import``: bring an existing blog in from its feed or WordPress export.
 
-``import_feed(config, source)`` reads an RSS 1.0/2.0 or Atom feed, or a WordPress export
-(WXR: RSS 2.0 with ``content:encoded``, ``wp:post_date_gmt``, ``wp:status``, categories),
-from a file or an http(s) URL, and writes one Markdown post per entry under
-``content/posts/``:
+``import_feed(config, source, ...)`` reads an RSS 1.0/2.0 or Atom feed (``importing.feeds``),
+a WordPress export (``importing.wxr``) or a Hugo or Jekyll site folder's Markdown sources
+(``importing.site_folders``) and writes one Markdown file per entry:
 
-* front matter: ``title``, ``date``, ``updated`` (when later than the date), ``tags``
-  (categories and tags; WordPress's "Uncategorized" is dropped), ``original_url`` (the
-  entry's link), ``summary`` (only when the feed has a real excerpt beside the content),
-  ``slug``, and ``draft: true`` for WordPress posts that are not published (draft,
-  pending, private, future);
-* body: the entry's HTML converted to Markdown with ``markdownify``, after every relative
-  ``href``/``src``/``srcset`` was resolved against the entry's link (then the feed's link,
-  then the feed's own URL).  WordPress's classic-editor text, whose paragraphs are blank
-  lines rather than ``<p>`` tags, is paragraphed first, as WordPress does on display;
-* file name: ``<date>-<slug>.md``; the slug comes from WordPress's ``post_name``, else the
-  title, else the last segment of the link.  Two entries with the same title get distinct
-  slugs (``-2``, ``-3`` in date order), and a slug already used by a post of the site is
-  never reused.
+* posts go to ``content/posts/<date>-<slug>.md`` with ``title``, ``date``, ``updated``
+  (when later), ``tags``, ``summary`` (the author's excerpt, else a clean cut of the
+  prose when the text is long or has code), ``original_url`` and ``slug``;
+* the slug is the original URL's last path segment, else WordPress's ``post_name``, else
+  the title; a slug already in use gets ``-2``, ``-3``;
+* private stays private: only a published entry without a password is public.  WordPress
+  drafts, pending, scheduled, private and password-protected posts are written with
+  ``draft: true``; such pages go to ``content/drafts/pages/``, which the build never
+  reads; trashed items and auto-drafts are skipped with a line;
+* WordPress pages go to ``content/pages/<slug>.md``; approved and held comments,
+  pingbacks and trackbacks of public posts go to ``content/comments/<slug>/``;
+* a summary-only entry (Hugo's RSS, Pelican's RSS, an ellipsis or "Read more") is
+  completed from its permalink through the ``fetch_page`` callable; when that fails it is
+  imported as a draft with a warning naming it;
+* anything converted imperfectly (an unknown shortcode, an inline script) is a warning
+  line, never a silent loss.
 
-WordPress pages become ``content/pages/<slug>.md``; attachments, menu items and trashed
-posts are skipped and counted.
+Never overwriting: an entry whose guid is in the import ledger, or whose link is the
+``original_url`` of a post, or (without a link) whose title and date match one, is
+skipped with a one-line message, and files are created exclusively, so importing the
+same source twice changes nothing.  Entries without a date are dated by the feed's own
+date, else the file's modification time or the URL's ``Last-Modified``, else now.
 
-Never overwriting
------------------
-An entry whose link is the ``original_url`` of a post already in ``content/posts/``, or
-(without a link) whose title and date match one, is skipped with a one-line message, and
-files are created with an exclusive link (``os.link``), so an existing file is never
-replaced, even one that appears while the import runs.  Importing the same feed twice
-therefore changes nothing the second time.
-
-Entries without a date
-----------------------
-An entry with no date (or WordPress's ``0000-00-00`` for drafts never scheduled) is dated
-deterministically: the feed's own ``updated``/``lastBuildDate``/``pubDate`` when it has one,
-else the file's modification time for a file, else the ``Last-Modified`` header of a URL,
-and only when there is none of those the moment of the import.  WordPress's local
-``post_date`` is used (as UTC) when ``post_date_gmt`` is missing.
-
-URLs are fetched with ``SafeFetcher``: loopback and private addresses are refused unless
-``allow_private_addresses`` is on.
+This module does no network I/O: URLs are read through the ``fetch_source`` and
+``fetch_page`` callables the caller passes (the CLI builds them on ``SafeFetcher``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import datetime as dt
-import email.utils
-import html as html_mod
-import os
 import re
-import secrets
-import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
-
-import feedparser
-import yaml
-from bs4 import BeautifulSoup
-from bs4.element import NavigableString, Tag
-from markdownify import MarkdownConverter
+from urllib.parse import unquote, urlsplit
 
 from bridge.config import SiteConfig
-from bridge.errors import BridgeError, FetchError
-from bridge.site.content import RESERVED_PAGE_SLUGS, split_front_matter
+from bridge.site.comments import CommentStore
+from bridge.site.content import RESERVED_PAGE_SLUGS, MarkdownRenderer
+from bridge.site.importing import (
+    feeds,
+    files,
+    full_content,
+    site_folders,
+    wordpress_comments,
+    wxr,
+)
+from bridge.site.importing.full_content import Fetch
+from bridge.site.importing.html_to_markdown import convert, to_markdown
+from bridge.site.importing.model import (
+    PRIVATE,
+    PUBLIC,
+    SKIP,
+    FeedEntry,
+    FeedError,
+    ParsedFeed,
+    visibility,
+)
+from bridge.site.importing.text import absolutize, cut_summary, is_http, plain_text
 from bridge.site.posts import slugify
+
+__all__ = [
+    "FEED_ACCEPT", "FeedEntry", "FeedError", "ImportReport", "ParsedFeed", "absolutize",
+    "import_feed", "import_feed_async", "import_parsed", "import_slug", "messages",
+    "parse_feed", "plain_text", "slug_base", "to_markdown", "unique_slug",
+]  # fmt: skip
 
 FEED_ACCEPT = (
     "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
@@ -77,259 +79,21 @@ FEED_ACCEPT = (
 )
 MAX_EXPORT_BYTES = 64 * 1024 * 1024  # WordPress exports of big blogs are tens of MiB
 
-WP_DRAFT_STATUSES = {"draft", "pending", "private", "future"}
-WP_SKIPPED_STATUSES = {"trash", "auto-draft"}
-_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
-_BLOCK_START = re.compile(
-    r"^\s*<(?:p|div|h[1-6]|ul|ol|li|blockquote|pre|table|figure|hr|dl|section|!--)\b", re.I
-)
-
-
-class FeedError(BridgeError):
-    """The source is not a feed indiebridge can read."""
-
-
-# ---- reading feeds ------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
-class FeedEntry:
-    """One entry of a feed, normalised: plain-text title, absolute links, UTC dates."""
-
-    key: str  # identity within the feed: guid, else link, else title and date
-    title: str | None
-    link: str | None
-    date: dt.datetime | None
-    updated: dt.datetime | None
-    tags: tuple[str, ...]
-    summary: str | None  # plain text, only when the feed has an excerpt beside the content
-    html: str  # the body, relative links resolved
-    status: str = "publish"  # WordPress status; "publish" for plain feeds
-    kind: str = "post"  # WordPress post type; "post" for plain feeds
-    slug_hint: str = ""  # WordPress post_name
+class Fetched:
+    body: bytes
+    url: str  # after redirects
+    last_modified: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class ParsedFeed:
-    title: str
-    link: str
-    updated: dt.datetime | None
-    wordpress: bool
-    entries: tuple[FeedEntry, ...]
-
-
-def _struct_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, time.struct_time):
-        return None
-    try:
-        moment = dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC)
-    except (OverflowError, ValueError, OSError):
-        return None
-    return moment if moment.year > 1970 else None
-
-
-def _raw(mapping: Any, key: str) -> Any:
-    """A key of a feedparser dict, without its deprecated updated/published aliasing."""
-    return dict.get(mapping, key) if isinstance(mapping, dict) else None
-
-
-def _wp_date(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value.strip() or value.startswith("0000"):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.strip().replace(" ", "T"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def plain_text(fragment: str) -> str:
-    """The text of an HTML fragment, entities decoded, whitespace collapsed."""
-    text = BeautifulSoup(fragment, "html.parser").get_text(" ")
-    return " ".join(html_mod.unescape(text).split())
-
-
-def _title(entry: Mapping[str, Any]) -> str | None:
-    title = entry.get("title")
-    if not isinstance(title, str):
-        return None
-    detail = entry.get("title_detail") or {}
-    if "html" in str(detail.get("type", "")):
-        title = plain_text(title)
-    title = " ".join(title.split())
-    return title or None
-
-
-def _is_http(url: Any) -> bool:
-    return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
-
-
-def _srcset(value: str, base: str) -> str:
-    out = []
-    for candidate in value.split(","):
-        parts = candidate.strip().split(maxsplit=1)
-        if parts:
-            parts[0] = urljoin(base, parts[0])
-            out.append(" ".join(parts))
-    return ", ".join(out)
-
-
-def absolutize(fragment: str, base: str) -> str:
-    """``fragment`` with relative ``href``/``src``/``srcset``/``poster`` resolved on ``base``.
-
-    In-page anchors (``#note-1``) stay as they are.
-    """
-    if not base:
-        return fragment
-    soup = BeautifulSoup(fragment, "html.parser")
-    for tag in soup.find_all(True):
-        if not isinstance(tag, Tag):
-            continue
-        for attr in ("href", "src", "poster"):
-            value = tag.get(attr)
-            if isinstance(value, str) and value.strip() and not value.startswith("#"):
-                tag[attr] = urljoin(base, value.strip())
-        srcset = tag.get("srcset")
-        if isinstance(srcset, str):
-            tag["srcset"] = _srcset(srcset, base)
-    return str(soup)
-
-
-def autop(text: str) -> str:
-    """WordPress classic-editor text -> HTML paragraphs (blank lines separate them, single
-    newlines are line breaks; chunks that start with a block tag are left alone)."""
-    chunks = [c for c in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if c.strip()]
-    out = []
-    for chunk in chunks:
-        if _BLOCK_START.match(chunk):
-            out.append(chunk)
-        else:
-            out.append("<p>" + chunk.strip().replace("\n", "<br>\n") + "</p>")
-    return "\n".join(out)
-
-
-def _text_to_html(text: str) -> str:
-    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "\n".join(f"<p>{html_mod.escape(p.strip())}</p>" for p in paragraphs)
-
-
-def _body(entry: Mapping[str, Any], wordpress: bool) -> tuple[str, str | None]:
-    """(body HTML, plain-text summary if the feed has a separate excerpt)."""
-    contents = [c for c in entry.get("content") or [] if isinstance(c.get("value"), str)]
-    html_contents = [c for c in contents if "html" in str(c.get("type", ""))]
-    chosen = (html_contents or contents or [None])[0]
-    summary_detail = entry.get("summary_detail")
-    summary_value = entry.get("summary") if isinstance(entry.get("summary"), str) else ""
-    summary: str | None = None
-    if chosen is not None:
-        body = str(chosen["value"])
-        if "html" not in str(chosen.get("type", "")):
-            body = _text_to_html(body)
-        elif wordpress:
-            body = autop(body)
-        if summary_detail is not None and summary_value and summary_value != chosen["value"]:
-            summary = plain_text(summary_value) or None
-    else:
-        body = summary_value or ""
-        if summary_detail is not None and "html" not in str(summary_detail.get("type", "html")):
-            body = _text_to_html(body)
-    excerpt = entry.get("excerpt_encoded")
-    if wordpress and isinstance(excerpt, str) and excerpt.strip():
-        summary = plain_text(excerpt) or None
-    return body, summary
-
-
-def _tags(entry: Mapping[str, Any], wordpress: bool) -> tuple[str, ...]:
-    out: dict[str, str] = {}
-    for tag in entry.get("tags") or []:
-        name = tag.get("label") or tag.get("term")
-        if not isinstance(name, str):
-            continue
-        name = " ".join(html_mod.unescape(name).split()).lstrip("#")
-        if not name or (wordpress and name.lower() == "uncategorized"):
-            continue
-        out.setdefault(name.lower(), name)
-    return tuple(out.values())
+SourceFetch = Callable[[str], Awaitable[Fetched]]
+"""GET a feed or export URL.  Raises a ``BridgeError`` (one line) on failure."""
 
 
 def parse_feed(data: bytes, *, url: str = "") -> ParsedFeed:
-    """Parse feed bytes; ``url`` (where they came from) resolves relative links last.
-
-    Raises:
-        FeedError: not a feed (nothing feed-like could be read).
-    """
-    parsed = feedparser.parse(data, resolve_relative_uris=False, response_headers={})
-    feed = parsed.get("feed") or {}
-    entries = parsed.get("entries") or []
-    if parsed.get("bozo") and not entries and not feed.get("title"):
-        reason = parsed.get("bozo_exception")
-        raise FeedError(f"{url or 'source'}: not an RSS or Atom feed ({reason})")
-    if not parsed.get("version") and not entries:
-        raise FeedError(f"{url or 'source'}: not an RSS or Atom feed")
-    wordpress = "wp_wxr_version" in feed or any("wp_post_type" in e for e in entries)
-    feed_link = feed.get("link") if _is_http(feed.get("link")) else ""
-    feed_updated = _struct_time(_raw(feed, "updated_parsed")) or _struct_time(
-        _raw(feed, "published_parsed")
-    )
-    out = []
-    for entry in entries:
-        title = _title(entry)
-        link = entry.get("link") if _is_http(entry.get("link")) else None
-        if wordpress:
-            date = (
-                _wp_date(entry.get("wp_post_date_gmt"))
-                or _wp_date(entry.get("wp_post_date"))
-                or _struct_time(_raw(entry, "published_parsed"))
-            )
-            updated = _wp_date(entry.get("wp_post_modified_gmt"))
-        else:
-            date = _struct_time(_raw(entry, "published_parsed")) or _struct_time(
-                _raw(entry, "updated_parsed")
-            )
-            updated = _struct_time(_raw(entry, "updated_parsed"))
-        body, summary = _body(entry, wordpress)
-        base = link or str(feed_link or "") or url
-        guid = entry.get("id") if isinstance(entry.get("id"), str) else ""
-        key = guid or link or f"{title or ''}\0{date.isoformat() if date else ''}"
-        out.append(
-            FeedEntry(
-                key=key,
-                title=title,
-                link=link,
-                date=date,
-                updated=updated,
-                tags=_tags(entry, wordpress),
-                summary=summary,
-                html=absolutize(body, base),
-                status=str(entry.get("wp_status") or "publish") if wordpress else "publish",
-                kind=str(entry.get("wp_post_type") or "post") if wordpress else "post",
-                slug_hint=str(entry.get("wp_post_name") or "") if wordpress else "",
-            )
-        )
-    return ParsedFeed(
-        title=_title(feed) or "",
-        link=str(feed_link or ""),
-        updated=feed_updated,
-        wordpress=wordpress,
-        entries=tuple(out),
-    )
-
-
-# ---- Markdown and slugs ---------------------------------------------------------------
-
-
-def to_markdown(fragment: str) -> str:
-    """HTML -> Markdown (ATX headings, ``-`` bullets, fenced code); scripts dropped."""
-    soup = BeautifulSoup(fragment, "html.parser")
-    for bad in soup.find_all(["script", "style", "iframe", "object", "embed", "form"]):
-        bad.decompose()
-    # Text like "a <b> c" must stay text: Markdown would pass "<b>" through as a tag.
-    for node in soup.find_all(string=re.compile("[<>]")):
-        if isinstance(node, NavigableString) and not node.find_parent(["code", "pre"]):
-            node.replace_with(node.replace("<", "&lt;").replace(">", "&gt;"))
-    converter = MarkdownConverter(heading_style="ATX", bullets="-", code_language="")
-    text: str = converter.convert_soup(soup)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    """A WordPress export or any RSS/Atom feed.  Raises ``FeedError`` for anything else."""
+    return wxr.read(data, url=url) if wxr.is_wxr(data) else feeds.read(data, url=url)
 
 
 def _has_slug_text(text: str) -> bool:
@@ -337,18 +101,36 @@ def _has_slug_text(text: str) -> bool:
     return re.search(r"[a-z0-9]", folded.lower()) is not None
 
 
-def slug_base(entry: FeedEntry) -> str:
-    """WordPress's post_name, else the title, else the link's last path segment, else 'post'."""
-    hint = unquote(entry.slug_hint).replace("__trashed", "")
-    candidates = [hint, entry.title or ""]
-    if entry.link:
-        segments = [s for s in urlsplit(entry.link).path.split("/") if s]
-        if segments:
-            candidates.append(re.sub(r"\.(html?|php|aspx?)$", "", unquote(segments[-1])))
+def _last_segment(link: str) -> str:
+    segments = [unquote(s) for s in urlsplit(link).path.split("/") if s]
+    while segments:
+        name = re.sub(r"\.(html?|php|aspx?)$", "", segments.pop())
+        if name.lower() not in ("index", "default"):
+            return name
+    return ""
+
+
+def _first_sluggable(candidates: Iterable[str]) -> str:
     for text in candidates:
         if text and _has_slug_text(text):
             return slugify(text)
     return "post"
+
+
+def import_slug(entry: FeedEntry) -> str:
+    """The original URL's last path segment, else WordPress's post_name, else the title,
+    else 'post': so the new URL keeps the old one's words."""
+    hint = unquote(entry.slug_hint).replace("__trashed", "")
+    link = _last_segment(entry.link) if entry.link else ""
+    return _first_sluggable([link, hint, entry.title or ""])
+
+
+def slug_base(entry: FeedEntry) -> str:
+    """Bridge mode's slug: WordPress's post_name, else the title, else the link's last
+    segment (kept as it was; imports use ``import_slug``)."""
+    hint = unquote(entry.slug_hint).replace("__trashed", "")
+    link = _last_segment(entry.link) if entry.link else ""
+    return _first_sluggable([hint, entry.title or "", link])
 
 
 def unique_slug(base: str, taken: set[str]) -> str:
@@ -360,147 +142,32 @@ def unique_slug(base: str, taken: set[str]) -> str:
     return slug
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _yaml_line(key: str, value: Any) -> str:
-    """``key: value`` in YAML, quoted only where YAML needs it; lists in flow style."""
-    dumped = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 20)
-    return f"{key}: {dumped.removesuffix(chr(10)).removesuffix(chr(10) + '...')}"
-
-
-def post_text(entry: FeedEntry, slug: str, date: dt.datetime, draft: bool) -> str:
-    """The Markdown file for an entry: front matter, a blank line, the body."""
-    lines = ["---"]
-    if entry.title:
-        lines.append(_yaml_line("title", entry.title))
-    lines.append(f"date: {_iso(date)}")
-    if entry.updated and entry.updated > date:
-        lines.append(f"updated: {_iso(entry.updated)}")
-    lines.append(f"slug: {slug}")
-    if entry.tags:
-        lines.append(_yaml_line("tags", list(entry.tags)))
-    if entry.summary:
-        lines.append(_yaml_line("summary", entry.summary))
-    if entry.link:
-        lines.append(_yaml_line("original_url", entry.link))
-    if draft:
-        lines.append("draft: true")
-    lines.append("---")
-    return "\n".join(lines) + "\n" + to_markdown(entry.html) + "\n"
-
-
-def page_text(entry: FeedEntry, slug: str, date: dt.datetime) -> str:
-    lines = [
-        "---",
-        _yaml_line("title", entry.title or slug),
-        f"slug: {slug}",
-        f"date: {_iso(date)}",
-    ]
-    if entry.updated and entry.updated > date:
-        lines.append(f"updated: {_iso(entry.updated)}")
-    lines.append("---")
-    return "\n".join(lines) + "\n" + to_markdown(entry.html) + "\n"
-
-
-# ---- what the site already has -----------------------------------------------------------
-
-
-@dataclass
-class _Existing:
-    slugs: set[str] = field(default_factory=set)
-    originals: dict[str, str] = field(default_factory=dict)
-    unlinked: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
-def _front_matter(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        meta, body, _ = split_front_matter(path.read_text(encoding="utf-8"), path.name)
-    except (BridgeError, OSError, UnicodeDecodeError):
-        return {}, ""
-    return meta, body
-
-
-def _identity(title: str | None, date: str, body: str) -> tuple[str, str]:
-    """How an entry without a link is recognised: its title and date, or for an untitled
-    note its text and date."""
-    return (f"title:{title.strip()}" if title else f"text:{body.strip()}", date)
-
-
-def _meta_date(value: Any) -> str:
-    if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return _iso(moment)
-    if isinstance(value, dt.date):
-        return f"{value.isoformat()}T00:00:00Z"
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return value
-        return _iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC))
-    return ""
-
-
-def _scan(folder: Path) -> _Existing:
-    found = _Existing()
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.md")):
-        meta, body = _front_matter(path)
-        slug = meta.get("slug")
-        found.slugs.add(str(slug) if slug else slugify(_DATE_PREFIX.sub("", path.stem)))
-        rel = f"{folder.parent.name}/{folder.name}/{path.name}"
-        original = meta.get("original_url")
-        if isinstance(original, str) and original:
-            found.originals.setdefault(original, rel)
-        title = meta.get("title")
-        key = _identity(str(title) if title else None, _meta_date(meta.get("date")), body)
-        found.unlinked.setdefault(key, rel)
-    return found
-
-
-def _create(path: Path, text: str) -> bool:
-    """Write ``path`` only if it does not exist; never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-    return True
-
-
-# ---- importing ---------------------------------------------------------------------------
-
-
 @dataclass
 class ImportReport:
     source: str
     written: list[str] = field(default_factory=list)  # paths relative to the site folder
-    drafts: int = 0
-    pages: int = 0
+    posts: int = 0  # public posts
+    pages: int = 0  # public pages
+    drafts: int = 0  # drafts, pending, scheduled and summary-only entries
+    private: int = 0  # private and password-protected entries
+    comments: int = 0
     skipped: list[str] = field(default_factory=list)  # one line per entry left out
+    warnings: list[str] = field(default_factory=list)  # one line per imperfect conversion
     ignored: dict[str, int] = field(default_factory=dict)  # WordPress post types not imported
     undated: int = 0
     fallback_date: dt.datetime | None = None
 
     def summary(self) -> str:
-        posts = len(self.written) - self.pages
-        text = f"Imported {posts} post(s)"
-        if self.drafts:
-            text += f" ({self.drafts} draft(s))"
-        if self.pages:
-            text += f" and {self.pages} page(s)"
-        text += f" from {self.source}; {len(self.skipped)} skipped"
+        text = (
+            f"Imported {self.posts} post(s), {self.pages} page(s), {self.drafts} draft(s), "
+            f"{self.private} private, {self.comments} comment(s) from {self.source}; "
+            f"{len(self.skipped)} skipped, {len(self.warnings)} warning(s)"
+        )
         if self.ignored:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.ignored.items()))
             text += f"; ignored {kinds}"
         if self.undated and self.fallback_date is not None:
-            text += f"; {self.undated} undated, dated {_iso(self.fallback_date)}"
+            text += f"; {self.undated} undated, dated {files.iso(self.fallback_date)}"
         return text
 
 
@@ -508,105 +175,172 @@ def _describe(entry: FeedEntry) -> str:
     return repr(entry.title) if entry.title else (entry.link or entry.key)
 
 
+def _rank(entry: FeedEntry) -> tuple[int, dt.datetime]:
+    """Of two items with one guid, the published one wins, then the later one."""
+    moment = entry.updated or entry.date or dt.datetime.min.replace(tzinfo=dt.UTC)
+    return (visibility(entry) == PUBLIC, moment)
+
+
+def _deduplicated(entries: Iterable[FeedEntry], report: ImportReport) -> list[FeedEntry]:
+    best: dict[str, FeedEntry] = {}
+    for entry in entries:
+        if entry.guid and (entry.guid not in best or _rank(entry) > _rank(best[entry.guid])):
+            best[entry.guid] = entry
+    out = []
+    for entry in entries:
+        if entry.guid and best[entry.guid] is not entry:
+            report.skipped.append(f"skipped {_describe(entry)}: another item has its guid")
+            continue
+        out.append(entry)
+    return out
+
+
+def _why_draft(entry: FeedEntry, seen: str) -> str | None:
+    """Why an entry is imported as a draft (a comment in its front matter), or None."""
+    if seen == PRIVATE:
+        return "password-protected" if entry.password else f"status '{entry.status}'"
+    if seen != PUBLIC:
+        return f"status '{entry.status}'"
+    return "the feed has a summary only" if entry.truncated else None
+
+
+class _Run:
+    """One import: what the site holds, and the report being written."""
+
+    def __init__(self, config: SiteConfig, report: ImportReport) -> None:
+        self.config = config
+        self.report = report
+        self.posts = files.scan(config.content_dir / "posts", config.site_dir)
+        self.pages = files.scan(config.content_dir / "pages", config.site_dir)
+        self.ledger = files.read_ledger(config.state_dir)
+        self.store = CommentStore(config.content_dir)
+        self.renderer = MarkdownRenderer(None)
+
+    def known(self, entry: FeedEntry, ident: tuple[str, str]) -> str | None:
+        if entry.guid and entry.guid in self.ledger:
+            return self.ledger[entry.guid]
+        if entry.link:
+            return self.posts.originals.get(entry.link)
+        return self.posts.unlinked.get(ident)
+
+    def count(self, entry: FeedEntry, seen: str) -> None:
+        if entry.guid:
+            self.ledger[entry.guid] = self.report.written[-1]
+        if seen == PUBLIC and not entry.truncated:
+            if entry.kind == "page":
+                self.report.pages += 1
+            else:
+                self.report.posts += 1
+        elif seen == PRIVATE:
+            self.report.private += 1
+        else:
+            self.report.drafts += 1
+
+    def body(self, entry: FeedEntry) -> str:
+        converted = convert(entry.html) if entry.markdown is None else None
+        for line in (*entry.warnings, *(converted.warnings if converted else ())):
+            self.report.warnings.append(f"warning: {_describe(entry)}: {line}")
+        return converted.markdown if converted else entry.markdown or ""
+
+    def cut_summary(self, entry: FeedEntry) -> str | None:
+        """For a titled post without an excerpt: its prose cut cleanly, when the whole
+        text would not do (it has code, or is long).  Sources are rendered first."""
+        if not entry.title:
+            return None
+        html = entry.html if entry.markdown is None else self.renderer.render(entry.markdown)
+        cut = cut_summary(html)
+        return cut if cut and cut != plain_text(html) else None
+
+    def post(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:
+        probe = to_markdown(entry.html) if entry.markdown is None else entry.markdown
+        ident = files.identity(entry.title, files.iso(date), probe + "\n")
+        known = self.known(entry, ident)
+        if known is not None:
+            self.report.skipped.append(f"skipped {_describe(entry)}: already imported as {known}")
+            return
+        slug = unique_slug(import_slug(entry), self.posts.slugs)
+        rel = f"content/posts/{date.astimezone(dt.UTC):%Y-%m-%d}-{slug}.md"
+        summary = entry.summary if entry.summary else self.cut_summary(entry)
+        draft = seen != PUBLIC or entry.truncated
+        text = files.post_text(
+            entry, slug, date, draft=_why_draft(entry, seen), summary=summary, body=self.body(entry)
+        )
+        if not files.create(self.config.site_dir / rel, text):
+            self.report.skipped.append(f"skipped {_describe(entry)}: {rel} exists")
+            return
+        self.posts.slugs.add(slug)
+        if entry.link:
+            self.posts.originals[entry.link] = rel
+        self.posts.unlinked.setdefault(ident, rel)
+        self.report.written.append(rel)
+        self.count(entry, seen)
+        self.report.undated += entry.date is None
+        self.comments(entry, slug, date, public=not draft)
+
+    def comments(self, entry: FeedEntry, slug: str, date: dt.datetime, public: bool) -> None:
+        if not entry.comments:
+            return
+        if not public:
+            self.report.skipped.append(
+                f"skipped {len(entry.comments)} comment(s) of {_describe(entry)}: "
+                "the post is not public"
+            )
+            return
+        converted = wordpress_comments.convert(entry, self.config.post_url(slug), date)
+        for line in converted.left_out:
+            self.report.skipped.append(f"skipped {line} on {_describe(entry)}")
+        for comment in converted.comments:
+            try:
+                self.store.write(slug, comment)
+            except OSError as exc:
+                where = f"content/comments/{slug}/{comment.id}.json"
+                raise FeedError(f"{where}: cannot be written: {exc.strerror or exc}") from None
+            self.report.comments += 1
+
+    def page(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:
+        if entry.guid and entry.guid in self.ledger:
+            known = self.ledger[entry.guid]
+            self.report.skipped.append(f"skipped page {_describe(entry)}: already {known}")
+            return
+        slug = import_slug(entry)
+        if slug in RESERVED_PAGE_SLUGS:
+            slug = unique_slug(f"{slug}-page", self.pages.slugs)
+        public = seen == PUBLIC and not entry.truncated
+        rel = f"content/{'pages' if public else 'drafts/pages'}/{slug}.md"
+        path = self.config.site_dir / rel
+        taken = (public and slug in self.pages.slugs) or path.exists()
+        if taken or not files.create(path, files.page_text(entry, slug, date, self.body(entry))):
+            self.report.skipped.append(f"skipped page {_describe(entry)}: {rel} exists")
+            return
+        if public:
+            self.pages.slugs.add(slug)
+        self.report.written.append(rel)
+        self.count(entry, seen)
+
+
 def import_parsed(
     config: SiteConfig, feed: ParsedFeed, *, source: str, fallback_date: dt.datetime
 ) -> ImportReport:
-    """Write the posts and pages of an already parsed feed; see the module docstring."""
+    """Write the posts, pages and comments of a parsed (and completed) feed."""
     report = ImportReport(source=source, fallback_date=fallback_date)
-    posts_dir = config.content_dir / "posts"
-    pages_dir = config.content_dir / "pages"
-    posts = _scan(posts_dir)
-    pages = _scan(pages_dir)
+    run = _Run(config, report)
 
     def date_of(entry: FeedEntry) -> dt.datetime:
         return (entry.date or fallback_date).replace(microsecond=0)
 
-    order = sorted(enumerate(feed.entries), key=lambda item: (date_of(item[1]), item[0]))
-    for _, entry in order:
-        if entry.status in WP_SKIPPED_STATUSES:
-            report.skipped.append(f"skipped {_describe(entry)}: WordPress status '{entry.status}'")
-            continue
+    entries = _deduplicated(feed.entries, report)
+    for entry in sorted(entries, key=date_of):
+        seen = visibility(entry)
         if entry.kind not in ("post", "page"):
             report.ignored[entry.kind] = report.ignored.get(entry.kind, 0) + 1
-            continue
-        date = date_of(entry)
-        if entry.kind == "page":
-            _import_page(report, pages, pages_dir, entry, date, config)
-            continue
-        text = post_text(entry, "-", date, False)
-        markdown = text.split("\n---\n", 1)[1]
-        identity = _identity(entry.title, _iso(date), markdown)
-        known = posts.originals.get(entry.link) if entry.link else posts.unlinked.get(identity)
-        if known is not None:
-            report.skipped.append(f"skipped {_describe(entry)}: already imported as {known}")
-            continue
-        slug = unique_slug(slug_base(entry), posts.slugs)
-        draft = entry.status in WP_DRAFT_STATUSES
-        path = posts_dir / f"{date.astimezone(dt.UTC):%Y-%m-%d}-{slug}.md"
-        rel = f"content/posts/{path.name}"
-        posts_dir.mkdir(parents=True, exist_ok=True)
-        if not _create(path, post_text(entry, slug, date, draft)):
-            report.skipped.append(
-                f"skipped {_describe(entry)}: {rel} exists and is never overwritten"
-            )
-            continue
-        posts.slugs.add(slug)
-        if entry.link:
-            posts.originals[entry.link] = rel
-        posts.unlinked.setdefault(identity, rel)
-        report.written.append(rel)
-        report.drafts += draft
-        report.undated += entry.date is None
+        elif seen == SKIP:
+            report.skipped.append(f"skipped {_describe(entry)}: WordPress status '{entry.status}'")
+        elif entry.kind == "page":
+            run.page(entry, date_of(entry), seen)
+        else:
+            run.post(entry, date_of(entry), seen)
+    files.write_ledger(config.state_dir, run.ledger)
     return report
-
-
-def _import_page(
-    report: ImportReport,
-    pages: _Existing,
-    pages_dir: Path,
-    entry: FeedEntry,
-    date: dt.datetime,
-    config: SiteConfig,
-) -> None:
-    slug = slug_base(entry)
-    if slug in RESERVED_PAGE_SLUGS:
-        slug = unique_slug(f"{slug}-page", pages.slugs)
-    rel = f"content/pages/{slug}.md"
-    if slug in pages.slugs:
-        report.skipped.append(
-            f"skipped page {_describe(entry)}: {rel} exists and is never overwritten"
-        )
-        return
-    pages_dir.mkdir(parents=True, exist_ok=True)
-    if not _create(pages_dir / f"{slug}.md", page_text(entry, slug, date)):
-        report.skipped.append(
-            f"skipped page {_describe(entry)}: {rel} exists and is never overwritten"
-        )
-        return
-    pages.slugs.add(slug)
-    report.written.append(rel)
-    report.pages += 1
-
-
-async def fetch_source(config: SiteConfig, url: str) -> tuple[bytes, str, dt.datetime | None]:
-    """GET a feed or export with ``SafeFetcher``: (body, final URL, Last-Modified)."""
-    from bridge.federation.context import user_agent
-    from bridge.federation.fetch import SafeFetcher
-
-    async with SafeFetcher.from_config(
-        config, max_bytes=MAX_EXPORT_BYTES, timeout=120.0, user_agent=user_agent(config)
-    ) as fetcher:
-        page = await fetcher.get(url, accept=FEED_ACCEPT)
-    if not page.ok:
-        raise FetchError(f"{url}: HTTP {page.status}", page.status)
-    modified = None
-    header = page.headers.get("last-modified")
-    if header:
-        try:
-            modified = email.utils.parsedate_to_datetime(header).astimezone(dt.UTC)
-        except (TypeError, ValueError):
-            modified = None
-    return page.body, page.url, modified
 
 
 def _read_file(source: str) -> tuple[bytes, dt.datetime]:
@@ -619,31 +353,52 @@ def _read_file(source: str) -> tuple[bytes, dt.datetime]:
     return data, mtime
 
 
-async def import_feed_async(config: SiteConfig, source: str) -> ImportReport:
+async def import_feed_async(
+    config: SiteConfig,
+    source: str,
+    *,
+    fetch_source: SourceFetch | None = None,
+    fetch_page: Fetch | None = None,
+) -> ImportReport:
     """``import_feed`` for callers that already run an event loop."""
-    if _is_http(source):
-        data, final_url, modified = await fetch_source(config, source)
-        feed = parse_feed(data, url=final_url)
-        fallback = feed.updated or modified or dt.datetime.now(dt.UTC)
+    if Path(source).expanduser().is_dir():
+        feed = site_folders.read(Path(source).expanduser())
+        fallback = dt.datetime.now(dt.UTC)
+    elif is_http(source):
+        if fetch_source is None:
+            raise FeedError(f"{source}: importing from a URL needs a fetcher")
+        fetched = await fetch_source(source)
+        feed = parse_feed(fetched.body, url=fetched.url)
+        fallback = feed.updated or fetched.last_modified or dt.datetime.now(dt.UTC)
     else:
         data, mtime = _read_file(source)
         feed = parse_feed(data, url="")
         fallback = feed.updated or mtime
+    feed = await full_content.complete(feed, fetch_page)
     return import_parsed(config, feed, source=source, fallback_date=fallback)
 
 
-def import_feed(config: SiteConfig, source: str) -> ImportReport:
-    """Import every entry of ``source`` (a file path or an http(s) URL) as a post.
+def import_feed(
+    config: SiteConfig,
+    source: str,
+    *,
+    fetch_source: SourceFetch | None = None,
+    fetch_page: Fetch | None = None,
+) -> ImportReport:
+    """Import every entry of ``source`` (a file path or an http(s) URL).
 
     Raises:
         FeedError: the source cannot be read or is not a feed.
-        FetchError: the URL could not be fetched (or is refused as a private address).
+        BridgeError: ``fetch_source`` failed (e.g. a private address was refused).
     """
-    return asyncio.run(import_feed_async(config, source))
+    return asyncio.run(
+        import_feed_async(config, source, fetch_source=fetch_source, fetch_page=fetch_page)
+    )
 
 
 def messages(report: ImportReport) -> Iterable[str]:
-    """The lines to print: one per written file and one per skipped entry."""
+    """The lines to print: one per written file, skipped entry and warning."""
     for rel in report.written:
         yield f"wrote {rel}"
     yield from report.skipped
+    yield from report.warnings

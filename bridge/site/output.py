@@ -31,6 +31,7 @@ from typing import Any
 
 from bridge.config import SiteConfig
 from bridge.errors import BuildError
+from bridge.site.preview import preview_dir
 
 Progress = Callable[[int, int], None]
 Manifest = dict[str, list[str]]  # output path -> [key, sha256 of the bytes]
@@ -395,7 +396,7 @@ def check_output_dir(config: SiteConfig, out_dir: Path) -> None:
                 "choose a separate folder such as public/"
             )
     for folder in sources:
-        if out_dir.is_relative_to(folder):
+        if out_dir.is_relative_to(folder) and out_dir != preview_dir(config).resolve():
             raise BuildError(
                 f"{out_dir}: the output folder must not be inside {folder}; "
                 "choose a separate folder such as public/"

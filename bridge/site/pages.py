@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -18,9 +17,20 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
-from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site import opengraph, template_errors
+from bridge.site.comments import thread
+from bridge.site.image_size import ImageSizes
+from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
 
-TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
+TEMPLATES = (
+    "base.html",
+    "index.html",
+    "post.html",
+    "page.html",
+    "tag.html",
+    "archive.html",
+    "404.html",
+)
 
 
 def _human_date(value: dt.datetime) -> str:
@@ -28,6 +38,10 @@ def _human_date(value: dt.datetime) -> str:
 
 
 def _iso(value: dt.datetime) -> str:
+    """ISO 8601; a fraction of a second keeps at most 3 digits, as HTML's ``datetime``
+    attribute allows (servers send microseconds, which the Nu Html Checker rejects)."""
+    if value.microsecond:
+        return value.isoformat(timespec="milliseconds")
     return value.isoformat()
 
 
@@ -44,53 +58,15 @@ def _safe_url(value: str) -> str:
     return http_url(value)
 
 
-@dataclass(frozen=True)
-class Reactions:
-    likes: tuple[Comment, ...]
-    reposts: tuple[Comment, ...]
-    bookmarks: tuple[Comment, ...]
-    mentions: tuple[Comment, ...]
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A reply with its nested replies, for threaded display."""
-
-    comment: Comment
-    children: tuple[Thread, ...]
-
-
-def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
-    """Group a post's approved comments into reply threads and reaction rows."""
-    approved = [c for c in comments if c.status == "approved"]
-    replies = sorted((c for c in approved if c.type == "reply"), key=lambda c: c.published)
-    by_parent: dict[str, list[Comment]] = {}
-    known = {c.source for c in replies} | {c.object_id for c in replies if c.object_id}
-    for c in replies:
-        parent = c.in_reply_to if c.in_reply_to in known else ""
-        by_parent.setdefault(parent, []).append(c)
-
-    def build(parent: str, depth: int) -> tuple[Thread, ...]:
-        out = []
-        for c in by_parent.get(parent, []):
-            kids = () if depth > 20 else build(c.object_id or c.source, depth + 1)
-            if c.object_id and c.source != c.object_id and depth <= 20:
-                kids = kids + build(c.source, depth + 1)
-            out.append(Thread(c, kids))
-        return tuple(out)
-
-    def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(sorted((c for c in approved if c.type == kind), key=lambda c: c.published))
-
-    return build("", 0), Reactions(pick("like"), pick("repost"), pick("bookmark"), pick("mention"))
-
-
 class Renderer:
     """Renders every page of a site from one compiled environment."""
 
-    def __init__(self, config: SiteConfig, *, live_reload: bool = False) -> None:
+    def __init__(
+        self, config: SiteConfig, *, live_reload: bool = False, pages: Sequence[Page] = ()
+    ) -> None:
         self.config = config
         self.live_reload = live_reload
+        self.menu = menu(config, pages)
         loader = jinja2.FileSystemLoader([str(p) for p in config.theme_dirs])
         self.env = jinja2.Environment(
             loader=loader,
@@ -110,8 +86,10 @@ class Renderer:
         self.env.filters["safe_url"] = _safe_url
         self.env.globals["site"] = self._site_vars()
         self.env.globals["live_reload"] = live_reload
+        self.env.globals["menu"] = self.menu
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
+        self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
         c = self.config
@@ -123,6 +101,7 @@ class Renderer:
             "handle": c.handle,
             "actor_id": c.actor_id,
             "webmention_url": c.webmention_url,
+            "interact_url": c.federation_url + "/interact",  # remote follow/reply/like form
             "author": c.author,
             "avatar": (
                 c.author.avatar
@@ -130,12 +109,14 @@ class Renderer:
                 else (c.base_url + "/" + c.author.avatar.lstrip("/") if c.author.avatar else "")
             ),
             "also_known_as": c.also_known_as,
+            "preview_of": c.preview_of,  # the real base_url when this is a local preview
         }
 
     def template(self, name: str) -> jinja2.Template:
         tpl = self._templates.get(name)
         if tpl is None:
-            tpl = self._templates[name] = self.env.get_template(name)
+            with template_errors.reported(self.config, name):
+                tpl = self._templates[name] = self.env.get_template(name)
         return tpl
 
     def template_names(self, name: str) -> list[str] | None:
@@ -153,7 +134,8 @@ class Renderer:
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
             # Parsed with its name, so a syntax error reads as it would when rendering.
-            ast = self.env.parse(source, name=current, filename=filename)
+            with template_errors.reported(self.config, current):
+                ast = self.env.parse(source, name=current, filename=filename)
             for ref in jinja2.meta.find_referenced_templates(ast):
                 if ref is None:
                     return None
@@ -189,7 +171,18 @@ class Renderer:
         return h.hexdigest()
 
     def render(self, name: str, **context: Any) -> str:
-        return self.template(name).render(**context)
+        if "opengraph" not in context and "canonical" in context:  # link previews
+            context["opengraph"] = opengraph.page_meta(
+                self.config,
+                title=context["page_title"],
+                url=context["canonical"],
+                post=context.get("post"),
+                page=context.get("page"),
+                sizes=self.image_sizes,
+            )
+        template = self.template(name)
+        with template_errors.reported(self.config, name):
+            return template.render(**context)
 
     # ---- page kinds ---------------------------------------------------------------
 
@@ -255,6 +248,11 @@ class Renderer:
             canonical=url,
         )
 
+    def not_found(self) -> str:
+        return self.render(
+            "404.html", page_title="Page not found", canonical=f"{self.config.base_url}/404.html"
+        )
+
     def page(self, page: Page, url: str) -> str:
         return self.render(
             "page.html",
@@ -263,6 +261,12 @@ class Renderer:
             page_title=page.title,
             canonical=url,
         )
+
+
+def menu(config: SiteConfig, pages: Sequence[Page]) -> tuple[MenuItem, ...]:
+    """The pages marked ``menu: true``, lighter ``weight`` first, then by title."""
+    listed = sorted((p for p in pages if p.menu), key=lambda p: (p.weight, p.title.casefold()))
+    return tuple(MenuItem(p.title, f"{config.base_url}/{p.slug}/") for p in listed)
 
 
 def _bytecode_cache(config: SiteConfig) -> jinja2.BytecodeCache | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -23,11 +24,12 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, feeds, gone, webfinger
+from bridge.site import activities, featured, feeds, gone, threads, webfinger
 from bridge.site.ledger import Ledger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.preview import notice
 
 
 def _h(*parts: str | bytes) -> str:
@@ -71,7 +73,12 @@ class Plan:
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
         moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
         self.base_key = _h(
-            __version__, settings, actor_keys.public_pem, str(renderer.live_reload), moved
+            __version__,
+            settings,
+            actor_keys.public_pem,
+            str(renderer.live_reload),
+            moved,
+            repr(renderer.menu),  # on every page
         )
         renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
@@ -107,7 +114,8 @@ class Plan:
     def post_object(self, post: Post) -> dict[str, Any]:
         obj = self._objects.get(post.slug)
         if obj is None:
-            obj = activities.post_object(self.config, post, object_id=self.object_id(post))
+            object_id = self.object_id(post)
+            obj = activities.post_object(self.config, post, object_id=object_id)
             obj = self.sign(obj, post.last_modified)
             _remember(self._objects, post.slug, obj)
         return obj
@@ -131,6 +139,8 @@ class Plan:
             published=published,
             moved_to=self.ledger.moved_to["id"] if self.ledger.moved_to else None,
         )
+        if self.config.preview_of:
+            doc = _marked_as_preview(self.config, doc)
         return self.sign(doc, published)
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
@@ -169,12 +179,18 @@ class Plan:
                 partial(self._create_json, post),
             )
             collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
-            for name in ("replies", "likes", "shares"):
+            for name in ("likes", "shares"):
                 yield Output(
                     f"ap/posts/{post.slug}/{name}.json",
                     collections_key,
                     partial(self._collection_json, post, name),
                 )
+            # replies and context (FEP-7888), paged: bridge/site/threads.py
+            thread_docs = threads.documents(
+                self.config, post.slug, self.comments.get(post.slug, [])
+            )
+            for rel, doc in thread_docs:
+                yield Output(rel, collections_key, partial(_json, doc))
             federated_seen += 1
             size = activities.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
@@ -215,8 +231,9 @@ class Plan:
     def _home_outputs(self) -> Iterator[Output]:
         per_page, template = self.config.posts_per_page, self.renderer.template_digest("index.html")
         total_pages = max(1, -(-len(self.posts) // per_page))
+        listed = featured.home_order(self.posts)  # pinned posts first
         for n in range(1, total_pages + 1):
-            chunk = self.posts[(n - 1) * per_page : n * per_page]
+            chunk = listed[(n - 1) * per_page : n * per_page]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
             key = _h(self.base_key, template, str(n), str(total_pages), *(p.digest for p in chunk))
             yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
@@ -265,6 +282,11 @@ class Plan:
                 _h(self.base_key, renderer.template_digest("page.html"), page.digest),
                 partial(self._page, page),
             )
+        yield Output(
+            "404.html",
+            _h(self.base_key, renderer.template_digest("404.html"), "404"),
+            lambda: renderer.not_found().encode(),
+        )
 
     def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
         return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()
@@ -290,6 +312,12 @@ class Plan:
             "ap/actor.json",
             _h(self.base_key, "actor", first.isoformat() if first else ""),
             lambda: _json(self.actor_doc()),
+        )
+        pins = featured.pinned(federated)
+        yield Output(
+            "ap/featured.json",
+            _h(self.base_key, "featured", *_ids(pins)),
+            lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
         )
         if not federated:
             yield self.outbox_page(1)
@@ -338,13 +366,18 @@ class Plan:
             )
         yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
         # Deleted posts: their page and 410 rules for static hosts (bridge.site.gone).
-        page_template = self.renderer.template_digest("page.html")
-        yield Output(gone.PAGE, _h(base_key, page_template, "gone"), self._gone_page)
+        yield Output(
+            gone.PAGE,
+            _h(base_key, self.renderer.template_digest("page.html"), "gone"),
+            self._gone_page,
+        )
         for rel, text in gone.files(config, self.ledger, {p.slug for p in self.posts}):
             yield Output(rel, _h(base_key, "gone", rel, text), partial(str.encode, text))
 
     def _gone_page(self) -> bytes:
-        page = SimpleNamespace(title=gone.GONE_TITLE, lang=self.config.language)
+        page = SimpleNamespace(
+            title=gone.GONE_TITLE, lang=self.config.language, html=gone.GONE_TEXT, slug="gone"
+        )
         return self.renderer.render(
             "page.html",
             page=page,
@@ -354,7 +387,10 @@ class Plan:
         ).encode()
 
     def _nodeinfo_json(self, posts: int, version: str) -> bytes:
-        return _json(webfinger.nodeinfo(self.config, posts=posts, version=version))
+        doc = webfinger.nodeinfo(self.config, posts=posts, version=version)
+        if self.config.preview_of:
+            doc["metadata"]["preview"] = notice(self.config)
+        return _json(doc)
 
     # ---- static files ------------------------------------------------------------------
 
@@ -369,6 +405,17 @@ class Plan:
         for rel, source in sorted(static.items()):
             data = source.read_bytes()
             yield Output(rel, _h("static", data), partial(bytes, data))
+
+
+def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
+    """The actor of a preview says so in its name and the first line of its summary, where
+    a person looking it up from a fediverse server would read it."""
+    text = html.escape(notice(config))
+    return {
+        **actor,
+        "name": f"{actor.get('name', '')} (preview)",
+        "summary": f"<p><strong>{text}</strong></p>{actor.get('summary', '')}",
+    }
 
 
 def _ids(posts: list[Post]) -> Iterator[str]:

@@ -56,6 +56,7 @@ class Post:
     html: str  # rendered body
     digest: str  # hash of the source file bytes (cache key and change detection)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. original_url
+    pinned: bool = False  # featured on the profile, first on the home page
 
     @property
     def is_note(self) -> bool:
@@ -84,6 +85,15 @@ class Page:
     body: str
     html: str
     digest: str
+    menu: bool = False  # listed in the site menu
+    weight: int = 0  # menu order: lighter first, then by title
+    author_card: bool = False  # show the author's card (the About page)
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    title: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -110,3 +120,4 @@ class Comment:
     status: str = "approved"  # approved | pending
     in_reply_to: str = ""  # parent comment source URL when nested, else ""
     object_id: str = ""  # ActivityStreams id of the remote object, when known
+    actor_id: str = ""  # the remote actor who wrote it (fediverse); "" in files older than this

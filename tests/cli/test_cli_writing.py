@@ -16,24 +16,24 @@ import click
 import pytest
 from click.testing import CliRunner
 
-# bridge.cli first, as the entry points load it: it registers cli_writing's commands at its
-# end, so importing cli_writing before it would be a circular import.
-from bridge import cli as _cli  # noqa: F401
-from bridge.cli.writing import commands
+from bridge.cli import site as site_commands
+from bridge.cli import writing
 
 REPO = Path(__file__).resolve().parents[2]
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 POST = "content/posts/2026-01-10-first-article.md"
-# The commands as the main group will carry them, without depending on bridge/cli.py's wiring.
+# The commands as the main group will carry them, without depending on bridge/cli's wiring.
+commands = [site_commands.watch, *writing.commands]
 GROUP = click.Group("indiebridge", commands={c.name or "": c for c in commands})
 LAUNCH = (
-    "import sys, click, bridge.cli; from bridge.cli.writing import commands; "
-    "click.Group('indiebridge', commands={c.name: c for c in commands})(sys.argv[1:])"
+    "import sys, click; from bridge.cli.site import watch; from bridge.cli.writing import "
+    "commands; click.Group('indiebridge', commands={c.name: c for c in [watch, *commands]})"
+    "(sys.argv[1:])"
 )
 
 
 def test_commands_are_named_for_the_main_group() -> None:
-    assert [c.name for c in commands] == ["watch", "import"]
+    assert [c.name for c in commands] == ["watch", "new", "import"]
     for command in commands:
         assert "--site" in command.get_help(click.Context(command))
 
@@ -43,8 +43,8 @@ def test_import_prints_each_file_and_each_skip(site: Path) -> None:
     first = runner.invoke(GROUP, ["import", str(FEEDS / "rss2.xml"), "--site", str(site)])
     assert first.exit_code == 0, first.output
     lines = first.output.splitlines()
-    assert lines[0] == "wrote content/posts/2024-01-15-fish-chips-a-review.md"
-    assert "Imported 4 post(s) from" in first.output
+    assert lines[0] == "wrote content/posts/2024-01-15-fish-and-chips.md"
+    assert "Imported 4 post(s), 0 page(s), 0 draft(s), 0 private" in first.output
 
     again = runner.invoke(GROUP, ["import", str(FEEDS / "rss2.xml"), "--site", str(site)])
     assert again.exit_code == 0, again.output
@@ -52,7 +52,7 @@ def test_import_prints_each_file_and_each_skip(site: Path) -> None:
     assert len(skipped) == 4
     assert skipped[0] == (
         "skipped 'Fish & Chips – a review': already imported as "
-        "content/posts/2024-01-15-fish-chips-a-review.md"
+        "content/posts/2024-01-15-fish-and-chips.md"
     )
     assert "Imported 0 post(s)" in again.output
 
@@ -69,6 +69,13 @@ def test_import_errors_are_one_line(site: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "site.toml" in result.output
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Run in the child before exec: a shell starts background jobs (``&``, ``nohup``)
+    with SIGINT ignored, children inherit that, and Python then installs no
+    KeyboardInterrupt handler; a person at a terminal has SIGINT at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watch:
     """``indiebridge watch`` in its own process, its output read line by line."""
 
@@ -80,6 +87,7 @@ class Watch:
             stderr=subprocess.STDOUT,
             text=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            preexec_fn=_ctrl_c_as_in_a_terminal,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []

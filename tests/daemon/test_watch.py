@@ -22,16 +22,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from bridge import config as config_mod
-from bridge.daemon.watch import (
-    EVENTS_PATH,
-    SCRIPT_PATH,
-    ReloadHub,
-    SiteWatcher,
-    describe,
-    describe_error,
-    live_reload_routes,
-    terminal_reporter,
-)
+from bridge.daemon.build_report import describe, describe_error, terminal_reporter
+from bridge.daemon.livereload import EVENTS_PATH, SCRIPT_PATH, ReloadHub, live_reload_routes
+from bridge.daemon.watch import SiteWatcher
 from bridge.errors import ContentError
 from bridge.site import build as site_mod
 from bridge.site.build import BuildResult
@@ -281,7 +274,7 @@ def test_an_undefined_template_variable_names_the_template(
     )
     error = builds.until(lambda o: isinstance(o, Exception))
     line = describe(error, config_mod.load(site))
-    assert line.startswith("build failed: templates/page.html:3: UndefinedError:"), line
+    assert line == "build failed: templates/page.html:3: 'no_such_thing' is undefined", line
 
 
 def test_static_files_and_site_toml_are_watched(
@@ -442,7 +435,7 @@ def test_streams_end_by_themselves_so_a_server_can_stop(tmp_path: Path) -> None:
 SIGNAL_SERVER = """
 import contextlib, sys, uvicorn
 from starlette.applications import Starlette
-from bridge.daemon.watch import ReloadHub, end_streams_on_exit, live_reload_routes
+from bridge.daemon.livereload import ReloadHub, end_streams_on_exit, live_reload_routes
 hub = ReloadHub(max_age=120)
 
 @contextlib.asynccontextmanager
@@ -455,6 +448,12 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before exec: background jobs (``&``, ``nohup``) inherit SIGINT
+    ignored from the shell; a server run from a terminal has it at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ctrl_c_ends_open_streams_so_the_server_stops_at_once(sig: signal.Signals) -> None:
     port = free_port()
@@ -463,6 +462,7 @@ def test_ctrl_c_ends_open_streams_so_the_server_stops_at_once(sig: signal.Signal
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     try:
         url = f"http://127.0.0.1:{port}{EVENTS_PATH}"

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from bridge import config as config_mod
-from bridge.daemon.watch import ReloadHub, SiteWatcher, terminal_reporter
+from bridge.daemon.build_report import terminal_reporter
+from bridge.daemon.livereload import ReloadHub
+from bridge.daemon.watch import SiteWatcher
 from bridge.site.build import BuildResult
 from tests.daemon.test_watch import ServerThread, free_port, site_app
 

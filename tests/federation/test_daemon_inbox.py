@@ -85,7 +85,7 @@ class Harness:
             self.daemon.ctx.actors.store(parse_actor(doc))
         app = daemon_mod.create_app(self.config, daemon=self.daemon)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url=self.config.federation_url
         )
 
     async def signed_post(
@@ -103,7 +103,7 @@ class Harness:
         raw = body if body is not None else json.dumps(activity).encode()
         request = httpx.Request(
             "POST",
-            "http://testserver" + path,
+            self.config.federation_url + path,  # signed for our own host
             content=raw,
             headers={"Content-Type": "application/activity+json", **(headers or {})},
         )
@@ -129,7 +129,7 @@ class Harness:
             con.close()
 
     async def process(self) -> int:
-        return await self.daemon.processor.process_pending()
+        return await self.daemon.processor.process_pending(wait=None)
 
 
 @pytest.fixture
@@ -474,7 +474,7 @@ async def test_relayed_activity_with_the_actors_proof_is_accepted(harness: Harne
     assert r.status_code == 202
     (row,) = harness.store()["inbox"]
     assert row[0] == like["id"]
-    assert row[7] == ""  # authenticated by the proof, not flagged as forwarded
+    assert (row[7], row[8]) == ("", 0)  # authenticated by the proof, not flagged as forwarded
 
     tampered = {**signed, "id": REMOTE + "#likes/2", "object": "https://elsewhere.example/x"}
     r = await harness.signed_post("/inbox", tampered, signer=OTHER)

@@ -242,14 +242,14 @@ async def test_signed_post_whose_key_redirects_to_metadata_is_401_without_connec
     activity = {"id": actor + "/f", "type": "Follow", "actor": actor, "object": "x"}
     request = httpx.Request(
         "POST",
-        "http://testserver/inbox",
+        hostile_site.federation_url + "/inbox",
         content=json.dumps(activity).encode(),
         headers={"Content-Type": AP},
     )
     sign_request(request, remote_key, actor + "#main-key", "cavage", dt.datetime.now(dt.UTC))
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app), base_url=hostile_site.federation_url
         ) as client:
             headers = {k: v for k, v in request.headers.items() if k != "content-length"}
             r = await client.post("/inbox", content=request.content, headers=headers)

@@ -119,7 +119,7 @@ def _cavage(
     """A hand-made cavage signature over exactly ``signed`` (to break the rules on purpose)."""
     headers = {
         "content-type": "application/activity+json",
-        "host": "testserver",
+        "host": httpx.URL(h.config.federation_url).netloc.decode(),
         "date": http_date(dt.datetime.now(dt.UTC)),
         "digest": digest_header(body),
         **extra,
@@ -191,7 +191,7 @@ async def test_forwarded_create_is_only_believed_from_its_origin(inbox: InboxHar
     forged = reply(inbox, content="<p>alice says: send me your keys</p>")
     r = await inbox.post(forged, signer=MALLORY)
     assert r.status_code == 202
-    assert [row["error"] for row in inbox.inbox_rows()] == ["forwarded"]
+    assert [(row["forwarded"], row["error"]) for row in inbox.inbox_rows()] == [(1, "")]
     await inbox.process()  # alice's server does not know the object: 404
     assert inbox.comments() == {}
     # Redelivered once alice's server has the real note: its own words are used.
@@ -302,11 +302,8 @@ async def test_unknown_or_unhandled_types_are_accepted_and_ignored(
     activity = {"id": ALICE + "/x/" + kind, "type": kind, "actor": ALICE, "object": inbox.actor_id}
     assert (await inbox.post(activity)).status_code == 202
     await inbox.process()
-    after = inbox.store()
-    assert [row["status"] for row in inbox.inbox_rows()] == ["done"]
-    assert {k: v for k, v in after.items() if k != "inbox"} == {
-        k: v for k, v in before.items() if k != "inbox"
-    }
+    assert inbox.inbox_rows() == []  # nothing acts on it: not even stored
+    assert inbox.store() == before
     assert inbox.sent == []
 
 

@@ -338,7 +338,9 @@ def test_create_wraps_the_object(built: Built, slug: str) -> None:
 def test_replies_collection_lists_approved_replies(built: Built) -> None:
     replies = built.json("ap/posts/first-article/replies.json")
     assert replies["totalItems"] == 1
-    assert replies["orderedItems"] == ["https://social.example/users/friend/statuses/1"]
+    assert replies["first"] == f"{BASE_URL}/ap/posts/first-article/replies/page-1.json"
+    page = built.json("ap/posts/first-article/replies/page-1.json")  # paged: threads.py
+    assert page["orderedItems"] == ["https://social.example/users/friend/statuses/1"]
     assert built.json("ap/posts/first-article/likes.json")["totalItems"] == 0
 
 

@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from bridge import config as config_mod
-from bridge.errors import BlockedAddressError
+from bridge.cli import main
 from bridge.site import content, importer
+from bridge.site.importing import files
 from bridge.site.posts import Post
 from tests.webserver import WebServer, web_fixture  # noqa: F401 - the `web` fixture
 
@@ -47,14 +49,15 @@ def run(site: Path, source: str | Path) -> importer.ImportReport:
 
 def test_rss2(empty_site: Path) -> None:
     report = run(empty_site, FEEDS / "rss2.xml")
+    # Slugs come from the original URLs' last segments, so old links map one to one.
     assert report.written == [
-        "content/posts/2024-01-15-fish-chips-a-review.md",
+        "content/posts/2024-01-15-fish-and-chips.md",
         "content/posts/2024-02-02-weekly-notes.md",
-        "content/posts/2024-02-09-weekly-notes-2.md",
-        "content/posts/2024-02-10-undated-thoughts.md",
+        "content/posts/2024-02-09-weekly-notes-two.md",
+        "content/posts/2024-02-10-undated.md",
     ]
     posts = load_posts(empty_site)
-    fish = posts["fish-chips-a-review"]
+    fish = posts["fish-and-chips"]
     assert fish.title == "Fish & Chips – a review"  # &amp; and &#8211; decoded
     assert fish.date == dt.datetime(2024, 1, 15, 11, 30, tzinfo=UTC)  # +0100 -> UTC
     assert fish.tags == ("food", "Reviews")
@@ -66,7 +69,7 @@ def test_rss2(empty_site: Path) -> None:
     assert "alert" not in fish.body  # the script is gone
 
     # Same title twice: two slugs; the entity-escaped description and its relative link.
-    first, second = posts["weekly-notes"], posts["weekly-notes-2"]
+    first, second = posts["weekly-notes"], posts["weekly-notes-two"]
     assert first.title == second.title == "Weekly notes"
     assert "[the review](https://old.example/2024/01/fish-and-chips/)" in first.body
     assert second.body.strip() == (
@@ -75,7 +78,7 @@ def test_rss2(empty_site: Path) -> None:
     assert first.summary is None  # a description alone is the body, not an excerpt
 
     # No pubDate: the channel's lastBuildDate.
-    assert posts["undated-thoughts"].date == dt.datetime(2024, 2, 10, 8, 0, tzinfo=UTC)
+    assert posts["undated"].date == dt.datetime(2024, 2, 10, 8, 0, tzinfo=UTC)
     assert report.undated == 1
     assert "1 undated, dated 2024-02-10T08:00:00Z" in report.summary()
 
@@ -84,7 +87,7 @@ def test_atom(empty_site: Path) -> None:
     report = run(empty_site, FEEDS / "atom.xml")
     assert len(report.written) == 4 and report.skipped == []
     posts = load_posts(empty_site)
-    cafe = posts["cafe-society"]
+    cafe = posts["cafe"]
     assert cafe.title == "Café society"  # an HTML title with &eacute;
     assert cafe.date == dt.datetime(2024, 2, 20, 6, 0, tzinfo=UTC)
     assert cafe.updated == dt.datetime(2024, 2, 21, 9, 0, tzinfo=UTC)
@@ -94,12 +97,12 @@ def test_atom(empty_site: Path) -> None:
     assert "[photos](https://atom.example/blog/photos/)" in cafe.body
     assert "![a cup](https://atom.example/blog/posts/img/cup.png)" in cafe.body
 
-    same, same2 = posts["same-title"], posts["same-title-2"]
+    same, same2 = posts["same-1"], posts["same-2"]
     assert same.date == same2.date == dt.datetime(2024, 2, 25, 8, 0, tzinfo=UTC)
     assert same.extra["original_url"].endswith("/same-1")
     assert same.body.strip() == "First **same**."  # xhtml content
     assert "<p>Plain text &amp; more &lt;not a tag&gt;</p>" in same2.html  # text stays text
-    assert posts["no-date-at-all"].date == dt.datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+    assert posts["nodate"].date == dt.datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 
 
 def test_wordpress_export(empty_site: Path) -> None:
@@ -111,7 +114,7 @@ def test_wordpress_export(empty_site: Path) -> None:
         "content/posts/2023-07-01-private-diary.md",
         "content/posts/2023-11-01-trip-report-the-coast.md",
     ]
-    assert report.drafts == 2 and report.pages == 1
+    assert (report.posts, report.drafts, report.private, report.pages) == (2, 1, 1, 1)
     assert report.ignored == {"attachment": 1}
     assert report.skipped == ["skipped 'Deleted thoughts': WordPress status 'trash'"]
 
@@ -155,7 +158,7 @@ def test_reimporting_changes_nothing(empty_site: Path) -> None:
         assert len(report.skipped) == skipped
         assert all("\n" not in line for line in report.skipped)
     assert tree(empty_site / "content") == before
-    assert "skipped 'Same title': already imported as content/posts/2024-02-25-same-title.md" in (
+    assert "skipped 'Same title': already imported as content/posts/2024-02-25-same-1.md" in (
         run(empty_site, FEEDS / "atom.xml").skipped
     )
 
@@ -169,14 +172,14 @@ def test_existing_posts_are_never_overwritten(site: Path) -> None:
     assert all(after[rel] == value for rel, value in before.items())
     # The imported entries got the next free slugs instead.
     assert "content/posts/2024-02-02-weekly-notes-2.md" in report.written
-    assert "content/posts/2024-02-09-weekly-notes-3.md" in report.written
+    assert "content/posts/2024-02-09-weekly-notes-two.md" in report.written
     load_posts(site)  # still a valid site: no duplicate slugs
 
 
 def test_a_file_that_appears_meanwhile_is_kept(tmp_path: Path) -> None:
     target = tmp_path / "post.md"
     target.write_text("theirs", encoding="utf-8")
-    assert importer._create(target, "ours") is False
+    assert files.create(target, "ours") is False
     assert target.read_text(encoding="utf-8") == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["post.md"]  # no temporary file left
 
@@ -219,19 +222,21 @@ def test_a_url_is_fetched_safely(empty_site: Path, web: WebServer) -> None:
         content_type="application/atom+xml",
         headers={"Last-Modified": "Wed, 06 Mar 2024 12:00:00 GMT"},
     )
-    with pytest.raises(BlockedAddressError):
-        run(empty_site, web.url("/feed.atom"))
+    result = CliRunner().invoke(main, ["import", web.url("/feed.atom"), "--site", str(empty_site)])
+    assert result.exit_code == 1
+    assert "is not a public address" in result.output and "Traceback" not in result.output
     assert web.requests_to("/feed.atom") == []  # refused before connecting
 
     toml = empty_site / "site.toml"
     toml.write_text(
         "allow_private_addresses = true\n" + toml.read_text(encoding="utf-8"), encoding="utf-8"
     )
-    report = run(empty_site, web.url("/feed.atom"))
-    assert len(report.written) == 4
+    result = CliRunner().invoke(main, ["import", web.url("/feed.atom"), "--site", str(empty_site)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 4 post(s), 0 page(s), 0 draft(s), 0 private, 0 comment(s)" in result.output
     assert web.requests_to("/feed.atom")[0].headers["user-agent"].startswith("indiebridge/")
     # No feed date: the undated entry takes the response's Last-Modified.
-    assert load_posts(empty_site)["no-date-at-all"].date == dt.datetime(2024, 3, 6, 12, tzinfo=UTC)
+    assert load_posts(empty_site)["nodate"].date == dt.datetime(2024, 3, 6, 12, tzinfo=UTC)
 
 
 def test_not_a_feed_is_one_line(empty_site: Path, tmp_path: Path) -> None:
@@ -266,13 +271,23 @@ def test_slugs_fall_back_from_title_to_link() -> None:
     assert importer.slug_base(entry(None, "https://x.example/?p=3")) == "post"
     assert importer.slug_base(entry("T", None, hint="caf%C3%A9-au-lait")) == "cafe-au-lait"
     assert importer.unique_slug("a", {"a", "a-2"}) == "a-3"
+
+    # An import keeps the old URL's words first: links to the old blog map one to one.
+    slug = importer.import_slug
+    assert slug(entry("Fish & Chips", "https://o.example/2024/01/fish-and-chips/")) == (
+        "fish-and-chips"
+    )
+    assert slug(entry("T", "https://o.example/posts/My_Post/index.html")) == "my-post"
+    assert slug(entry("T", "https://o.example/?p=3", hint="from-wordpress")) == "from-wordpress"
+    assert slug(entry("Only a title", "https://o.example/")) == "only-a-title"
+    assert slug(entry(None, None)) == "post"
     assert len(importer.unique_slug("x" * 80, {"x" * 80})) == 80
 
 
 def test_rss1(empty_site: Path) -> None:
     report = run(empty_site, FEEDS / "rss1.rdf")
-    assert report.written == ["content/posts/2021-03-30-first-note-more.md"]
-    post = load_posts(empty_site)["first-note-more"]
+    assert report.written == ["content/posts/2021-03-30-one.md"]
+    post = load_posts(empty_site)["one"]
     assert post.title == "First note & more"
     assert post.date == dt.datetime(2021, 3, 30, 16, 45, tzinfo=UTC)
     assert post.tags == ("rdf",)

@@ -12,8 +12,15 @@ tests/federation/test_signatures.py):
   accepted (HMAC is refused); ``headers`` defaults to ``date``.  ``date`` or ``(created)``
   must be signed; ``(request-target)`` or a digest must be signed; ``(created)``/``(expires)``
   only with hs2019.
-* A GET must sign ``host``.  A POST must sign ``digest`` (a comma list, algorithm names
-  compared case-insensitively, SHA-256 or SHA-512 of the raw body).
+* Every request must sign ``host``: Mastodon asks it of a GET; we ask it of a POST too, so
+  that a request signed for another server cannot be replayed here.  When the verifier is
+  told our authority (the inbox passes ``federation_url``'s host), the signed host must be
+  it (port included, default ports and a trailing dot ignored).
+* A POST must sign its body digest: ``digest`` (a comma list, algorithm names compared
+  case-insensitively, SHA-256 or SHA-512 of the raw body) or ``content-digest`` (RFC 9530,
+  ``sha-256=:<base64>:``), which servers moving to RFC 9421 send with cavage signatures
+  too (issue 11 of the project; Fedify 1.x, ``fedify/sig/http.ts``, writes
+  ``Content-Digest`` for both schemes).  Whichever is signed must match the body.
 * ``(request-target)`` is ``<lowercase method> <path>?<query>``; if that does not verify, the
   same signature is tried without the query string (Mastodon does the same for servers that
   drop it).
@@ -37,6 +44,7 @@ from bridge.federation.signatures.common import (
     Verified,
     b64,
     b64decode,
+    check_content_digest,
     check_digest,
     digest_header,
     ed25519,
@@ -52,7 +60,7 @@ _PARAM = re.compile(
     r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*=[ \t]*"  # name =
     r'(?:"((?:[^"\\]|\\.)*)"|([0-9]+(?:\.[0-9]+)?))[ \t]*'  # "quoted" or a number
 )
-_DIGEST_HEADERS = ("digest",)
+_DIGEST_HEADERS = ("digest", "content-digest")
 
 
 def quoted(value: str, what: str) -> str:
@@ -116,7 +124,7 @@ def _check_rules(
     digests = [name for name in _DIGEST_HEADERS if name in signed]
     if "(request-target)" not in signed and not digests:
         raise SignatureError("signature must cover (request-target) or digest", 401)
-    if not received.has_body and "host" not in signed:
+    if "host" not in signed:
         raise SignatureError(f"a {method} signature must cover host", 401)
     if received.has_body and not digests:
         raise SignatureError(f"a {method} signature must cover digest", 401)
@@ -138,8 +146,12 @@ def _check_values(received: Received, signed: list[str], params: dict[str, str])
         received.window.check(signed_at, received.now, "Date header")
     if "(expires)" in signed and timestamp(params["expires"], "expires") < received.now:
         raise SignatureError("signature has expired ((expires) is in the past)", 401)
+    host = received.headers.get("host") or received.target.authority
+    received.check_authority(host, "the signed host header")
     if "digest" in signed:
         check_digest(received.headers.get("digest"), received.body)
+    if "content-digest" in signed:
+        check_content_digest(received.headers.get("content-digest"), received.body)
 
 
 def signing_string(

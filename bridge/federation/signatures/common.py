@@ -169,15 +169,9 @@ class Received:
         normalized = normalize_headers(headers)
         if now.tzinfo is None:
             now = now.replace(tzinfo=dt.UTC)
-        return cls(
-            method.upper(),
-            Target.parse(url, normalized),
-            normalized,
-            body,
-            now,
-            window,
-            normalize_authority(authority) if authority else "",
-        )
+        target = Target.parse(url, normalized)
+        ours = normalize_authority(authority, target.scheme) if authority else ""
+        return cls(method.upper(), target, normalized, body, now, window, ours)
 
     @property
     def has_body(self) -> bool:
@@ -190,7 +184,9 @@ class Received:
         scheme = self.target.scheme
         if normalize_authority(signed, scheme) != self.authority:
             raise SignatureError(
-                f"{what} is signed for {signed!r}, but this server is {self.authority!r}", 401
+                f"{what} {signed!r} is not this server ({self.authority!r}): "
+                "the request was signed for another server",
+                401,
             )
 
 

@@ -9,6 +9,8 @@ but never sends it.  Facts relied on (tests in tests/federation/test_signatures.
   ``created`` and ``keyid`` present, ``@method`` and ``@target-uri`` (or ``@authority`` with
   ``@path``/``@request-target``) covered and, on a POST, ``content-digest`` covered and
   matching the body.
+* The covered authority (``@authority``, or the host of ``@target-uri``) must be our own
+  host when the verifier is told it: a request signed for another server is refused.
 * Without ``alg``, the key type decides (RSA: PKCS#1 v1.5 first, then PSS).
 * The signature base (section 2.5) of the RFC's own example B.2.6 gives the RFC's signature.
 """
@@ -201,7 +203,8 @@ def _choose(method: str, inputs: Any) -> tuple[str, Any, list[Component]]:
 def _check_values(
     received: Received, params: Mapping[str, Any], components: list[Component]
 ) -> None:
-    """Window, expiry and the body digest."""
+    """Signed authority, window, expiry and the body digest."""
+    received.check_authority(received.target.authority, "the signed @authority")
     created = timestamp(str(params["created"]), "created")
     received.window.check(created, received.now, "signature created")
     expires = params.get("expires")
