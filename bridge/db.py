@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     status TEXT NOT NULL DEFAULT 'new',
     tries INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
-    forwarded INTEGER NOT NULL DEFAULT 0  -- relayed by a third server: refetch from origin
+    forwarded INTEGER NOT NULL DEFAULT 0,  -- relayed by a third server: refetch from origin
+    signer TEXT NOT NULL DEFAULT '',  -- the verified actor id whose key signed the request
+    next_try REAL NOT NULL DEFAULT 0  -- a retried row is not due before this moment
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
 -- Activities we send; the body is stored once, deliveries point at it.
@@ -86,6 +88,17 @@ CREATE TABLE IF NOT EXISTS published (
     federated INTEGER NOT NULL DEFAULT 1,
     first_published REAL NOT NULL,
     updated REAL NOT NULL
+);
+-- Every object id federated for a post (a post deleted and written again gets a new one)
+-- or the actor (slug ''): the last activity sent about it, which the next activity id
+-- chains on, the last ``updated`` sent, and when it was deleted (it then answers 410).
+CREATE TABLE IF NOT EXISTS federated_objects (
+    object_id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL,
+    as_type TEXT NOT NULL,
+    last_activity TEXT NOT NULL DEFAULT '',
+    last_updated TEXT NOT NULL DEFAULT '',
+    deleted REAL
 );
 -- Remote actors and keys, cached.
 CREATE TABLE IF NOT EXISTS actors (
@@ -214,6 +227,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "INTEGER NOT NULL DEFAULT 0",
         "UPDATE inbox SET forwarded = 1, error = '' WHERE error = 'forwarded'",
     ),
+    ("inbox", "signer", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
+    ("inbox", "next_try", "REAL NOT NULL DEFAULT 0", "SELECT 1"),
 )
 """Columns added after a table was first released; older databases get them on open."""
 

@@ -10,13 +10,18 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── ConfigError          site.toml is missing, unreadable or holds a wrong key/value
     ├── ContentError         a post or page cannot be parsed ("content/posts/x.md:3: ...")
     ├── BuildError           the output could not be written (disk full, path escape)
+    ├── FeedError            an import source is not a feed, export or site folder it can
+    │                        read, or an imported file cannot be written
     ├── KeyError_            the actor's key files are missing or unreadable
     ├── SignatureError       an HTTP signature or integrity proof does not verify
+    ├── PublishError         publish/move refused: a built document is missing, an activity
+    │                        id is queued with other content, a Move target lacks alsoKnownAs
     ├── FetchError           a remote URL could not be fetched safely
     │   ├── BlockedAddressError   the URL resolves to a private/loopback address
     │   └── SourceRetryLater      a webmention source failed transiently: verify it later
     ├── SourceTooComplex     a webmention source shaped to make the parser slow (HTML bomb)
     ├── ModerationError      the owner named an unknown comment, or one that cannot take the action
+    ├── InteractionError     a reader's handle cannot be used to follow/reply/like from their server
     └── DeliveryError        a delivery attempt failed
         ├── RetryableDelivery     5xx, 429, 408, 401, timeouts, resets: try again later
         └── PermanentDelivery     other 4xx: give up now
@@ -50,6 +55,10 @@ class BuildError(BridgeError):
     """The site could not be written; the previous output is left untouched."""
 
 
+class FeedError(BridgeError):
+    """An import source cannot be read, or an imported file cannot be written."""
+
+
 class KeyFileError(BridgeError):
     """The actor's key files are missing or unreadable."""
 
@@ -64,6 +73,10 @@ class SignatureError(BridgeError):
     def __init__(self, message: str, status: int = 401) -> None:
         self.status = status
         super().__init__(message)
+
+
+class PublishError(BridgeError):
+    """``publish`` or ``move`` refused to queue something; nothing was half-queued."""
 
 
 class FetchError(BridgeError):
@@ -112,3 +125,8 @@ class PermanentDelivery(DeliveryError):
 
 class InboxGone(PermanentDelivery):
     """410 Gone: the inbox (its account, or for a shared inbox its server) no longer exists."""
+
+
+class InteractionError(BridgeError):
+    """A reader's handle or server cannot be used for a remote interaction (the message
+    is shown to the reader in the page)."""

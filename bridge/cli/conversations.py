@@ -2,9 +2,9 @@
 
 ``commands`` lists the click commands for the main CLI to register with
 ``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
-``delete``), ``webmentions`` (what was sent) and the ``webmention`` group (``discover``,
-``send``).  User mistakes become one-line messages and heavy modules are imported inside
-the commands.
+``delete``) and the ``webmentions`` group (``sent``, ``discover``, ``send``); the old
+``webmention`` group is a hidden alias of the tools.  User mistakes become one-line
+messages and heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -70,13 +70,14 @@ def comments_list(site_dir: Path, pending: bool, as_json: bool) -> None:
         click.echo(f"{e['id']}  {e['status']:8} {e['type']:8} {e['post'] or '-':24} {who}: {text}")
 
 
-def _moderate(site_dir: Path, action: str, cid: str) -> None:
+def _moderate(site_dir: Path, action: str, cid: str, wait: bool) -> None:
     """Change one comment, then update the pages: the running daemon rebuilds them, or
     this command does (``site_changes.settle``)."""
     from bridge.conversations import moderation
     from bridge.daemon import site_changes
 
     with open_context(site_dir) as ctx:
+        before = ctx.comments.get(cid)  # a quote's approval is withdrawn with it (FEP-044f)
         if action == "approve":
             c = moderation.approve(ctx, cid)
             click.echo(f"Approved {c.type} {cid} by {c.author.name} on {c.target}")
@@ -88,10 +89,16 @@ def _moderate(site_dir: Path, action: str, cid: str) -> None:
             click.echo(f"Deleted {kind} {cid}")
             if kind == "private mention":
                 return  # never on the site
-    click.echo(site_changes.settle(ctx.config, ctx.db))
+        if action != "approve" and before is not None and before[1].type == "quote":
+            from bridge.conversations import quotes
+
+            if quotes.revoke_quote(ctx, before[1].object_id):
+                click.echo("Withdrew that quote's approval: Delete of its stamp queued")
+    click.echo(site_changes.settle(ctx.config, ctx.db, wait=wait))
 
 
-# Pages are always updated now; --build is accepted (and ignored) for one more release.
+# Pages are always updated now. The old --build stays, hidden, for one release: it rebuilds
+# in this process and returns when the pages are written, even with a daemon running.
 _build_option = click.option("--build", is_flag=True, hidden=True)
 
 
@@ -102,7 +109,7 @@ _build_option = click.option("--build", is_flag=True, hidden=True)
 @friendly
 def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
     """Show a pending comment on the site."""
-    _moderate(site_dir, "approve", comment_id)
+    _moderate(site_dir, "approve", comment_id, build)
 
 
 @comments.command("reject")
@@ -112,7 +119,7 @@ def comments_approve(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment and refuse it if it is delivered or sent again."""
-    _moderate(site_dir, "reject", comment_id)
+    _moderate(site_dir, "reject", comment_id, build)
 
 
 @comments.command("delete")
@@ -122,18 +129,13 @@ def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
 @friendly
 def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment or a private mention."""
-    _moderate(site_dir, "delete", comment_id)
+    _moderate(site_dir, "delete", comment_id, build)
 
 
-# ---- webmentions sent ---------------------------------------------------------------------
+# ---- webmentions: what was sent, and the tools --------------------------------------------
 
 
-@click.command("webmentions")
-@site_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@friendly
-def webmentions_sent(site_dir: Path, as_json: bool) -> None:
-    """Show the webmentions this site sent: target, endpoint and the answer."""
+def _list_sent(site_dir: Path, as_json: bool) -> None:
     from bridge.conversations import webmentions
     from bridge.db import Database
 
@@ -150,6 +152,30 @@ def webmentions_sent(site_dir: Path, as_json: bool) -> None:
         if r["error"]:
             line += f"  ({r['error']})"
         click.echo(line)
+
+
+@click.group("webmentions", invoke_without_command=True)
+@site_option
+@click.option("--json", "as_json", is_flag=True, hidden=True)
+@click.pass_context
+@friendly
+def webmentions_group(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
+    """Webmentions: what this site sent (`sent`), and `discover` / `send` by hand.
+
+    `indiebridge webmentions` alone still lists what was sent, and the old
+    `indiebridge webmention discover|send` still work, for one more release.
+    """
+    if ctx.invoked_subcommand is None:
+        _list_sent(site_dir, as_json)
+
+
+@webmentions_group.command("sent")
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def webmentions_sent(site_dir: Path, as_json: bool) -> None:
+    """Show the webmentions this site sent: target, endpoint and the answer."""
+    _list_sent(site_dir, as_json)
 
 
 # ---- webmention tools -----------------------------------------------------------------------
@@ -181,12 +207,7 @@ def _await(fetcher: SafeFetcher, work: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
-@click.group()
-def webmention() -> None:
-    """Discover Webmention endpoints and send webmentions by hand."""
-
-
-@webmention.command("discover")
+@webmentions_group.command("discover")
 @click.argument("url")
 @site_option
 @friendly
@@ -201,7 +222,7 @@ def webmention_discover(url: str, site_dir: Path) -> None:
     click.echo(endpoint)
 
 
-@webmention.command("send")
+@webmentions_group.command("send")
 @click.argument("source")
 @click.argument("target")
 @site_option
@@ -225,5 +246,13 @@ def webmention_send(source: str, target: str, site_dir: Path) -> None:
     click.echo(line)
 
 
-commands: list[click.Command] = [comments, webmentions_sent, webmention]
+# The old name of the tools, hidden, for one more release.
+webmention_alias = click.Group(
+    "webmention",
+    commands={"discover": webmention_discover, "send": webmention_send},
+    hidden=True,
+    help="Old name of `webmentions discover|send`.",
+)
+
+commands: list[click.Command] = [comments, webmentions_group, webmention_alias]
 """For the main group: ``for command in commands: main.add_command(command)``."""

@@ -116,4 +116,28 @@ def unblock(pattern: str, site_dir: Path) -> None:
         raise click.ClickException(f"{pattern}: not blocked")
 
 
-commands: list[click.Command] = [followers_group, block, unblock]
+@click.group("blocks")
+def blocks_group() -> None:
+    """What is blocked (see `block` and `unblock`)."""
+
+
+@blocks_group.command("list")
+@site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def blocks_list(site_dir: Path, as_json: bool) -> None:
+    """List blocked domains and accounts, one per line."""
+    from bridge.federation import followers
+
+    _, db = open_db(site_dir)
+    patterns = followers.blocks(db)
+    if as_json:
+        click.echo(json.dumps(patterns, indent=2))
+        return
+    if not patterns:
+        click.echo("Nothing is blocked.")
+    for pattern in patterns:
+        click.echo(pattern)
+
+
+commands: list[click.Command] = [followers_group, block, unblock, blocks_group]

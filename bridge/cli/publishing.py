@@ -13,15 +13,21 @@ from bridge.cli._common import build_with_progress, friendly, load_config, open_
 @click.command()
 @site_option
 @click.option("--no-webmentions", is_flag=True, help="Do not send webmentions.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build, then print each activity that would be sent and to how many inboxes; "
+    "queue, record and send nothing.",
+)
 @friendly
-def publish(site_dir: Path, no_webmentions: bool) -> None:
+def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     """Build, then send new, edited and deleted posts to followers.
 
     Creates go out for posts newer than `federate_since`, Updates for federated posts that
     changed, Deletes for federated posts that were removed; webmentions go to every link
     of a new or changed post and to links an edit removed. With a daemon running, the
     daemon delivers the queue; otherwise this command delivers it and exits when only
-    retries scheduled for later remain.
+    retries scheduled for later remain. When nothing changed it says so.
     """
     from bridge import keys
     from bridge.daemon import services
@@ -32,10 +38,16 @@ def publish(site_dir: Path, no_webmentions: bool) -> None:
     click.echo(built.summary())
     posts = list(built.built_posts)  # parsed once, by the build
     outcome = asyncio.run(
-        services.publish_and_deliver(config, posts, send_webmentions=not no_webmentions)
+        services.publish_and_deliver(
+            config, posts, send_webmentions=not no_webmentions, dry_run=dry_run
+        )
     )
     report, stats = outcome.report, outcome.stats
+    for planned in report.planned if dry_run else []:
+        click.echo(f"would send {planned.describe()}")
     click.echo(report.summary())
+    if dry_run:
+        return
     for result in report.webmentions:
         state = f"HTTP {result.status}" if result.status else (result.error or "failed")
         click.echo(f"webmention {result.target}: {state}")
@@ -49,42 +61,44 @@ def publish(site_dir: Path, no_webmentions: bool) -> None:
 
 
 @click.command()
-@click.argument("new_account")
+@click.argument("new_account", required=False)
+@click.option("--undo", is_flag=True, help="Forget a move made by mistake (see below).")
 @site_option
 @friendly
-def move(new_account: str, site_dir: Path) -> None:
+def move(new_account: str | None, undo: bool, site_dir: Path) -> None:
     """Send Move to every follower, pointing them at NEW_ACCOUNT (actor URL or @user@host).
 
-    The new account must list this blog's actor in its alsoKnownAs first (on Mastodon:
-    Preferences > Account > Moving from a different account).
+    NEW_ACCOUNT must list this blog's actor in its alsoKnownAs first (on Mastodon:
+    Preferences > Account > Moving from a different account); the move is refused
+    otherwise. Afterwards the actor carries movedTo and every page says the blog has
+    moved. `move --undo` removes both; the next publish tells followers' servers, but
+    followers who already followed the new account stay there.
     """
-    import datetime as dt
-
     from bridge import keys
     from bridge.daemon import services
-    from bridge.federation import delivery
+    from bridge.federation import moving
     from bridge.federation.webfinger_client import resolve_handle
-    from bridge.site import activities, proofs
 
+    if undo == bool(new_account):
+        raise click.UsageError("give either NEW_ACCOUNT or --undo")
     config, db = open_db(site_dir)
     actor_keys = keys.load(config.state_dir)
+    if undo:
+        moving.record(db, None)
+        build_with_progress(config)
+        click.echo("Move forgotten; run 'indiebridge publish' to update followers' servers.")
+        return
 
     async def run() -> None:
         ctx = services.build_context(config, db, actor_keys)
         try:
-            target = new_account
+            target = str(new_account)
             if not target.startswith(("http://", "https://")):
                 target = await resolve_handle(
                     ctx.fetcher, target, allow_private=config.allow_private_addresses
                 )
-            moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            activity = proofs.sign_object(
-                activities.move(config, target, moment),
-                actor_keys.ed25519,
-                config.ed25519_key_id,
-                moment,
-            )
-            n = delivery.enqueue(db, activity, delivery.inboxes_for_followers(db))
+            n = await moving.move(ctx, target)
+            build_with_progress(config)  # the actor now carries movedTo
             click.echo(
                 f"Move to {target} queued for {n} inbox(es); "
                 "run 'indiebridge publish' or the daemon to deliver."

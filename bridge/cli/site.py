@@ -177,6 +177,7 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool, strict: bool) -> N
 @click.option(
     "--watch", is_flag=True, help="Rebuild on save and reload open pages (while writing)."
 )
+@click.option("--drafts", is_flag=True, help="Include posts marked draft: true (never published).")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -199,6 +200,7 @@ def serve(
     port: int,
     no_build: bool,
     watch: bool,
+    drafts: bool,
     log_format: str,
     preview_flag: bool | None,
 ) -> None:
@@ -239,13 +241,13 @@ def serve(
     if preview_flag is None:
         preview_flag = preview.mode(config, host, port) == "preview"
     if preview_flag:
-        _serve_preview(config, sock, host, port, no_build, watch)
+        _serve_preview(config, sock, host, port, no_build=no_build, watch=watch, drafts=drafts)
         return
     click.echo(f"Production: serving {config.base_url} with its inbox and delivery")
     if not no_build:
-        click.echo(build_with_progress(config).summary())
+        click.echo(build_with_progress(config, drafts=drafts).summary())
     events.configure(log_format)
-    app = daemon.create_app(config, watch=watch)
+    app = daemon.create_app(config, watch=watch, drafts=drafts)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", proxy_headers=True, host=host, port=port)
     )
@@ -254,7 +256,14 @@ def serve(
 
 
 def _serve_preview(
-    config: SiteConfig, sock: socket.socket, host: str, port: int, no_build: bool, watch: bool
+    config: SiteConfig,
+    sock: socket.socket,
+    host: str,
+    port: int,
+    *,
+    no_build: bool,
+    watch: bool,
+    drafts: bool,
 ) -> None:
     """`serve` in preview mode: build for the local address, serve it, never federate."""
     import uvicorn
@@ -269,9 +278,9 @@ def _serve_preview(
         "not federating (--production to serve as the blog)"
     )
     if not no_build:
-        result = build_with_progress(local, live_reload=watch)
+        result = build_with_progress(local, drafts=drafts, live_reload=watch)
         click.echo(result.summary())
-    app = create_preview_app(local, watch=watch, echo=click.echo)
+    app = create_preview_app(local, watch=watch, drafts=drafts, echo=click.echo)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", host=host, port=port))
     click.echo(f"Serving the preview on {url} (Ctrl+C to stop)")
     server.run(sockets=[sock])

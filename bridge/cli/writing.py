@@ -1,4 +1,4 @@
-"""Commands that write content: ``indiebridge import``.
+"""Commands that write content: ``indiebridge new`` and ``indiebridge import``.
 
 ``commands`` is added to the main group by ``bridge/cli/__init__.py``; the library work is
 in ``bridge.site.importer``, imported inside the command so ``--help`` stays fast.
@@ -6,6 +6,8 @@ in ``bridge.site.importer``, imported inside the command so ``--help`` stays fas
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,64 @@ if TYPE_CHECKING:
     from bridge.site.importer import ImportReport
 
 
+def new_post_file(
+    posts_dir: Path, title: str, *, note: bool, draft: bool, moment: dt.datetime
+) -> tuple[Path, str]:
+    """Where a new post goes (``<date>-<slug>.md``, never over an existing file) and its
+    text: front matter, then the note's text or an empty body."""
+    from bridge.site.posts import slugify
+
+    if note:
+        words = " ".join(title.split()[:6])
+        slug = slugify(words) if words else f"note-{moment:%H%M}"
+        meta = []
+    else:
+        slug = slugify(title)
+        meta = [f"title: {json.dumps(title, ensure_ascii=False)}"]
+    meta.append(f"date: {moment:%Y-%m-%dT%H:%M:%SZ}")
+    if not note:
+        meta += ["tags: []", 'summary: ""']
+    if draft:
+        meta.append("draft: true")
+    body = (title.strip() if note else "") + "\n"
+    stem = f"{moment:%Y-%m-%d}-{slug}"
+    path = posts_dir / f"{stem}.md"
+    n = 1
+    while path.exists():
+        n += 1
+        path = posts_dir / f"{stem}-{n}.md"
+    return path, "---\n" + "\n".join(meta) + "\n---\n" + body
+
+
+@click.command()
+@click.argument("title", default="")
+@site_option
+@click.option("--note", is_flag=True, help="A note: no title; TITLE, if given, is its text.")
+@click.option(
+    "--draft/--no-draft",
+    default=True,
+    show_default=True,
+    help="Mark it draft: true (shown by serve/watch --drafts, never published).",
+)
+@friendly
+def new(title: str, site_dir: Path, note: bool, draft: bool) -> None:
+    """Write a new post in content/posts/ with its front matter and print its path.
+
+    `indiebridge new "Why I left"` starts an article; `indiebridge new --note "Hello"`
+    a note. New posts are drafts until you remove `draft: true` (or pass --no-draft).
+    """
+    config = load_config(site_dir)
+    if not note and not title.strip():
+        raise click.ClickException('expected a title: indiebridge new "My post" (or --note)')
+    posts_dir = config.content_dir / "posts"
+    posts_dir.mkdir(parents=True, exist_ok=True)
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    path, text = new_post_file(posts_dir, title, note=note, draft=draft, moment=moment)
+    with path.open("x", encoding="utf-8") as fh:  # never overwrite, even in a race
+        fh.write(text)
+    click.echo(path.relative_to(config.site_dir).as_posix())
+
+
 @click.command("import")
 @click.argument("source")
 @site_option
@@ -28,7 +88,8 @@ if TYPE_CHECKING:
 )
 @friendly
 def import_(source: str, site_dir: Path, no_fetch_pages: bool) -> None:
-    """Import posts from SOURCE: an RSS or Atom feed or a WordPress export, file or URL.
+    """Import posts from SOURCE: an RSS or Atom feed or a WordPress export (file or URL),
+    or a Hugo or Jekyll site folder (its Markdown sources).
 
     Posts go to content/posts/ (slug from the old URL, original_url kept), WordPress
     pages to content/pages/, WordPress comments to content/comments/. Only published
@@ -97,4 +158,4 @@ async def _import(config: SiteConfig, source: str, *, fetch_pages: bool) -> Impo
         )
 
 
-commands: list[click.Command] = [import_]
+commands: list[click.Command] = [new, import_]

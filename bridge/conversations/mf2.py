@@ -19,7 +19,9 @@ is_name_a_title) on top of ``mf2py``:
   author is named after the source's domain;
 * ``name`` is set only when it is a real title, not just the start of the content.
 
-No network access happens in ``interpret``.  **Content is not sanitised here**:
+No network access happens in ``interpret``.  The page is parsed within bounds of depth, size
+and CPU time (``html_budget``); a page beyond them raises ``SourceTooComplex``.
+**Content is not sanitised here**:
 ``content_html`` is the source's raw markup (relative URLs resolved by mf2py) and must be
 cleaned (the comments module uses nh3) before it is stored or shown.
 """
@@ -31,12 +33,12 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import mf2py
 
+from bridge.conversations.html_budget import check_complexity, parse_html
 from bridge.errors import FetchError, SourceTooComplex
 from bridge.federation.fetch import SafeFetcher
 
@@ -44,6 +46,7 @@ __all__ = [
     "Author",
     "Interpretation",
     "SourceTooComplex",
+    "check_complexity",
     "interpret",
     "normalize_url",
     "representative_hcard",
@@ -111,53 +114,12 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))
 
 
-MAX_ATTRIBUTES_PER_TAG = 100
-MAX_OPEN_DEPTH = 400
-MAX_TAGS = 60_000
-_VOID = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-     "track", "wbr"}
-)  # fmt: skip
-
-
-class _Census(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=False)
-        self.depth = 0
-        self.tags = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags += 1
-        if len(attrs) > MAX_ATTRIBUTES_PER_TAG:
-            raise SourceTooComplex(f"<{tag}> has {len(attrs)} attributes")
-        if self.tags > MAX_TAGS:
-            raise SourceTooComplex(f"more than {MAX_TAGS} tags")
-        if tag not in _VOID:
-            self.depth += 1
-            if self.depth > MAX_OPEN_DEPTH:
-                raise SourceTooComplex(f"nested more than {MAX_OPEN_DEPTH} deep")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag not in _VOID and self.depth:
-            self.depth -= 1
-
-
-def check_complexity(html: str) -> None:
-    """Raise ``SourceTooComplex`` for markup that would make mf2py slow; linear time.
-
-    mf2py (html5lib underneath) is quadratic in the attributes of one tag and recursive in
-    nesting depth; a linear pre-scan with the standard library's tokenizer bounds both.
-    """
-    census = _Census()
-    census.feed(html)
-    census.close()
-
-
 def _parse(html: str, url: str) -> dict[str, Any]:
-    check_complexity(html)
+    """mf2py over a tree built within bounds (``html_budget.parse_html``)."""
+    soup = parse_html(html)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bs4 markup warnings are not our caller's problem
-        parsed: dict[str, Any] = mf2py.parse(doc=html, url=url)
+        parsed: dict[str, Any] = mf2py.parse(doc=soup, url=url)
     return parsed
 
 

@@ -8,12 +8,14 @@ Everything a remote party writes passes through here before it is stored:
   ``rel="nofollow ugc noopener"``; scripts, styles, SVG, MathML, iframes and forms are
   dropped *with* their content; relative links are resolved against the source (or
   dropped when there is none).
-* ``clean_text`` makes author names and handles plain, short, single-line text without
-  control or bidirectional-override characters (the theme also isolates names in
-  ``<bdi>``); ``http_url`` keeps only http(s) URLs, so no ``javascript:`` reaches an
-  ``href`` or ``src`` of the theme.
+* author names and handles go through ``names`` (no invisible, blank or bidi control
+  characters, the real host always in the handle; the theme also isolates names in
+  ``<bdi>``); ``clean_text`` makes other remote text plain, short and single-line;
+  ``http_url`` keeps only http(s) URLs, so no ``javascript:`` reaches an ``href`` or
+  ``src`` of the theme.
 * ``initial_status`` applies ``comments_policy``: ``open`` approves, ``followers``
-  approves accepted followers' comments and holds others, ``manual`` holds everything.
+  approves accepted followers' comments and holds others, ``manual`` holds everything,
+  and under ``manual`` an edited comment is held again (``status_after_edit``).
 
 The owner's side (``indiebridge comments ...``): ``list_comments`` (the ``--json``
 shape), ``approve``, ``reject`` (deletes the file and remembers the id so a redelivery
@@ -41,6 +43,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
+from bridge.conversations.names import display_name, handle_of
 from bridge.conversations.salmention import note_change
 from bridge.db import Database, now
 from bridge.errors import BridgeError, ModerationError
@@ -73,6 +76,7 @@ __all__ = [
     "plain_text",
     "reject",
     "sanitize_html",
+    "status_after_edit",
 ]
 
 
@@ -116,6 +120,13 @@ def initial_status(ctx: Context, actor_id: str | None = None) -> str:
         if follower is not None and follower.state == "accepted":
             return "approved"
     return "pending"
+
+
+def status_after_edit(ctx: Context, old: Comment) -> str:
+    """The status of an edited comment: under ``comments_policy = "manual"`` it waits for
+    approval again (the owner approved the words, not whatever they become); otherwise it
+    keeps its status."""
+    return "pending" if ctx.config.comments_policy == "manual" else old.status
 
 
 def actor_blocked(ctx: Context, actor: RemoteActor) -> bool:
@@ -223,10 +234,10 @@ def _cached_author(db: Database, actor_id: str) -> dict[str, str]:
             pass
         else:
             return {
-                "name": clean_text(actor.name),
+                "name": display_name(actor.name),
                 "url": http_url(actor.url),
                 "photo": http_url(actor.icon),
-                "handle": clean_text(actor.handle),
+                "handle": handle_of(actor.id, actor.doc.get("preferredUsername")),
             }
     return {"name": actor_id, "url": http_url(actor_id), "photo": "", "handle": ""}
 

@@ -110,7 +110,7 @@ async def on_quote_request(ctx: Context, activity: dict[str, Any], forwarded: bo
     moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
     signed = proofs.sign_object(answer, ctx.keys.ed25519, ctx.config.ed25519_key_id, moment)
     delivery.enqueue(ctx.db, signed, [actor.inbox])
-    ctx.enqueue(signed, [])  # wakes a running worker; the row is already queued
+    ctx.wake_delivery()  # the row is already queued
 
 
 def _store_quote(
@@ -167,7 +167,12 @@ def current_stamp(ctx: Context, token: str) -> tuple[str, dict[str, Any]] | None
         return None
     data = dict(row)
     found = ctx.comments.get(comment_id("activitypub", data["quote_post"]))
-    live = data["revoked"] is None and found is not None and found[1].status == "approved"
+    live = (
+        data["revoked"] is None
+        and found is not None
+        and found[1].status == "approved"
+        and not followers.is_blocked(ctx.db, data["quoter"])  # blocking revokes too
+    )
     return ("live" if live else "revoked"), data
 
 
@@ -189,8 +194,19 @@ def revoke(ctx: Context, token: str, moment: dt.datetime | None = None) -> bool:
     signed = proofs.sign_object(doc, ctx.keys.ed25519, ctx.config.ed25519_key_id, moment)
     inboxes = [*_inbox_of(ctx, row["quoter"]), *delivery.inboxes_for_followers(ctx.db)]
     delivery.enqueue(ctx.db, signed, list(dict.fromkeys(inboxes)))
-    ctx.enqueue(signed, [])
+    ctx.wake_delivery()
     return True
+
+
+def revoke_quote(ctx: Context, quote_post: str) -> int:
+    """Revoke every live stamp given to one quote post (its comment was rejected or
+    deleted by the owner); returns how many were revoked."""
+    revoked = 0
+    for token in stamps_for(ctx, quote_post):
+        row = ctx.db.one("SELECT revoked FROM quote_stamps WHERE token = ?", (token,))
+        if row is not None and row["revoked"] is None and revoke(ctx, token):
+            revoked += 1
+    return revoked
 
 
 def stamps_for(ctx: Context, quote_post: str) -> list[str]:

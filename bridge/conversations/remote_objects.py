@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from bridge.conversations import moderation
+from bridge.conversations.names import display_name, handle_of, host_label
 from bridge.conversations.shapes import RemoteObject, objects, read_object, ref, types
 from bridge.errors import FetchError
 from bridge.federation.actors import RemoteActor, as_list, same_origin
@@ -132,12 +133,14 @@ def comment_html(obj: dict[str, Any]) -> str:
 
 
 def author_of(actor: RemoteActor) -> CommentAuthor:
-    """The author shown on a comment: cleaned name and handle, http(s) URLs only."""
+    """The author shown on a comment: visible name, ``@user@real-host`` handle
+    (``names``), http(s) URLs only."""
+    handle = handle_of(actor.id, actor.doc.get("preferredUsername"))
     return CommentAuthor(
-        name=moderation.clean_text(actor.name) or moderation.clean_text(actor.handle),
+        name=display_name(actor.name) or handle or host_label(actor.id),
         url=moderation.http_url(actor.url) or moderation.http_url(actor.id),
         photo=moderation.http_url(actor.icon),
-        handle=moderation.clean_text(actor.handle),
+        handle=handle,
     )
 
 

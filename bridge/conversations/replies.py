@@ -186,9 +186,11 @@ async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         author=author_of(actor),
         actor_id=actor.id,  # an older file without it learns its author here
     )
+    if new.content != old.content:
+        new = replace(new, status=moderation.status_after_edit(ctx, old))
     if new != old:
         ctx.comments.write(slug, new)
-        note_change(ctx, slug, new)
+        note_change(ctx, slug, old if old.status == "approved" else new)
 
 
 def author_matches_or_log(comment: Comment, actor: RemoteActor) -> bool:

@@ -6,7 +6,10 @@ post's pages dirty and queues the post (``queue_salmention``; the queue is one J
 ``run_due_salmentions`` (the daemon runs it every poll) re-sends webmentions from the
 post's URL to the post's ``in_reply_to`` and links once the rebuilt page is on disk (its
 mtime is newer than the change), or after ``SALMENTION_MAX_WAIT`` seconds, so upstream
-sites fetch a page that shows the reply.  ``salmention(ctx, slug)`` sends at once.
+sites fetch a page that shows the reply.  Changes are coalesced: a post is sent at most
+once per ``SALMENTION_INTERVAL`` seconds, so thirty quick edits of one reply make two
+rounds of requests (the first change, then the rest together), not thirty.
+``salmention(ctx, slug)`` sends at once.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ __all__ = ["note_change", "queue_salmention", "run_due_salmentions", "salmention
 log = logging.getLogger("indiebridge.webmentions")
 
 SALMENTION_KEY = "salmention_queue"
+SENT_KEY = "salmention_sent"
 SALMENTION_MAX_WAIT = 120.0
+SALMENTION_INTERVAL = 600.0  # at most one Salmention per post in this many seconds
 
 
 def note_change(ctx: Context, slug: str, comment: Comment) -> None:
@@ -81,10 +86,50 @@ def _take(db: Database, slug: str, queued: float) -> bool:
     return True
 
 
-async def run_due_salmentions(ctx: Context, max_wait: float = SALMENTION_MAX_WAIT) -> int:
-    """Send queued Salmentions whose post page was rebuilt (or waited ``max_wait``)."""
+def _last_sent(db: Database) -> dict[str, float]:
+    raw = db.get_meta(SENT_KEY)
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _record_sent(db: Database, slug: str, when: float, interval: float) -> None:
+    """Remember when ``slug`` was sent; entries older than ``interval`` are dropped, so the
+    record holds at most the posts sent in the last interval."""
+    with db.tx() as con:
+        row = con.execute("SELECT value FROM meta WHERE key = ?", (SENT_KEY,)).fetchone()
+        try:
+            sent = json.loads(row["value"]) if row else {}
+        except ValueError:
+            sent = {}
+        if not isinstance(sent, dict):
+            sent = {}
+        sent = {k: v for k, v in sent.items() if isinstance(v, float) and when - v < interval}
+        sent[slug] = when
+        con.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (SENT_KEY, json.dumps(sent)),
+        )
+
+
+async def run_due_salmentions(
+    ctx: Context,
+    max_wait: float = SALMENTION_MAX_WAIT,
+    interval: float = SALMENTION_INTERVAL,
+) -> int:
+    """Send queued Salmentions whose post page was rebuilt (or waited ``max_wait``).
+
+    Changes are coalesced: a post is sent at most once per ``interval`` seconds; changes in
+    between stay queued as one entry and go out together when the interval is over.
+    """
     sent = 0
+    last_sent = _last_sent(ctx.db)
     for slug, queued in read_queue(ctx.db).items():
+        if time.time() - last_sent.get(slug, 0.0) < interval:
+            continue
         page = ctx.config.output_dir / "posts" / slug / "index.html"
         try:
             rebuilt = page.stat().st_mtime >= queued
@@ -93,6 +138,7 @@ async def run_due_salmentions(ctx: Context, max_wait: float = SALMENTION_MAX_WAI
         if not rebuilt and time.time() - queued < max_wait:
             continue
         if _take(ctx.db, slug, queued):
+            _record_sent(ctx.db, slug, time.time(), interval)
             await salmention(ctx, slug)
             sent += 1
     return sent

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from bridge.conversations import mf2, moderation
+from bridge.conversations.names import display_name
 from bridge.federation.context import Context
 from bridge.site.posts import Comment, CommentAuthor
 
@@ -33,8 +34,8 @@ async def comment_from(
     post_url = ctx.config.post_url(slug)
     targets = [post_url, ctx.config.post_ap_id(slug)]
     if content_type in mf2.HTML_TYPES:
-        # Parsing is CPU work on a stranger's markup: off the event loop, after a linear
-        # pre-scan that refuses HTML bombs (mf2.check_complexity).
+        # Parsing is CPU work on a stranger's markup: off the event loop, and bounded in
+        # depth, size and CPU time (html_budget).
         found = await anyio.to_thread.run_sync(mf2.interpret, text, final_url, targets)
         author = found.author
         if found.author_page:
@@ -52,7 +53,7 @@ async def comment_from(
         author, kind, in_reply_to, content = None, "mention", "", ""
         published = updated = None
     domain = urlsplit(source).hostname or source
-    name = moderation.clean_text(author.name if author else "") or domain
+    name = display_name(author.name if author else "") or domain
     author_url = moderation.absolute(final_url, author.url if author else "")
     photo = moderation.absolute(final_url, author.photo if author else "")
     comment = Comment(
@@ -78,7 +79,7 @@ async def comment_from(
 
 
 def _escape(text: str) -> str:
-    return html.escape(moderation.clean_text(text, 300))
+    return html.escape(display_name(text, 300))
 
 
 def nest(ctx: Context, slug: str, kind: str, in_reply_to: list[str]) -> tuple[str, str]:

@@ -1,16 +1,21 @@
 """Verifying a received webmention (W3C Webmention, sections 3.2.1 and 3.2.2).
 
 ``validate`` holds the request rules both the endpoint and the verifier apply: ``source``
-and ``target`` present, http(s), at most ``MAX_URL`` characters, different, and the target
-one of our posts (fragment ignored).
+and ``target`` present, http(s), at most ``MAX_URL`` characters, different, the source not
+a page of this site, and the target one of our posts (fragment ignored).
 
 ``verify`` fetches the source with ``ctx.fetcher`` (size, time and redirect limits; private
 addresses refused unless ``allow_private_addresses``).  410 or 404, or a source that no
 longer links to the target, removes the comment for that (source, target).  A linking
 source becomes a comment (``webmention_comment.comment_from``) with protocol
 ``webmention`` and id ``comment_id("webmention", source + " " + post URL)``, so a re-sent
-webmention updates it.  Timeouts, connection errors, 5xx, 408 and 429 raise
-``SourceRetryLater``; the queue in ``webmentions`` retries them on its schedule.
+webmention updates it.  A new source that repeats a comment already shown from the same
+page under another query string (same scheme, host and path, same author, kind and content:
+``/p?1``, ``/p?2``... of a page that ignores its query) is refused; distinct pages that
+differ only by query (``index.php?p=1``, ``?p=2``) differ in content and are kept.
+Under ``comments_policy = "manual"`` an edited source's comment is held again.  Timeouts,
+connection errors, 5xx, 408 and 429 raise ``SourceRetryLater``; the queue in
+``webmentions`` retries them on its schedule.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from bridge.conversations import moderation
 from bridge.conversations.salmention import note_change
 from bridge.conversations.webmention_client import links_to
 from bridge.conversations.webmention_comment import comment_from
+from bridge.conversations.webmention_outbox import is_own
 from bridge.errors import BlockedAddressError, FetchError, SourceRetryLater
 from bridge.federation.context import Context
 from bridge.site.comments import comment_id
+from bridge.site.posts import Comment
 
 __all__ = ["validate", "verify"]
 
@@ -53,10 +60,34 @@ def validate(ctx: Context, source: str | None, target: str | None) -> tuple[str 
         return "target must be an http or https URL", ""
     if urldefrag(source).url == urldefrag(target).url:
         return "source and target must be different URLs", ""
+    if is_own(ctx, source):
+        return "source is a page of this site; only other sites can mention its posts", ""
     slug = ctx.post_slug(target)
     if slug is None:
         return "target is not a post of this site, so it does not accept webmentions", ""
     return None, slug
+
+
+def _page_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{(parts.netloc or '').lower()}{parts.path or '/'}"
+
+
+def _query_variant_of(ctx: Context, slug: str, comment: Comment) -> str | None:
+    """The source of a comment under the post that this one repeats from the same page with
+    another query string (same scheme, host and path, same author, kind and content)."""
+    page = _page_of(comment.source)
+    for folder, other in ctx.comments.iter_all():
+        if (
+            folder == slug
+            and other.protocol == "webmention"
+            and other.source != comment.source
+            and _page_of(other.source) == page
+            and (other.type, other.author, other.content)
+            == (comment.type, comment.author, comment.content)
+        ):
+            return other.source
+    return None
 
 
 def _remove(ctx: Context, cid: str) -> bool:
@@ -105,6 +136,9 @@ async def verify(ctx: Context, source: str, target: str) -> str:
     if comment is None:
         return "source is blocked"
     existing = ctx.comments.get(cid)
+    twin = _query_variant_of(ctx, slug, comment) if existing is None else None
+    if twin is not None:
+        return f"source is a query-string variant of {twin}, already shown"
     if existing is not None:
         old = existing[1]
         changed = (old.content, old.type, old.author) != (
@@ -115,11 +149,12 @@ async def verify(ctx: Context, source: str, target: str) -> str:
         comment = replace(
             comment,
             published=old.published,
-            status=old.status,
+            status=moderation.status_after_edit(ctx, old) if changed else old.status,
             updated=comment.updated or (dt.datetime.now(dt.UTC) if changed else old.updated),
         )
         if comment == old:
             return ""
     ctx.comments.write(slug, comment)
-    note_change(ctx, slug, comment)
+    shown = existing[1] if existing is not None and existing[1].status == "approved" else comment
+    note_change(ctx, slug, shown)
     return ""

@@ -3,6 +3,7 @@
 Routes (the URL layout is in ``bridge.config``):
 
 * ``GET /.well-known/webfinger?resource=`` — dynamic: our acct or actor URL, else 404;
+  400 for a missing or malformed ``resource`` (RFC 7033 section 4.2);
 * ``POST /inbox`` (shared) and ``POST /ap/inbox`` (the actor's) — ``bridge.inbox.receive``;
 * ``POST /webmention`` — ``bridge.webmentions.receive``;
 * ``GET /ap/followers.json`` — the live follower count;
@@ -39,7 +40,7 @@ from bridge.daemon.rebuild import Rebuilder, start_daemon_watcher
 from bridge.daemon.site_changes import ChangePoller
 from bridge.daemon.watch import SiteWatcher
 from bridge.db import Database
-from bridge.federation import followers, inbox, outbox
+from bridge.federation import followers, inbox, outbox, published
 from bridge.federation.context import Context
 from bridge.site import activities, webfinger
 
@@ -95,12 +96,13 @@ class Daemon:
         ctx: Context | None = None,
         poll_interval: float = 1.0,
         watch: bool = False,
+        drafts: bool = False,
     ) -> None:
         self.config = config
         self.db = Database(config.db_path)
         self.keys = keys.load(config.state_dir)
         self.poll_interval = poll_interval
-        self.rebuilder = Rebuilder(config)
+        self.rebuilder = Rebuilder(config, drafts=drafts)  # serve --drafts: rebuilds keep them
         # rows queued by `publish` in another process are found by polling
         self.worker = services.delivery_worker(
             config, self.db, self.keys, poll_interval=poll_interval
@@ -224,12 +226,10 @@ class Daemon:
         return response
 
     async def webfinger(self, request: Request) -> Response:
-        resource = request.query_params.get("resource")
         headers = {"Access-Control-Allow-Origin": "*"}
-        if not resource:
-            return JSONResponse({"error": "resource parameter required"}, 400, headers=headers)
-        if not webfinger.matches(self.config, resource):
-            return JSONResponse({"error": "no such account"}, 404, headers=headers)
+        status, error = webfinger.resource_status(self.config, request.query_params.get("resource"))
+        if status != 200:
+            return JSONResponse({"error": error}, status, headers=headers)
         return JSONResponse(webfinger.jrd(self.config), media_type=JRD, headers=headers)
 
     async def followers_collection(self, request: Request) -> Response:
@@ -267,9 +267,11 @@ class Daemon:
             target = target / "index.html"
             rel = (rel.rstrip("/") + "/index.html").lstrip("/")
         if not target.is_file():
-            gone = outbox.deleted_object(self.ctx, self.config.base_url + path)
+            gone = published.gone(self.config, self.db, self.config.base_url + path, self._live())
             if gone is not None:
-                return JSONResponse(gone, status_code=410, media_type=AP_JSON)
+                if isinstance(gone.body, dict):
+                    return JSONResponse(gone.body, status_code=410, media_type=gone.media_type)
+                return Response(gone.body, status_code=410, media_type=gone.media_type)
             return PlainTextResponse("not found", 404)
         headers = {}
         if rel.startswith((".well-known/", "ap/", "nodeinfo/")):
@@ -284,8 +286,13 @@ class Daemon:
             return "ap/actor.json"
         parts = path.strip("/").split("/")
         if len(parts) == 2 and parts[0] == "posts":
-            return f"ap/posts/{parts[1]}.json"
+            return outbox.live_object_path(self.ctx, parts[1])
         return None
+
+    def _live(self) -> set[str]:
+        """Slugs of the posts the output has now (a deleted post's page answers 410)."""
+        posts = self.config.output_dir / "posts"
+        return {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
 
     def routes(self) -> list[Route]:
         extra: list[Route] = []
@@ -298,6 +305,9 @@ class Daemon:
         from bridge.conversations import quotes
 
         extra += quotes.routes(self.ctx)  # FEP-044f stamps
+        from bridge.federation import remote_interaction
+
+        extra += remote_interaction.routes(self.ctx)  # /interact: the one-step form
         return [
             *extra,
             Route("/.well-known/webfinger", self.webfinger, methods=["GET", "HEAD"]),
@@ -310,7 +320,11 @@ class Daemon:
 
 
 def create_app(
-    config: SiteConfig, *, daemon: Daemon | None = None, watch: bool = False
+    config: SiteConfig,
+    *,
+    daemon: Daemon | None = None,
+    watch: bool = False,
+    drafts: bool = False,
 ) -> Starlette:
     """The ASGI app; its lifespan starts and stops the background workers."""
     holder: dict[str, Daemon] = {}
@@ -324,7 +338,7 @@ def create_app(
         finally:
             await d.shutdown()
 
-    d = daemon or Daemon(config, watch=watch)
+    d = daemon or Daemon(config, watch=watch, drafts=drafts)
     holder["daemon"] = d
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d

@@ -197,72 +197,125 @@ def _unique_slug(db: Database, entry: importer.FeedEntry) -> str:
 async def federate(
     ctx: Context, feed_url: str, parsed: importer.ParsedFeed, moment: float, report: FeedReport
 ) -> None:
-    db, config = ctx.db, ctx.config
-    rows = {
-        str(r["entry_key"]): dict(r)
-        for r in db.query("SELECT * FROM bridge_entries WHERE feed = ?", (feed_url,))
-    }
-    since = outbox.federate_since(ctx)
-    now_dt = dt.datetime.fromtimestamp(int(moment), dt.UTC)
-    inboxes = delivery.inboxes_for_followers(db)
-    current: dict[str, float] = {}
-    mentions = PostWebmentions(ctx)
-    webmention_jobs: list[tuple[str, str, str, list[str]]] = []
+    """Diff one fetched feed against ``bridge_entries``: announce, record, delete, mention."""
+    diff = _FeedDiff(ctx, feed_url, moment, report)
+    for entry in sorted(parsed.entries, key=diff.date_of):
+        diff.entry(entry)
+    diff.deletions()
+    await diff.send_webmentions()
 
-    def date_of(entry: importer.FeedEntry) -> dt.datetime:
-        row = rows.get(entry.key)
+
+@dataclass
+class _Job:
+    """A webmention round for one entry: its page, its HTML ("" once deleted), old links."""
+
+    slug: str
+    source: str
+    html: str
+    old_links: list[str]
+
+
+class _FeedDiff:
+    """One poll's diff: each step is a method, the shared state lives on the instance."""
+
+    def __init__(self, ctx: Context, feed_url: str, moment: float, report: FeedReport) -> None:
+        self.ctx, self.db, self.config = ctx, ctx.db, ctx.config
+        self.feed_url = feed_url
+        self.moment = moment
+        self.report = report
+        self.rows = {
+            str(r["entry_key"]): dict(r)
+            for r in self.db.query("SELECT * FROM bridge_entries WHERE feed = ?", (feed_url,))
+        }
+        self.since = outbox.federate_since(ctx)
+        self.now = dt.datetime.fromtimestamp(int(moment), dt.UTC)
+        self.inboxes = delivery.inboxes_for_followers(self.db)
+        self.current: dict[str, float] = {}  # entry key -> date, for the entries in the feed
+        self.mentions = PostWebmentions(ctx)
+        self.jobs: list[_Job] = []
+
+    def date_of(self, entry: importer.FeedEntry) -> dt.datetime:
+        """The entry's date; without one, the moment it was first seen (stored)."""
+        row = self.rows.get(entry.key)
         if entry.date is not None:
             return entry.date
         if row is not None:
             return dt.datetime.fromtimestamp(row["published"], dt.UTC)
-        return now_dt
+        return self.now
 
-    entries = sorted(parsed.entries, key=date_of)
-    for entry in entries:
-        if entry.key in current:
-            continue  # the same entry twice in one feed: the first one counts
-        date = date_of(entry)
-        current[entry.key] = date.timestamp()
-        row = rows.get(entry.key)
-        live = row is not None and row["state"] == "live"
-        slug = str(row["slug"]) if row is not None and live else _unique_slug(db, entry)
-        post = entry_post(config, feed_url, entry, slug, date)
-        obj = bridged_object(config, post)
+    def _queue(self, activity: dict[str, Any]) -> None:
+        self.report.queued += delivery.enqueue(self.db, activity, self.inboxes)
+        self.ctx.wake_delivery()
+
+    def entry(self, entry: importer.FeedEntry) -> None:
+        """Announce a new or changed entry (or record it without announcing)."""
+        if entry.key in self.current:
+            return  # the same entry twice in one feed: the first one counts
+        date = self.date_of(entry)
+        self.current[entry.key] = date.timestamp()
+        row = self.rows.get(entry.key)
+        live = row if row is not None and row["state"] == "live" else None
+        slug = str(live["slug"]) if live is not None else _unique_slug(self.db, entry)
+        post = entry_post(self.config, self.feed_url, entry, slug, date)
+        obj = bridged_object(self.config, post)
         digest = outbox.object_digest(obj)
-        if live and row is not None and row["digest"] == digest:
-            continue
-        federated = bool(row["federated"]) if live and row is not None else False
-        old_links: list[str] = json.loads(row["links"]) if live and row is not None else []
-        served = sign(ctx, obj, post.last_modified)
-        links = sorted(mentions.links(post.html, entry.link or config.base_url + "/"))
+        if live is not None and live["digest"] == digest:
+            return
+        federated = bool(live["federated"]) if live is not None else False
+        old_links: list[str] = json.loads(live["links"]) if live is not None else []
+        served = sign(self.ctx, obj, post.last_modified)
+        links = sorted(self.mentions.links(post.html, entry.link or self.config.base_url + "/"))
         announce = True
-        if not live and date < since:
-            report.recorded.append(slug)
+        if live is None and date < self.since:
+            self.report.recorded.append(slug)
             announce = False
-        elif not live:
-            activity = sign(ctx, activities.create(config, served), post.date)
-            report.queued += delivery.enqueue(db, activity, inboxes)
-            ctx.wake_delivery()
-            report.created.append(slug)
+        elif live is None:
+            self._queue(sign(self.ctx, activities.create(self.config, served), post.date))
+            self.report.created.append(slug)
             federated = True
         elif federated:
             full = dict(obj)
-            full.setdefault("updated", activities.iso(now_dt))
-            served = sign(ctx, full, now_dt)
-            activity = sign(ctx, activities.update(config, served, now_dt), now_dt)
-            report.queued += delivery.enqueue(db, activity, inboxes)
-            ctx.wake_delivery()
-            report.updated.append(slug)
+            full.setdefault("updated", activities.iso(self.now))
+            served = sign(self.ctx, full, self.now)
+            self._queue(sign(self.ctx, activities.update(self.config, served, self.now), self.now))
+            self.report.updated.append(slug)
         else:
-            report.recorded.append(slug)  # an old, never announced entry changed
+            self.report.recorded.append(slug)  # an old, never announced entry changed
             announce = False
-        with db.tx() as con:
-            if row is not None and not live:
+        self._save(
+            entry,
+            row,
+            slug=slug,
+            date=date,
+            digest=digest,
+            served=served,
+            as_type=str(obj["type"]),
+            links=links if not announce else old_links,
+            federated=federated,
+        )
+        if announce and entry.link:
+            self.jobs.append(_Job(slug, entry.link, post.html, old_links))
+
+    def _save(
+        self,
+        entry: importer.FeedEntry,
+        row: dict[str, Any] | None,
+        *,
+        slug: str,
+        date: dt.datetime,
+        digest: str,
+        served: dict[str, Any],
+        as_type: str,
+        links: list[str],
+        federated: bool,
+    ) -> None:
+        with self.db.tx() as con:
+            if row is not None and row["state"] != "live":
                 # Back after a Delete: a new id (receivers keep the old one's tombstone),
                 # and the old row stays to answer 410 for the old id.
                 con.execute(
                     "UPDATE bridge_entries SET entry_key = ? WHERE feed = ? AND entry_key = ?",
-                    (f"{entry.key}#deleted:{row['slug']}", feed_url, entry.key),
+                    (f"{entry.key}#deleted:{row['slug']}", self.feed_url, entry.key),
                 )
             con.execute(
                 "INSERT INTO bridge_entries(feed, entry_key, slug, link, published, digest, "
@@ -273,53 +326,53 @@ async def federate(
                 "object = excluded.object, as_type = excluded.as_type, links = excluded.links, "
                 "state = 'live', federated = excluded.federated, updated = excluded.updated",
                 (
-                    feed_url,
+                    self.feed_url,
                     entry.key,
                     slug,
                     entry.link or "",
                     date.timestamp(),
                     digest,
                     json.dumps(served, ensure_ascii=False),
-                    obj["type"],
-                    json.dumps(links if not announce else old_links),
+                    as_type,
+                    json.dumps(links),
                     int(federated),
-                    moment,
-                    moment,
+                    self.moment,
+                    self.moment,
                 ),
             )
-        if announce and entry.link:
-            webmention_jobs.append((slug, entry.link, post.html, old_links))
 
-    # Entries gone from the feed while it still covers their dates were deleted upstream.
-    if current:
-        oldest = min(current.values())
-        for key, row in rows.items():
-            if key in current or row["state"] != "live" or row["published"] < oldest:
+    def deletions(self) -> None:
+        """Entries gone from the feed while it still covers their dates were deleted."""
+        if not self.current:
+            return  # an empty feed deletes nothing
+        oldest = min(self.current.values())
+        for key, row in self.rows.items():
+            if key in self.current or row["state"] != "live" or row["published"] < oldest:
                 continue
             slug = str(row["slug"])
             if row["federated"]:
-                activity = sign(
-                    ctx, activities.delete(config, object_id(config, slug), now_dt), now_dt
+                target = object_id(self.config, slug)
+                self._queue(
+                    sign(self.ctx, activities.delete(self.config, target, self.now), self.now)
                 )
-                report.queued += delivery.enqueue(db, activity, inboxes)
-                ctx.wake_delivery()
-            report.deleted.append(slug)
-            with db.tx() as con:
+            self.report.deleted.append(slug)
+            with self.db.tx() as con:
                 con.execute(
                     "UPDATE bridge_entries SET state = 'deleted', updated = ? "
                     "WHERE feed = ? AND entry_key = ?",
-                    (moment, feed_url, key),
+                    (self.moment, self.feed_url, key),
                 )
             if row["federated"] and row["link"]:
-                webmention_jobs.append((slug, str(row["link"]), "", json.loads(row["links"])))
+                self.jobs.append(_Job(slug, str(row["link"]), "", json.loads(row["links"])))
 
-    for slug, source, html, old_links in webmention_jobs:
-        results = await mentions.send(source, html, old_links)
-        report.webmentions += results
-        links = sorted(
-            {r.target for r in results} | (mentions.links(html, source) if html else set())
-        )
-        with db.tx() as con:
-            con.execute(
-                "UPDATE bridge_entries SET links = ? WHERE slug = ?", (json.dumps(links), slug)
-            )
+    async def send_webmentions(self) -> None:
+        for job in self.jobs:
+            results = await self.mentions.send(job.source, job.html, job.old_links)
+            self.report.webmentions += results
+            linked = self.mentions.links(job.html, job.source) if job.html else set()
+            links = sorted({r.target for r in results} | linked)
+            with self.db.tx() as con:
+                con.execute(
+                    "UPDATE bridge_entries SET links = ? WHERE slug = ?",
+                    (json.dumps(links), job.slug),
+                )

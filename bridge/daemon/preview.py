@@ -26,7 +26,9 @@ from bridge.site import preview
 Echo = Callable[[str], None]
 
 
-def create_preview_app(config: SiteConfig, *, watch: bool = False, echo: Echo = print) -> Starlette:
+def create_preview_app(
+    config: SiteConfig, *, watch: bool = False, drafts: bool = False, echo: Echo = print
+) -> Starlette:
     """The ASGI app of a preview; ``config`` is already the preview's (``preview_config``)."""
     from bridge.daemon.build_report import terminal_reporter
     from bridge.daemon.livereload import ReloadHub, end_streams_on_exit, live_reload_routes
@@ -52,6 +54,7 @@ def create_preview_app(config: SiteConfig, *, watch: bool = False, echo: Echo = 
             terminal_reporter(hub, echo, config),
             on_publish=None,  # a preview never publishes, whatever auto_publish says
             live_reload=True,
+            drafts=drafts,
             configure=lambda loaded: preview.preview_config(loaded, config.base_url),
             initial_build=False,  # `serve` built it just before
         )

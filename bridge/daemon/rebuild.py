@@ -35,9 +35,10 @@ log = logging.getLogger("indiebridge.daemon")
 class Rebuilder:
     """Debounced rebuilds: a burst of changes becomes one build, run in a thread."""
 
-    def __init__(self, config: SiteConfig, delay: float = 0.3) -> None:
+    def __init__(self, config: SiteConfig, delay: float = 0.3, *, drafts: bool = False) -> None:
         self.config = config
         self.delay = delay
+        self.drafts = drafts
         self.event = asyncio.Event()
         self.dirty: set[str] = set()
         self._watcher: SiteWatcher | None = None
@@ -73,7 +74,7 @@ class Rebuilder:
             self.event.clear()
             slugs, self.dirty = sorted(self.dirty), set()
             try:
-                result = await asyncio.to_thread(site.build, self.config)
+                result = await asyncio.to_thread(site.build, self.config, drafts=self.drafts)
             except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
                 log.error("rebuild failed: %s", exc)
                 continue
@@ -103,6 +104,7 @@ def start_daemon_watcher(
         terminal_reporter(hub, echo, ctx.config),
         on_publish=daemon_publisher(ctx, loop, echo),
         live_reload=True,
+        drafts=rebuilder.drafts,
     )
     rebuilder.watch_with(watcher)
     end_streams_on_exit(hub)

@@ -96,19 +96,26 @@ class PublishOutcome:
 
 
 async def publish_and_deliver(
-    config: SiteConfig, posts: list[Post], *, send_webmentions: bool = True
+    config: SiteConfig,
+    posts: list[Post],
+    *,
+    send_webmentions: bool = True,
+    dry_run: bool = False,
 ) -> PublishOutcome:
     """Queue the publish diff for ``posts`` (already built), then deliver the queue here
-    unless a daemon runs; delivery ends when only retries scheduled for later remain."""
+    unless a daemon runs; delivery ends when only retries scheduled for later remain.
+
+    With ``dry_run`` nothing is queued, recorded or sent: ``report.planned`` lists what
+    would be."""
     db = Database(config.db_path)
     actor_keys = key_store.load_or_generate(config.state_dir)
     ctx = build_context(config, db, actor_keys)
     try:
         from bridge.conversations.post_mentions import PostWebmentions
 
-        mentions = PostWebmentions(ctx) if send_webmentions else None
-        report = await outbox.publish(ctx, posts, webmentions=mentions)
-        if DaemonLock.held(lock_path(config)):
+        mentions = PostWebmentions(ctx) if send_webmentions and not dry_run else None
+        report = await outbox.publish(ctx, posts, webmentions=mentions, dry_run=dry_run)
+        if dry_run or DaemonLock.held(lock_path(config)):
             return PublishOutcome(report, None)
         worker = delivery_worker(config, db, actor_keys)
         worker.recover()

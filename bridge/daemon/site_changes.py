@@ -47,14 +47,17 @@ def record_change(db: Database) -> int:
     return count
 
 
-def settle(config: SiteConfig, db: Database) -> str:
+def settle(config: SiteConfig, db: Database, *, wait: bool = False) -> str:
     """After a moderation change: let the running daemon rebuild, else rebuild here.
 
-    Returns the one line to show.
+    ``wait`` rebuilds here even with a daemon running, and leaves the daemon out of it so
+    two builds never race (the hidden ``--build`` flag of the comments commands).  Returns
+    the one line to show.
     """
-    record_change(db)
-    if daemon_running(config):
-        return "The running daemon rebuilds the pages in a moment."
+    if not wait:
+        record_change(db)
+        if daemon_running(config):
+            return "The running daemon rebuilds the pages in a moment."
     from bridge.site import build
 
     return build.build(config).summary()

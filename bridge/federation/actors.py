@@ -9,8 +9,17 @@ This is the ``KeyLookup`` the signature verifier uses.  Facts relied on:
   the actor, which must list the same key back.
 * An actor's ``publicKey`` may be one object or a list; ``assertionMethod`` holds
   FEP-521a Multikeys (Ed25519) used for object integrity proofs.
-* Only ``application/activity+json`` or ``application/ld+json`` answers are documents;
-  ``id`` must equal the URL fetched (after redirects) so one host cannot speak for another.
+* Only ``application/activity+json`` or ``application/ld+json`` answers are documents.
+* Identity through redirects: the document's ``id`` must be on the origin of the URL it was
+  finally served from (after redirects), so an open redirect on one server cannot make a
+  document from another speak for it (tests in tests/security/test_inbox_unverified.py).
+* Storage before verification: a key fetched to check a signature is kept in memory
+  (``PendingKeys``, bounded and expiring) and written to the ``actors``/``keys`` tables only
+  by ``confirm`` once a signature made with it verified.  Key fetches are rate-limited per
+  origin (``FetchBudget``).  What is stored is ``slim_actor(doc)``: only the fields used,
+  each string capped, at most ``MAX_STORED_ACTOR`` bytes in all.
+* Cached actors and keys (RSA and the Ed25519 keys used for proofs) expire after
+  ``ACTOR_TTL``; an expired key is fetched again before it is trusted.
 * An actor's keys are cached only when their id is on the actor's own origin: a document
   listing another server's key id must not replace that server's cached key.
 * Whatever a remote server sends (JSON nested past the parser's recursion limit, a PEM
@@ -34,10 +43,16 @@ from bridge import keys as keymod
 from bridge.db import Database, now
 from bridge.errors import FetchError, SignatureError
 from bridge.federation.fetch import SafeFetcher
+from bridge.federation.key_fetch import FetchBudget, PendingKeys
 from bridge.federation.signatures import PublicKeyInfo
 
 AP_ACCEPT = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 ACTOR_TTL = 24 * 3600
+MAX_STORED_ACTOR = 32_768
+"""Bytes of JSON an actor row may hold after ``slim_actor``; a larger one is not kept."""
+MAX_FIELD_CHARS = 2048
+MAX_PEM_CHARS = 4096
+MAX_KEYS = 4
 AP_TYPES = ("application/activity+json", "application/ld+json")
 
 
@@ -120,6 +135,53 @@ def parse_actor(doc: dict[str, Any]) -> RemoteActor:
     )
 
 
+def _capped(value: Any, limit: int = MAX_FIELD_CHARS) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def slim_actor(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an actor document we use, each string capped (what the cache keeps).
+
+    ``parse_actor(slim_actor(doc))`` reads the same actor as ``parse_actor(doc)``.  Raises
+    ``FetchError`` when even that is over ``MAX_STORED_ACTOR`` bytes.
+    """
+    actor = parse_actor(doc)
+    slim: dict[str, Any] = {
+        "id": actor.id,
+        "type": _capped(doc.get("type")) or "",
+        "inbox": actor.inbox,
+        "preferredUsername": _capped(doc.get("preferredUsername")) or "",
+        "name": _capped(doc.get("name")) or "",
+        "url": actor.url,
+        "icon": actor.icon,
+    }
+    if actor.shared_inbox:
+        slim["endpoints"] = {"sharedInbox": actor.shared_inbox}
+    keys = [
+        {"id": kid, "owner": actor.id, "publicKeyPem": pem[:MAX_PEM_CHARS]}
+        for kid, pem in _keys_of(doc)[:MAX_KEYS]
+    ]
+    if keys:
+        slim["publicKey"] = keys
+    methods = [
+        {"id": m["id"], "type": "Multikey", "publicKeyMultibase": m["publicKeyMultibase"][:200]}
+        for m in as_list(doc.get("assertionMethod"))
+        if isinstance(m, dict)
+        and isinstance(m.get("id"), str)
+        and isinstance(m.get("publicKeyMultibase"), str)
+        and same_origin(m["id"], actor.id)
+    ][:MAX_KEYS]
+    if methods:
+        slim["assertionMethod"] = methods
+    size = len(json.dumps(slim))
+    if size > MAX_STORED_ACTOR:
+        raise FetchError(
+            f"{actor.id}: actor document is {size} bytes even trimmed "
+            f"(at most {MAX_STORED_ACTOR} are kept)"
+        )
+    return slim
+
+
 def _load_public_key(pem: str) -> rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem.strip().encode())
@@ -133,13 +195,23 @@ def _load_public_key(pem: str) -> rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
 class Actors:
     """Fetch and cache remote actors and keys for one site."""
 
-    def __init__(self, db: Database, fetcher: SafeFetcher, auth: httpx.Auth | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        fetcher: SafeFetcher,
+        auth: httpx.Auth | None,
+        *,
+        budget: FetchBudget | None = None,
+        pending: PendingKeys | None = None,
+    ) -> None:
         self.db = db
         self.fetcher = fetcher
         self.auth = auth
+        self.budget = budget or FetchBudget()
+        self.pending = pending or PendingKeys()
 
     async def fetch_document(self, url: str) -> dict[str, Any]:
-        """Signed GET of an ActivityStreams document; the id must match the final URL."""
+        """Signed GET of an ActivityStreams document, on the origin it was served from."""
         page = await self.fetcher.get(url, accept=AP_ACCEPT, auth=self.auth)
         if page.status == 410:
             raise FetchError(f"{url}: gone (410)", status=410)
@@ -159,16 +231,17 @@ class Actors:
         doc_id = doc.get("id")
         if not isinstance(doc_id, str):
             raise FetchError(f"{url}: document has no id")
-        base = url.split("#", 1)[0]
-        if doc_id.split("#", 1)[0] not in (base, page.url) and not same_origin(doc_id, page.url):
-            raise FetchError(f"{url}: document id {doc_id} is on another origin")
+        if not same_origin(doc_id, page.url):
+            where = f"{url} (redirected to {page.url})" if page.url != url else url
+            raise FetchError(f"{where}: document id {doc_id} is on another origin")
         return doc
 
     async def get(self, actor_id: str, *, refresh: bool = False) -> RemoteActor:
+        """The actor, from the cache while fresh, else fetched (and cached)."""
         if not refresh:
-            row = self.db.one("SELECT doc, fetched FROM actors WHERE id = ?", (actor_id,))
-            if row and now() - row["fetched"] < ACTOR_TTL:
-                return parse_actor(json.loads(row["doc"]))
+            fresh = self._fresh(actor_id)
+            if fresh is not None:
+                return fresh
         doc = await self.fetch_document(actor_id)
         actor = parse_actor(doc)
         if actor.id.split("#")[0] != actor_id.split("#")[0]:
@@ -176,64 +249,97 @@ class Actors:
         self.store(actor)
         return actor
 
+    def _fresh(self, actor_id: str) -> RemoteActor | None:
+        row = self.db.one("SELECT doc, fetched FROM actors WHERE id = ?", (actor_id,))
+        if row and now() - row["fetched"] < ACTOR_TTL:
+            return parse_actor(json.loads(row["doc"]))
+        return None
+
     def cached(self, actor_id: str) -> RemoteActor | None:
         row = self.db.one("SELECT doc FROM actors WHERE id = ?", (actor_id,))
         return parse_actor(json.loads(row["doc"])) if row else None
 
     def store(self, actor: RemoteActor) -> None:
+        """Cache the actor (``slim_actor`` of its document) and the keys it lists."""
+        slim = slim_actor(actor.doc)
+        moment = now()
         with self.db.tx() as con:
             con.execute(
                 "INSERT INTO actors(id, doc, fetched) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, fetched = excluded.fetched",
-                (actor.id, json.dumps(actor.doc), now()),
+                (actor.id, json.dumps(slim), moment),
             )
-            for key_id, pem in _keys_of(actor.doc):
+            for key_id, pem in _keys_of(slim):
                 con.execute(
                     "INSERT INTO keys(key_id, owner, pem, fetched) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(key_id) DO UPDATE SET owner = excluded.owner, "
                     "pem = excluded.pem, fetched = excluded.fetched",
-                    (key_id, actor.id, pem, now()),
+                    (key_id, actor.id, pem, moment),
                 )
 
+    def confirm(self, key_id: str) -> None:
+        """A signature made with ``key_id`` verified: keep what its fetch found."""
+        doc = self.pending.pop(key_id)
+        if doc is not None:
+            self.store(parse_actor(doc))
+
     async def lookup_key(self, key_id: str, refresh: bool) -> PublicKeyInfo:
-        """``KeyLookup`` for ``signatures.verify_request``."""
+        """``KeyLookup`` for ``signatures.verify_request``; stores nothing (see ``confirm``)."""
         if not key_id.startswith(("http://", "https://")):
             raise SignatureError(f"keyId {key_id!r} is not an http(s) URL")
-        if not refresh:
-            row = self.db.one("SELECT owner, pem FROM keys WHERE key_id = ?", (key_id,))
-            if row:
+        # A refresh (the cached key did not verify) is allowed once a minute per key, so
+        # bogus signatures naming a cached key cannot turn into a fetch each.
+        if not refresh or not self.budget.may_refresh(key_id):
+            row = self.db.one("SELECT owner, pem, fetched FROM keys WHERE key_id = ?", (key_id,))
+            if row and now() - row["fetched"] < ACTOR_TTL:
                 return PublicKeyInfo(key_id, row["owner"], _load_public_key(row["pem"]))
+            doc = self.pending.get(key_id)
+            if doc is not None:
+                return _key_in(doc, key_id)
+        owner_doc = await self._fetch_key_owner(key_id)
+        slim = slim_actor(owner_doc)
+        info = _key_in(slim, key_id)
+        self.pending.put(key_id, slim)
+        return info
+
+    async def _fetch_key_owner(self, key_id: str) -> dict[str, Any]:
+        """The actor document listing ``key_id`` (through a separate key document if need be)."""
+        self.budget.charge(key_id)
         try:
             doc = await self.fetch_document(key_id.split("#", 1)[0])
         except FetchError as exc:
             raise SignatureError(f"cannot fetch key {key_id}: {exc}") from None
-        owner_doc = doc
-        if "inbox" not in doc:
-            # A separate key document (GoToSocial): its owner must list the key back.
-            owner = doc.get("owner") or first_id(doc.get("publicKey", {}))
-            if isinstance(doc.get("publicKey"), dict):
-                owner = doc["publicKey"].get("owner", owner)
-            if not isinstance(owner, str):
-                raise SignatureError(f"key {key_id}: no owner")
-            try:
-                owner_doc = await self.fetch_document(owner)
-            except FetchError as exc:
-                raise SignatureError(f"cannot fetch owner of key {key_id}: {exc}") from None
-        actor = parse_actor(owner_doc)
-        self.store(actor)
-        for kid, pem in _keys_of(owner_doc):
-            if kid == key_id:
-                try:
-                    return PublicKeyInfo(key_id, actor.id, _load_public_key(pem))
-                except SignatureError as exc:
-                    raise SignatureError(f"key {key_id}: {exc}") from None
-        raise SignatureError(f"actor {actor.id} does not list key {key_id}")
+        if "inbox" in doc:
+            return doc
+        # A separate key document (GoToSocial): its owner must list the key back.
+        owner = doc.get("owner") or first_id(doc.get("publicKey", {}))
+        if isinstance(doc.get("publicKey"), dict):
+            owner = doc["publicKey"].get("owner", owner)
+        if not isinstance(owner, str):
+            raise SignatureError(f"key {key_id}: no owner")
+        self.budget.charge(owner)
+        try:
+            return await self.fetch_document(owner)
+        except FetchError as exc:
+            raise SignatureError(f"cannot fetch owner of key {key_id}: {exc}") from None
 
     async def ed25519_key(self, method_id: str) -> ed25519.Ed25519PublicKey:
-        """Resolve a FEP-521a verification method (``assertionMethod`` Multikey)."""
+        """Resolve a FEP-521a verification method (``assertionMethod`` Multikey).
+
+        Used for proofs on relayed activities, before anything about them is verified: a
+        fresh cached actor, else a fetch kept only in memory (``pending``), charged to
+        the origin like a key fetch.
+        """
         actor_id = method_id.split("#", 1)[0]
-        actor = self.cached(actor_id) or await self.get(actor_id)
-        for method in as_list(actor.doc.get("assertionMethod")):
+        actor = self._fresh(actor_id)
+        doc = actor.doc if actor is not None else self.pending.get(actor_id)
+        if doc is None:
+            self.budget.charge(actor_id)
+            doc = slim_actor(await self.fetch_document(actor_id))
+            if str(doc["id"]).split("#", 1)[0] != actor_id:
+                raise SignatureError(f"{actor_id}: actor document has id {doc['id']}")
+            self.pending.put(actor_id, doc)
+        for method in as_list(doc.get("assertionMethod")):
             if isinstance(method, dict) and method.get("id") == method_id:
                 value = method.get("publicKeyMultibase")
                 if isinstance(value, str):
@@ -242,6 +348,18 @@ class Actors:
                     except ValueError as exc:
                         raise SignatureError(f"{method_id}: {exc}") from None
         raise SignatureError(f"{actor_id} lists no assertionMethod {method_id}")
+
+
+def _key_in(doc: dict[str, Any], key_id: str) -> PublicKeyInfo:
+    """The key ``key_id`` as the actor document ``doc`` lists it."""
+    actor_id = str(doc.get("id"))
+    for kid, pem in _keys_of(doc):
+        if kid == key_id:
+            try:
+                return PublicKeyInfo(key_id, actor_id, _load_public_key(pem))
+            except SignatureError as exc:
+                raise SignatureError(f"key {key_id}: {exc}") from None
+    raise SignatureError(f"actor {actor_id} does not list key {key_id}")
 
 
 def _keys_of(doc: dict[str, Any]) -> list[tuple[str, str]]:

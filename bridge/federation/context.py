@@ -31,7 +31,7 @@ from bridge.keys import ActorKeys
 from bridge.site.comments import CommentStore
 
 _POST_PATH = re.compile(
-    r"^/(?:posts/([a-z0-9][a-z0-9-]*)/?|ap/posts/([a-z0-9][a-z0-9-]*)(?:\.json|/[a-z]+\.json))$"
+    r"^/(?:posts/([a-z0-9][a-z0-9-]*)/?|ap/posts/([a-z0-9][a-z0-9-]*)(?:\.json|/[a-z0-9]+\.json))$"
 )
 
 

@@ -117,13 +117,17 @@ def _row(row: object) -> Follower:
 
 
 def normalise_block(pattern: str) -> str:
-    """``@user@host`` stays a handle; URLs stay URLs; domains are lowercased."""
+    """``@user@host`` stays a handle; URLs stay URLs; domains are lowercased.
+
+    A trailing dot (``evil.example.``, the same name in DNS) is dropped from domains and
+    handles, so a block cannot be sidestepped by spelling the host with one.
+    """
     pattern = pattern.strip()
     if pattern.startswith(("http://", "https://")):
         return pattern
     if pattern.count("@") >= 1 and not pattern.startswith("@"):
         pattern = "@" + pattern
-    return pattern.lower()
+    return pattern.lower().rstrip(".")
 
 
 def block(db: Database, pattern: str) -> str:
@@ -150,8 +154,11 @@ def is_blocked(db: Database, actor: str, handle: str = "") -> bool:
     patterns = set(blocks(db))
     if not patterns:
         return False
-    if actor in patterns or (handle and handle.lower() in patterns):
+    if actor in patterns or (handle and normalise_block(handle) in patterns):
         return True
-    host = (urlsplit(actor).hostname or "").lower()
+    try:
+        host = (urlsplit(actor).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
     parts = host.split(".")
     return any(".".join(parts[i:]) in patterns for i in range(len(parts)))

@@ -22,12 +22,13 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bridge.db import now
-from bridge.errors import BridgeError
-from bridge.federation import delivery, pins
+from bridge.errors import BridgeError, PublishError
+from bridge.federation import delivery, pins, published
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.site import activities, proofs
@@ -50,20 +51,49 @@ class Webmentions(Protocol):
 
 
 @dataclass
+class Planned:
+    """One activity a publish queues (or, with ``dry_run``, would queue)."""
+
+    activity: dict[str, Any]
+    inboxes: list[str]
+
+    def describe(self) -> str:
+        obj = self.activity.get("object")
+        target = obj.get("id") if isinstance(obj, dict) else obj
+        n = len(self.inboxes)
+        return f"{self.activity['type']} {target} -> {n} inbox{'es' if n != 1 else ''}"
+
+
+@dataclass
 class PublishReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # backfilled: in the outbox, not pushed
+    profile: bool = False  # Update(actor) sent
     queued: int = 0
+    planned: list[Planned] = field(default_factory=list)
+    dry_run: bool = False
     webmentions: list[Any] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
-            f"{len(self.created)} new, {len(self.updated)} updated, {len(self.deleted)} deleted "
-            f"({len(self.recorded)} older posts recorded without announcing); "
-            f"{self.queued} deliveries queued"
+        recorded = (
+            f" ({len(self.recorded)} older posts recorded without announcing)"
+            if self.recorded
+            else ""
         )
+        if not (self.created or self.updated or self.deleted or self.profile):
+            return f"Nothing to send: no post or profile changed since the last publish{recorded}."
+        changes = (
+            f"{len(self.created)} new, {len(self.updated)} updated, {len(self.deleted)} deleted"
+        )
+        if self.profile:
+            changes += ", profile updated"
+        if not any(p.inboxes for p in self.planned):
+            return f"{changes}{recorded}; no followers yet: nothing to deliver."
+        if self.dry_run:
+            return f"Dry run: {changes}{recorded}; would queue {self.queued} deliveries."
+        return f"{changes}{recorded}; {self.queued} deliveries queued"
 
 
 def object_digest(obj: dict[str, Any]) -> str:
@@ -72,13 +102,16 @@ def object_digest(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def federate_since(ctx: Context) -> dt.datetime:
+def federate_since(ctx: Context, *, remember: bool = True) -> dt.datetime:
+    """Posts older than this are recorded, not announced: the setting, else the moment of
+    the first publish (stored unless ``remember`` is false, as in a dry run)."""
     if ctx.config.federate_since is not None:
         return ctx.config.federate_since
     stored = ctx.db.get_meta("federate_since")
     if stored is None:
         moment = dt.datetime.now(dt.UTC)
-        ctx.db.set_meta("federate_since", moment.isoformat())
+        if remember:
+            ctx.db.set_meta("federate_since", moment.isoformat())
         return moment
     return dt.datetime.fromisoformat(stored)
 
@@ -138,64 +171,87 @@ def _interacted_inboxes(ctx: Context, slug: str) -> list[str]:
 
 
 async def publish(
-    ctx: Context, posts: list[Post], *, webmentions: Webmentions | None = None
+    ctx: Context,
+    posts: list[Post],
+    *,
+    webmentions: Webmentions | None = None,
+    dry_run: bool = False,
+    moment: dt.datetime | None = None,
 ) -> PublishReport:
     """Queue Create/Update/Delete for the difference since the last publish.
 
     The site must have been built first: the documents are read from the output folder.
     With ``webmentions``, each new or changed post also mentions every page it links to
     (and the links an edit removed); without, no webmention is sent and none is recorded.
+    With ``dry_run`` nothing is queued or recorded: ``report.planned`` says what would be.
+    ``moment`` (default: now) dates the Updates and Deletes.
+
+    Raises:
+        PublishError: a built document is missing (build first), or an activity id is
+            already queued with another body (it is never replaced silently).
     """
-    report = PublishReport()
-    since = federate_since(ctx)
-    moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    report = PublishReport(dry_run=dry_run)
+    since = federate_since(ctx, remember=not dry_run)
+    moment = (moment or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     inboxes = delivery.inboxes_for_followers(ctx.db)
+    book = published.read_ledger(ctx.db)
     rows = {r["slug"]: r for r in ctx.db.query("SELECT * FROM published")}
-    current = {p.slug for p in posts}
     wm_jobs: list[tuple[Post, list[str]]] = []
 
     for post in sorted(posts, key=lambda p: p.date):
-        rel = f"ap/posts/{post.slug}.json"
-        obj = _load(ctx, rel)
+        object_id = book.object_id(ctx.config, post.slug)
+        obj = _load_object(ctx, object_id)
         digest = object_digest(obj)
         row = rows.get(post.slug)
-        old_links: list[str] = json.loads(row["links"]) if row else []
-        if row is not None and row["state"] == "live" and row["digest"] == digest:
+        live = row is not None and row["state"] == "live" and row["object_id"] == object_id
+        if live and row is not None and row["digest"] == digest:
             continue
-        federated = bool(row["federated"]) if row is not None and row["state"] == "live" else False
-        is_new = row is None or row["state"] != "live"
-        if is_new and post.date < since:
+        old_links: list[str] = json.loads(row["links"]) if row else []
+        federated = bool(row["federated"]) if live and row is not None else False
+        # A post deleted after it federated comes back to its followers whatever its date.
+        returning = row is not None and not live and bool(row["federated"])
+        planned: Planned | None = None
+        updated = ""
+        if not live and post.date < since and not returning:
             report.recorded.append(post.slug)
-            federated = False
             if webmentions is not None:  # remembered, not mentioned
                 old_links = sorted(webmentions.links(post.html, ctx.config.base_url + "/"))
-        elif is_new or federated:
+        elif not live or federated:
             full, extra = await resolve_reply(ctx, obj)
-            if is_new:
+            if not live:
                 if full is not obj:
                     full = _sign(ctx, full, post.last_modified)
                 activity = _sign(ctx, activities.create(ctx.config, full), post.date)
                 report.created.append(post.slug)
             else:
+                link = published.chain(ctx.db, object_id)
                 full = dict(full)
-                full.setdefault("updated", activities.iso(moment))
+                full["updated"] = published.next_updated(
+                    moment, full.get("updated"), link.last_updated
+                )
+                updated = full["updated"]
                 full = _sign(ctx, full, moment)
-                activity = _sign(ctx, activities.update(ctx.config, full, moment), moment)
+                activity = activities.update(ctx.config, full, moment, previous=link.last_activity)
+                activity = _sign(ctx, activity, moment)
                 report.updated.append(post.slug)
-            targets = list(dict.fromkeys(inboxes + extra))
-            report.queued += delivery.enqueue(ctx.db, activity, targets)
-            ctx.enqueue(activity, [])  # wakes a running worker; rows are already queued
+            planned = Planned(activity, list(dict.fromkeys(inboxes + extra)))
             federated = True
+        if planned is not None:
+            report.planned.append(planned)
+            report.queued += _queue(ctx, planned, dry_run)
+        if dry_run:
+            continue
         with ctx.db.tx() as con:
             con.execute(
                 "INSERT INTO published(slug, object_id, digest, as_type, links, state, federated, "
                 "first_published, updated) VALUES (?, ?, ?, ?, ?, 'live', ?, ?, ?) "
                 "ON CONFLICT(slug) DO UPDATE SET object_id = excluded.object_id, "
                 "digest = excluded.digest, as_type = excluded.as_type, state = 'live', "
+                "links = excluded.links, "
                 "federated = excluded.federated, updated = excluded.updated",
                 (
                     post.slug,
-                    obj["id"],
+                    object_id,
                     digest,
                     obj["type"],
                     json.dumps(old_links),
@@ -204,71 +260,164 @@ async def publish(
                     now(),
                 ),
             )
+            if planned is not None:
+                published.record_sent(
+                    con,
+                    object_id=object_id,
+                    slug=post.slug,
+                    as_type=obj["type"],
+                    activity_id=planned.activity["id"],
+                    updated=updated,
+                )
         if post.slug not in report.recorded:
             wm_jobs.append((post, old_links))
 
-    report.queued += _publish_actor(ctx, inboxes, moment)
-    report.queued += pins.publish_pins(ctx, inboxes, moment)  # Add/Remove to featured
-
+    report.queued += _publish_actor(ctx, report, inboxes, moment)
+    if not dry_run:
+        report.queued += pins.publish_pins(ctx, inboxes, moment)  # Add/Remove to featured
+    current = {p.slug for p in posts}
     for slug, row in rows.items():
         if slug in current or row["state"] != "live":
             continue
-        if row["federated"]:
-            activity = _sign(ctx, activities.delete(ctx.config, row["object_id"], moment), moment)
-            targets = list(dict.fromkeys(inboxes + _interacted_inboxes(ctx, slug)))
-            report.queued += delivery.enqueue(ctx.db, activity, targets)
-            ctx.enqueue(activity, [])
-        report.deleted.append(slug)
-        with ctx.db.tx() as con:
-            con.execute(
-                "UPDATE published SET state = 'deleted', updated = ? WHERE slug = ?", (now(), slug)
-            )
-        if webmentions is not None:
-            report.webmentions += await webmentions.send(
-                ctx.config.post_url(slug), "", json.loads(row["links"])
-            )
+        await _delete(ctx, report, slug, row, inboxes, moment, webmentions)
 
-    if webmentions is not None:
+    if webmentions is not None and not dry_run:
         for post, old_links in wm_jobs:
-            html = post.html
-            if post.in_reply_to:
-                html += f'<a href="{post.in_reply_to}"></a>'
-            source = ctx.config.post_url(post.slug)
-            results = await webmentions.send(source, html, old_links)
-            report.webmentions += results
-            links = sorted(
-                {r.target for r in results} | webmentions.links(html, ctx.config.base_url + "/")
-            )
-            with ctx.db.tx() as con:
-                con.execute(
-                    "UPDATE published SET links = ? WHERE slug = ?", (json.dumps(links), post.slug)
-                )
+            await _mention(ctx, report, webmentions, post, old_links)
     return report
 
 
-def _publish_actor(ctx: Context, inboxes: list[str], moment: dt.datetime) -> int:
-    """Send Update(actor) when the profile changed since the last publish (name, bio,
-    avatar, fields, alsoKnownAs for a Move into the blog, keys), so caches refresh."""
-    actor = _load(ctx, "ap/actor.json")
-    digest = object_digest(actor)
-    previous = ctx.db.get_meta("actor_digest")
-    ctx.db.set_meta("actor_digest", digest)
-    if previous is None or previous == digest or not inboxes:
-        return 0
-    activity = _sign(ctx, activities.actor_update(ctx.config, actor, moment), moment)
-    queued = delivery.enqueue(ctx.db, activity, inboxes)
-    ctx.enqueue(activity, [])
+def _load_object(ctx: Context, object_id: str) -> dict[str, Any]:
+    rel = (ctx.config.local_path(object_id) or "").lstrip("/")
+    try:
+        return _load(ctx, rel)
+    except FileNotFoundError:
+        raise PublishError(
+            f"{ctx.config.output_dir / rel}: missing; run 'indiebridge build' before publishing"
+        ) from None
+
+
+def _queue(ctx: Context, planned: Planned, dry_run: bool) -> int:
+    """Queue one activity; never replaces a queued body with another under the same id."""
+    activity_id = planned.activity["id"]
+    row = ctx.db.one("SELECT body FROM outgoing WHERE id = ?", (activity_id,))
+    if row is not None and json.loads(row["body"]) != planned.activity:
+        raise PublishError(f"activity {activity_id} is already queued with other content")
+    if dry_run or not planned.inboxes:
+        return 0 if not dry_run else len(planned.inboxes)
+    queued = delivery.enqueue(ctx.db, planned.activity, planned.inboxes)
+    ctx.wake_delivery()  # rows are already queued
     return queued
 
 
-def deleted_object(ctx: Context, object_id: str) -> dict[str, Any] | None:
-    """A Tombstone for a post id that was deleted after being published."""
-    row = ctx.db.one(
-        "SELECT as_type, updated FROM published WHERE object_id = ? AND state = 'deleted'",
-        (object_id,),
+async def _delete(
+    ctx: Context,
+    report: PublishReport,
+    slug: str,
+    row: Any,
+    inboxes: list[str],
+    moment: dt.datetime,
+    webmentions: Webmentions | None,
+) -> None:
+    """A post that disappeared: Delete its object (if it federated); its ids answer 410."""
+    object_id = str(row["object_id"])
+    planned: Planned | None = None
+    if row["federated"]:
+        link = published.chain(ctx.db, object_id)
+        activity = activities.delete(ctx.config, object_id, moment, previous=link.last_activity)
+        activity = _sign(ctx, activity, moment)
+        planned = Planned(activity, list(dict.fromkeys(inboxes + _interacted_inboxes(ctx, slug))))
+        report.planned.append(planned)
+        report.queued += _queue(ctx, planned, report.dry_run)
+    report.deleted.append(slug)
+    if report.dry_run:
+        return
+    with ctx.db.tx() as con:
+        con.execute(
+            "UPDATE published SET state = 'deleted', updated = ? WHERE slug = ?", (now(), slug)
+        )
+        published.record_sent(
+            con,
+            object_id=object_id,
+            slug=slug,
+            as_type=str(row["as_type"]),
+            activity_id=planned.activity["id"] if planned else "",
+            deleted=now(),
+        )
+    if webmentions is not None:
+        report.webmentions += await webmentions.send(
+            ctx.config.post_url(slug), "", json.loads(row["links"])
+        )
+
+
+async def _mention(
+    ctx: Context,
+    report: PublishReport,
+    webmentions: Webmentions,
+    post: Post,
+    old_links: list[str],
+) -> None:
+    html = post.html
+    if post.in_reply_to:
+        html += f'<a href="{post.in_reply_to}"></a>'
+    results = await webmentions.send(ctx.config.post_url(post.slug), html, old_links)
+    report.webmentions += results
+    links = sorted({r.target for r in results} | webmentions.links(html, ctx.config.base_url + "/"))
+    with ctx.db.tx() as con:
+        con.execute("UPDATE published SET links = ? WHERE slug = ?", (json.dumps(links), post.slug))
+
+
+def _publish_actor(
+    ctx: Context, report: PublishReport, inboxes: list[str], moment: dt.datetime
+) -> int:
+    """Send Update(actor) when the profile changed since the last publish (name, bio,
+    avatar, fields, alsoKnownAs for a Move into the blog, movedTo, keys), so caches refresh."""
+    actor = _load(ctx, "ap/actor.json")
+    digest = object_digest(actor)
+    previous = ctx.db.get_meta("actor_digest")
+    if previous == digest:
+        return 0
+    if not report.dry_run:
+        ctx.db.set_meta("actor_digest", digest)
+    if previous is None and not inboxes:
+        return 0  # the first publish and nobody follows yet: nobody cached the profile
+    return queue_actor_activity(
+        ctx,
+        report,
+        actor,
+        inboxes,
+        moment,
+        lambda prev: activities.actor_update(ctx.config, actor, moment, previous=prev),
     )
-    if row is None:
-        return None
-    return activities.tombstone(
-        object_id, row["as_type"], dt.datetime.fromtimestamp(row["updated"], dt.UTC)
-    )
+
+
+def queue_actor_activity(
+    ctx: Context,
+    report: PublishReport,
+    actor: dict[str, Any],
+    inboxes: list[str],
+    moment: dt.datetime,
+    make: Callable[[str], dict[str, Any]],
+) -> int:
+    """Queue an activity about the actor (Update, Move), chained on the previous one."""
+    link = published.chain(ctx.db, ctx.config.actor_id)
+    planned = Planned(_sign(ctx, make(link.last_activity), moment), inboxes)
+    report.planned.append(planned)
+    report.profile = report.profile or planned.activity["type"] == "Update"
+    queued = _queue(ctx, planned, report.dry_run)
+    if not report.dry_run:
+        with ctx.db.tx() as con:
+            published.record_sent(
+                con,
+                object_id=ctx.config.actor_id,
+                slug="",
+                as_type=str(actor.get("type", "Person")),
+                activity_id=planned.activity["id"],
+            )
+    return queued
+
+
+def live_object_path(ctx: Context, slug: str) -> str:
+    """The output file of the post ``slug``'s current object (content negotiation)."""
+    object_id = published.read_ledger(ctx.db).object_id(ctx.config, slug)
+    return (ctx.config.local_path(object_id) or "").lstrip("/")

@@ -63,7 +63,7 @@ def publish_pins(ctx: Context, inboxes: list[str], moment: dt.datetime) -> int:
                 moment,
             )
             queued += delivery.enqueue(ctx.db, activity, inboxes)
-            ctx.enqueue(activity, [])  # wakes a running worker; rows are already queued
+            ctx.wake_delivery()  # rows are already queued
             log.info("%s %s (featured)", kind, object_id)
     # Recorded once queued: a crash in between sends a pin twice, never not at all.
     ctx.db.set_meta(META_KEY, json.dumps(current))

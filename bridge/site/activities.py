@@ -9,10 +9,12 @@ No I/O here.  Facts the shapes rely on (each has a test in tests/test_activities
 * Public posts are addressed ``to`` the full Public IRI and ``cc`` our followers collection.
 * An Article shows on Mastodon as name + summary + link, never its body; a Note shows its
   full content.  Images travel as attachments with their alt text in ``name`` (Mastodon
-  strips ``<img>`` from content); tags as ``Hashtag`` objects whose name starts with ``#``.
+  strips ``<img>`` from content); tags as ``Hashtag`` objects whose name starts with ``#``
+  and is one Mastodon accepts (``bridge.site.hashtags``), ``href`` the site's tag page.
 * Every id dereferences: object ids are files under ``/ap/`` and equal the URL they are
-  served at.  Update and Delete activities carry a fresh id each time (receivers such as
-  Fedify deduplicate by activity id).
+  served at.  Update, Delete and Move ids are derived from their content and the previous
+  activity about the same object (``bridge.site.ledger``): receivers such as Fedify and
+  Mastodon drop an activity whose id they have seen, so two edits never share one.
 * The actor publishes an RSA key as SPKI PEM (``publicKey``) for HTTP Signatures and an
   Ed25519 ``Multikey`` in ``assertionMethod`` (FEP-521a) for object integrity proofs.
 """
@@ -26,7 +28,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
-from bridge.site import attribution, quote_policy
+from bridge.site import attribution, ledger, quote_policy, threads
+from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import Comment, Post, tag_slug
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -91,6 +94,7 @@ def actor(
     ed25519_multibase: str,
     published: dt.datetime,
     followers_count: int | None = None,
+    moved_to: str | None = None,
 ) -> dict[str, Any]:
     author = config.author
     bio = author.bio or config.description
@@ -133,6 +137,8 @@ def actor(
         "attributionDomains": attribution.domains(config),
         "featured": config.featured_url,
     }
+    if moved_to:  # after ``indiebridge move``: Mastodon shows a redirect banner
+        doc["movedTo"] = moved_to
     if author.avatar:
         url = absolute(config, author.avatar)
         doc["icon"] = {"type": "Image", "mediaType": media_type(url), "url": url}
@@ -183,15 +189,20 @@ def post_collections(config: SiteConfig, slug: str) -> dict[str, str]:
 
 
 def post_object(
-    config: SiteConfig, post: Post, *, mentions: Sequence[tuple[str, str]] = ()
+    config: SiteConfig,
+    post: Post,
+    *,
+    mentions: Sequence[tuple[str, str]] = (),
+    object_id: str | None = None,
 ) -> dict[str, Any]:
     """The Article or Note for a post.
 
     ``mentions`` are (actor id, @handle) pairs learnt when the post replies to a fediverse
     post: the author is tagged and addressed so the reply threads and notifies.
+    ``object_id`` is the post's current id (``Ledger.object_id``), by default its first.
     """
     url = config.post_url(post.slug)
-    ap_id = config.post_ap_id(post.slug)
+    ap_id = object_id or config.post_ap_id(post.slug)
     obj: dict[str, Any] = {
         "@context": CONTEXT,
         "id": ap_id,
@@ -228,7 +239,11 @@ def post_object(
     obj["sensitive"] = bool(post.content_warning)
     obj["contentMap"] = {post.lang: obj["content"]}
     tags: list[dict[str, str]] = [
-        {"type": "Hashtag", "name": "#" + tag, "href": config.tag_url(tag_slug(tag))}
+        {
+            "type": "Hashtag",
+            "name": "#" + _hashtag(post, tag),
+            "href": config.tag_url(tag_slug(tag)),
+        }
         for tag in post.tags
     ]
     tags += [{"type": "Mention", "name": h, "href": a} for a, h in mentions]
@@ -240,15 +255,23 @@ def post_object(
     if post.in_reply_to:
         obj["inReplyTo"] = post.in_reply_to
     obj["interactionPolicy"] = quote_policy.interaction_policy(config)
+    obj["context"] = threads.context_url(config, post.slug)  # FEP-7888
     obj.update(post_collections(config, post.slug))
     return obj
+
+
+def _hashtag(post: Post, tag: str) -> str:
+    name = hashtag_name(tag)
+    if name is None:  # content.load refuses such a tag with a one-line error
+        raise ValueError(f"{post.source}: tag {tag!r} has no valid hashtag name")
+    return name
 
 
 def create(config: SiteConfig, obj: dict[str, Any]) -> dict[str, Any]:
     """The Create that first announced an object; its id is stable (``.../create.json``)."""
     return {
         "@context": ACTIVITY_CONTEXT,
-        "id": obj["id"].removesuffix(".json") + "/create.json",
+        "id": ledger.create_id(obj["id"]),
         "type": "Create",
         "actor": config.actor_id,
         "published": obj["published"],
@@ -258,14 +281,23 @@ def create(config: SiteConfig, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def update(config: SiteConfig, obj: dict[str, Any], moment: dt.datetime) -> dict[str, Any]:
-    """An Update with a fresh id per edit; ``object.updated`` must be set (Mastodon 3.5+)."""
-    stamp = int(moment.timestamp())
+def _with_id(activity: dict[str, Any], base: str, kind: str, previous: str) -> dict[str, Any]:
+    return {
+        "@context": activity["@context"],
+        "id": ledger.activity_id(base, kind, activity, previous),
+        **activity,
+    }
+
+
+def update(
+    config: SiteConfig, obj: dict[str, Any], moment: dt.datetime, *, previous: str = ""
+) -> dict[str, Any]:
+    """An Update whose id is derived from its content and the ``previous`` activity about
+    the object (``ledger.activity_id``); ``object.updated`` must be set (Mastodon 3.5+)."""
     obj = dict(obj)
     obj.setdefault("updated", iso(moment))
-    return {
+    activity = {
         "@context": ACTIVITY_CONTEXT,
-        "id": f"{obj['id']}#updates/{stamp}",
         "type": "Update",
         "actor": config.actor_id,
         "published": iso(moment),
@@ -273,12 +305,14 @@ def update(config: SiteConfig, obj: dict[str, Any], moment: dt.datetime) -> dict
         "cc": obj["cc"],
         "object": obj,
     }
+    return _with_id(activity, obj["id"], "updates", previous)
 
 
-def delete(config: SiteConfig, object_id: str, moment: dt.datetime) -> dict[str, Any]:
-    return {
+def delete(
+    config: SiteConfig, object_id: str, moment: dt.datetime, *, previous: str = ""
+) -> dict[str, Any]:
+    activity = {
         "@context": ACTIVITY_CONTEXT,
-        "id": f"{object_id}#delete/{int(moment.timestamp())}",
         "type": "Delete",
         "actor": config.actor_id,
         "published": iso(moment),
@@ -286,6 +320,7 @@ def delete(config: SiteConfig, object_id: str, moment: dt.datetime) -> dict[str,
         "cc": [config.followers_url],
         "object": {"id": object_id, "type": "Tombstone"},
     }
+    return _with_id(activity, object_id, "delete", previous)
 
 
 def tombstone(object_id: str, former_type: str, deleted: dt.datetime) -> dict[str, Any]:
@@ -299,11 +334,10 @@ def tombstone(object_id: str, former_type: str, deleted: dt.datetime) -> dict[st
 
 
 def actor_update(
-    config: SiteConfig, actor_doc: dict[str, Any], moment: dt.datetime
+    config: SiteConfig, actor_doc: dict[str, Any], moment: dt.datetime, *, previous: str = ""
 ) -> dict[str, Any]:
-    return {
+    activity = {
         "@context": ACTIVITY_CONTEXT,
-        "id": f"{config.actor_id}#updates/{int(moment.timestamp())}",
         "type": "Update",
         "actor": config.actor_id,
         "published": iso(moment),
@@ -311,6 +345,7 @@ def actor_update(
         "cc": [config.followers_url],
         "object": actor_doc,
     }
+    return _with_id(activity, config.actor_id, "updates", previous)
 
 
 def accept(
@@ -333,16 +368,19 @@ def accept(
     }
 
 
-def move(config: SiteConfig, target: str, moment: dt.datetime) -> dict[str, Any]:
-    return {
+def move(
+    config: SiteConfig, target: str, moment: dt.datetime, *, previous: str = ""
+) -> dict[str, Any]:
+    activity = {
         "@context": ACTIVITY_CONTEXT,
-        "id": f"{config.actor_id}#move/{int(moment.timestamp())}",
         "type": "Move",
         "actor": config.actor_id,
         "object": config.actor_id,
         "target": target,
+        "published": iso(moment),
         "to": [config.followers_url],
     }
+    return _with_id(activity, config.actor_id, "move", previous)
 
 
 # ---- collections -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from bridge.site import images
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
+from bridge.site.ledger import read_file as read_ledger
 from bridge.site.output import (
     Output,
     Progress,
@@ -119,8 +120,9 @@ def build(
         comments,
         comment_digests,
         keys.load(config.state_dir),
-        Renderer(config, live_reload=live_reload),
+        Renderer(config, live_reload=live_reload, pages=pages),
         followers_count(config),
+        read_ledger(config),
     )
     outputs = list(plan.outputs())
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or

@@ -20,6 +20,7 @@ import yaml
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
+from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import SLUG_RE, Image
 
 try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
@@ -152,7 +153,14 @@ def _tags(value: Any, field: Field) -> tuple[str, ...]:
         raw = [t.strip() for t in raw.split(",") if t.strip()]
     if not isinstance(raw, list):
         raise field.error("'tags' must be a list like [python, fediverse]")
-    return tuple(_text(t, field).strip().lstrip("#") for t in raw)
+    tags = tuple(_text(t, field).strip().lstrip("#") for t in raw)
+    for tag in tags:  # each tag federates as a hashtag (bridge.site.hashtags)
+        if hashtag_name(tag) is None:
+            raise field.error(
+                f"tag {tag!r} cannot be a fediverse hashtag: it needs a letter "
+                "(hashtags hold letters, digits, '_' and '·')"
+            )
+    return tags
 
 
 def _images(value: Any, field: Field) -> tuple[Image, ...]:
@@ -269,14 +277,36 @@ def post_fields(
     return fields
 
 
-# Pages: a title, an optional slug and language; dates are accepted and not used.
-PAGE_KEYS = frozenset({"title", "slug", "lang", "date", "updated"})
+def _weight(value: Any, field: Field) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise field.error("'weight' must be a whole number (lighter pages come first in the menu)")
+
+
+def _flag(value: Any, field: Field) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise field.error(f"'{field.key}' must be true or false")
+    return value
+
+
+# Pages: a title, an optional slug and language, their place in the menu; dates are
+# accepted and not used.
+PAGE_PROCESSORS: dict[str, Processor] = {
+    "menu": _flag,
+    "weight": _weight,
+    "author_card": _flag,
+}
+PAGE_KEYS = frozenset({"title", "slug", "lang", "date", "updated", *PAGE_PROCESSORS})
 
 
 def page_fields(
     meta: dict[str, Any], text: str, rel: str, config: SiteConfig, slug: str
 ) -> dict[str, Any]:
-    """The validated values of a page's front matter (title, slug, lang)."""
+    """The validated values of a page's front matter (title, slug, lang, menu)."""
     _refuse_unknown(meta, PAGE_KEYS, text, rel, " for a page")
     if not meta.get("title"):
         raise ContentError(rel, 1, "front matter key 'title' is required for a page")
@@ -285,11 +315,14 @@ def page_fields(
         raise Field(rel, "slug", text, config).error(
             f"'slug' must be lowercase letters, digits and dashes, got {page_slug!r}"
         )
-    return {
+    fields: dict[str, Any] = {
         "title": str(meta["title"]),
         "slug": page_slug,
         "lang": str(meta.get("lang", config.language)),
     }
+    for key, process in PAGE_PROCESSORS.items():
+        fields[key] = process(meta.get(key), Field(rel, key, text, config))
+    return fields
 
 
 def _refuse_unknown(

@@ -1,7 +1,8 @@
 """``indiebridge import``: bring an existing blog in from its feed or WordPress export.
 
-``import_feed(config, source, ...)`` reads an RSS 1.0/2.0 or Atom feed (``importing.feeds``)
-or a WordPress export (``importing.wxr``) and writes one Markdown file per entry:
+``import_feed(config, source, ...)`` reads an RSS 1.0/2.0 or Atom feed (``importing.feeds``),
+a WordPress export (``importing.wxr``) or a Hugo or Jekyll site folder's Markdown sources
+(``importing.site_folders``) and writes one Markdown file per entry:
 
 * posts go to ``content/posts/<date>-<slug>.md`` with ``title``, ``date``, ``updated``
   (when later), ``tags``, ``summary`` (the author's excerpt, else a clean cut of the
@@ -43,8 +44,15 @@ from urllib.parse import unquote, urlsplit
 
 from bridge.config import SiteConfig
 from bridge.site.comments import CommentStore
-from bridge.site.content import RESERVED_PAGE_SLUGS
-from bridge.site.importing import feeds, files, full_content, wordpress_comments, wxr
+from bridge.site.content import RESERVED_PAGE_SLUGS, MarkdownRenderer
+from bridge.site.importing import (
+    feeds,
+    files,
+    full_content,
+    site_folders,
+    wordpress_comments,
+    wxr,
+)
 from bridge.site.importing.full_content import Fetch
 from bridge.site.importing.html_to_markdown import convert, to_markdown
 from bridge.site.importing.model import (
@@ -187,6 +195,15 @@ def _deduplicated(entries: Iterable[FeedEntry], report: ImportReport) -> list[Fe
     return out
 
 
+def _why_draft(entry: FeedEntry, seen: str) -> str | None:
+    """Why an entry is imported as a draft (a comment in its front matter), or None."""
+    if seen == PRIVATE:
+        return "password-protected" if entry.password else f"status '{entry.status}'"
+    if seen != PUBLIC:
+        return f"status '{entry.status}'"
+    return "the feed has a summary only" if entry.truncated else None
+
+
 class _Run:
     """One import: what the site holds, and the report being written."""
 
@@ -197,6 +214,7 @@ class _Run:
         self.pages = files.scan(config.content_dir / "pages", config.site_dir)
         self.ledger = files.read_ledger(config.state_dir)
         self.store = CommentStore(config.content_dir)
+        self.renderer = MarkdownRenderer(None)
 
     def known(self, entry: FeedEntry, ident: tuple[str, str]) -> str | None:
         if entry.guid and entry.guid in self.ledger:
@@ -205,24 +223,36 @@ class _Run:
             return self.posts.originals.get(entry.link)
         return self.posts.unlinked.get(ident)
 
-    def count(self, entry: FeedEntry, seen: str, public_kind: str) -> None:
+    def count(self, entry: FeedEntry, seen: str) -> None:
         if entry.guid:
             self.ledger[entry.guid] = self.report.written[-1]
         if seen == PUBLIC and not entry.truncated:
-            setattr(self.report, public_kind, getattr(self.report, public_kind) + 1)
+            if entry.kind == "page":
+                self.report.pages += 1
+            else:
+                self.report.posts += 1
         elif seen == PRIVATE:
             self.report.private += 1
         else:
             self.report.drafts += 1
 
     def body(self, entry: FeedEntry) -> str:
-        converted = convert(entry.html)
-        for line in (*entry.warnings, *converted.warnings):
+        converted = convert(entry.html) if entry.markdown is None else None
+        for line in (*entry.warnings, *(converted.warnings if converted else ())):
             self.report.warnings.append(f"warning: {_describe(entry)}: {line}")
-        return converted.markdown
+        return converted.markdown if converted else entry.markdown or ""
+
+    def cut_summary(self, entry: FeedEntry) -> str | None:
+        """For a titled post without an excerpt: its prose cut cleanly, when the whole
+        text would not do (it has code, or is long).  Sources are rendered first."""
+        if not entry.title:
+            return None
+        html = entry.html if entry.markdown is None else self.renderer.render(entry.markdown)
+        cut = cut_summary(html)
+        return cut if cut and cut != plain_text(html) else None
 
     def post(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:
-        probe = to_markdown(entry.html)
+        probe = to_markdown(entry.html) if entry.markdown is None else entry.markdown
         ident = files.identity(entry.title, files.iso(date), probe + "\n")
         known = self.known(entry, ident)
         if known is not None:
@@ -230,12 +260,10 @@ class _Run:
             return
         slug = unique_slug(import_slug(entry), self.posts.slugs)
         rel = f"content/posts/{date.astimezone(dt.UTC):%Y-%m-%d}-{slug}.md"
-        summary = entry.summary
-        if summary is None and entry.title and cut_summary(entry.html) != plain_text(entry.html):
-            summary = cut_summary(entry.html) or None
+        summary = entry.summary if entry.summary else self.cut_summary(entry)
         draft = seen != PUBLIC or entry.truncated
         text = files.post_text(
-            entry, slug, date, draft=draft, summary=summary, body=self.body(entry)
+            entry, slug, date, draft=_why_draft(entry, seen), summary=summary, body=self.body(entry)
         )
         if not files.create(self.config.site_dir / rel, text):
             self.report.skipped.append(f"skipped {_describe(entry)}: {rel} exists")
@@ -245,7 +273,7 @@ class _Run:
             self.posts.originals[entry.link] = rel
         self.posts.unlinked.setdefault(ident, rel)
         self.report.written.append(rel)
-        self.count(entry, seen, "posts")
+        self.count(entry, seen)
         self.report.undated += entry.date is None
         self.comments(entry, slug, date, public=not draft)
 
@@ -262,7 +290,11 @@ class _Run:
         for line in converted.left_out:
             self.report.skipped.append(f"skipped {line} on {_describe(entry)}")
         for comment in converted.comments:
-            self.store.write(slug, comment)
+            try:
+                self.store.write(slug, comment)
+            except OSError as exc:
+                where = f"content/comments/{slug}/{comment.id}.json"
+                raise FeedError(f"{where}: cannot be written: {exc.strerror or exc}") from None
             self.report.comments += 1
 
     def page(self, entry: FeedEntry, date: dt.datetime, seen: str) -> None:
@@ -283,7 +315,7 @@ class _Run:
         if public:
             self.pages.slugs.add(slug)
         self.report.written.append(rel)
-        self.count(entry, seen, "pages")
+        self.count(entry, seen)
 
 
 def import_parsed(
@@ -329,7 +361,10 @@ async def import_feed_async(
     fetch_page: Fetch | None = None,
 ) -> ImportReport:
     """``import_feed`` for callers that already run an event loop."""
-    if is_http(source):
+    if Path(source).expanduser().is_dir():
+        feed = site_folders.read(Path(source).expanduser())
+        fallback = dt.datetime.now(dt.UTC)
+    elif is_http(source):
         if fetch_source is None:
             raise FeedError(f"{source}: importing from a URL needs a fetcher")
         fetched = await fetch_source(source)

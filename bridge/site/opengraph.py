@@ -15,10 +15,9 @@ Facts relied on (tests/site/test_opengraph.py parses built pages to check each):
   ``twitter:card`` is ``summary_large_image`` with an image, else ``summary``; they fall
   back to the ``og:`` values for title, description and image, but ``twitter:image:alt``
   has no ``og:`` fallback.
-* Mastodon builds its preview card from these tags (``LinkDetailsExtractor``): it reads
-  ``og:title``, ``og:description``, ``og:image`` (+ width, height, alt), ``og:type`` and
-  ``article:published_time``; ``fediverse:creator`` credits the author (see
-  ``bridge.site.attribution``).
+* Mastodon builds its preview card from the OpenGraph tags (title, description, image,
+  type, publication time; ``LinkDetailsExtractor``), and ``fediverse:creator`` credits the
+  author (see ``bridge.site.attribution``).
 """
 
 from __future__ import annotations

@@ -20,9 +20,17 @@ from bridge.config import SiteConfig
 from bridge.site import opengraph, template_errors
 from bridge.site.comments import thread
 from bridge.site.image_size import ImageSizes
-from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
 
-TEMPLATES = ("base.html", "index.html", "post.html", "page.html", "tag.html", "archive.html")
+TEMPLATES = (
+    "base.html",
+    "index.html",
+    "post.html",
+    "page.html",
+    "tag.html",
+    "archive.html",
+    "404.html",
+)
 
 
 def _human_date(value: dt.datetime) -> str:
@@ -30,6 +38,10 @@ def _human_date(value: dt.datetime) -> str:
 
 
 def _iso(value: dt.datetime) -> str:
+    """ISO 8601; a fraction of a second keeps at most 3 digits, as HTML's ``datetime``
+    attribute allows (servers send microseconds, which the Nu Html Checker rejects)."""
+    if value.microsecond:
+        return value.isoformat(timespec="milliseconds")
     return value.isoformat()
 
 
@@ -49,9 +61,12 @@ def _safe_url(value: str) -> str:
 class Renderer:
     """Renders every page of a site from one compiled environment."""
 
-    def __init__(self, config: SiteConfig, *, live_reload: bool = False) -> None:
+    def __init__(
+        self, config: SiteConfig, *, live_reload: bool = False, pages: Sequence[Page] = ()
+    ) -> None:
         self.config = config
         self.live_reload = live_reload
+        self.menu = menu(config, pages)
         loader = jinja2.FileSystemLoader([str(p) for p in config.theme_dirs])
         self.env = jinja2.Environment(
             loader=loader,
@@ -71,6 +86,7 @@ class Renderer:
         self.env.filters["safe_url"] = _safe_url
         self.env.globals["site"] = self._site_vars()
         self.env.globals["live_reload"] = live_reload
+        self.env.globals["menu"] = self.menu
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
         self.image_sizes = ImageSizes(config)
@@ -85,6 +101,7 @@ class Renderer:
             "handle": c.handle,
             "actor_id": c.actor_id,
             "webmention_url": c.webmention_url,
+            "interact_url": c.federation_url + "/interact",  # remote follow/reply/like form
             "author": c.author,
             "avatar": (
                 c.author.avatar
@@ -176,7 +193,9 @@ class Renderer:
         comments: Sequence[Comment],
         newer: Post | None,
         older: Post | None,
+        ap_id: str | None = None,
     ) -> str:
+        """``ap_id``: the post's current ActivityStreams id (default: its first)."""
         c = self.config
         threads, reactions = thread(comments)
         return self.render(
@@ -184,7 +203,7 @@ class Renderer:
             post=post,
             content=Markup(post.html),  # noqa: S704 - our own Markdown output
             url=c.post_url(post.slug),
-            ap_id=c.post_ap_id(post.slug),
+            ap_id=ap_id or c.post_ap_id(post.slug),
             threads=threads,
             reactions=reactions,
             newer=newer,
@@ -229,6 +248,11 @@ class Renderer:
             canonical=url,
         )
 
+    def not_found(self) -> str:
+        return self.render(
+            "404.html", page_title="Page not found", canonical=f"{self.config.base_url}/404.html"
+        )
+
     def page(self, page: Page, url: str) -> str:
         return self.render(
             "page.html",
@@ -237,6 +261,12 @@ class Renderer:
             page_title=page.title,
             canonical=url,
         )
+
+
+def menu(config: SiteConfig, pages: Sequence[Page]) -> tuple[MenuItem, ...]:
+    """The pages marked ``menu: true``, lighter ``weight`` first, then by title."""
+    listed = sorted((p for p in pages if p.menu), key=lambda p: (p.weight, p.title.casefold()))
+    return tuple(MenuItem(p.title, f"{config.base_url}/{p.slug}/") for p in listed)
 
 
 def _bytecode_cache(config: SiteConfig) -> jinja2.BytecodeCache | None:

@@ -17,11 +17,15 @@ import json
 from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, overload
+
+from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, featured, feeds, webfinger
+from bridge.site import activities, featured, feeds, gone, threads, webfinger
+from bridge.site.ledger import Ledger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
 from bridge.site.posts import Comment, Page, Post, tag_slug
@@ -54,8 +58,10 @@ class Plan:
         actor_keys: keys.ActorKeys,
         renderer: Renderer,
         followers_count: int,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config
+        self.ledger = ledger or Ledger()  # what was federated: ids, gone ids, a move
         self.posts = posts
         self.pages = pages
         self.comments = comments
@@ -65,7 +71,16 @@ class Plan:
         self.followers_count = followers_count
         # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
-        self.base_key = _h(__version__, settings, actor_keys.public_pem, str(renderer.live_reload))
+        moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
+        self.base_key = _h(
+            __version__,
+            settings,
+            actor_keys.public_pem,
+            str(renderer.live_reload),
+            moved,
+            repr(renderer.menu),  # on every page
+        )
+        renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
         # Signed documents kept between the outputs that embed them (see ``_remember``).
@@ -89,10 +104,19 @@ class Plan:
 
         return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
 
+    def object_id(self, post: Post) -> str:
+        """The post's current ActivityStreams id (a new generation after a Delete)."""
+        return self.ledger.object_id(self.config, post.slug)
+
+    def _object_rel(self, post: Post) -> str:
+        return (self.config.local_path(self.object_id(post)) or "").lstrip("/")
+
     def post_object(self, post: Post) -> dict[str, Any]:
         obj = self._objects.get(post.slug)
         if obj is None:
-            obj = self.sign(activities.post_object(self.config, post), post.last_modified)
+            object_id = self.object_id(post)
+            obj = activities.post_object(self.config, post, object_id=object_id)
+            obj = self.sign(obj, post.last_modified)
             _remember(self._objects, post.slug, obj)
         return obj
 
@@ -113,6 +137,7 @@ class Plan:
             public_key_pem=self.keys.public_pem,
             ed25519_multibase=self.keys.ed25519_multibase,
             published=published,
+            moved_to=self.ledger.moved_to["id"] if self.ledger.moved_to else None,
         )
         if self.config.preview_of:
             doc = _marked_as_preview(self.config, doc)
@@ -134,7 +159,10 @@ class Plan:
                 f"{newer.slug}:{newer.title}" if newer else "",
                 f"{older.slug}:{older.title}" if older else "",
             )
-            page_key = _h(self.base_key, template, post.digest, comments_digest, *neighbours)
+            object_id = self.object_id(post)
+            page_key = _h(
+                self.base_key, template, post.digest, comments_digest, object_id, *neighbours
+            )
             yield Output(
                 f"posts/{post.slug}/index.html",
                 page_key,
@@ -142,18 +170,27 @@ class Plan:
             )
             if post.draft:
                 continue
-            object_key = _h(self.base_key, "as", post.digest)
-            yield Output(f"ap/posts/{post.slug}.json", object_key, partial(self._object_json, post))
+            object_key = _h(self.base_key, "as", post.digest, object_id)
+            rel = self._object_rel(post)
+            yield Output(rel, object_key, partial(self._object_json, post))
             yield Output(
-                f"ap/posts/{post.slug}/create.json", object_key, partial(self._create_json, post)
+                rel.removesuffix(".json") + "/create.json",
+                object_key,
+                partial(self._create_json, post),
             )
             collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
-            for name in ("replies", "likes", "shares"):
+            for name in ("likes", "shares"):
                 yield Output(
                     f"ap/posts/{post.slug}/{name}.json",
                     collections_key,
                     partial(self._collection_json, post, name),
                 )
+            # replies and context (FEP-7888), paged: bridge/site/threads.py
+            thread_docs = threads.documents(
+                self.config, post.slug, self.comments.get(post.slug, [])
+            )
+            for rel, doc in thread_docs:
+                yield Output(rel, collections_key, partial(_json, doc))
             federated_seen += 1
             size = activities.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
@@ -161,7 +198,9 @@ class Plan:
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
-        return self.renderer.post(post, comments=comments, newer=newer, older=older).encode()
+        return self.renderer.post(
+            post, comments=comments, newer=newer, older=older, ap_id=self.object_id(post)
+        ).encode()
 
     def _object_json(self, post: Post) -> bytes:
         return _json(self.post_object(post))
@@ -177,7 +216,8 @@ class Plan:
         """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
         federated, size = self.federated, activities.OUTBOX_PAGE_SIZE
         chunk = federated[(n - 1) * size : n * size]
-        key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *_ids(chunk))
+        ids = [*_ids(chunk), *(self.object_id(p) for p in chunk)]
+        key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *ids)
         return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
 
     def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
@@ -242,6 +282,11 @@ class Plan:
                 _h(self.base_key, renderer.template_digest("page.html"), page.digest),
                 partial(self._page, page),
             )
+        yield Output(
+            "404.html",
+            _h(self.base_key, renderer.template_digest("404.html"), "404"),
+            lambda: renderer.not_found().encode(),
+        )
 
     def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
         return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()
@@ -320,6 +365,26 @@ class Plan:
                 partial(self._nodeinfo_json, len(self.federated), version),
             )
         yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
+        # Deleted posts: their page and 410 rules for static hosts (bridge.site.gone).
+        yield Output(
+            gone.PAGE,
+            _h(base_key, self.renderer.template_digest("page.html"), "gone"),
+            self._gone_page,
+        )
+        for rel, text in gone.files(config, self.ledger, {p.slug for p in self.posts}):
+            yield Output(rel, _h(base_key, "gone", rel, text), partial(str.encode, text))
+
+    def _gone_page(self) -> bytes:
+        page = SimpleNamespace(
+            title=gone.GONE_TITLE, lang=self.config.language, html=gone.GONE_TEXT, slug="gone"
+        )
+        return self.renderer.render(
+            "page.html",
+            page=page,
+            content=Markup(gone.GONE_TEXT),  # noqa: S704 - a constant of ours
+            page_title=gone.GONE_TITLE,
+            canonical=f"{self.config.base_url}/",
+        ).encode()
 
     def _nodeinfo_json(self, posts: int, version: str) -> bytes:
         doc = webfinger.nodeinfo(self.config, posts=posts, version=version)

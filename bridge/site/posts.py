@@ -85,6 +85,15 @@ class Page:
     body: str
     html: str
     digest: str
+    menu: bool = False  # listed in the site menu
+    weight: int = 0  # menu order: lighter first, then by title
+    author_card: bool = False  # show the author's card (the About page)
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    title: str
+    url: str
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,20 @@ Facts relied on (tests/test_webfinger.py checks each):
   WebFingers ``preferredUsername@<actor host>`` back and needs the same answer.
 * A static host ignores the query string, so one file answers every ``resource=``; the
   daemon answers dynamically and returns 404 for anyone else.
+* RFC 7033 section 4.2: a ``resource`` that is absent or malformed gets 400 Bad Request.
+  It must be a URI (RFC 3986: ``scheme ":" ...``, the scheme a letter then letters,
+  digits, ``+ - .``), so ``user@host`` without ``acct:`` and ``=acct:user@host`` (from
+  ``resource==acct:...``) are 400, as is an ``acct:`` URI without ``user@host`` (RFC 7565)
+  and an http(s) URI without a host; a well-formed URI of someone else is 404.
 * host-meta is only read after a 404 from WebFinger: an XRD with an ``lrdd`` template.
 * NodeInfo 2.1: ``/.well-known/nodeinfo`` links the document; software name lowercase.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 from bridge import __version__
@@ -50,6 +57,27 @@ def matches(config: SiteConfig, resource: str) -> bool:
         name = resource[5:].lstrip("@")
         return name.lower() == f"{config.username}@{config.host}".lower()
     return resource in (config.actor_id, config.base_url, config.base_url + "/")
+
+
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_ACCT = re.compile(r"acct:[^@\s]+@[^@\s]+", re.IGNORECASE)
+
+
+def resource_status(config: SiteConfig, resource: str | None) -> tuple[int, str]:
+    """(HTTP status, error or ``""``) for a WebFinger ``resource``: 200 ours, 400 missing or
+    malformed (RFC 7033 section 4.2), 404 a well-formed URI that is not ours."""
+    if resource is None or not resource.strip():
+        return 400, "resource parameter required"
+    if not _URI.fullmatch(resource):
+        return 400, f"resource {resource!r} is not a URI (expected acct:user@host)"
+    scheme = resource.split(":", 1)[0].lower()
+    if scheme == "acct" and not _ACCT.fullmatch(resource):
+        return 400, f"resource {resource!r} is not an acct:user@host URI"
+    if scheme in ("http", "https") and not urlsplit(resource).netloc:
+        return 400, f"resource {resource!r} has no host"
+    if not matches(config, resource):
+        return 404, "no such account"
+    return 200, ""
 
 
 def host_meta(config: SiteConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -95,7 +96,8 @@ def test_build_prints_a_one_line_summary(site: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("Built 4 posts, 1 pages: 49 files (49 changed) in ")
+    written = sum(1 for f in (site / "public").rglob("*") if f.is_file())
+    assert lines[0].startswith(f"Built 4 posts, 1 pages: {written} files ({written} changed) in ")
     assert lines[0].endswith(str((site / "public").resolve()))
     again = invoke("build", "--site", str(site))
     assert "(0 changed)" in again.output
@@ -182,3 +184,42 @@ def test_site_before_the_command_and_from_the_environment(
     nowhere = runner.invoke(main, ["keys", "show"], env={"INDIEBRIDGE_SITE": str(tmp_path)})
     assert nowhere.exit_code == 1
     assert str(tmp_path) in nowhere.output and "site.toml" in nowhere.output
+
+
+def test_new_writes_a_draft_post_and_prints_its_path(site: Path) -> None:
+    result = invoke("new", "Why I left the silo", "--site", str(site))
+    assert result.exit_code == 0, result.output
+    rel = result.output.strip()
+    assert rel.startswith("content/posts/") and rel.endswith("-why-i-left-the-silo.md")
+    text = (site / rel).read_text(encoding="utf-8")
+    assert text.startswith('---\ntitle: "Why I left the silo"\ndate: ')
+    assert "draft: true\n---\n" in text
+    # The same title again never overwrites: a second file.
+    again = invoke("new", "Why I left the silo", "--site", str(site)).output.strip()
+    assert again == rel.removesuffix(".md") + "-2.md"
+    note = invoke("new", "--note", "Short thought, #indieweb", "--no-draft", "--site", str(site))
+    assert note.exit_code == 0, note.output
+    note_text = (site / note.output.strip()).read_text(encoding="utf-8")
+    assert "title:" not in note_text and "draft:" not in note_text
+    assert note_text.endswith("---\nShort thought, #indieweb\n")
+    # Drafts build only with --drafts; the note is a post at once.
+    built = invoke("build", "--site", str(site))
+    assert built.output.startswith("Built 5 posts")
+    drafted = invoke("build", "--site", str(site), "--drafts").output  # the site has one draft
+    assert drafted.startswith("Built 8 posts")
+
+
+def test_new_without_a_title_is_one_line(site: Path) -> None:
+    result = invoke("new", "--site", str(site))
+    assert result.exit_code == 1
+    assert result.output == 'Error: expected a title: indiebridge new "My post" (or --note)\n'
+
+
+def test_blocks_list(site: Path) -> None:
+    assert invoke("blocks", "list", "--site", str(site)).output == "Nothing is blocked.\n"
+    assert invoke("block", "spam.example", "--site", str(site)).exit_code == 0
+    assert invoke("block", "@troll@social.example", "--site", str(site)).exit_code == 0
+    listed = invoke("blocks", "list", "--site", str(site))
+    assert listed.output == "@troll@social.example\nspam.example\n"
+    as_json = invoke("blocks", "list", "--json", "--site", str(site)).output
+    assert json.loads(as_json) == ["@troll@social.example", "spam.example"]

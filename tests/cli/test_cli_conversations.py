@@ -58,7 +58,10 @@ def pending(site: Path) -> Comment:
 def test_command_names() -> None:
     assert [c.name for c in commands] == ["comments", "webmentions", "webmention"]
     assert set(cli.commands["comments"].commands) == {"list", "approve", "reject", "delete"}  # type: ignore[attr-defined]
+    assert set(cli.commands["webmentions"].commands) == {"sent", "discover", "send"}  # type: ignore[attr-defined]
+    # The old name of the tools stays for one release, hidden from --help.
     assert set(cli.commands["webmention"].commands) == {"discover", "send"}  # type: ignore[attr-defined]
+    assert cli.commands["webmention"].hidden
 
 
 def test_comments_list_text_json_and_pending(site: Path) -> None:
@@ -121,10 +124,12 @@ def test_webmentions_lists_what_was_sent(site: Path) -> None:
         db, POST, SendResult("https://b.example/", None, None, None, "no webmention endpoint")
     )
     db.close()
-    out = run("webmentions", "--site", str(site)).output
+    out = run("webmentions", "sent", "--site", str(site)).output
     assert f"HTTP 202 {POST} -> https://a.example/" in out
     assert "(no webmention endpoint)" in out
-    data = json.loads(run("webmentions", "--json", "--site", str(site)).output)
+    assert run("webmentions", "--site", str(site)).output == out  # the old spelling
+    data = json.loads(run("webmentions", "sent", "--json", "--site", str(site)).output)
+    assert data == json.loads(run("webmentions", "--json", "--site", str(site)).output)
     assert {(d["target"], d["ok"]) for d in data} == {
         ("https://a.example/", True),
         ("https://b.example/", False),
@@ -135,10 +140,10 @@ def test_webmention_discover(web: WebServer, tmp_path: Path, make_site: object) 
     site = make_site({"allow_private_addresses": True})  # type: ignore[operator]
     web.route("/p", headers={"Link": '</endpoint?x=1>; rel="webmention"'})
     web.route("/none", body="<p>nothing</p>")
-    result = run("webmention", "discover", web.url("/p"), "--site", str(site))
+    result = run("webmentions", "discover", web.url("/p"), "--site", str(site))
     assert result.output == web.url("/endpoint?x=1") + "\n"
     result = CliRunner().invoke(
-        cli, ["webmention", "discover", web.url("/none"), "--site", str(site)]
+        cli, ["webmentions", "discover", web.url("/none"), "--site", str(site)]
     )
     assert result.exit_code == 1 and "no Webmention endpoint" in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -159,7 +164,7 @@ def test_webmention_send(web: WebServer, make_site: object) -> None:
     web.route("/wm", handler=endpoint, methods=["POST"])
     web.route("/bad", headers={"Link": "</wm-bad>; rel=webmention"})
     web.route("/wm-bad", status=400, body="nope", methods=["POST"])
-    result = run("webmention", "send", POST, web.url("/target"), "--site", str(site))
+    result = run("webmentions", "send", POST, web.url("/target"), "--site", str(site))
     assert result.output == (f"{web.url('/wm')}: HTTP 201 (status page: {web.url('/status/7')})\n")
     assert web.requests_to("/wm")[0].form == {"source": [POST], "target": [web.url("/target")]}
     result = CliRunner().invoke(

@@ -33,7 +33,7 @@ LAUNCH = (
 
 
 def test_commands_are_named_for_the_main_group() -> None:
-    assert [c.name for c in commands] == ["watch", "import"]
+    assert [c.name for c in commands] == ["watch", "new", "import"]
     for command in commands:
         assert "--site" in command.get_help(click.Context(command))
 

@@ -31,6 +31,7 @@ from bridge.keys import load as load_keys
 from bridge.site import build as site_mod
 from bridge.site import proofs, quote_policy
 from bridge.site.comments import comment_id
+from bridge.site.posts import Comment, CommentAuthor
 
 pytestmark = pytest.mark.anyio
 
@@ -302,3 +303,66 @@ async def test_a_quote_post_created_first_becomes_a_quote(
     await fediverse.HOOKS["Create"](ctx, create, False)
     again = ctx.comments.get(comment_id("activitypub", note["id"]))
     assert again is not None and again[1].type == "quote"
+
+
+async def test_blocking_the_quoter_revokes_the_stamp(make_ctx: Callable[..., Context]) -> None:
+    ctx = make_ctx()
+    await quotes.on_quote_request(ctx, fixture("fep-044f-quote-request"), False)
+    path = queued(ctx)[0][1]["result"].removeprefix("https://blog.example")
+    assert (await get(ctx, path)).status_code == 200
+    followers.block(ctx.db, ALICE)
+    assert (await get(ctx, path)).status_code == 410
+
+
+def test_quotes_are_listed_by_comments_list_json(make_site: Callable[..., Path]) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from bridge.site.comments import CommentStore
+
+    folder = make_site()
+    CommentStore(folder / "content").write("first-article", quotes_comment())
+    result = CliRunner().invoke(main, ["comments", "list", "--json", "--site", str(folder)])
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.output)
+    quoted = [e for e in entries if e.get("type") == "quote"]
+    assert len(quoted) == 1
+    assert quoted[0]["source"] == "https://social.example/@alice/114"
+    assert quoted[0]["author"]["name"] == "Alice"
+
+
+def quotes_comment() -> Comment:
+    return Comment(
+        id=comment_id("activitypub", "https://social.example/users/alice/statuses/114"),
+        type="quote",
+        protocol="activitypub",
+        source="https://social.example/@alice/114",
+        target="https://blog.example/posts/first-article/",
+        author=CommentAuthor(name="Alice", url="https://social.example/@alice"),
+        content="",
+        published=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+        object_id="https://social.example/users/alice/statuses/114",
+    )
+
+
+async def test_deleting_a_quote_with_the_cli_revokes_its_stamp(
+    make_ctx: Callable[..., Context],
+) -> None:
+    import anyio
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    ctx = make_ctx()
+    request = fixture("mastodon-quote-request")
+    await quotes.on_quote_request(ctx, request, False)
+    cid = comment_id("activitypub", request["instrument"]["id"])
+    args = ["comments", "delete", cid, "--site", str(ctx.config.site_dir)]
+    # The command runs its own event loop: from a worker thread, as from a shell.
+    result = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(main, args))
+    assert result.exit_code == 0, result.output
+    assert "Withdrew that quote's approval" in result.output
+    [token] = quotes.stamps_for(ctx, request["instrument"]["id"])
+    deletes = [a for _, a in queued(ctx) if a["type"] == "Delete"]
+    assert [d["object"] for d in deletes] == [quote_policy.stamp_url(ctx.config, token)]
+    assert (await get(ctx, f"/ap/quotes/{token}.json")).status_code == 410

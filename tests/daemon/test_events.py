@@ -84,3 +84,48 @@ def test_text_lines_and_deliveries_that_gave_up(
     )
     assert line[:8].count(":") == 2  # HH:MM:SS first
     db.close()
+
+
+@pytest.mark.anyio
+async def test_follow_and_unfollow_lines_come_from_the_handler_table(
+    site: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """The composition root's table logs what the Follow and Undo handlers did."""
+    from bridge import keys
+    from bridge.daemon import services
+    from bridge.federation import followers
+
+    events.configure("text")
+    config = config_mod.load(site)
+    db = Database(config.db_path)
+    ctx = services.build_context(config, db, keys.load(config.state_dir))
+    actor = "https://social.example/users/alice"
+
+    async def follow(ctx: object, activity: dict[str, object], forwarded: bool) -> None:
+        if activity["id"] != "refused":
+            followers.upsert(
+                db,
+                actor=actor,
+                inbox=actor + "/inbox",
+                shared_inbox=None,
+                follow_id=str(activity["id"]),
+                handle="@alice@social.example",
+                state="accepted",
+            )
+
+    async def undo(ctx: object, activity: dict[str, object], forwarded: bool) -> None:
+        followers.remove(db, actor)
+
+    table = events.logged_handlers({"Follow": follow, "Undo": undo})
+    await table["Follow"](ctx, {"id": "refused", "actor": actor}, False)
+    await table["Follow"](ctx, {"id": actor + "#f", "actor": {"id": actor}}, False)
+    await table["Undo"](ctx, {"id": actor + "#u", "actor": actor}, False)
+    await table["Undo"](ctx, {"id": actor + "#u2", "actor": actor}, False)  # nothing to undo
+    lines = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+    assert lines == [
+        f"follow refused: {actor}",
+        "follow: @alice@social.example (accepted)",
+        "unfollow: @alice@social.example",
+    ]
+    await ctx.fetcher.aclose()
+    db.close()

@@ -56,6 +56,12 @@ def test_moderation_commands_update_the_live_site(blog: Blog) -> None:  # noqa: 
     blog.cli("comments", "delete", alice.id)
     blog.wait_until(lambda: not shows(blog, "Alice was here"), SOON, "the deleted comment")
 
+    # The old --build flag still rebuilds in the command itself, and waits for it.
+    carol = comment(blog, "carol", "social.example", "Carol was here", "pending")
+    built = blog.cli("comments", "approve", carol.id, "--build")
+    assert built.stdout.splitlines()[-1].startswith("Built ")
+    assert shows(blog, "Carol was here")
+
     blocked = blog.cli("block", "spam.example")
     assert "Deleted 1 comment(s) by blocked authors." in blocked.stdout
     blog.wait_until(lambda: not shows(blog, "Bob was here"), SOON, "the blocked comment")
@@ -71,3 +77,15 @@ def test_without_a_daemon_the_command_rebuilds(blog: Blog) -> None:  # noqa: F81
     approved = blog.cli("comments", "approve", bob.id)
     assert approved.stdout.splitlines()[-1].startswith("Built ")
     assert "Bob was here" in page.read_text(encoding="utf-8")
+
+
+def test_serve_drafts_keeps_drafts_in_every_rebuild(blog: Blog) -> None:  # noqa: F811
+    blog.write_post("hello", "Hello, fediverse.")
+    blog.write_post("wip", "Not finished.", title="Work in progress", draft=True)
+    bob = comment(blog, "bob", "social.example", "Bob was here", "pending")
+    blog.cli("build", "--drafts")
+    blog.start(build=False, extra=("--drafts",))
+    assert blog.get("/posts/wip/").status_code == 200
+    blog.cli("comments", "approve", bob.id)
+    blog.wait_until(lambda: shows(blog, "Bob was here"), SOON, "the rebuild")
+    assert blog.get("/posts/wip/").status_code == 200  # the daemon's rebuild kept it

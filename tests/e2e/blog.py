@@ -103,7 +103,7 @@ class Blog:
             )
         return result
 
-    def start(self, *, build: bool = True) -> Blog:
+    def start(self, *, build: bool = True, extra: tuple[str, ...] = ()) -> Blog:
         if build:
             self.cli("build")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -118,6 +118,7 @@ class Blog:
                 "--port",
                 str(self.port),
                 "--no-build",
+                *extra,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 class Server:
-    def __init__(self, site: Path, *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, site: Path, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = site.parent / f"serve-{self.port}.log"
         with self.log.open("wb") as out:

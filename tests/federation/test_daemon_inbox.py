@@ -129,7 +129,7 @@ class Harness:
             con.close()
 
     async def process(self) -> int:
-        return await self.daemon.processor.process_pending()
+        return await self.daemon.processor.process_pending(wait=None)
 
 
 @pytest.fixture

@@ -63,11 +63,11 @@ async def test_a_handler_bug_is_raised_after_the_batch_and_the_row_fails(ctx: Co
     second = store(ctx, {"id": "x2", "type": "Like", "actor": ACTOR}, n=2)
     processor = InboxProcessor(ctx, {"Like": buggy})
     with pytest.raises(KeyError, match="object"):
-        await processor.process_pending()
+        await processor.process_pending(wait=None)
     assert seen == ["x1", "x2"]  # the bug did not stop the row after it
     assert (row(ctx, first)["status"], row(ctx, first)["error"]) == ("failed", "KeyError: 'object'")
     assert row(ctx, second)["status"] == "done"
-    assert await processor.process_pending() == 0  # nothing is retried forever
+    assert await processor.process_pending(wait=None) == 0  # nothing is retried forever
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ async def test_a_payload_of_the_wrong_shape_fails_before_any_handler(
         called.append(activity)
 
     stored = store(ctx, payload)
-    assert await InboxProcessor(ctx, {"Like": handler}).process_pending() == 1
+    assert await InboxProcessor(ctx, {"Like": handler}).process_pending(wait=None) == 1
     assert called == []
     assert row(ctx, stored)["status"] == "failed"
     assert row(ctx, stored)["error"].startswith("ValueError: stored activity")
@@ -94,10 +94,10 @@ async def test_fetch_errors_are_retried_then_fail(ctx: Context) -> None:
         raise FetchError("https://remote.example/notes/1: HTTP 503")
 
     stored = store(ctx, {"type": "Like", "actor": ACTOR})
-    processor = InboxProcessor(ctx, {"Like": unreachable}, max_tries=2)
-    await processor.process_pending()
+    processor = InboxProcessor(ctx, {"Like": unreachable}, max_tries=2, retry_delay=lambda n: 0)
+    await processor.process_pending(wait=None)
     assert (row(ctx, stored)["status"], row(ctx, stored)["tries"]) == ("new", 1)
-    await processor.process_pending()
+    await processor.process_pending(wait=None)
     assert (row(ctx, stored)["status"], row(ctx, stored)["tries"]) == ("failed", 2)
 
 
@@ -109,7 +109,7 @@ async def test_the_forwarded_flag_reaches_the_handler_from_its_column(ctx: Conte
 
     store(ctx, {"type": "Like", "actor": ACTOR}, forwarded=True, n=1)
     store(ctx, {"type": "Like", "actor": ACTOR}, forwarded=False, n=2)
-    await InboxProcessor(ctx, {"Like": handler}).process_pending()
+    await InboxProcessor(ctx, {"Like": handler}).process_pending(wait=None)
     assert flags == [True, False]
 
 

@@ -413,8 +413,11 @@ class FedifyPeer:
         """Forget cached remote documents and public keys."""
         self._post("clear-cache")
 
-    def config(self, *, follow_policy: str | None = None) -> dict[str, Any]:
-        return self._post("config", followPolicy=follow_policy)
+    def config(
+        self, *, follow_policy: str | None = None, aliases: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Set the follow policy and/or the actor's ``alsoKnownAs`` (``aliases``)."""
+        return self._post("config", followPolicy=follow_policy, aliases=aliases)
 
     def wait_for(
         self,

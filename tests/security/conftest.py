@@ -16,6 +16,7 @@ documents a test registers (everything else is a 404), so no traffic leaves the 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -211,6 +212,8 @@ class Remote:
 
     def __init__(self) -> None:
         self.docs: dict[str, tuple[int, bytes, str]] = {}
+        self.redirects: dict[str, str] = {}
+        self.stalled: list[str] = []
         self.requests: list[str] = []
 
     def serve(
@@ -223,9 +226,21 @@ class Remote:
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
         self.docs[url] = (status, body, content_type)
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
+    def redirect(self, url: str, location: str) -> None:
+        """``url`` answers 302 to ``location`` (an open redirect on that server)."""
+        self.redirects[url] = location
+
+    def stall(self, prefix: str) -> None:
+        """URLs starting with ``prefix`` never answer (a server that accepts and hangs)."""
+        self.stalled.append(prefix)
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
         self.requests.append(url)
+        if any(url.startswith(prefix) for prefix in self.stalled):
+            await asyncio.sleep(3600)
+        if url in self.redirects:
+            return httpx.Response(302, headers={"Location": self.redirects[url]})
         missing = (404, b'{"error": "not found"}', "application/json")
         status, body, ctype = self.docs.get(url, missing)
         return httpx.Response(status, headers={"Content-Type": ctype}, stream=Body(body))
@@ -237,7 +252,10 @@ def snapshot_store(db_path: Path, content_dir: Path) -> dict[str, Any]:
     try:
         tables = {
             t: sorted(con.execute(f"SELECT * FROM {t}").fetchall())
-            for t in ("inbox", "followers", "deliveries", "outgoing", "notifications", "blocks")
+            for t in (
+                *("inbox", "followers", "deliveries", "outgoing", "notifications", "blocks"),
+                *("actors", "keys"),
+            )
         }
     finally:
         con.close()
@@ -265,12 +283,14 @@ class InboxHarness:
             transport=httpx.MockTransport(self.remote.handler),
         )
         self.daemon = daemon_mod.Daemon(self.config, ctx=ctx)
+        # Retries are due at once here: process() runs "until nothing is left to do".
+        self.daemon.processor.retry_delay = lambda tries: 0.0
         self.ctx = self.daemon.ctx
         self.sent: list[tuple[dict[str, Any], list[str]]] = []
         self.dirty: list[str] = []
         self.ctx.enqueue = lambda activity, inboxes: self.sent.append((activity, inboxes))
         self.ctx.mark_dirty = self.dirty.append
-        self.keys = keys
+        self.keys = dict(keys)  # a test may add signers without touching the shared keys
         for actor, key in keys.items():
             self.add_actor(actor, key)
         app = daemon_mod.create_app(self.config, daemon=self.daemon)
@@ -350,7 +370,7 @@ class InboxHarness:
         """Run the processor until nothing is left to do (retries included)."""
         total = 0
         for _ in range(10):
-            n = await self.daemon.processor.process_pending()
+            n = await self.daemon.processor.process_pending(wait=None)
             total += n
             if not n:
                 break

@@ -338,7 +338,9 @@ def test_create_wraps_the_object(built: Built, slug: str) -> None:
 def test_replies_collection_lists_approved_replies(built: Built) -> None:
     replies = built.json("ap/posts/first-article/replies.json")
     assert replies["totalItems"] == 1
-    assert replies["orderedItems"] == ["https://social.example/users/friend/statuses/1"]
+    assert replies["first"] == f"{BASE_URL}/ap/posts/first-article/replies/page-1.json"
+    page = built.json("ap/posts/first-article/replies/page-1.json")  # paged: threads.py
+    assert page["orderedItems"] == ["https://social.example/users/friend/statuses/1"]
     assert built.json("ap/posts/first-article/likes.json")["totalItems"] == 0
 
 
@@ -501,3 +503,31 @@ def test_site_config_matches_built_documents(built: Built) -> None:
     config = load_config(built.config.site_dir)
     assert built.json("ap/actor.json")["id"] == config.actor_id
     assert built.json(".well-known/webfinger")["subject"] == f"acct:{config.handle[1:]}"
+
+
+@pytest.mark.parametrize(
+    ("resource", "status"),
+    [
+        ("acct:tester@blog.example", 200),
+        ("ACCT:Tester@Blog.Example", 200),
+        (f"{BASE_URL}/ap/actor.json", 200),
+        ("tester@blog.example", 400),
+        ("=acct:tester@blog.example", 400),
+        ("acct:tester", 400),
+        ("acct:@", 400),
+        ("https://", 400),
+        ("acct:tester@blog.example extra", 400),
+        (None, 400),
+        ("   ", 400),
+        ("acct:other@blog.example", 404),
+        ("mailto:tester@blog.example", 404),
+    ],
+)
+def test_webfinger_resource_status(built: Built, resource: str | None, status: int) -> None:
+    """RFC 7033 section 4.2: absent or malformed resource -> 400; not ours -> 404."""
+    from bridge.site import webfinger
+
+    got, error = webfinger.resource_status(built.config, resource)
+    assert got == status, error
+    assert (error == "") == (status == 200)
+    assert "\n" not in error

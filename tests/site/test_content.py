@@ -107,9 +107,23 @@ BROKEN: list[tuple[str, str, str | bytes, int, str]] = [
     (
         "unknown page key",
         "content/pages/about.md",
+        "---\ntitle: About\nsidebar: main\n---\nText.\n",
+        3,
+        "unknown front matter key 'sidebar'",
+    ),
+    (
+        "menu not a flag",
+        "content/pages/about.md",
         "---\ntitle: About\nmenu: main\n---\nText.\n",
         3,
-        "unknown front matter key 'menu'",
+        "'menu' must be true or false",
+    ),
+    (
+        "weight not a number",
+        "content/pages/about.md",
+        "---\ntitle: About\nmenu: true\nweight: first\n---\nText.\n",
+        4,
+        "'weight' must be a whole number",
     ),
 ]
 

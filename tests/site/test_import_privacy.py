@@ -76,7 +76,8 @@ def test_unpublished_posts_are_kept_as_drafts(imported: Imported, status: str) -
     ]
     assert len(found) == 1
     front = found[0].read_text().split("\n---\n", 1)[0]
-    assert "\ndraft: true" in front
+    why = "password-protected" if status.endswith("password") else f"status '{status}'"
+    assert f"\ndraft: true  # imported as a draft: {why}" in front
     # Their comments are not written either: a comment names what it answers.
     comments = imported.site / "content" / "comments"
     assert not any(marker.split()[0] in p.read_text() for p in comments.rglob("*.json"))

@@ -109,3 +109,11 @@ def test_a_post_with_code_gets_a_clean_summary(site: Path, tmp_path: Path) -> No
     posts, _ = content.load(config)
     assert posts[0].summary == "Greeters: That is all."  # no code; Pelican's cut not used
     assert posts[0].extra["original_url"] == "https://pel.example/classes.html"
+
+
+def test_redirect_files_are_ready_for_a_build() -> None:
+    table = {"/2024/01/a/": "/posts/a/"}
+    files = redirects.redirect_files(table)
+    assert sorted(files) == ["_redirects", "caddy-redirects", "nginx-redirects.conf"]
+    assert files["_redirects"] == "/2024/01/a/ /posts/a/ 301\n"
+    assert redirects.redirect_files({}) == {}

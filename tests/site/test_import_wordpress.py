@@ -137,3 +137,17 @@ def test_wxr_comments_never_carry_email_or_ip() -> None:
         "key", "kind", "author", "author_url", "date", "html", "approved", "parent",
     }  # fmt: skip
     assert json.dumps([str(c) for e in feed.entries for c in e.comments]).count("@") == 0
+
+
+def test_an_unwritable_site_is_one_line(empty_site: Path) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    posts = empty_site / "content" / "posts"
+    posts.rmdir()
+    posts.write_text("a file where the folder should be")
+    result = CliRunner().invoke(main, ["import", str(EXPORT), "--site", str(empty_site)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "content/posts/" in result.output and "cannot be written" in result.output

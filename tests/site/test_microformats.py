@@ -107,8 +107,13 @@ def test_reply_has_in_reply_to(built: Built) -> None:
 def test_content_warning_keeps_content_in_e_content(built: Built) -> None:
     p = props(entry(built, "spoilers"))
     assert p["name"] == ["The finale"]
-    assert p["content"][0]["value"] == "The lighthouse keeper did it."
-    assert "Spoilers for the finale" in built.text("posts/spoilers/index.html")
+    # The warning is inside e-content, so a Webmention receiver shows it before the text.
+    assert p["content"][0]["value"] == (
+        "Content warning: Spoilers for the finale\nThe lighthouse keeper did it."
+    )
+    assert p["content"][0]["html"].startswith(
+        '<details class="cw"><summary>Content warning: Spoilers for the finale</summary>'
+    )
 
 
 def test_comments_are_nested_in_the_entry(built: Built) -> None:

@@ -2,12 +2,15 @@
 
 * ``receive``: the HTTP side (parse, authenticate, store, 202) and the per-host rate limit;
 * ``processor``: the ``InboxProcessor`` that works through stored activities;
-* ``handlers``: the follow handlers and the type -> handler table.
+* ``handlers``: the follow handlers and the type -> handler table;
+* ``shapes``: the shape handlers may rely on, checked before any of them runs;
+* ``retention``: what the inbox table keeps, and the maintenance step (``maintenance``).
 """
 
 from __future__ import annotations
 
 from bridge.federation.inbox.handlers import (
+    PROCESSED_TYPES,
     ConversationHook,
     Handler,
     accept_pending,
@@ -34,6 +37,7 @@ __all__ = [
     "JSON_TYPES",
     "MAX_BODY",
     "MAX_DEPTH",
+    "PROCESSED_TYPES",
     "ConversationHook",
     "Handler",
     "InboxProcessor",

@@ -24,6 +24,18 @@ from bridge.site import activities
 Handler = Callable[[Context, dict[str, Any], bool], Awaitable[None]]
 ConversationHook = Handler
 
+CONVERSATION_TYPES = (
+    "Create",
+    "Update",
+    "Like",
+    "Announce",
+    "EmojiReact",
+    "Dislike",
+    "QuoteRequest",
+)
+PROCESSED_TYPES = frozenset({"Follow", "Undo", "Delete", *CONVERSATION_TYPES})
+"""Types a handler acts on; the inbox answers any other type 202 and does not store it."""
+
 
 async def on_follow(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
     if forwarded:
@@ -137,7 +149,7 @@ def default_handlers(
         "Reject": ignore,
         "Move": ignore,
     }
-    for kind in ("Create", "Update", "Like", "Announce", "EmojiReact", "Dislike", "QuoteRequest"):
+    for kind in CONVERSATION_TYPES:
         if kind in conv:
             table[kind] = conv[kind]
     return table

@@ -2,71 +2,150 @@
 
 Outcomes of one row:
 
-* the handler returns: ``done``;
-* it raises ``FetchError`` (a remote server did not answer as needed): ``new`` again, tried
-  later, ``failed`` after ``max_tries``;
+* the handler returns: ``done`` (and the body is dropped; the id stays for deduplication);
+* it raises ``FetchError`` (a remote server did not answer as needed) or runs past its time
+  budget: ``new`` again, due after a backoff (30 s, doubling, at most an hour), ``failed``
+  after ``max_tries``;
 * it raises another ``BridgeError`` or a ``ValueError`` (what a remote document may cause):
   ``failed`` with the message;
-* the stored activity does not have the shape every handler relies on (a JSON object with a
-  string ``type`` and an ``actor`` id): ``failed`` before any handler runs, so a hostile
-  payload never reaches code that would trip over it;
+* the stored activity does not have the shape handlers rely on (``shape_error``):
+  ``failed`` before any handler runs, so a hostile payload never reaches code that would
+  trip over it;
 * anything else is a bug in a handler: the row is marked ``failed`` (so it never jams the
-  queue) and, once the batch is done, the first such exception is raised again, so tests
+  queue) and the exception is raised again by the next ``process_pending`` call, so tests
   see it and the daemon logs it with its traceback.
 
-Unknown types are marked done.
+One slow origin stalls no one (tests in tests/security/test_inbox_slow_origin.py): rows
+run concurrently, at most ``per_origin`` (2) at a time per sending host and
+``concurrency`` (8) in all; each activity has a total time budget (``budget``, 20 s) for
+all the fetches it makes; and ``process_pending`` returns after ``wait`` seconds even when
+slow rows are still running, so rows that arrive meanwhile are started at once instead of
+queuing behind them.  Unknown types are marked done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from bridge.errors import BridgeError, FetchError
-from bridge.federation.actors import first_id
+from bridge.federation.actors import host_of
 from bridge.federation.context import Context
+from bridge.federation.delivery.transport import HostLimits
+from bridge.federation.inbox import retention
 from bridge.federation.inbox.handlers import Handler
+from bridge.federation.inbox.shapes import shape_error
+
+__all__ = ["BUDGET", "CONCURRENCY", "PER_ORIGIN", "InboxProcessor", "backoff", "shape_error"]
 
 log = logging.getLogger("indiebridge.inbox")
 
+CONCURRENCY = 8
+PER_ORIGIN = 2
+BUDGET = 20.0
+"""Seconds one activity may take, every fetch it makes included."""
+WAIT = 0.5
+"""Seconds ``process_pending`` waits for rows in flight before it returns."""
+PRUNE_INTERVAL = 3600.0
 
-def shape_error(activity: Any) -> str:
-    """Why a stored activity cannot be handed to a handler, or ``""`` when it can."""
-    if not isinstance(activity, dict):
-        return "not a JSON object"
-    if not isinstance(activity.get("type"), str):
-        return "type is not a string"
-    if not first_id(activity.get("actor")):
-        return "actor is not an id"
-    return ""
+
+def backoff(tries: int) -> float:
+    """Seconds before the next try after ``tries`` failed ones: 30 s doubling, 1 h at most."""
+    return float(min(30 * 2 ** max(tries - 1, 0), 3600))
 
 
 class InboxProcessor:
     """Processes stored activities through ``handlers`` (type -> coroutine)."""
 
-    def __init__(self, ctx: Context, handlers: dict[str, Handler], max_tries: int = 5) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        handlers: dict[str, Handler],
+        max_tries: int = 5,
+        *,
+        concurrency: int = CONCURRENCY,
+        per_origin: int = PER_ORIGIN,
+        budget: float = BUDGET,
+        retry_delay: Callable[[int], float] = backoff,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ctx = ctx
         self.handlers = handlers
         self.max_tries = max_tries
+        self.concurrency = concurrency
+        self.per_origin = per_origin
+        self.budget = budget
+        self.retry_delay = retry_delay
+        self.clock = clock
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._bugs: list[Exception] = []
+        self._finished = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._origins = HostLimits(per_origin)
+        self._global = asyncio.Semaphore(concurrency)
+        self._pruned_at = 0.0
 
-    async def process_pending(self, limit: int = 100) -> int:
-        """Process up to ``limit`` new rows, oldest first; return how many were looked at."""
+    async def process_pending(self, limit: int = 100, *, wait: float | None = WAIT) -> int:
+        """Start up to ``limit`` due rows; return how many rows finished during the call.
+
+        Waits for the rows in flight at most ``wait`` seconds (``None``: until all are
+        done, as tests do).  Raises the first handler bug seen since the last call.
+        """
+        self._bind_loop()
+        self._maybe_prune()
         rows = self.ctx.db.query(
-            "SELECT id, body, tries, forwarded FROM inbox WHERE status = 'new' "
-            "ORDER BY received LIMIT ?",
-            (limit,),
+            "SELECT id, actor, body, tries, forwarded FROM inbox WHERE status = 'new' "
+            "AND next_try <= ? ORDER BY received LIMIT ?",
+            (self.clock(), limit + len(self._in_flight)),
         )
-        bugs: list[Exception] = []
         for row in rows:
-            bug = await self.process_one(
-                row["id"], row["body"], row["tries"], bool(row["forwarded"])
-            )
+            if row["id"] not in self._in_flight and len(self._in_flight) < limit:
+                task = asyncio.get_running_loop().create_task(self._run(dict(row)))
+                self._in_flight[row["id"]] = task
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=wait)
+        finished, self._finished = self._finished, 0
+        if self._bugs:
+            bug, self._bugs = self._bugs[0], []
+            raise bug
+        return finished
+
+    async def aclose(self) -> None:
+        """Cancel the rows in flight (they stay ``new`` and run again next time)."""
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # primitives belong to one event loop
+            self._loop = loop
+            self._in_flight = {}
+            self._origins = HostLimits(self.per_origin)
+            self._global = asyncio.Semaphore(self.concurrency)
+
+    def _maybe_prune(self) -> None:
+        moment = self.clock()
+        if moment - self._pruned_at >= PRUNE_INTERVAL:
+            self._pruned_at = moment
+            retention.prune(self.ctx.db, moment)
+
+    async def _run(self, row: dict[str, Any]) -> None:
+        try:
+            async with self._origins.hold(host_of(row["actor"])), self._global:
+                bug = await self.process_one(
+                    row["id"], row["body"], row["tries"], bool(row["forwarded"])
+                )
             if bug is not None:
-                bugs.append(bug)
-        if bugs:
-            raise bugs[0]
-        return len(rows)
+                self._bugs.append(bug)
+        finally:
+            self._in_flight.pop(row["id"], None)
+            self._finished += 1
 
     async def process_one(
         self, activity_id: str, body: str, tries: int, forwarded: bool
@@ -80,19 +159,27 @@ class InboxProcessor:
                 raise ValueError(f"stored activity {problem}")
             handler = self.handlers.get(activity["type"])
             if handler is not None:
-                await handler(self.ctx, activity, forwarded)
+                async with asyncio.timeout(self.budget):
+                    await handler(self.ctx, activity, forwarded)
         except FetchError as exc:
-            status = "new" if tries + 1 < self.max_tries else "failed"
-            message = str(exc)
+            status, message = self._retry(tries), str(exc)
+        except TimeoutError:
+            status = self._retry(tries)
+            message = f"took longer than {self.budget:g} s (fetches included)"
         except (BridgeError, ValueError, RecursionError) as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             log.warning("inbox %s: %s", activity_id, message)
-        except Exception as exc:  # noqa: BLE001 - a handler bug: recorded, re-raised after the batch
+        except Exception as exc:  # noqa: BLE001 - a handler bug: recorded, raised by the next call
             status, message, bug = "failed", f"{type(exc).__name__}: {exc}", exc
             log.error("inbox %s: handler bug: %s", activity_id, message)
+        next_try = self.clock() + self.retry_delay(tries + 1) if status == "new" else 0.0
         with self.ctx.db.tx() as con:
             con.execute(
-                "UPDATE inbox SET status = ?, tries = tries + 1, error = ? WHERE id = ?",
-                (status, message[:500], activity_id),
+                "UPDATE inbox SET status = ?, tries = tries + 1, error = ?, next_try = ?,"
+                " body = CASE WHEN ? = 'done' THEN '' ELSE body END WHERE id = ?",
+                (status, message[:500], next_try, status, activity_id),
             )
         return bug
+
+    def _retry(self, tries: int) -> str:
+        return "new" if tries + 1 < self.max_tries else "failed"

@@ -10,12 +10,15 @@
 4. check that the key's owner is the activity's actor (401 otherwise), except for a
    Create/Update forwarded by a third server, which is stored flagged ``forwarded`` and
    processed only from a fresh copy fetched from the object's own origin;
-5. count it against the signer's host (429 with ``Retry-After`` past the limit).  Only
-   verified requests count: an ``actor`` field is anyone's to write, so counting before
-   the signature would let a stranger spend another server's allowance.  A host already
-   over its limit is answered 429 before its signature is checked;
-6. store it once by activity id (a redelivery is answered 202 and not stored again) and
-   answer 202.
+5. count it against the signer's host and port (``sender_key``; 429 with ``Retry-After``
+   past the limit).  Only verified requests count: an ``actor`` field is anyone's to
+   write, so counting before the signature would let a stranger spend another server's
+   allowance.  A sender already over its limit is answered 429 before its signature is checked;
+6. answer 202 without storing anything when no handler acts on its type
+   (``PROCESSED_TYPES``); otherwise store it once by activity id (a redelivery is answered
+   202 and not stored again) with the verified actor id (``signer``: the id of the actor
+   document listing the key, fetched from its own origin; equal to ``actor`` unless the
+   activity was forwarded), and answer 202.
 
 The ``InboxProcessor`` (``bridge.federation.inbox.processor``) handles stored activities
 later.  Facts relied on (tests in tests/federation/test_daemon_inbox.py): a Delete of an
@@ -36,14 +39,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.db import now
 from bridge.errors import SignatureError
 from bridge.federation import followers
-from bridge.federation.actors import first_id, host_of
+from bridge.federation.actors import first_id
 from bridge.federation.context import Context
+from bridge.federation.inbox.handlers import PROCESSED_TYPES
 from bridge.federation.signatures import Verified, verify_request
 from bridge.site import proofs
 
@@ -74,8 +78,29 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def sender_key(url: str) -> str:
+    """What a sender is counted under: its host and port (``host`` alone on the default port).
+
+    Lower case, without a trailing dot, so ``Remote.Example.`` and ``remote.example:443``
+    share one allowance while ``remote.example:8443`` (another server) has its own.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    host = (parts.hostname or "").rstrip(".")
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return host if port in (None, default) else f"{host}:{port}"
+
+
+def _peer(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else "a client"
+
+
 class RateLimiter:
-    """Sliding-window limits per remote host: one noisy server cannot starve the rest."""
+    """Sliding-window limits per sender (``sender_key``): one noisy server starves no one."""
 
     def __init__(self, per_minute: int = 600, follows_per_minute: int = 60) -> None:
         self.limits = {"all": per_minute, "Follow": follows_per_minute}
@@ -198,7 +223,7 @@ async def _authenticate(ctx: Context, request: Request, parsed: Parsed) -> Verif
     if url is None:
         return error(400, "the Host header is not a valid host name")
     try:
-        return await verify_request(
+        verified = await verify_request(
             request.method,
             url,
             request.headers,
@@ -211,18 +236,27 @@ async def _authenticate(ctx: Context, request: Request, parsed: Parsed) -> Verif
         actor = parsed.actor
         if parsed.kind == "Delete" and object_id == actor and ctx.actors.cached(actor) is None:
             return Response(status_code=202)  # a deleted account we never knew: drop
+        if exc.status == 429:
+            return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "60"})
         return error(exc.status, str(exc))
+    # Only now may what the key fetch found be kept (a failed check leaves nothing stored).
+    await anyio.to_thread.run_sync(ctx.actors.confirm, verified.key_id)
+    return verified
 
 
 async def receive(
     ctx: Context, request: Request, limiter: RateLimiter, notify: Callable[[], None]
 ) -> Response:
     """Answer one POST to the inbox (see the module docstring for the steps)."""
-    parsed = await _parse(request)
+    try:
+        parsed = await _parse(request)
+    except ClientDisconnect:  # the sender went away mid-body: one line, no traceback
+        log.info("inbox: %s closed the connection before the body was read", _peer(request))
+        return Response(status_code=400)
     if isinstance(parsed, Response):
         return parsed
     activity, kind, actor = parsed.activity, parsed.kind, parsed.actor
-    if limiter.exhausted(host_of(actor), kind):
+    if limiter.exhausted(sender_key(actor), kind):
         return _too_many()  # cheap refusal; only verified requests are counted below
     verified = await _authenticate(ctx, request, parsed)
     if isinstance(verified, Response):
@@ -233,14 +267,17 @@ async def receive(
             forwarded = True  # processed only from a copy fetched from its origin
         else:
             return error(401, f"signed by {verified.owner}, but the actor is {actor}")
-    if not limiter.allow(host_of(verified.owner), kind):
+    if not limiter.allow(sender_key(verified.owner), kind):
         return _too_many()
+    if kind not in PROCESSED_TYPES:
+        return Response(status_code=202)  # accepted and ignored: nothing to keep
     if followers.is_blocked(ctx.db, actor) and kind != "Follow":
         return Response(status_code=202)
     activity_id = activity.get("id")
     if not isinstance(activity_id, str) or not activity_id:
         activity_id = "urn:sha256:" + hashlib.sha256(parsed.body).hexdigest()
-    row = (activity_id, kind, actor, parsed.body.decode("utf-8", "replace"), now(), forwarded)
+    body = parsed.body.decode("utf-8", "replace")
+    row = (activity_id, kind, actor, body, now(), forwarded, verified.owner)
     # The write may wait for another process's lock (a CLI command): in a worker thread,
     # so the event loop keeps serving pages and other requests meanwhile.
     if await anyio.to_thread.run_sync(_store, ctx, row):
@@ -248,12 +285,13 @@ async def receive(
     return Response(status_code=202)
 
 
-def _store(ctx: Context, row: tuple[str, str, str, str, float, bool]) -> bool:
+def _store(ctx: Context, row: tuple[str, str, str, str, float, bool, str]) -> bool:
     """Insert a verified activity once (by id); True when it is new."""
     with ctx.db.tx() as con:
         cur = con.execute(
-            "INSERT OR IGNORE INTO inbox(id, type, actor, body, received, status, forwarded) "
-            "VALUES (?, ?, ?, ?, ?, 'new', ?)",
+            "INSERT OR IGNORE INTO inbox"
+            "(id, type, actor, body, received, status, forwarded, signer) "
+            "VALUES (?, ?, ?, ?, ?, 'new', ?, ?)",
             row,
         )
     return cur.rowcount > 0

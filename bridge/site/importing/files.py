@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from bridge.errors import BridgeError
-from bridge.site.content import split_front_matter
+from bridge.errors import BridgeError, FeedError
+from bridge.site.frontmatter import split_front_matter
 from bridge.site.importing.model import FeedEntry
 from bridge.site.posts import slugify
 
@@ -40,9 +40,16 @@ def yaml_line(key: str, value: Any) -> str:
 
 
 def post_text(
-    entry: FeedEntry, slug: str, date: dt.datetime, *, draft: bool, summary: str | None, body: str
+    entry: FeedEntry,
+    slug: str,
+    date: dt.datetime,
+    *,
+    draft: str | None,
+    summary: str | None,
+    body: str,
 ) -> str:
-    """The Markdown file for an entry: front matter, then the body."""
+    """The Markdown file for an entry: front matter, then the body.  ``draft`` says why
+    the entry is a draft (kept as a comment beside ``draft: true``), None when public."""
     lines = ["---"]
     if entry.title:
         lines.append(yaml_line("title", entry.title))
@@ -57,7 +64,7 @@ def post_text(
     if entry.link:
         lines.append(yaml_line("original_url", entry.link))
     if draft:
-        lines.append("draft: true")
+        lines.append(f"draft: true  # imported as a draft: {draft}")
     lines.append("---")
     return "\n".join(lines) + "\n" + body + "\n"
 
@@ -127,21 +134,31 @@ def read_ledger(state_dir: Path) -> dict[str, str]:
 
 
 def write_ledger(state_dir: Path, ledger: dict[str, str]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
     tmp = state_dir / f".{LEDGER}.{secrets.token_hex(4)}.tmp"
-    tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, state_dir / LEDGER)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, state_dir / LEDGER)
+    except OSError as exc:
+        raise FeedError(f"{state_dir / LEDGER}: cannot be written: {exc.strerror or exc}") from None
 
 
 def create(path: Path, text: str) -> bool:
-    """Write ``path`` only if it does not exist; never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``path`` only if it does not exist; never a half-written file.
+
+    Raises:
+        FeedError: the folder cannot be written (one line naming the file).
+    """
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(text, encoding="utf-8")
     try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot be written: {exc.strerror or exc}") from None
     return True

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from bridge.errors import BridgeError
+from bridge.errors import FeedError
+
+__all__ = ["FeedEntry", "FeedError", "ImportedComment", "ParsedFeed", "visibility"]
 
 PUBLIC, DRAFT, PRIVATE, SKIP = "public", "draft", "private", "skip"
 
@@ -13,10 +15,6 @@ PUBLIC, DRAFT, PRIVATE, SKIP = "public", "draft", "private", "skip"
 # is public, and only without a password (post_password, "protected" posts).
 WP_DRAFT_STATUSES = frozenset({"draft", "pending", "future"})
 WP_SKIPPED_STATUSES = frozenset({"trash", "auto-draft", "inherit"})
-
-
-class FeedError(BridgeError):
-    """The source is not a feed indiebridge can read."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,7 @@ class FeedEntry:
     comments: tuple[ImportedComment, ...] = ()
     truncated: bool = False  # the feed carries a summary only; see full_content
     warnings: tuple[str, ...] = ()
+    markdown: str | None = None  # a body that is Markdown already (site sources)
 
 
 @dataclass(frozen=True)

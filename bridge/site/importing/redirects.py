@@ -79,3 +79,14 @@ def caddy(redirects: Mapping[str, str]) -> str:
         lines.append(f"@old{n} {{\n    path {path}\n    query {pairs}\n}}")
         lines.append(f"redir @old{n} {new} 301")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+FILES = {"_redirects": netlify, "nginx-redirects.conf": nginx, "caddy-redirects": caddy}
+"""File name -> writer: what a build can put in its output folder for the web server."""
+
+
+def redirect_files(redirects: Mapping[str, str]) -> dict[str, str]:
+    """Every redirect file's name and text; empty when there is nothing to redirect."""
+    if not redirects:
+        return {}
+    return {name: write(redirects) for name, write in FILES.items()}

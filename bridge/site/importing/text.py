@@ -19,7 +19,7 @@ _BLOCK_TAG = re.compile(
     r"</?(?:p|div|li|h[1-6]|blockquote|br|tr|td|th|section|article|figcaption|dt|dd)\b[^>]*>",
     re.I,
 )
-_NOT_PROSE = ("pre", "code", "script", "style", "table", "figure", "iframe", "sup", "noscript")
+_NOT_PROSE = ("pre", "script", "style", "table", "figure", "iframe", "sup", "noscript")
 
 
 def plain_text(fragment: str, *, prose_only: bool = False) -> str:

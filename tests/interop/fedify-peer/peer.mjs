@@ -125,6 +125,7 @@ globalThis.fetch = async (input, init) => {
 
 const state = {
   followPolicy: args["follow-policy"],
+  aliases: [], // alsoKnownAs of the local actor (POST /_control/config {aliases}), for Move tests
   received: [], // activities that reached an inbox listener or the unverified hook
   deliveries: [], // every POST to an inbox, with the response status
   sent: [], // every activity this peer sent
@@ -179,6 +180,7 @@ federation
       manuallyApprovesFollowers: state.followPolicy === "manual",
       publicKey: keys[0].cryptographicKey,
       assertionMethods: keys.map((k) => k.multikey),
+      aliases: state.aliases.map((a) => new URL(a)),
     });
   })
   .mapHandle((_ctx, username) => (username === USER ? USER : null))
@@ -261,12 +263,28 @@ async function recordActivity(ctx, activity, verified, reason) {
     inbox: info?.path ?? null,
     signature: info?.signature ?? null,
     receivedAt: new Date().toISOString(),
+    proof: await checkProof(ctx, raw),
     json,
     raw,
   };
   push(state.received, record);
   log.info("received {type} {id} from {actor} (verified: {verified})", record);
   return record;
+}
+
+// FEP-8b32: verify the activity's own integrity proof with Fedify, whatever the inbox
+// decided from the HTTP signature, so tests can require both.
+async function checkProof(ctx, raw) {
+  if (raw == null || typeof raw !== "object" || raw.proof == null) {
+    return { present: false, verified: null };
+  }
+  try {
+    const opts = { documentLoader: freshDocumentLoader, contextLoader: ctx.contextLoader };
+    const verified = await verifyObject(Activity, raw, opts);
+    return { present: true, verified: verified != null };
+  } catch (error) {
+    return { present: true, verified: false, error: String(error) };
+  }
 }
 
 function reasonToJson(reason) {
@@ -492,7 +510,11 @@ const control = {
       }
       state.followPolicy = body.followPolicy;
     }
-    return { followPolicy: state.followPolicy };
+    if (body.aliases != null) {
+      if (!Array.isArray(body.aliases)) throw new HttpError(400, "aliases must be a list of URLs");
+      state.aliases = body.aliases.map((a) => new URL(a).href);
+    }
+    return { followPolicy: state.followPolicy, aliases: state.aliases };
   },
 
   "GET lookup": async (ctx, _body, q) => lookup(ctx, required(Object.fromEntries(q), "id"), q),

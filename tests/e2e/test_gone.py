@@ -1,0 +1,50 @@
+"""Deleted and re-created posts over real loopback HTTP: the daemon answers 410 Gone on a
+deleted post's page and ids, content negotiation follows the live id, and the build
+writes the same gone paths as rules for static hosts."""
+
+from __future__ import annotations
+
+from tests.e2e.blog import Blog
+
+AP = "application/activity+json"
+
+
+def test_deleted_post_answers_410_and_a_recreated_one_its_new_id(blog: Blog) -> None:
+    blog.write_post("gone", "Soon gone.", title="Gone")
+    blog.start()
+    blog.cli("publish", "--no-webmentions")
+    first = f"{blog.base_url}/ap/posts/gone.json"
+    assert blog.get("/posts/gone/", headers={"Accept": AP}).json()["id"] == first
+
+    (blog.root / "content" / "posts" / "gone.md").unlink()
+    out = blog.cli("publish", "--no-webmentions").stdout
+    assert "1 deleted" in out
+    page = blog.get("/posts/gone/")
+    assert page.status_code == 410 and "deleted" in page.text
+    assert blog.get("/posts/gone").status_code == 410
+    tomb = blog.get("/ap/posts/gone.json")
+    assert tomb.status_code == 410 and tomb.headers["content-type"].startswith(AP)
+    assert tomb.json()["type"] == "Tombstone" and tomb.json()["id"] == first
+    assert blog.get("/ap/posts/gone/create.json").status_code == 410
+    assert blog.get("/posts/never-was/").status_code == 404  # unknown stays 404
+
+    rules = (blog.root / "public" / "_gone.nginx").read_text()
+    for path in ("/posts/gone/", "/posts/gone", "/ap/posts/gone.json"):
+        assert f"location = {path} {{ return 410; }}" in rules
+    assert "/ap/posts/gone.json  /_gone.html  410" in (blog.root / "public/_redirects").read_text()
+    assert "@gone path " in (blog.root / "public" / "_gone.caddy").read_text()
+
+    # Written again under the same slug: a fresh id, served at the page's alternate link.
+    blog.write_post("gone", "Back again.", title="Gone")
+    out = blog.cli("publish", "--no-webmentions").stdout
+    assert "1 new" in out
+    second = f"{blog.base_url}/ap/posts/gone/g2.json"
+    assert blog.get("/posts/gone/").status_code == 200
+    assert f'type="application/activity+json" href="{second}"' in blog.html("/posts/gone/")
+    negotiated = blog.get("/posts/gone/", headers={"Accept": AP})
+    assert negotiated.status_code == 200 and negotiated.json()["id"] == second
+    assert blog.get("/ap/posts/gone/g2.json").json()["id"] == second
+    assert blog.get("/ap/posts/gone.json").status_code == 410  # the old id stays gone
+    rules = (blog.root / "public" / "_gone.nginx").read_text()
+    assert "location = /ap/posts/gone.json { return 410; }" in rules
+    assert "location = /posts/gone/ " not in rules

@@ -1,0 +1,115 @@
+"""Whole threads: ``context`` (FEP-7888) on every post object and paged ``replies`` and
+``context`` collections listing the replies shown under the post by their original ids.
+Facts and sources are in ``bridge/site/threads.py``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.site import threads
+from bridge.site.build import BuildResult
+from bridge.site.comments import CommentStore
+from bridge.site.posts import Comment, CommentAuthor
+from tests.conftest import Built
+
+Build = Callable[..., BuildResult]
+BASE = "https://blog.example/ap/posts"
+FRIEND_REPLY = "https://social.example/users/friend/statuses/1"
+
+
+def walk_pages(read: Callable[[str], Any], collection_url: str) -> Iterator[dict[str, Any]]:
+    """Follow ``first`` and ``next`` as Mastodon's FetchRepliesService does."""
+    collection = read(collection_url)
+    url = collection.get("first")
+    seen = 0
+    while url:
+        page = read(url)
+        assert page["partOf"] == collection_url
+        yield page
+        url = page.get("next")
+        seen += 1
+        assert seen < 100, "pages loop"
+
+
+def reader(built_out: Path) -> Callable[[str], Any]:
+    def read(url: str) -> Any:
+        assert url.startswith("https://blog.example/")
+        return json.loads((built_out / url.removeprefix("https://blog.example/")).read_text())
+
+    return read
+
+
+def test_every_post_object_names_its_context(built: Built) -> None:
+    for slug in ("first-article", "quick-note", "spoilers", "a-reply"):
+        obj = built.json(f"ap/posts/{slug}.json")
+        assert obj["context"] == f"{BASE}/{slug}/context.json"
+        assert obj["replies"] == f"{BASE}/{slug}/replies.json"
+
+
+def test_context_lists_the_post_then_its_replies(built: Built) -> None:
+    read = reader(built.out)
+    url = f"{BASE}/first-article/context.json"
+    collection = read(url)
+    assert collection["type"] == "OrderedCollection"
+    assert collection["attributedTo"] == built.config.actor_id
+    assert collection["totalItems"] == 2
+    items = [i for page in walk_pages(read, url) for i in page["orderedItems"]]
+    assert items == [f"{BASE}/first-article.json", FRIEND_REPLY]
+
+
+def test_replies_list_the_original_remote_ids(built: Built) -> None:
+    read = reader(built.out)
+    url = f"{BASE}/first-article/replies.json"
+    assert read(url)["totalItems"] == 1
+    assert [i for p in walk_pages(read, url) for i in p["orderedItems"]] == [FRIEND_REPLY]
+    # A post without replies still has a first page, empty.
+    empty = f"{BASE}/quick-note/replies.json"
+    assert [p["orderedItems"] for p in walk_pages(read, empty)] == [[]]
+
+
+def _reply(n: int, **extra: Any) -> Comment:
+    values: dict[str, Any] = {
+        "id": f"{n:020x}",
+        "type": "reply",
+        "protocol": "activitypub",
+        "source": f"https://far.example/@p{n}/{n}",
+        "target": "https://blog.example/posts/quick-note/",
+        "author": CommentAuthor(name=f"P{n}", url=f"https://far.example/@p{n}"),
+        "content": f"<p>Reply {n}</p>",
+        "published": dt.datetime(2026, 2, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=n),
+        "object_id": f"https://far.example/notes/{n}",
+    }
+    values.update(extra)
+    return Comment(**values)
+
+
+def test_pages_follow_next_through_every_shown_reply(
+    site: Path, build_site: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(threads, "PAGE_SIZE", 2)
+    store = CommentStore(site / "content")
+    for n in range(1, 6):
+        # Nested replies are listed too; pending ones and likes are not.
+        parent = "https://far.example/notes/1" if n == 3 else ""
+        store.write("quick-note", _reply(n, in_reply_to=parent))
+    store.write("quick-note", _reply(6, status="pending"))
+    store.write("quick-note", _reply(7, type="like", content=""))
+    out = build_site(site).out_dir
+    read = reader(out)
+    url = f"{BASE}/quick-note/replies.json"
+    pages = list(walk_pages(read, url))
+    assert [len(p["orderedItems"]) for p in pages] == [2, 2, 1]
+    assert [p.get("prev") for p in pages][1:] == [pages[0]["id"], pages[1]["id"]]
+    items = [i for p in pages for i in p["orderedItems"]]
+    assert items == [f"https://far.example/notes/{n}" for n in range(1, 6)]
+    assert read(url)["last"] == pages[-1]["id"]
+    context = [
+        i for p in walk_pages(read, f"{BASE}/quick-note/context.json") for i in p["orderedItems"]
+    ]
+    assert context == [f"{BASE}/quick-note.json", *items]
