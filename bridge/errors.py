@@ -12,7 +12,7 @@ prints that line and exits non-zero; it never shows a traceback for these.
     ├── BuildError           the output could not be written (disk full, path escape)
     ├── FeedError            an import source is not a feed, export or site folder it can
     │                        read, or an imported file cannot be written
-    ├── KeyError_            the actor's key files are missing or unreadable
+    ├── KeyFileError         the actor's key files are missing or unreadable
     ├── SignatureError       an HTTP signature or integrity proof does not verify
     ├── PublishError         publish/move refused: a built document is missing, an activity
     │                        id is queued with other content, a Move target lacks alsoKnownAs

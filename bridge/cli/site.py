@@ -61,14 +61,13 @@ def init(directory: Path, title: str, base_url: str, username: str, author: str)
     """
     import datetime as dt
 
-    from bridge import config as config_mod
-    from bridge import keys
+    from bridge import keys, settings
 
     problems = [
         (option, value, problem)
         for option, value, problem in (
-            ("--base-url", base_url, config_mod.base_url_problem(base_url)),
-            ("--username", username, config_mod.username_problem(username)),
+            ("--base-url", base_url, settings.base_url_problem(base_url)),
+            ("--username", username, settings.username_problem(username)),
         )
         if problem
     ]

@@ -1,6 +1,7 @@
 """Pure ActivityStreams 2.0 converters: posts, the actor, collections and activities.
 
-No I/O here.  Facts the shapes rely on (each has a test in tests/test_activities.py):
+No I/O here.  Facts the shapes rely on (each has a test in tests/site/test_activitypub_docs.py,
+which reads the built documents; ids in tests/federation/test_outbox.py):
 
 * ``@context`` includes the ActivityStreams context; Mastodon's own extension terms are
   defined inline so JSON-LD processors (Fedify) keep them: ``manuallyApprovesFollowers``,

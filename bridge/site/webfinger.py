@@ -1,6 +1,7 @@
 """WebFinger, host-meta and NodeInfo for the single actor: pure builders.
 
-Facts relied on (tests/test_webfinger.py checks each):
+Facts relied on (tests/site/test_activitypub_docs.py checks each; the daemon's
+answers in tests/e2e/test_webfinger.py):
 
 * Mastodon requires a non-blank ``subject`` and a ``self`` link typed
   ``application/activity+json`` whose ``href`` equals the actor id exactly; it then
