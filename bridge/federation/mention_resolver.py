@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, FetchError
 from bridge.federation import webfinger_client
 from bridge.federation.context import Context
 from bridge.site import mentions
@@ -32,6 +32,7 @@ from bridge.site.posts import Post
 log = logging.getLogger("indiebridge.publish")
 
 CACHE_SECONDS = 7 * 24 * 3600  # a handle is looked up again after a week
+MAX_URL = 2048  # each URL stored from a remote answer
 
 
 def _cached(ctx: Context) -> dict[str, float]:
@@ -46,6 +47,9 @@ async def resolve_handle(ctx: Context, handle: str) -> mentions.Account:
     )
     actor = await ctx.actors.get(actor_id)
     profile = actor.url if actor.url.startswith(("https://", "http://")) else actor.id
+    for url in (actor.id, profile, actor.inbox):
+        if len(url) > MAX_URL or not url.startswith(("https://", "http://")):
+            raise FetchError(f"{actor_id}: not an http(s) URL of at most {MAX_URL} characters")
     return mentions.Account(mentions.normalise(handle), actor.id, profile, actor.inbox)
 
 

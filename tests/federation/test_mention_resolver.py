@@ -118,3 +118,28 @@ async def test_an_unknown_handle_stays_text_with_one_line_naming_the_file(
     assert not [t for t in obj["tag"] if t["type"] == "Mention"]
     assert f"Hi @ghost@{host}!" in obj["content"]
     assert report.planned[0].inboxes == [FOLLOWER_INBOX]
+
+
+async def test_remote_answers_are_bounded(blog: Site, web: WebServer) -> None:
+    handle = serve_account(web, "alice")
+    actor = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": web.url("/users/alice"),
+        "type": "Person",
+        "preferredUsername": "alice",
+        "inbox": "https://social.example/" + "x" * 3000,
+        "url": "javascript:alert(1)",
+    }
+    web.route("/users/alice", body=json.dumps(actor), content_type=AP)
+    blog.write("long", f"Hi {handle}")
+    changed, [line] = await mention_resolver.resolve(blog.ctx, blog.build())
+    assert changed == 0 and "not an http(s) URL of at most 2048 characters" in line
+    assert mentions.read_cache(blog.ctx.config) == {}
+
+    # A profile URL that is not http(s) is replaced by the actor id.
+    actor["inbox"] = web.url("/users/alice/inbox")
+    web.route("/users/alice", body=json.dumps(actor), content_type=AP)
+    with blog.ctx.db.tx() as con:  # forget the cached actor document
+        con.execute("DELETE FROM actors")
+    account = await mention_resolver.resolve_handle(blog.ctx, handle)
+    assert account.profile_url == web.url("/users/alice")
