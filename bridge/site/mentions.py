@@ -9,12 +9,11 @@ cache (the ``mention_cache`` table of the state database, filled at publish time
 
 The link shape ``<a class="u-category h-card mention" href="PROFILE">@user</a>`` is a
 person tag in microformats2 (h-entry ``u-category`` holding an ``h-card``,
-https://microformats.org/wiki/h-entry#Properties) and carries the ``mention`` class that
-Mastodon's sanitiser keeps and its web client uses: it matches a link of the status
-content against the status's mentions by the account's ``url`` (the actor's profile
-page), and shows it as a mention linking to the local account view
-(mastodon/mastodon app/lib/sanitize_ext/sanitize_config.rb, ``CLASS_WHITELIST_TRANSFORMER``
-keeps ``h-*``, ``u-*`` and ``mention``; app/javascript/mastodon/components/status_content.jsx).
+https://microformats.org/wiki/h-entry#Properties).  Mastodon's sanitiser keeps every
+class of it (mastodon/mastodon app/lib/sanitize_config.rb, ``CLASS_WHITELIST_TRANSFORMER``
+keeps ``h-*``, ``u-*`` and ``mention``) and the ``title``; its web client, in our reading,
+recognises a mention link by the ``mention`` class and an ``href`` equal to a mentioned
+account's ``url``, which is why the link goes to the actor's profile page, not its id.
 """
 
 from __future__ import annotations
