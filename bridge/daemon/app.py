@@ -240,10 +240,15 @@ class Daemon:
         if not page:
             doc = activities.followers_collection(self.config, total, paged=True)
             return JSONResponse(doc, media_type=AP_JSON)
-        if not page.isdigit() or int(page) < 1:
-            return JSONResponse({"error": "page must be a positive integer"}, 400)
-        number = int(page)
         size = activities.FOLLOWERS_PAGE_SIZE
+        last = max(1, -(-total // size))
+        # ASCII digits only ("²".isdigit() is true, int("²") fails), and no page past the
+        # last: a 20-digit page number would overflow SQLite's OFFSET.
+        if not (page.isascii() and page.isdigit()):
+            return JSONResponse({"error": "page must be a positive integer"}, 400)
+        if not 1 <= int(page[:12]) <= last:
+            return JSONResponse({"error": f"page must be a number from 1 to {last}"}, 404)
+        number = int(page)
         rows = self.db.query(
             "SELECT actor FROM followers WHERE state = 'accepted' ORDER BY created, actor "
             "LIMIT ? OFFSET ?",
@@ -256,7 +261,8 @@ class Daemon:
         root = self.config.output_dir
         path = request.url.path
         rel = path.lstrip("/")
-        if ".." in rel.split("/") or "\\" in rel or "\0" in rel:
+        parts = rel.split("/")
+        if ".." in parts or "\\" in rel or "\0" in rel or not _path_fits(path, parts):
             return PlainTextResponse("not found", 404)
         if request.url.query:  # WordPress's /?p=123: a query redirect wins over the file
             moved = self._redirects().get(f"{path}?{request.url.query}")
@@ -366,3 +372,13 @@ def create_app(
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d
     return app
+
+
+MAX_PATH = 2048
+MAX_NAME_BYTES = 255  # what a file name may hold on Linux file systems (NAME_MAX)
+
+
+def _path_fits(path: str, parts: list[str]) -> bool:
+    """A path no file of ours can have is answered 404 before it reaches the file system,
+    where a 5,000-character name raises ENAMETOOLONG."""
+    return len(path) <= MAX_PATH and all(len(p.encode()) <= MAX_NAME_BYTES for p in parts)
