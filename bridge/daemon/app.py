@@ -43,6 +43,7 @@ from bridge.db import Database
 from bridge.federation import followers, inbox, outbox, published
 from bridge.federation.context import Context
 from bridge.site import activities, webfinger
+from bridge.site.importing.redirects import read_netlify
 
 log = logging.getLogger("indiebridge.daemon")
 
@@ -102,6 +103,7 @@ class Daemon:
         self.db = Database(config.db_path)
         self.keys = keys.load(config.state_dir)
         self.poll_interval = poll_interval
+        self._redirect_cache: tuple[int, dict[str, str]] = (-1, {})
         self.rebuilder = Rebuilder(config, drafts=drafts)  # serve --drafts: rebuilds keep them
         # rows queued by `publish` in another process are found by polling
         self.worker = services.delivery_worker(
@@ -256,6 +258,10 @@ class Daemon:
         rel = path.lstrip("/")
         if ".." in rel.split("/") or "\\" in rel or "\0" in rel:
             return PlainTextResponse("not found", 404)
+        if request.url.query:  # WordPress's /?p=123: a query redirect wins over the file
+            moved = self._redirects().get(f"{path}?{request.url.query}")
+            if moved is not None:
+                return Response(status_code=301, headers={"Location": moved})
         if wants_activitypub(request):
             alt = self._activitypub_alternate(path)
             if alt is not None:
@@ -263,7 +269,9 @@ class Daemon:
         target = root / rel
         if rel == "" or rel.endswith("/") or target.is_dir():
             if target.is_dir() and not path.endswith("/") and rel:
-                return Response(status_code=301, headers={"Location": path + "/"})
+                # Built from ``rel``, never from the raw path: ``//posts`` must not become
+                # the protocol-relative (off-site) ``//posts/``.
+                return Response(status_code=301, headers={"Location": f"/{rel}/"})
             target = target / "index.html"
             rel = (rel.rstrip("/") + "/index.html").lstrip("/")
         if not target.is_file():
@@ -272,6 +280,9 @@ class Daemon:
                 if isinstance(gone.body, dict):
                     return JSONResponse(gone.body, status_code=410, media_type=gone.media_type)
                 return Response(gone.body, status_code=410, media_type=gone.media_type)
+            moved = self._redirects().get(path)
+            if moved is not None:  # an imported post's old URL (bridge.site.importing.redirects)
+                return Response(status_code=301, headers={"Location": moved})
             return PlainTextResponse("not found", 404)
         headers = {}
         if rel.startswith((".well-known/", "ap/", "nodeinfo/")):
@@ -288,6 +299,18 @@ class Daemon:
         if len(parts) == 2 and parts[0] == "posts":
             return outbox.live_object_path(self.ctx, parts[1])
         return None
+
+    def _redirects(self) -> dict[str, str]:
+        """The build's ``_redirects`` 301 rules, read again only when the file changes."""
+        rules = self.config.output_dir / "_redirects"
+        try:
+            stamp = rules.stat().st_mtime_ns
+        except OSError:
+            return {}
+        if self._redirect_cache[0] != stamp:
+            text = rules.read_text(encoding="utf-8", errors="replace")
+            self._redirect_cache = (stamp, read_netlify(text))
+        return self._redirect_cache[1]
 
     def _live(self) -> set[str]:
         """Slugs of the posts the output has now (a deleted post's page answers 410)."""

@@ -87,7 +87,7 @@ async def _static(config: SiteConfig, request: Request) -> Response:
     target = root / rel
     if rel == "" or rel.endswith("/") or target.is_dir():
         if target.is_dir() and not path.endswith("/") and rel:
-            return Response(status_code=301, headers={"Location": path + "/"})
+            return Response(status_code=301, headers={"Location": f"/{rel}/"})  # never //x/
         target = target / "index.html"
         rel = (rel.rstrip("/") + "/index.html").lstrip("/")
     if not target.is_file():

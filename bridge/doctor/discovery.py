@@ -10,6 +10,9 @@ Facts relied on, with their public sources:
   servers may.
 * host-meta (RFC 6415): read by Mastodon only after a 404 from WebFinger, for its ``lrdd``
   template.
+* NodeInfo (nodeinfo.diaspora.software, "Discovery"): ``/.well-known/nodeinfo`` lists
+  links whose ``rel`` names a schema version; the linked document names the software.
+  Servers use it for statistics and software badges, so its absence is only a warning.
 """
 
 from __future__ import annotations

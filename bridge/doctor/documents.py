@@ -4,9 +4,9 @@ Facts relied on, with their public sources:
 
 * Actor and objects: since Mastodon 4.2.5 (GHSA-3fjr-858r-92rw) a document served with any
   type but ``application/activity+json`` or ``application/ld+json; profile="...activitystreams"``
-  is ignored, and its ``id`` must equal the URL it was fetched from
-  (``app/helpers/jsonld_helper.rb``).  A pasted page URL resolves through content
-  negotiation or, failing that, the page's ``<link rel="alternate"
+  is ignored, and its ``id`` must equal the URL it was fetched from (Mastodon's
+  ``fetch_resource`` and ``valid_activitypub_content_type?``).  A pasted page URL resolves
+  through content negotiation or, failing that, the page's ``<link rel="alternate"
   type="application/activity+json">`` (``FetchResourceService``).
 * Caching: an Update or Delete changes the documents at their URLs; a CDN or browser
   cache that keeps them longer than an hour hides the change from servers refetching them.

@@ -25,7 +25,8 @@ AS_PROFILE = "https://www.w3.org/ns/activitystreams"
 
 @dataclass(frozen=True)
 class Expect:
-    """What a correct deployment of this site answers, from its ``site.toml``."""
+    """What a correct deployment of this site answers: from its ``site.toml``, or read
+    from the site itself when only its address is known (``probe.diagnose_url``)."""
 
     base_url: str
     federation_url: str

@@ -6,9 +6,18 @@ what the static site serves), diffs them against the ``published`` table and enq
 * Create for a post never federated, when it is newer than ``federate_since`` (site.toml,
   or the moment of the first publish): the outbox serves the whole archive with true
   dates, but an old archive is never pushed to followers' timelines as if it were new;
-* Update (fresh activity id, ``updated`` set) for a federated post whose object changed;
-  an old post that was never federated is recorded, never announced;
-* Delete (Tombstone) for a federated post that disappeared; its id then answers 410.
+* Update for a federated post whose object changed, its ``updated`` later than the one
+  sent before; an old post that was never federated is recorded, never announced;
+* Delete (Tombstone) for a federated post that disappeared; its ids then answer 410
+  (``bridge.federation.published``), and a post written again under the same slug gets
+  the next generation of id (``bridge.site.ledger``) and a new Create;
+* Update(actor) when the built actor document changed (and on the first publish when
+  someone already follows).
+
+Activity ids follow ``bridge.site.ledger``: Update/Delete/Move ids are derived from the
+content and chained on the previous activity about the object, so no two differ under one
+id; a queued activity is never replaced (``PublishError``).  ``dry_run`` plans the same
+activities and queues, records and sends nothing.
 
 Replies to fediverse posts (``in_reply_to``) are resolved at publish time: when the target
 is an ActivityStreams object, the post is sent with ``inReplyTo`` = that object's id, its

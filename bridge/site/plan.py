@@ -25,6 +25,7 @@ from markupsafe import Markup
 from bridge import __version__, keys
 from bridge.config import SiteConfig
 from bridge.site import activities, featured, feeds, gone, threads, webfinger
+from bridge.site.importing import redirects
 from bridge.site.ledger import Ledger
 from bridge.site.output import Output
 from bridge.site.pages import Renderer
@@ -371,8 +372,20 @@ class Plan:
             _h(base_key, self.renderer.template_digest("page.html"), "gone"),
             self._gone_page,
         )
-        for rel, text in gone.files(config, self.ledger, {p.slug for p in self.posts}):
-            yield Output(rel, _h(base_key, "gone", rel, text), partial(str.encode, text))
+        for rel, text in self._server_rules().items():
+            yield Output(rel, _h(base_key, "rules", rel, text), partial(str.encode, text))
+
+    def _server_rules(self) -> dict[str, str]:
+        """Files for web servers: 301s from imported posts' old URLs to their new ones
+        (``bridge.site.importing.redirects``), then 410s for deleted posts
+        (``bridge.site.gone``); both write Netlify's ``_redirects``, where the first
+        matching line wins."""
+        urls = {p.slug: self.config.post_url(p.slug) for p in self.posts}
+        moved = redirects.redirect_map(redirects.post_pairs(self.posts, urls))
+        rules = redirects.redirect_files(moved)
+        for rel, text in gone.files(self.config, self.ledger, {p.slug for p in self.posts}):
+            rules[rel] = rules.get(rel, "") + text
+        return rules
 
     def _gone_page(self) -> bytes:
         page = SimpleNamespace(

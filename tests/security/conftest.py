@@ -50,6 +50,7 @@ _FEDERATION_CATEGORIES = (
     "redirect-id",  # identity through redirects
     "retention",  # how much the inbox table keeps
     "slow-origin",  # one slow origin must not stall the processor
+    "http-limits",  # header size and count, body deadline, concurrency cap
 )
 # Comment threading, visibility, authorship, display names and the HTML parse budget.
 _CONVERSATION_CATEGORIES = ("threads", "audience", "identity", "display", "parse")

@@ -55,10 +55,27 @@ def post_pairs(posts: Iterable[Post], post_url: Mapping[str, str]) -> list[tuple
     ]
 
 
+QUERY_RULE = "# needs a query rule: "
+"""Netlify cannot match a query in ``_redirects`` this way, so such lines are comments."""
+
+
+def read_netlify(text: str) -> dict[str, str]:
+    """The permanent redirects (``/old /new 301``) of a ``_redirects`` file, as written by
+    :func:`netlify`, query ones included: the daemon answers them as a static host would.
+    Other comments, other statuses (the 410 rules of deleted posts) and malformed lines
+    are skipped."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.removeprefix(QUERY_RULE).split()
+        if len(fields) == 3 and fields[2] == "301" and fields[0].startswith("/"):
+            out.setdefault(fields[0], fields[1])
+    return out
+
+
 def netlify(redirects: Mapping[str, str]) -> str:
     lines = []
     for old, new in redirects.items():
-        prefix = "# needs a query rule: " if "?" in old else ""
+        prefix = QUERY_RULE if "?" in old else ""
         lines.append(f"{prefix}{old} {new} 301")
     return "\n".join(lines) + ("\n" if lines else "")
 
