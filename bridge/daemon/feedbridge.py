@@ -165,7 +165,7 @@ async def _poll_feed(ctx: Context, feed: BridgeFeed, moment: float) -> FeedRepor
             raise BridgeError(f"HTTP {page.status}")
         else:
             parsed = importer.parse_feed(page.body, url=page.url)
-            await federate(ctx, feed.url, parsed, moment, report)
+            await federate(ctx, feed, parsed, moment, report)
     except BridgeError as exc:
         failures = int(state["failures"]) + 1
         wait = max(backoff(feed.interval, failures), retry_after or 0.0)
