@@ -222,7 +222,7 @@ class _FeedDiff:
         live = row if row is not None and row["state"] == "live" else None
         slug = str(live["slug"]) if live is not None else _unique_slug(self.db, entry)
         post = entry_post(self.config, self.feed_url, entry, slug, date)
-        obj = bridged_object(self.config, post)
+        obj = bridged_object(self.config, post, dict(entry.tag_links))
         digest = outbox.object_digest(obj)
         if live is not None and live["digest"] == digest:
             return
