@@ -20,7 +20,21 @@ Where bridged entries live: in the database, not under ``content/``
 
 The objects are served by the daemon from this table (``routes(ctx)``): the signed object
 while the entry is live, a 410 Tombstone after it was deleted, and its Create at
-``/ap/bridge/<slug>/create.json``.  They are not in the static outbox.
+``/ap/bridge/<slug>/create.json``.  They are not in the outbox (``/ap/outbox.json``), which
+the build writes from ``content/`` alone.  Putting them there is not a small change:
+
+* the build would read this table from the state database, so ``public/`` would depend on
+  the machine's state (a build from a checkout, as in CI or on a laptop, would differ
+  from the server's) and the build side would read what the daemon owns;
+* ``bridge.site.plan`` emits each outbox page right after the posts it lists and keys it
+  on them; interleaving a second, date-ordered stream would change every page's key each
+  time an entry arrives;
+* the build would have to run after every poll that announces something.
+
+The way to do it is on the daemon's side: answer ``/ap/outbox.json`` and its pages from
+the built pages merged with this table, in front of the static files.  Until then,
+whatever reads the outbox (a server backfilling a profile, an archiver) misses bridged
+entries; followers get them by delivery, and each object is fetchable at its id.
 
 What counts as a removal
 ------------------------
