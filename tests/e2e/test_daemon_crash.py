@@ -82,6 +82,15 @@ def delivery_states(blog: Blog) -> Counter[str]:
         con.close()
 
 
+def queued(blog: Blog, peer: SlowPeer) -> set[tuple[str, str]]:
+    con = sqlite3.connect(blog.root / ".indiebridge" / "state.sqlite3")
+    try:
+        rows = con.execute("SELECT inbox, activity_id FROM deliveries").fetchall()
+    finally:
+        con.close()
+    return {(inbox.removeprefix(peer.url), activity_id) for inbox, activity_id in rows}
+
+
 def test_kill_9_during_delivery_loses_nothing_and_resends_nothing_done(blog: Blog) -> None:
     peer = SlowPeer()
     try:
@@ -91,7 +100,7 @@ def test_kill_9_during_delivery_loses_nothing_and_resends_nothing_done(blog: Blo
         blog.start()
         out = blog.cli("publish", "--no-webmentions")
         assert "daemon is running" in out.stdout
-        expected = {
+        creates = {
             (f"/users/u{i}/inbox", a)
             for i in range(FOLLOWERS)
             for a in (
@@ -99,6 +108,10 @@ def test_kill_9_during_delivery_loses_nothing_and_resends_nothing_done(blog: Blo
                 f"{blog.base_url}/ap/posts/two/create.json",
             )
         }
+        # Everything the publish queued: both Creates, and the actor's Update that a first
+        # publish sends to followers who may hold an older profile.
+        expected = queued(blog, peer)
+        assert creates <= expected
 
         # Let part of the fan-out finish, then kill -9 mid-flight.
         blog.wait_until(lambda: len(peer.received) >= 10, timeout=30, what="first deliveries")
