@@ -1,10 +1,11 @@
 """The soak's hostile and well-behaved peers: ``python -m benchmarks.soak_peers PORT PEM``.
 
-One process listens on PORT at five loopback addresses, one role each (``benchmarks.soak``
+One process listens on PORT at 21 loopback addresses, one role each (``benchmarks.soak``
 says why each exists):
 
-* ``127.0.0.2`` (``BIG``): any path is a ~900 KB actor document whose key is PEM, a public
-  key that never matches the signatures naming it;
+* ``127.0.0.2`` (``BIG``) and ``127.0.1.1``-``127.0.1.16`` (``BIG_SPREAD``): any path is a
+  ~900 KB actor document whose key is PEM, a public key that never matches the signatures
+  naming it;
 * ``127.0.0.3`` (``SLOW``): never answers (each request sleeps for an hour);
 * ``127.0.0.4`` (``BOMB``): an HTML page that links to ``?t=`` and then repeats
   ``<div></x>`` 30,000 times (about 263 KiB);
@@ -27,6 +28,8 @@ AP = "application/activity+json"
 BIG_ACTOR_BYTES = 900_000
 BOMB_REPEAT = 30_000
 BIG, SLOW, BOMB, GOOD = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
+# More origins serving big actor documents: per-origin rate limits alone cannot bound them.
+BIG_SPREAD = tuple(f"127.0.1.{i}" for i in range(1, 17))
 
 
 def _peer_handler(public_pem: str, counts: dict[str, int]) -> type[BaseHTTPRequestHandler]:
@@ -50,7 +53,7 @@ def _peer_handler(public_pem: str, counts: dict[str, int]) -> type[BaseHTTPReque
                 counts[host] = counts.get(host, 0) + 1
             if path == "/stats":
                 self._send(json.dumps(counts).encode(), "application/json")
-            elif host == BIG:
+            elif host == BIG or host in BIG_SPREAD:
                 self._send(_big_actor(f"http://{self.headers['Host']}{path}", public_pem), AP)
             elif host == SLOW:
                 time.sleep(3600)  # never answers within any client's patience
@@ -93,7 +96,7 @@ def serve_peers(port: int, public_pem: str) -> None:
     counts: dict[str, int] = {}
     handler = _peer_handler(public_pem, counts)
     servers = []
-    for host in ("127.0.0.1", BIG, SLOW, BOMB, GOOD):
+    for host in ("127.0.0.1", BIG, SLOW, BOMB, GOOD, *BIG_SPREAD):
         srv = ThreadingHTTPServer((host, port), handler)
         srv.daemon_threads = True
         servers.append(srv)
