@@ -263,7 +263,7 @@ class Daemon:
         rel = path.lstrip("/")
         parts = rel.split("/")
         if ".." in parts or "\\" in rel or "\0" in rel or not _path_fits(path, parts):
-            return PlainTextResponse("not found", 404)
+            return self._not_found()
         if request.url.query:  # WordPress's /?p=123: a query redirect wins over the file
             moved = self._redirects().get(f"{path}?{request.url.query}")
             if moved is not None:
@@ -289,7 +289,7 @@ class Daemon:
             moved = self._redirects().get(path)
             if moved is not None:  # an imported post's old URL (bridge.site.importing.redirects)
                 return Response(status_code=301, headers={"Location": moved})
-            return PlainTextResponse("not found", 404)
+            return self._not_found()
         headers = {}
         if rel.startswith((".well-known/", "ap/", "nodeinfo/")):
             headers["Access-Control-Allow-Origin"] = "*"
@@ -305,6 +305,13 @@ class Daemon:
         if len(parts) == 2 and parts[0] == "posts":
             return outbox.live_object_path(self.ctx, parts[1])
         return None
+
+    def _not_found(self) -> Response:
+        """The theme's 404 page when the build wrote one, plain text otherwise."""
+        page = self.config.output_dir / "404.html"
+        if page.is_file():
+            return FileResponse(page, status_code=404, media_type="text/html; charset=utf-8")
+        return PlainTextResponse("not found", 404)
 
     def _redirects(self) -> dict[str, str]:
         """The build's ``_redirects`` 301 rules, read again only when the file changes."""

@@ -42,3 +42,10 @@ async def test_a_doubled_slash_redirects_on_the_site(inbox: InboxHarness, path: 
     answer = await inbox.client.get(inbox.config.federation_url + path)
     assert answer.status_code == 301
     assert answer.headers["location"] == "/" + path.strip("/") + "/"
+
+
+async def test_a_missing_page_is_the_themes_404_page(inbox: InboxHarness) -> None:
+    answer = await inbox.client.get("/no/such/page/")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.text == (inbox.config.output_dir / "404.html").read_text(encoding="utf-8")
