@@ -112,9 +112,8 @@ def build(
     check_output_dir(config, out_dir)
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
-    posts, unresolved = mentions.apply(
-        posts, mentions.read_cache(config), own=config.handle
-    )  # cache only, never the network
+    # Cache only, never the network; a preview's handle is the real blog's (config.handle).
+    posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=config.handle)
     warnings += unresolved
     comments, comment_digests = _load_comments(config)
     plan = Plan(
