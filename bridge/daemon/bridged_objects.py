@@ -115,7 +115,8 @@ def bridged_object(
 ) -> dict[str, Any]:
     """``activities.post_object`` with our id, the entry's link as ``url``, hashtags linked
     to ``tag_pages`` (tag -> its page on the original site) or to nothing, and no
-    replies/likes/shares collections (this site serves none for bridged entries)."""
+    replies/likes/shares collections or ``context`` (this site serves none for bridged
+    entries, and a local post of the same slug must not lend its thread)."""
     obj = activities.post_object(config, post)
     pages = {"#" + (hashtag_name(t) or t): url for t, url in (tag_pages or {}).items()}
     for tag in obj["tag"]:
@@ -132,7 +133,7 @@ def bridged_object(
     obj["contentMap"] = {post.lang: obj["content"]}
     obj["id"] = object_id(config, post.slug)
     obj["url"] = link
-    for key in ("replies", "likes", "shares"):
+    for key in ("replies", "likes", "shares", "context"):
         obj.pop(key, None)
     return obj
 
