@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images
+from bridge.site import images, mentions
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -112,6 +112,9 @@ def build(
     check_output_dir(config, out_dir)
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
+    # Cache only, never the network; a preview's handle is the real blog's (config.handle).
+    posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=config.handle)
+    warnings += unresolved
     comments, comment_digests = _load_comments(config)
     plan = Plan(
         config,
