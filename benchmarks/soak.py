@@ -126,7 +126,14 @@ def seed_slow_actor(site: Path, port: int, public_pem: str) -> str:
     return actor
 
 
-def tree_bytes(folder: Path) -> int:
+def state_bytes(folder: Path, db_path: Path) -> int:
+    """The state folder's size with the database's write-ahead log folded in (a WAL left
+    by the setup would otherwise count as growth once the daemon checkpoints it)."""
+    con = sqlite3.connect(db_path, timeout=30)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
@@ -324,7 +331,7 @@ def run_soak(s: dict[str, Any], short: bool, pems: list[tuple[bytes, str]]) -> N
     site_mod.build(cfg)
     posts, _ = content.load(cfg)
     state = cfg.state_dir
-    size_before = tree_bytes(state)
+    size_before = state_bytes(state, cfg.db_path)
     sender = Sender(site, port, pems)
     post0 = cfg.post_url(posts[0].slug)
     jobs = hostile_jobs(sender, peer_port, s, post0, slow_actor)
@@ -359,7 +366,7 @@ def run_soak(s: dict[str, Any], short: bool, pems: list[tuple[bytes, str]]) -> N
         pool.shutdown(wait=False, cancel_futures=True)
         gets = peer_stats(peer_port)
         alive = sender.webmention("x", "y") if daemon_proc.poll() is None else "none, exited"
-    growth = tree_bytes(state) - size_before
+    growth = state_bytes(state, cfg.db_path) - size_before
     report(s, short, events, hostile, gets, alive, growth, t_start)
     after_effects(cfg, posts[0].slug, int(s["cycles"]))
     if not alive.isdigit():

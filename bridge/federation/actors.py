@@ -297,6 +297,7 @@ class Actors:
             if doc is not None:
                 return _key_in(doc, key_id)
         owner_doc = await self._fetch_key_owner(key_id)
+        self.budget.fetched(key_id)
         slim = slim_actor(owner_doc)
         info = _key_in(slim, key_id)
         self.pending.put(key_id, slim)

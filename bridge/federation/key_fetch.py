@@ -7,6 +7,8 @@ in check (tests in tests/security/test_inbox_unverified.py):
 * ``FetchBudget``: at most ``per_minute`` key fetches per origin (scheme, host and port) in
   any sliding minute, refreshes included, and at most one refresh per key id per
   ``refresh_interval`` seconds.  Past it the lookup fails with a 429 and nothing is fetched.
+  A key just fetched is not refreshed within that interval either: a signature that fails
+  with a key first seen costs one fetch, not two.
   The origin charged is the one the ``keyId`` names: that is where the fetches go, so a
   flood of bogus keyIds cannot make the daemon hammer a server, and the ``actor`` field
   (anyone's to write) plays no part.
@@ -80,16 +82,21 @@ class FetchBudget:
             self._fetches.popitem(last=False)
 
     def may_refresh(self, key_id: str) -> bool:
-        """True (and remembered) unless ``key_id`` was refreshed within the interval."""
-        moment = self.clock()
+        """True (and remembered) unless ``key_id`` was fetched or refreshed within the
+        interval."""
         last = self._refreshed.get(key_id)
-        if last is not None and moment - last < self.refresh_interval:
+        if last is not None and self.clock() - last < self.refresh_interval:
             return False
+        self.fetched(key_id)
+        return True
+
+    def fetched(self, key_id: str) -> None:
+        """Remember that ``key_id`` was just fetched: refreshing it within the interval
+        would fetch the same document again (one bogus signature, two fetches)."""
         self._refreshed.pop(key_id, None)
-        self._refreshed[key_id] = moment
+        self._refreshed[key_id] = self.clock()
         while len(self._refreshed) > self._max_origins:
             self._refreshed.popitem(last=False)
-        return True
 
 
 @dataclass(frozen=True)
