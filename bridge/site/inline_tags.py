@@ -46,14 +46,23 @@ from bridge.site.posts import Post, tag_slug
 # a link), code, and text that is not prose.
 _SKIP = frozenset({"a", "code", "pre", "kbd", "samp", "script", "style", "textarea", "title"})
 
-# A comment, or a tag with its attributes (quoted values may hold ``>``).
-_MARKUP = re.compile(r"(<!--.*?-->|<[A-Za-z/!?](?:[^>\"']|\"[^\"]*\"|'[^']*')*>)", re.DOTALL)
-_TAG_NAME = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)")
-
 _PUNCT = r"(?:[.,;:!?…)\]}\"'»”’]|&(?:quot|rsquo|rdquo|raquo|hellip|#39|#x27|#8217|#8221);)"
 _POSSESSIVE = r"(?:['’]|&rsquo;|&#39;|&#x27;|&#8217;)s"
-_END = rf"(?:{_POSSESSIVE})?{_PUNCT}*(?:\s|&nbsp;|&#160;|$)"
-_HASHTAG = re.compile(rf"(?<![\w&/=)#\]\\])#(?P<name>[\w·]*\w)(?={_END})")
+# A hashtag ends at a space, the end of the text or the start of markup, after optional
+# punctuation.
+_END = rf"(?:{_POSSESSIVE})?{_PUNCT}*(?:\s|&nbsp;|&#160;|<|$)"
+# The ``#`` comes first so that a search skips to it; then a look back at the character
+# before it.
+_HASHTAG = rf"#(?<![\w&/=)#\]\\]#)(?P<name>[\w·]*\w)(?={_END})"
+# One pass over the HTML finds both: a comment or a tag with its attributes (quoted
+# values may hold ``>``; a ``#`` there is never a hashtag), and hashtags in the text.
+# Possessive quantifiers (Python 3.11+) keep a tag that never closes from backtracking.
+_TOKEN = re.compile(
+    rf"(?P<markup><!--.*?-->|<(?=[A-Za-z/!?])(?P<close>/?)(?P<element>[A-Za-z][\w-]*)?"
+    rf"(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>)|{_HASHTAG}",
+    re.DOTALL,
+)
+_CANDIDATE = re.compile(_HASHTAG)
 
 
 @dataclass(frozen=True)
@@ -70,30 +79,22 @@ def link_hashtags(source: str, tag_url: Callable[[str], str]) -> Tagged:
     ``tag_url`` maps a hashtag name to its page's URL.  HTML without a hashtag comes back
     unchanged, byte for byte.
     """
-    if "#" not in source:
+    if _CANDIDATE.search(source) is None:  # most posts: no need to look at the markup
         return Tagged(source, ())
     names: dict[str, str] = {}  # casefolded -> as first written
-    skipping: dict[str, int] = {}
-    out: list[str] = []
-    for i, part in enumerate(_MARKUP.split(source)):
-        if i % 2:  # markup
-            out.append(part)
-            _track(part, skipping)
-        elif "#" in part and not any(skipping.values()):
-            out.append(_HASHTAG.sub(lambda m: _link(m, tag_url, names), part))
-        else:
-            out.append(part)
-    return Tagged("".join(out), tuple(names.values()))
+    skipping: dict[str, int] = dict.fromkeys(_SKIP, 0)  # open elements, by name
 
+    def token(m: re.Match[str]) -> str:
+        if m.group("markup") is not None:
+            element = (m.group("element") or "").lower()
+            if element in skipping and not m.group(0).endswith("/>"):
+                skipping[element] = max(skipping[element] + (-1 if m.group("close") else 1), 0)
+            return m.group(0)
+        if any(skipping.values()):
+            return m.group(0)
+        return _link(m, tag_url, names)
 
-def _track(markup: str, skipping: dict[str, int]) -> None:
-    m = _TAG_NAME.match(markup)
-    if m is None or markup.endswith("/>"):
-        return
-    name = m.group(2).lower()
-    if name in _SKIP:
-        depth = skipping.get(name, 0) + (-1 if m.group(1) else 1)
-        skipping[name] = max(depth, 0)
+    return Tagged(_TOKEN.sub(token, source), tuple(names.values()))
 
 
 def _link(m: re.Match[str], tag_url: Callable[[str], str], names: dict[str, str]) -> str:

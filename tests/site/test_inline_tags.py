@@ -182,3 +182,9 @@ def test_turning_the_setting_off_rebuilds_what_it_made(
     build_site(folder)
     assert not (out / "tags/interop").exists()
     assert "hashtag" not in (out / "posts/inline/index.html").read_text(encoding="utf-8")
+
+
+def test_a_tag_that_never_closes_is_read_in_one_pass() -> None:
+    """Raw HTML in Markdown may hold a ``<`` that never closes: no backtracking blow-up."""
+    html = "<p>#first</p><a " + "b " * 50_000 + "#inside"
+    assert link_hashtags(html, _url).tags == ("first", "inside")
