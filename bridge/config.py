@@ -66,6 +66,7 @@ class AuthorConfig:
 class BridgeFeed:
     url: str
     interval: int = 900
+    backfill_days: int = 7  # entries first seen after the first poll, older: not announced
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,10 @@ def _bridge_feeds(path: Path, raw: Any) -> tuple[BridgeFeed, ...]:
         interval = settings.check(
             path, f"bridge.feeds[{i}].interval", "int", feed.get("interval", 900)
         )
-        out.append(BridgeFeed(url=url, interval=interval))
+        backfill = settings.check(
+            path, f"bridge.feeds[{i}].backfill_days", "int", feed.get("backfill_days", 7)
+        )
+        out.append(BridgeFeed(url=url, interval=interval, backfill_days=backfill))
     return tuple(out)
 
 

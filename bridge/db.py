@@ -149,6 +149,21 @@ CREATE TABLE IF NOT EXISTS notifications (
     content TEXT NOT NULL,
     received REAL NOT NULL
 );
+-- Handles mentioned in posts, resolved with WebFinger at publish time (site.mentions).
+CREATE TABLE IF NOT EXISTS mention_cache (
+    handle TEXT PRIMARY KEY,
+    actor_id TEXT NOT NULL,
+    profile_url TEXT NOT NULL,
+    inbox TEXT NOT NULL,
+    fetched REAL NOT NULL,
+    expires REAL NOT NULL
+);
+-- Inboxes of accounts a post mentioned: its Update and Delete reach them too.
+CREATE TABLE IF NOT EXISTS mention_recipients (
+    slug TEXT NOT NULL,
+    inbox TEXT NOT NULL,
+    PRIMARY KEY (slug, inbox)
+);
 """
 
 

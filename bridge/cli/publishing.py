@@ -23,11 +23,14 @@ from bridge.cli._common import build_with_progress, friendly, load_config, open_
 def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     """Build, then send new, edited and deleted posts to followers.
 
-    Creates go out for posts newer than `federate_since`, Updates for federated posts that
-    changed, Deletes for federated posts that were removed; webmentions go to every link
-    of a new or changed post and to links an edit removed. With a daemon running, the
-    daemon delivers the queue; otherwise this command delivers it and exits when only
-    retries scheduled for later remain. When nothing changed it says so.
+    Mentions of `@user@host` in a post's text are resolved with WebFinger first (and
+    cached), so they link to the account, and its Create, Update and Delete reach that
+    account's inbox too. Creates go out for posts newer than `federate_since`, Updates
+    for federated posts that changed, Deletes for federated posts that were removed;
+    webmentions go to every link of a new or changed post and to links an edit removed.
+    With a daemon running, the daemon delivers the queue; otherwise this command
+    delivers it and exits when only retries scheduled for later remain. When nothing
+    changed it says so.
     """
     from bridge import keys
     from bridge.daemon import services
@@ -35,7 +38,12 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     config = load_config(site_dir)
     keys.load_or_generate(config.state_dir)
     built = build_with_progress(config)
+    changed, unresolved = asyncio.run(services.resolve_mentions(config, list(built.built_posts)))
+    if changed:  # newly resolved mentions become links: build again (from the cache)
+        built = build_with_progress(config)
     click.echo(built.summary())
+    for line in unresolved:
+        click.echo(f"warning: {line}", err=True)
     posts = list(built.built_posts)  # parsed once, by the build
     outcome = asyncio.run(
         services.publish_and_deliver(

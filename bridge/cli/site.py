@@ -219,6 +219,7 @@ def serve(
     from bridge import keys
     from bridge.daemon import app as daemon
     from bridge.daemon import events
+    from bridge.federation import limits
     from bridge.site import preview
 
     config = load_config(site_dir)
@@ -246,9 +247,17 @@ def serve(
     if not no_build:
         click.echo(build_with_progress(config, drafts=drafts).summary())
     events.configure(log_format)
-    app = daemon.create_app(config, watch=watch, drafts=drafts)
+    # What one client may hold open or send (bridge.federation.limits; SECURITY.md).
+    app = limits.HTTPLimits(daemon.create_app(config, watch=watch, drafts=drafts))
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", proxy_headers=True, host=host, port=port)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            proxy_headers=True,
+            host=host,
+            port=port,
+            **limits.uvicorn_options(),
+        )
     )
     click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
     server.run(sockets=[sock])

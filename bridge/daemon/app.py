@@ -240,10 +240,15 @@ class Daemon:
         if not page:
             doc = activities.followers_collection(self.config, total, paged=True)
             return JSONResponse(doc, media_type=AP_JSON)
-        if not page.isdigit() or int(page) < 1:
-            return JSONResponse({"error": "page must be a positive integer"}, 400)
-        number = int(page)
         size = activities.FOLLOWERS_PAGE_SIZE
+        last = max(1, -(-total // size))
+        # ASCII digits only ("²".isdigit() is true, int("²") fails), and no page past the
+        # last: a 20-digit page number would overflow SQLite's OFFSET.
+        if not (page.isascii() and page.isdigit()):
+            return JSONResponse({"error": "page must be a positive integer"}, 400)
+        if not 1 <= int(page[:12]) <= last:
+            return JSONResponse({"error": f"page must be a number from 1 to {last}"}, 404)
+        number = int(page)
         rows = self.db.query(
             "SELECT actor FROM followers WHERE state = 'accepted' ORDER BY created, actor "
             "LIMIT ? OFFSET ?",
@@ -256,8 +261,9 @@ class Daemon:
         root = self.config.output_dir
         path = request.url.path
         rel = path.lstrip("/")
-        if ".." in rel.split("/") or "\\" in rel or "\0" in rel:
-            return PlainTextResponse("not found", 404)
+        parts = rel.split("/")
+        if ".." in parts or "\\" in rel or "\0" in rel or not _path_fits(path, parts):
+            return self._not_found()
         if request.url.query:  # WordPress's /?p=123: a query redirect wins over the file
             moved = self._redirects().get(f"{path}?{request.url.query}")
             if moved is not None:
@@ -283,7 +289,7 @@ class Daemon:
             moved = self._redirects().get(path)
             if moved is not None:  # an imported post's old URL (bridge.site.importing.redirects)
                 return Response(status_code=301, headers={"Location": moved})
-            return PlainTextResponse("not found", 404)
+            return self._not_found()
         headers = {}
         if rel.startswith((".well-known/", "ap/", "nodeinfo/")):
             headers["Access-Control-Allow-Origin"] = "*"
@@ -299,6 +305,13 @@ class Daemon:
         if len(parts) == 2 and parts[0] == "posts":
             return outbox.live_object_path(self.ctx, parts[1])
         return None
+
+    def _not_found(self) -> Response:
+        """The theme's 404 page when the build wrote one, plain text otherwise."""
+        page = self.config.output_dir / "404.html"
+        if page.is_file():
+            return FileResponse(page, status_code=404, media_type="text/html; charset=utf-8")
+        return PlainTextResponse("not found", 404)
 
     def _redirects(self) -> dict[str, str]:
         """The build's ``_redirects`` 301 rules, read again only when the file changes."""
@@ -366,3 +379,13 @@ def create_app(
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d
     return app
+
+
+MAX_PATH = 2048
+MAX_NAME_BYTES = 255  # what a file name may hold on Linux file systems (NAME_MAX)
+
+
+def _path_fits(path: str, parts: list[str]) -> bool:
+    """A path no file of ours can have is answered 404 before it reaches the file system,
+    where a 5,000-character name raises ENAMETOOLONG."""
+    return len(path) <= MAX_PATH and all(len(p.encode()) <= MAX_NAME_BYTES for p in parts)

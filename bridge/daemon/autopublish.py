@@ -4,7 +4,9 @@ With ``auto_publish = true`` in site.toml, ``on_publish(result)`` is called afte
 successful build that changed something.  ``daemon_publisher`` (for ``serve --watch``)
 schedules ``outbox.publish`` on the daemon's event loop, where its delivery worker sends
 the queue; ``cli_publisher`` (for ``indiebridge watch``) publishes and delivers from the
-watcher thread, like ``indiebridge publish``.
+watcher thread, like ``indiebridge publish``.  Both resolve the posts' ``@user@host``
+mentions first; when that taught the cache something, the site is built again before
+the publish (the daemon asks its rebuilder, whose build then publishes).
 """
 
 from __future__ import annotations
@@ -40,11 +42,18 @@ def daemon_publisher(
 
     async def run() -> None:
         from bridge.conversations.post_mentions import PostWebmentions
-        from bridge.federation import outbox
+        from bridge.federation import mention_resolver, outbox
         from bridge.site import content
 
         async with lock:
             posts, _ = await asyncio.to_thread(content.load, ctx.config)
+            changed, unresolved = await mention_resolver.resolve(ctx, posts)
+            for line in unresolved:
+                out(f"auto_publish: warning: {line}")
+            if changed:  # new mention links: the rebuild asked for here publishes next
+                for post in posts:
+                    ctx.mark_dirty(post.slug)
+                return
             report = await outbox.publish(ctx, posts, webmentions=PostWebmentions(ctx))
             out(f"auto_publish: {report.summary()}")
 
@@ -69,11 +78,17 @@ def cli_publisher(config: SiteConfig, echo: Echo | None = None) -> OnPublish:
     def hook(result: BuildResult) -> None:
         from bridge.daemon import services
         from bridge.errors import BridgeError
+        from bridge.site import build as site_build
         from bridge.site import content
 
         try:
             current = config_mod.load(config.site_dir)
             posts, _ = content.load(current)
+            changed, unresolved = asyncio.run(services.resolve_mentions(current, posts))
+            for line in unresolved:
+                out(f"auto_publish: warning: {line}")
+            if changed:  # link the newly resolved mentions before publishing
+                posts = list(site_build.build(current).built_posts)
             outcome = asyncio.run(services.publish_and_deliver(current, posts))
         except BridgeError as exc:
             out(f"auto_publish failed: {describe_error(exc)}")

@@ -20,7 +20,21 @@ Where bridged entries live: in the database, not under ``content/``
 
 The objects are served by the daemon from this table (``routes(ctx)``): the signed object
 while the entry is live, a 410 Tombstone after it was deleted, and its Create at
-``/ap/bridge/<slug>/create.json``.  They are not in the static outbox.
+``/ap/bridge/<slug>/create.json``.  They are not in the outbox (``/ap/outbox.json``), which
+the build writes from ``content/`` alone.  Putting them there is not a small change:
+
+* the build would read this table from the state database, so ``public/`` would depend on
+  the machine's state (a build from a checkout, as in CI or on a laptop, would differ
+  from the server's) and the build side would read what the daemon owns;
+* ``bridge.site.plan`` emits each outbox page right after the posts it lists and keys it
+  on them; interleaving a second, date-ordered stream would change every page's key each
+  time an entry arrives;
+* the build would have to run after every poll that announces something.
+
+The way to do it is on the daemon's side: answer ``/ap/outbox.json`` and its pages from
+the built pages merged with this table, in front of the static files.  Until then,
+whatever reads the outbox (a server backfilling a profile, an archiver) misses bridged
+entries; followers get them by delivery, and each object is fetchable at its id.
 
 What counts as a removal
 ------------------------
@@ -29,32 +43,39 @@ end was not deleted.  An entry missing from the feed is deleted only when it is 
 than the oldest entry the feed still carries; an empty feed deletes nothing (a broken
 CMS template must not wipe an actor's posts).
 
-Dates and the first poll
-------------------------
+Dates, the first poll and the backfill horizon
+----------------------------------------------
 Entries are dated by their ``published`` (else ``updated``) date; an entry without one is
-dated by the moment it was first seen, which is stored, so it never changes.  Entries
-older than ``federate_since`` (site.toml, or the moment of the first publish) are recorded
-and served but never announced: turning the bridge on does not flood followers' timelines
-with an archive.
+dated by the moment it was first seen, which is stored, so it never changes.
+
+* The first poll of a feed (no entry of it recorded yet) is an honest backfill: entries
+  older than ``federate_since`` (site.toml, or the moment of the first publish) are
+  recorded and served but never announced, so turning the bridge on does not flood
+  followers' timelines with an archive.
+* After that, an entry seen for the first time is announced whatever its date, unless it
+  is older than the feed's ``backfill_days`` (default 7) before the poll.  Feed dates are
+  coarse (Pelican's are to the minute) and posts are often backdated, so a post written
+  a minute after bridging started may be dated before ``federate_since``: it still goes
+  out.  The horizon keeps a feed that widens its window (10 entries to 50) from
+  announcing its archive.
+* Every entry not announced is one log line (``indiebridge.bridge``, INFO) saying why.
 """
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import nh3
-
-from bridge.config import SiteConfig
+from bridge.config import BridgeFeed
 from bridge.conversations.post_mentions import PostWebmentions
+from bridge.daemon.bridged_objects import bridged_object, entry_post, object_id, sign
 from bridge.db import Database
 from bridge.federation import delivery, outbox
 from bridge.federation.context import Context
-from bridge.site import activities, importer, proofs
-from bridge.site.posts import SLUG_RE, Post
+from bridge.site import activities, importer
+from bridge.site.posts import SLUG_RE
 
 log = logging.getLogger("indiebridge.bridge")
 
@@ -116,74 +137,7 @@ class FeedReport:
     next_poll: float = 0.0
 
 
-# ---- entries -> posts -> objects --------------------------------------------------------
-
-
-def object_id(config: SiteConfig, slug: str) -> str:
-    return f"{config.base_url}/ap/bridge/{slug}.json"
-
-
-def entry_post(
-    config: SiteConfig, feed_url: str, entry: importer.FeedEntry, slug: str, date: dt.datetime
-) -> Post:
-    """The ``Post`` value of a feed entry (its HTML sanitised; ``original_url`` its link)."""
-    html = nh3.clean(entry.html).strip()
-    updated = entry.updated if entry.updated and entry.updated > date else None
-    digest = hashlib.sha256(
-        json.dumps(
-            [
-                entry.title,
-                entry.link,
-                date.isoformat(),
-                updated and updated.isoformat(),
-                list(entry.tags),
-                entry.summary,
-                html,
-            ],
-        ).encode()
-    ).hexdigest()
-    return Post(
-        source=feed_url,
-        slug=slug,
-        title=entry.title,
-        date=date,
-        updated=updated,
-        tags=entry.tags,
-        summary=entry.summary,
-        draft=False,
-        lang=config.language,
-        content_warning=None,
-        images=(),
-        in_reply_to=None,
-        fediverse_format=config.fediverse_format,
-        body=html,
-        html=html,
-        digest=digest,
-        extra={"original_url": entry.link} if entry.link else {},
-    )
-
-
-def bridged_object(config: SiteConfig, post: Post) -> dict[str, Any]:
-    """``activities.post_object`` with our id, the entry's link as ``url`` and no
-    replies/likes/shares collections (this site serves none for bridged entries)."""
-    obj = activities.post_object(config, post)
-    link = post.extra.get("original_url") or config.base_url + "/"
-    own_page = config.post_url(post.slug)
-    for key in ("content", "summary"):
-        if isinstance(obj.get(key), str):
-            obj[key] = obj[key].replace(own_page, link)
-    obj["contentMap"] = {post.lang: obj["content"]}
-    obj["id"] = object_id(config, post.slug)
-    obj["url"] = link
-    for key in ("replies", "likes", "shares"):
-        obj.pop(key, None)
-    return obj
-
-
-def sign(ctx: Context, obj: dict[str, Any], moment: dt.datetime) -> dict[str, Any]:
-    return proofs.sign_object(
-        proofs.strip_proof(obj), ctx.keys.ed25519, ctx.config.ed25519_key_id, moment
-    )
+# ---- the diff ------------------------------------------------------------------------
 
 
 def _unique_slug(db: Database, entry: importer.FeedEntry) -> str:
@@ -194,11 +148,15 @@ def _unique_slug(db: Database, entry: importer.FeedEntry) -> str:
     return importer.unique_slug(base, taken)
 
 
+def _name(entry: importer.FeedEntry) -> str:
+    return entry.link or entry.key
+
+
 async def federate(
-    ctx: Context, feed_url: str, parsed: importer.ParsedFeed, moment: float, report: FeedReport
+    ctx: Context, feed: BridgeFeed, parsed: importer.ParsedFeed, moment: float, report: FeedReport
 ) -> None:
     """Diff one fetched feed against ``bridge_entries``: announce, record, delete, mention."""
-    diff = _FeedDiff(ctx, feed_url, moment, report)
+    diff = _FeedDiff(ctx, feed, moment, report)
     for entry in sorted(parsed.entries, key=diff.date_of):
         diff.entry(entry)
     diff.deletions()
@@ -218,17 +176,20 @@ class _Job:
 class _FeedDiff:
     """One poll's diff: each step is a method, the shared state lives on the instance."""
 
-    def __init__(self, ctx: Context, feed_url: str, moment: float, report: FeedReport) -> None:
+    def __init__(self, ctx: Context, feed: BridgeFeed, moment: float, report: FeedReport) -> None:
         self.ctx, self.db, self.config = ctx, ctx.db, ctx.config
-        self.feed_url = feed_url
+        self.feed_url = feed.url
+        self.backfill_days = feed.backfill_days
         self.moment = moment
         self.report = report
         self.rows = {
             str(r["entry_key"]): dict(r)
-            for r in self.db.query("SELECT * FROM bridge_entries WHERE feed = ?", (feed_url,))
+            for r in self.db.query("SELECT * FROM bridge_entries WHERE feed = ?", (feed.url,))
         }
         self.since = outbox.federate_since(ctx)
         self.now = dt.datetime.fromtimestamp(int(moment), dt.UTC)
+        self.first_poll = not self.rows
+        self.horizon = self.now - dt.timedelta(days=feed.backfill_days)
         self.inboxes = delivery.inboxes_for_followers(self.db)
         self.current: dict[str, float] = {}  # entry key -> date, for the entries in the feed
         self.mentions = PostWebmentions(ctx)
@@ -243,6 +204,23 @@ class _FeedDiff:
             return dt.datetime.fromtimestamp(row["published"], dt.UTC)
         return self.now
 
+    def held(self, date: dt.datetime) -> str:
+        """Why a new entry dated ``date`` is recorded without announcing it ("" if not)."""
+        if self.first_poll and date < self.since:
+            return (
+                f"dated {activities.iso(date)}, before federate_since "
+                f"{activities.iso(self.since)}, on the feed's first poll (backfill)"
+            )
+        if not self.first_poll and date < self.horizon:
+            return (
+                f"dated {activities.iso(date)}, older than the backfill horizon "
+                f"(backfill_days = {self.backfill_days})"
+            )
+        return ""
+
+    def _not_announced(self, entry: importer.FeedEntry, why: str) -> None:
+        log.info("bridge: %s: %s: not announced: %s", self.feed_url, _name(entry), why)
+
     def _queue(self, activity: dict[str, Any]) -> None:
         self.report.queued += delivery.enqueue(self.db, activity, self.inboxes)
         self.ctx.wake_delivery()
@@ -250,14 +228,15 @@ class _FeedDiff:
     def entry(self, entry: importer.FeedEntry) -> None:
         """Announce a new or changed entry (or record it without announcing)."""
         if entry.key in self.current:
-            return  # the same entry twice in one feed: the first one counts
+            self._not_announced(entry, "it appears twice in the feed; the first one counts")
+            return
         date = self.date_of(entry)
         self.current[entry.key] = date.timestamp()
         row = self.rows.get(entry.key)
         live = row if row is not None and row["state"] == "live" else None
         slug = str(live["slug"]) if live is not None else _unique_slug(self.db, entry)
         post = entry_post(self.config, self.feed_url, entry, slug, date)
-        obj = bridged_object(self.config, post)
+        obj = bridged_object(self.config, post, dict(entry.tag_links))
         digest = outbox.object_digest(obj)
         if live is not None and live["digest"] == digest:
             return
@@ -266,8 +245,10 @@ class _FeedDiff:
         served = sign(self.ctx, obj, post.last_modified)
         links = sorted(self.mentions.links(post.html, entry.link or self.config.base_url + "/"))
         announce = True
-        if live is None and date < self.since:
+        held = self.held(date) if live is None else ""
+        if held:
             self.report.recorded.append(slug)
+            self._not_announced(entry, held + "; recorded and served only")
             announce = False
         elif live is None:
             self._queue(sign(self.ctx, activities.create(self.config, served), post.date))
@@ -281,6 +262,7 @@ class _FeedDiff:
             self.report.updated.append(slug)
         else:
             self.report.recorded.append(slug)  # an old, never announced entry changed
+            self._not_announced(entry, "changed, but it was never announced; recorded only")
             announce = False
         self._save(
             entry,
@@ -354,6 +336,12 @@ class _FeedDiff:
                 target = object_id(self.config, slug)
                 self._queue(
                     sign(self.ctx, activities.delete(self.config, target, self.now), self.now)
+                )
+            else:
+                log.info(
+                    "bridge: %s: %s: removed from the feed; never announced, so no Delete",
+                    self.feed_url,
+                    row["link"] or key,
                 )
             self.report.deleted.append(slug)
             with self.db.tx() as con:

@@ -7,7 +7,8 @@ fediverse readers land on the original blog, while the object ``id`` stays on th
 removed ones as Delete, built and signed exactly as ``outbox.publish`` does, and
 webmentions go to the links of new or changed entries (from the entry's own page).
 
-How entries become objects (and where they live) is in ``bridge.daemon.bridged_entries``.
+Which entries are announced (and where they live) is in ``bridge.daemon.bridged_entries``;
+how an entry becomes an object, in ``bridge.daemon.bridged_objects``.
 
 Polling politely
 ----------------
@@ -35,7 +36,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bridge.config import BridgeFeed
-from bridge.daemon.bridged_entries import FeedReport, ensure_schema, federate, object_id, sign
+from bridge.daemon.bridged_entries import FeedReport, ensure_schema, federate
+from bridge.daemon.bridged_objects import object_id, sign
 from bridge.db import Database
 from bridge.errors import BridgeError
 from bridge.federation import delivery
@@ -163,7 +165,7 @@ async def _poll_feed(ctx: Context, feed: BridgeFeed, moment: float) -> FeedRepor
             raise BridgeError(f"HTTP {page.status}")
         else:
             parsed = importer.parse_feed(page.body, url=page.url)
-            await federate(ctx, feed.url, parsed, moment, report)
+            await federate(ctx, feed, parsed, moment, report)
     except BridgeError as exc:
         failures = int(state["failures"]) + 1
         wait = max(backoff(feed.interval, failures), retry_after or 0.0)

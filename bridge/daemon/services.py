@@ -27,7 +27,7 @@ from bridge.config import SiteConfig
 from bridge.daemon import events
 from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.db import Database
-from bridge.federation import delivery, followers, inbox, outbox
+from bridge.federation import delivery, followers, inbox, mention_resolver, outbox
 from bridge.federation.context import Context, make_context
 from bridge.keys import ActorKeys
 from bridge.site.comments import CommentStore
@@ -93,6 +93,19 @@ class PublishOutcome:
     report: outbox.PublishReport
     stats: delivery.DeliveryStats | None
     """What this process delivered; None when a running daemon delivers the queue."""
+
+
+async def resolve_mentions(config: SiteConfig, posts: list[Post]) -> tuple[int, list[str]]:
+    """Resolve the ``@user@host`` mentions of ``posts`` into the cache the build reads
+    (``bridge.federation.mention_resolver``): how many changed, and one warning per
+    handle that could not be resolved."""
+    db = Database(config.db_path)
+    ctx = build_context(config, db, key_store.load_or_generate(config.state_dir))
+    try:
+        return await mention_resolver.resolve(ctx, posts)
+    finally:
+        await ctx.fetcher.aclose()
+        db.close()
 
 
 async def publish_and_deliver(

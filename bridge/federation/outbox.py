@@ -22,7 +22,9 @@ activities and queues, records and sends nothing.
 Replies to fediverse posts (``in_reply_to``) are resolved at publish time: when the target
 is an ActivityStreams object, the post is sent with ``inReplyTo`` = that object's id, its
 author tagged and addressed, and delivered to the author's inbox too, so it threads
-under the original on Mastodon and notifies its author.
+under the original on Mastodon and notifies its author.  Accounts mentioned in a post's
+text (``@user@host``, resolved by ``mention_resolver`` before the build) get its Create,
+Update and Delete in their inboxes as well.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, Protocol
 
 from bridge.db import now
 from bridge.errors import BridgeError, PublishError
-from bridge.federation import delivery, pins, published
+from bridge.federation import delivery, mention_resolver, pins, published
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.site import activities, proofs
@@ -243,7 +245,11 @@ async def publish(
                 activity = activities.update(ctx.config, full, moment, previous=link.last_activity)
                 activity = _sign(ctx, activity, moment)
                 report.updated.append(post.slug)
-            planned = Planned(activity, list(dict.fromkeys(inboxes + extra)))
+            mentioned = mention_resolver.mentioned_inboxes(ctx, full)
+            mentioned += mention_resolver.recipients(ctx, post.slug)
+            planned = Planned(activity, list(dict.fromkeys(inboxes + extra + mentioned)))
+            if not dry_run:
+                mention_resolver.remember(ctx, post.slug, mentioned)
             federated = True
         if planned is not None:
             report.planned.append(planned)
@@ -335,7 +341,10 @@ async def _delete(
         link = published.chain(ctx.db, object_id)
         activity = activities.delete(ctx.config, object_id, moment, previous=link.last_activity)
         activity = _sign(ctx, activity, moment)
-        planned = Planned(activity, list(dict.fromkeys(inboxes + _interacted_inboxes(ctx, slug))))
+        mentioned = mention_resolver.recipients(ctx, slug)
+        planned = Planned(
+            activity, list(dict.fromkeys(inboxes + _interacted_inboxes(ctx, slug) + mentioned))
+        )
         report.planned.append(planned)
         report.queued += _queue(ctx, planned, report.dry_run)
     report.deleted.append(slug)

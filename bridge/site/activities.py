@@ -212,8 +212,10 @@ def post_object(
         "url": url,
         "published": iso(post.date),
         "to": [PUBLIC],
-        "cc": [config.followers_url, *[m[0] for m in mentions]],
+        "cc": list(dict.fromkeys([config.followers_url, *[m[0] for m in mentions]])),
     }
+    if post.mentions:  # mentioned in the text (bridge.site.mentions): tagged and addressed
+        obj["cc"] = list(dict.fromkeys([*obj["cc"], *[m[0] for m in post.mentions]]))
     if post.updated and post.updated > post.date:
         obj["updated"] = iso(post.updated)
     body = post.html
@@ -248,6 +250,11 @@ def post_object(
         for tag in post.tags
     ]
     tags += [{"type": "Mention", "name": h, "href": a} for a, h in mentions]
+    tags += [
+        {"type": "Mention", "name": h, "href": a}
+        for a, h in post.mentions
+        if a not in {m[0] for m in mentions}
+    ]
     obj["tag"] = tags
     obj["attachment"] = [
         {"type": "Image", "mediaType": img.media_type, "url": img.url, "name": img.alt}

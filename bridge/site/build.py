@@ -18,10 +18,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images
+from bridge.site import images, mentions
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -112,6 +113,10 @@ def build(
     check_output_dir(config, out_dir)
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
+    # Cache only, never the network. A preview keeps the real handle as the blog's own.
+    own = f"@{config.username}@{urlsplit(config.preview_of).netloc}" if config.preview_of else ""
+    posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=own or config.handle)
+    warnings += unresolved
     comments, comment_digests = _load_comments(config)
     plan = Plan(
         config,

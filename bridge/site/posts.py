@@ -57,6 +57,8 @@ class Post:
     digest: str  # hash of the source file bytes (cache key and change detection)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. original_url
     pinned: bool = False  # featured on the profile, first on the home page
+    # (actor id, @user@host) of accounts mentioned in the text and resolved (site.mentions)
+    mentions: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_note(self) -> bool:

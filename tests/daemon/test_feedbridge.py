@@ -30,6 +30,14 @@ from tests.webserver import Exchange, WebServer, web_fixture  # noqa: F401 - `we
 pytestmark = pytest.mark.anyio
 UTC = dt.UTC
 FOLLOWER_INBOX = "https://peer.example/inbox"
+# Entries are dated relative to today, so the backfill horizon (bridge_site: 60 days) holds.
+DAY0 = dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(
+    days=30
+)
+
+
+def day(n: int) -> dt.datetime:
+    return DAY0 + dt.timedelta(days=n, hours=9)
 
 
 @dataclass
@@ -38,9 +46,10 @@ class Entry:
     title: str
     day: int
     body: str
+    date: dt.datetime | None = None  # else day(self.day)
 
     def item(self, base: str) -> str:
-        date = dt.datetime(2026, 1, self.day, 9, tzinfo=UTC)
+        date = self.date or day(self.day)
         return (
             f"<item><title>{html.escape(self.title)}</title>"
             f"<link>{base}/blog/{self.slug}/</link><guid>{base}/blog/{self.slug}/</guid>"
@@ -90,7 +99,7 @@ def bridge_site(make_site: Callable[..., Path], url: str, **overrides: Any) -> P
     settings: dict[str, Any] = {
         "allow_private_addresses": True,
         "federate_since": dt.datetime(2000, 1, 1, tzinfo=UTC),
-        "bridge": {"feeds": [{"url": url, "interval": 60}]},
+        "bridge": {"feeds": [{"url": url, "interval": 60, "backfill_days": 60}]},
     }
     settings.update(overrides)
     return make_site(settings)
@@ -159,7 +168,7 @@ async def test_created_updated_and_deleted_entries_reach_followers(
     assert alpha["url"] == web.url("/blog/alpha/")  # readers go to the original blog
     assert alpha["type"] == "Article" and alpha["name"] == "Alpha & Omega"
     assert alpha["attributedTo"] == ctx.config.actor_id
-    assert [t["name"] for t in alpha["tag"]] == ["#bridged"]
+    assert alpha["tag"] == [{"type": "Hashtag", "name": "#bridged"}]  # no page of ours
     assert "replies" not in alpha
     assert web.url("/blog/alpha/") in creates[1]["object"]["content"]  # resolved link
     public = ctx.keys.ed25519.public_key()
@@ -227,7 +236,7 @@ async def test_entries_before_federate_since_are_served_but_not_announced(
 ) -> None:
     feed = FeedHost(web)
     feed.entries = [Entry("old", "Old", 1, "<p>Old.</p>"), Entry("new", "New", 20, "<p>New.</p>")]
-    folder = bridge_site(make_site, feed.url, federate_since=dt.datetime(2026, 1, 10, tzinfo=UTC))
+    folder = bridge_site(make_site, feed.url, federate_since=day(10) - dt.timedelta(hours=9))
     ctx = context_for(folder)
     report = await feedbridge.poll_once(ctx)
     assert (report.recorded, report.created) == (["old"], ["new"])
@@ -340,3 +349,105 @@ async def test_webmentions_go_to_the_links_of_new_entries(
     sent = web.requests_to("/wm")
     assert len(sent) == 1
     assert sent[0].form == {"source": [web.url("/blog/one/")], "target": [web.url("/target")]}
+
+
+async def test_an_entry_first_seen_after_the_first_poll_goes_out_whatever_its_date(
+    make_site: Callable[..., Path],
+    web: WebServer,
+    context_for: Callable[[Path], Context],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Pelican dates posts to the minute (``DEFAULT_DATE_FORMAT``; its feeds write
+    ``date`` without seconds), so a post written one minute after bridging started can be
+    dated before ``federate_since``; it must still arrive.  Only the first poll is a
+    backfill, and later entries older than ``backfill_days`` stay unannounced."""
+    feed = FeedHost(web)
+    feed.entries = [Entry("archive", "Archive", 1, "<p>Old.</p>")]
+    folder = bridge_site(
+        make_site,
+        feed.url,
+        federate_since=None,  # the moment of the first poll, stored
+        bridge={"feeds": [{"url": feed.url, "interval": 60, "backfill_days": 7}]},
+    )
+    ctx = context_for(folder)
+    caplog.set_level("INFO", logger="indiebridge.bridge")
+    first = await feedbridge.poll_once(ctx)
+    assert (first.recorded, first.created) == (["archive"], [])
+    since = outbox.federate_since(ctx)
+    assert [r.getMessage() for r in caplog.records if "not announced" in r.getMessage()] == [
+        f"bridge: {feed.url}: {web.url('/blog/archive/')}: not announced: dated "
+        f"{day(1):%Y-%m-%dT%H:%M:%SZ}, before federate_since "
+        f"{since:%Y-%m-%dT%H:%M:%SZ}, on the feed's first poll (backfill); "
+        "recorded and served only"
+    ]
+    caplog.clear()
+
+    # Written in the minute bridging started: dated (to the minute) before federate_since.
+    minute = since.replace(second=0, microsecond=0) - dt.timedelta(seconds=1)
+    assert minute < since
+    feed.entries += [
+        Entry("just-now", "Just now", 40, "<p>New.</p>", date=minute.replace(second=0)),
+        Entry("backdated", "Backdated", 41, "<p>Late.</p>", date=since - dt.timedelta(days=6)),
+        Entry("too-old", "Too old", 42, "<p>Found.</p>", date=since - dt.timedelta(days=8)),
+    ]
+    second = await feedbridge.poll_once(ctx)
+    assert sorted(second.created) == ["backdated", "just-now"]
+    assert second.recorded == ["too-old"]
+    assert sorted(a["object"]["name"] for a in queued(ctx)) == ["Backdated", "Just now"]
+    lines = [r.getMessage() for r in caplog.records if "not announced" in r.getMessage()]
+    assert len(lines) == 1 and web.url("/blog/too-old/") in lines[0]
+    assert "older than the backfill horizon (backfill_days = 7)" in lines[0]
+
+
+async def test_every_entry_not_announced_gets_a_log_line(
+    make_site: Callable[..., Path],
+    web: WebServer,
+    context_for: Callable[[Path], Context],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed = FeedHost(web)
+    feed.entries = [
+        Entry("old", "Old", 1, "<p>Old.</p>"),
+        Entry("gone", "Gone", 2, "<p>Gone.</p>"),
+        Entry("twin", "Twin", 12, "<p>A</p>"),
+    ]
+    folder = bridge_site(make_site, feed.url, federate_since=day(10) - dt.timedelta(hours=9))
+    ctx = context_for(folder)
+    caplog.set_level("INFO", logger="indiebridge.bridge")
+    first = await feedbridge.poll_once(ctx)
+    assert (first.recorded, first.created) == (["old", "gone"], ["twin"])
+    feed.entries = [
+        Entry("old", "Old", 1, "<p>Old, edited.</p>"),
+        Entry("twin", "Twin", 12, "<p>A</p>"),
+        Entry("twin", "Twin again", 12, "<p>B</p>"),  # the same guid twice
+    ]
+    report = await feedbridge.poll_once(ctx)
+    assert (report.recorded, report.deleted) == (["old"], ["gone"])
+    assert [a["type"] for a in queued(ctx)] == ["Create"]
+    messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bridge: ")]
+    old, gone, twin = (web.url(f"/blog/{s}/") for s in ("old", "gone", "twin"))
+    head = f"bridge: {feed.url}: "
+    assert messages == [
+        f"{head}{old}: not announced: dated {day(1):%Y-%m-%dT%H:%M:%SZ}, before federate_since "
+        f"{day(10) - dt.timedelta(hours=9):%Y-%m-%dT%H:%M:%SZ}, on the feed's first poll "
+        "(backfill); recorded and served only",
+        f"{head}{gone}: not announced: dated {day(2):%Y-%m-%dT%H:%M:%SZ}, before federate_since "
+        f"{day(10) - dt.timedelta(hours=9):%Y-%m-%dT%H:%M:%SZ}, on the feed's first poll "
+        "(backfill); recorded and served only",
+        f"{head}{old}: not announced: changed, but it was never announced; recorded only",
+        f"{head}{twin}: not announced: it appears twice in the feed; the first one counts",
+        f"{head}{gone}: removed from the feed; never announced, so no Delete",
+    ]
+
+
+def test_backfill_days_is_a_positive_integer(make_site: Callable[..., Path]) -> None:
+    url = "https://old.example/feed.xml"
+    folder = make_site({"bridge": {"feeds": [{"url": url}]}})
+    assert config_mod.load(folder).bridge_feeds[0].backfill_days == 7
+    bad = make_site({"bridge": {"feeds": [{"url": url, "backfill_days": 0}]}})
+    with pytest.raises(config_mod.ConfigError) as err:
+        config_mod.load(bad)
+    assert (
+        str(err.value)
+        == "site.toml: key 'bridge.feeds[0].backfill_days' must be a positive integer"
+    )

@@ -60,6 +60,7 @@ CATEGORIES = (
     "render",
     "fault",
     "load",
+    "routes",  # the daemon's GET routes: odd paths and page numbers
     *_FEDERATION_CATEGORIES,
     *_CONVERSATION_CATEGORIES,
 )

@@ -99,3 +99,17 @@ def test_production_build_has_no_preview_marks(site: Path) -> None:
     assert actor["name"] == "Tess Tester"
     assert "preview" not in (out / "index.html").read_text(encoding="utf-8").lower()
     assert "preview" not in json.loads((out / "nodeinfo" / "2.1").read_text())["metadata"]
+
+
+def test_a_preview_knows_the_blogs_own_handle_is_no_mention(site: Path) -> None:
+    """init's first post invites follows with the blog's own handle: in a preview (where
+    base_url is the local address) that is still the blog itself, not an unknown mention."""
+    config = config_mod.load(site)
+    post = site / "content" / "posts" / "2026-05-01-follow.md"
+    post.write_text(
+        f"---\ndate: 2026-05-01T10:00:00Z\n---\nFollow {config.handle} from anywhere.\n",
+        encoding="utf-8",
+    )
+    local = preview.preview_config(config, "http://127.0.0.1:8765")
+    assert site_mod.build(local).warnings == []
+    assert site_mod.build(config).warnings == []

@@ -16,6 +16,11 @@ Facts relied on:
 * An entry's ``<description>`` is its body unless the feed also has ``content:encoded``
   or Atom ``<content>``; then it is a summary, which may be a cut of the body (Pelican,
   WordPress) or the author's own excerpt.
+* A category's ``scheme`` (Atom, RFC 4287 section 4.2.2.2: an IRI of a categorization
+  scheme) or ``domain`` (RSS 2.0) is the tag's page only when it is a folder below the
+  site root (``https://old.example/tags/`` + term).  WordPress's Atom template writes the
+  home URL there (``wp-includes/feed-atom.php``, ``bloginfo_rss('url')``), and Blogger a
+  namespace (``http://www.blogger.com/atom/ns#``): neither names a tag page.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import html as html_mod
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import feedparser
 
@@ -71,6 +76,36 @@ def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
         name = " ".join(html_mod.unescape(name).split()).lstrip("#")
         if name:
             out.setdefault(name.lower(), name)
+    return tuple(out.values())
+
+
+def tag_page(scheme: Any, term: Any) -> str | None:
+    """The tag's page on the original site, when the category's scheme names a tag folder."""
+    if not isinstance(scheme, str) or not isinstance(term, str) or not term.strip():
+        return None
+    parts = urlsplit(scheme.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or not parts.path.endswith("/")
+        or parts.path == "/"
+    ):
+        return None
+    return scheme.strip() + quote(term.strip(), safe="")
+
+
+def _tag_links(entry: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    out: dict[str, tuple[str, str]] = {}
+    for tag in entry.get("tags") or []:
+        name, page = (
+            tag.get("label") or tag.get("term"),
+            tag_page(tag.get("scheme"), tag.get("term")),
+        )
+        if isinstance(name, str) and page:
+            name = " ".join(html_mod.unescape(name).split()).lstrip("#")
+            out.setdefault(name.lower(), (name, page))
     return tuple(out.values())
 
 
@@ -150,6 +185,7 @@ def read(data: bytes, *, url: str = "") -> ParsedFeed:
                 date=date,
                 updated=struct_time(_raw(entry, "updated_parsed")),
                 tags=_tags(entry),
+                tag_links=_tag_links(entry),
                 summary=summary,
                 html=absolutize(body, link or str(feed_link or "") or url),
                 guid=guid,

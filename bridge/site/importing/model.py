@@ -52,6 +52,7 @@ class FeedEntry:
     truncated: bool = False  # the feed carries a summary only; see full_content
     warnings: tuple[str, ...] = ()
     markdown: str | None = None  # a body that is Markdown already (site sources)
+    tag_links: tuple[tuple[str, str], ...] = ()  # (tag, its page) where the feed names one
 
 
 @dataclass(frozen=True)
