@@ -14,7 +14,7 @@ Facts relied on:
   reference) is excluded the same way, by refusing a ``#`` after ``&``.
 * a name is letters, digits, ``_`` and ``·``, with at least one letter
   (``HASHTAG_NAME_PAT`` in ``app/models/tag.rb``; ``#2026`` and ``#123`` are not tags);
-  ``bridge.site.hashtags.hashtag_name`` gives the same name back for such a word.
+  the ``Hashtag`` then carries ``bridge.site.hashtags.hashtag_name`` of the word.
 * Mastodon renders a hashtag as ``<a href="…/tags/x" class="mention hashtag" rel="tag">
   #<span>x</span></a>`` (``TextFormatter#link_to_hashtag`` in ``app/lib/text_formatter.rb``)
   and its sanitiser keeps the ``mention`` and ``hashtag`` classes of remote content
