@@ -142,7 +142,10 @@ class SiteConfig:
 
     @property
     def handle(self) -> str:
-        return f"@{self.username}@{self.host}"
+        """The handle people follow; a local preview shows the real blog's, not its own
+        loopback address (which federates nowhere)."""
+        host = urlsplit(self.preview_of).netloc if self.preview_of else self.host
+        return f"@{self.username}@{host}"
 
     @property
     def actor_id(self) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from bridge import keys
 from bridge.config import SiteConfig
@@ -113,9 +112,8 @@ def build(
     check_output_dir(config, out_dir)
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
-    # Cache only, never the network. A preview keeps the real handle as the blog's own.
-    own = f"@{config.username}@{urlsplit(config.preview_of).netloc}" if config.preview_of else ""
-    posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=own or config.handle)
+    # Cache only, never the network; a preview's handle is the real blog's (config.handle).
+    posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=config.handle)
     warnings += unresolved
     comments, comment_digests = _load_comments(config)
     plan = Plan(
