@@ -101,6 +101,7 @@ class SiteConfig:
     og_image_width: int = 1200
     og_image_height: int = 630
     quote_policy: str = "public"
+    inline_hashtags: bool = True
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -350,4 +351,5 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         og_image_width=values["og_image_width"],
         og_image_height=values["og_image_height"],
         quote_policy=values["quote_policy"],
+        inline_hashtags=values["inline_hashtags"],
     )

@@ -112,6 +112,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Who may quote posts (FEP-044f quote posts, Mastodon 4.5+): anyone, followers, "
         "or nobody; answered automatically by the daemon.",
     ),
+    Setting(
+        "inline_hashtags",
+        "bool",
+        True,
+        "`#word` in a post's text (outside code and links) links to the tag page and "
+        "becomes one of the post's tags.",
+    ),
 )
 
 AUTHOR_KEYS = {"name": "str", "url": "url", "avatar": "str", "bio": "str", "fields": "fields"}

@@ -24,7 +24,7 @@ import markdown
 from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
-from bridge.site import frontmatter
+from bridge.site import frontmatter, inline_tags
 from bridge.site import posts as posts_module
 from bridge.site.frontmatter import (
     PAGE_KEYS,
@@ -250,6 +250,8 @@ def load(
         pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
         cache.rendered(done)
     cache.save()
+    if config.inline_hashtags:  # after the cache: it holds what Markdown alone made
+        posts = [inline_tags.tag_post(post, config) for post in posts]
     return posts, pages
 
 

@@ -286,7 +286,10 @@ def test_note(built: Built) -> None:
     obj = post(built, "quick-note")
     assert obj["type"] == "Note"
     assert "name" not in obj
-    assert obj["content"] == "<p>A short note without a title. #notes</p>"
+    assert obj["content"] == (  # the inline #notes is linked as Mastodon links a hashtag
+        '<p>A short note without a title. <a href="https://blog.example/tags/notes/" '
+        'class="mention hashtag" rel="tag">#notes</a></p>'
+    )
     assert "summary" not in obj and obj["sensitive"] is False
     assert "updated" not in obj
     assert obj["attachment"] == []

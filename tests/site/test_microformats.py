@@ -92,7 +92,10 @@ def test_entry_author_is_an_h_card(built: Built) -> None:
 def test_note_has_no_name(built: Built) -> None:
     p = props(entry(built, "quick-note"))
     assert "name" not in p
-    assert p["content"][0]["html"] == "<p>A short note without a title. #notes</p>"
+    assert p["content"][0]["html"] == (  # the inline #notes is a link to its tag page
+        '<p>A short note without a title. <a class="mention hashtag" '
+        'href="https://blog.example/tags/notes/" rel="tag">#notes</a></p>'
+    )
     assert p["url"] == p["uid"] == [f"{BASE_URL}/posts/quick-note/"]
     assert p["published"] == ["2026-01-12T08:00:00+0000"]
     assert "updated" not in p
