@@ -42,7 +42,7 @@ from bridge.daemon.watch import SiteWatcher
 from bridge.db import Database
 from bridge.federation import followers, inbox, outbox, published
 from bridge.federation.context import Context
-from bridge.site import activities, webfinger
+from bridge.site import collections, webfinger
 from bridge.site.importing.redirects import read_netlify
 
 log = logging.getLogger("indiebridge.daemon")
@@ -238,9 +238,9 @@ class Daemon:
         total = followers.count(self.db)
         page = request.query_params.get("page", "")
         if not page:
-            doc = activities.followers_collection(self.config, total, paged=True)
+            doc = collections.followers_collection(self.config, total, paged=True)
             return JSONResponse(doc, media_type=AP_JSON)
-        size = activities.FOLLOWERS_PAGE_SIZE
+        size = collections.FOLLOWERS_PAGE_SIZE
         last = max(1, -(-total // size))
         # ASCII digits only ("²".isdigit() is true, int("²") fails), and no page past the
         # last: a 20-digit page number would overflow SQLite's OFFSET.
@@ -254,7 +254,7 @@ class Daemon:
             "LIMIT ? OFFSET ?",
             (size, (number - 1) * size),
         )
-        doc = activities.followers_page(self.config, number, [r["actor"] for r in rows], total)
+        doc = collections.followers_page(self.config, number, [r["actor"] for r in rows], total)
         return JSONResponse(doc, media_type=AP_JSON)
 
     async def static(self, request: Request) -> Response:

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, featured, feeds, gone, threads, webfinger
+from bridge.site import activities, collections, featured, feeds, gone, threads, webfinger
 from bridge.site.importing import redirects
 from bridge.site.ledger import Ledger
 from bridge.site.output import Output
@@ -193,7 +193,7 @@ class Plan:
             for rel, doc in thread_docs:
                 yield Output(rel, collections_key, partial(_json, doc))
             federated_seen += 1
-            size = activities.OUTBOX_PAGE_SIZE
+            size = collections.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
                 yield self.outbox_page(-(-federated_seen // size))
 
@@ -211,11 +211,11 @@ class Plan:
 
     def _collection_json(self, post: Post, name: str) -> bytes:
         comments = self.comments.get(post.slug, [])
-        return _json(activities.comment_collections(self.config, post, comments)[name])
+        return _json(collections.comment_collections(self.config, post, comments)[name])
 
     def outbox_page(self, n: int) -> Output:
         """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
-        federated, size = self.federated, activities.OUTBOX_PAGE_SIZE
+        federated, size = self.federated, collections.OUTBOX_PAGE_SIZE
         chunk = federated[(n - 1) * size : n * size]
         ids = [*_ids(chunk), *(self.object_id(p) for p in chunk)]
         key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *ids)
@@ -223,7 +223,7 @@ class Plan:
 
     def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
         creates = _OnePage(len(self.federated), n, [self.create(p) for p in chunk])
-        for _, doc in itertools.islice(activities.outbox_pages(self.config, creates), n, None):
+        for _, doc in itertools.islice(collections.outbox_pages(self.config, creates), n, None):
             return doc
         raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
 
@@ -330,17 +330,17 @@ class Plan:
         yield Output(
             "ap/followers.json",
             _h(self.base_key, str(self.followers_count)),
-            lambda: _json(activities.followers_collection(config, self.followers_count)),
+            lambda: _json(collections.followers_collection(config, self.followers_count)),
         )
         yield Output(
             "ap/following.json",
             _h(self.base_key, "following"),
-            lambda: _json(activities.ordered_collection(config.following_url, [])),
+            lambda: _json(collections.ordered_collection(config.following_url, [])),
         )
 
     def _outbox_collection(self) -> dict[str, Any]:
         no_creates = _OnePage(len(self.federated), 0, [])
-        return next(iter(activities.outbox_pages(self.config, no_creates)))[1]
+        return next(iter(collections.outbox_pages(self.config, no_creates)))[1]
 
     # ---- discovery: WebFinger, host-meta, NodeInfo, headers -------------------------------
 
@@ -439,17 +439,17 @@ def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) 
     """Keep a signed document for the next outputs that embed it (its Create, its outbox
     page), so each is signed once per build; a few pages' worth at most, so memory stays
     flat however many posts there are."""
-    if len(cache) >= 4 * activities.OUTBOX_PAGE_SIZE:
+    if len(cache) >= 4 * collections.OUTBOX_PAGE_SIZE:
         cache.clear()
     cache[slug] = doc
 
 
 class _OnePage(Sequence[dict[str, Any]]):
-    """The outbox's Creates as ``activities.outbox_pages`` slices them, holding only page
+    """The outbox's Creates as ``collections.outbox_pages`` slices them, holding only page
     ``n``'s: the slices of other pages are empty, which the page asked for never sees."""
 
     def __init__(self, total: int, n: int, chunk: list[dict[str, Any]]) -> None:
-        self.total, self.start, self.chunk = total, (n - 1) * activities.OUTBOX_PAGE_SIZE, chunk
+        self.total, self.start, self.chunk = total, (n - 1) * collections.OUTBOX_PAGE_SIZE, chunk
 
     def __len__(self) -> int:
         return self.total

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from bridge import keys
 from bridge.config import load as load_config
 from bridge.errors import SignatureError
-from bridge.site import activities, proofs
+from bridge.site import collections, proofs
 from bridge.site.build import BuildResult
 from tests.conftest import BASE_URL, GOLDEN, Built
 from tests.site.test_proofs import spec_verify
@@ -385,7 +385,7 @@ def test_outbox_pages_link_up(
     build_site: Callable[..., BuildResult],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(activities, "OUTBOX_PAGE_SIZE", 3)
+    monkeypatch.setattr(collections, "OUTBOX_PAGE_SIZE", 3)
     out = build_site(make_site()).out_dir
     outbox = json.loads((out / "ap/outbox.json").read_text())
     page1 = json.loads((out / "ap/outbox/page-1.json").read_text())
