@@ -1,8 +1,8 @@
 """The ``indiebridge`` command line: thin click commands over library functions.
 
 Each command group lives in its own module (``site``, ``publishing``, ``followers``,
-``deliveries``, ``keys``, ``conversations``, ``writing``, ``doctor``) and lists its commands in
-``commands``; this module creates the group and registers them.  The shared helpers
+``deliveries``, ``keys``, ``conversations``, ``writing``, ``doctor``, ``state``) and lists
+its commands in ``commands``; this module creates the group and registers them.  The shared helpers
 (friendly errors, ``--site``, settings, the database and the ``Context``) are in
 ``bridge.cli._common``, so no command module imports this one.
 
@@ -25,6 +25,7 @@ from bridge.cli import (
     keys,
     publishing,
     site,
+    state,
     writing,
 )
 from bridge.cli._common import SITE_HELP, remember_site
@@ -49,6 +50,16 @@ def main() -> None:
     """
 
 
-for _module in (site, keys, publishing, followers, deliveries, conversations, writing, doctor):
+for _module in (
+    site,
+    keys,
+    publishing,
+    followers,
+    deliveries,
+    conversations,
+    writing,
+    doctor,
+    state,
+):
     for _command in _module.commands:
         main.add_command(_command)
