@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import AUDIT_LINES
 from tests.e2e.test_live_reload_browser import CHROMIUM, browser  # noqa: F401 - the fixture
 from tests.e2e.test_preview_server import Server
 from tests.e2e.test_theme_browser import POST, sample  # noqa: F401 - the fixture
@@ -111,7 +112,7 @@ def test_axe_finds_no_serious_violation(
         assert planted == ["critical"], planted
     finally:
         context.close()
-    print("\n" + "\n".join(report))
+    AUDIT_LINES.extend(report)
     assert blocking == [], "\n".join(report)
 
 
@@ -185,5 +186,5 @@ def test_lighthouse_scores_at_least_95(
             + "".join(f"\n  {line}" for line in failing_audits(out))
         )
         low += [f"{name} {key} {score}" for key, score in scores.items() if score < 95]
-    print("\n" + "\n".join(report))
+    AUDIT_LINES.extend(report)
     assert low == [], "\n".join(report)
