@@ -19,7 +19,8 @@ tests agree on every address:
 ``/ap/followers.json``      followers; ``/ap/following.json``
 ``/ap/featured.json``       pinned posts (``featured``)
 ``/ap/posts/<slug>.json``   a post's Article/Note (its id)
-``/ap/posts/<slug>/...``    ``create.json``, ``replies.json``, ``likes.json``, ``shares.json``
+``/ap/posts/<slug>/...``    ``create.json``; ``replies``/``likes``/``shares``/``context.json``
+                            (files when they have items, else answered by the daemon)
 ``/.well-known/webfinger``  WebFinger JRD for the single actor
 ``<federation_url>/inbox``  shared inbox; ``/ap/inbox`` the actor's own inbox
 ``<federation_url>/webmention``  the Webmention endpoint

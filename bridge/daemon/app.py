@@ -34,6 +34,7 @@ from starlette.routing import Route
 from bridge import keys
 from bridge.config import SiteConfig
 from bridge.daemon import events, services
+from bridge.daemon.collections import empty_collection
 from bridge.daemon.livereload import ReloadHub, live_reload_routes
 from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.daemon.rebuild import Rebuilder, start_daemon_watcher
@@ -286,6 +287,10 @@ class Daemon:
                 if isinstance(gone.body, dict):
                     return JSONResponse(gone.body, status_code=410, media_type=gone.media_type)
                 return Response(gone.body, status_code=410, media_type=gone.media_type)
+            empty = empty_collection(self.config, rel)  # a post's collection with no items
+            if empty is not None:
+                cors = {"Access-Control-Allow-Origin": "*"}
+                return JSONResponse(empty, media_type=AP_JSON, headers=cors)
             moved = self._redirects().get(path)
             if moved is not None:  # an imported post's old URL (bridge.site.importing.redirects)
                 return Response(status_code=301, headers={"Location": moved})

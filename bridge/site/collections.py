@@ -1,6 +1,13 @@
 """ActivityStreams collections: the outbox and its pages, followers, and each post's
 replies, likes and shares. Pure, like ``activities``, which builds what they hold.
 
+A post's replies, likes, shares and context collections are written only when they have
+items (``post_documents``): nearly every post has none, and they were over half the files
+of a build.  The ids stay the same either way (the Note names them); an empty one is
+answered by the daemon from ``empty_document`` (``bridge.daemon.collections``), and on a
+static host by a rewrite to one shared empty document (``SHARED_EMPTY``,
+``static_rewrites``).
+
 The outbox is paged 20 Creates a page, newest first; each item keeps its ``@context``,
 because its integrity proof hashes the whole document. Followers are a count plus, from
 the daemon, pages of 40 actor ids (Mastodon reads the count; other servers page through
@@ -9,10 +16,12 @@ for follower synchronisation).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
+from bridge.site import threads
 from bridge.site.activities import ACTIVITY_CONTEXT, AS, post_collections
 from bridge.site.posts import Comment, Post
 
@@ -113,7 +122,13 @@ def comment_collections(
     Fediverse replies are listed by their ActivityStreams id (Mastodon 4.5+ fetches
     them); webmention replies are listed by their source URL, the only public id they have.
     """
-    urls = post_collections(config, post.slug)
+    return _comment_collections(config, post.slug, comments)
+
+
+def _comment_collections(
+    config: SiteConfig, slug: str, comments: Sequence[Comment]
+) -> dict[str, dict[str, Any]]:
+    urls = post_collections(config, slug)
     approved = [c for c in comments if c.status == "approved"]
     replies = [c.object_id or c.source for c in approved if c.type == "reply" and not c.in_reply_to]
     likes = [c.object_id or c.source for c in approved if c.type == "like"]
@@ -123,3 +138,75 @@ def comment_collections(
         "likes": ordered_collection(urls["likes"], likes),
         "shares": ordered_collection(urls["shares"], shares),
     }
+
+
+# ---- each post's collections: written when they have items, answered when empty ----------
+
+SHARED_EMPTY = "ap/empty-collection.json"
+"""The one document a static host serves for every empty per-post collection."""
+
+_POST_COLLECTION = re.compile(
+    r"ap/posts/(?P<slug>[^/]+)/(?:(?P<paged>replies|context)(?:\.json|/page-1\.json)"
+    r"|(?P<flat>likes|shares)\.json)"
+)
+
+
+def post_documents(
+    config: SiteConfig, slug: str, comments: Sequence[Comment]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(path below the output, document) of the post's collections that have items.
+
+    ``replies`` and ``context`` (with their pages, ``bridge.site.threads``) when a reply is
+    shown; ``likes`` and ``shares`` when there is one.  The others are not written: the
+    daemon answers them with ``empty_document`` and a static host with ``SHARED_EMPTY``.
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    if threads.shown_replies(comments):
+        out += threads.documents(config, slug, comments)
+    flat = _comment_collections(config, slug, comments)
+    for name in ("likes", "shares"):
+        doc = flat[name]
+        if doc["totalItems"]:
+            out.append((f"ap/posts/{slug}/{name}.json", doc))
+    return out
+
+
+def empty_document(config: SiteConfig, rel: str) -> dict[str, Any] | None:
+    """The document at ``rel`` (a path below the output) when it is a post's collection or
+    first page with no items, which the build does not write; None for any other path.
+
+    The same converters build it as build the written ones, so a collection answers the
+    same way before and after its first item: ``replies`` empty with an empty first page,
+    ``context`` the post alone (FEP-7888), ``likes`` and ``shares`` a count of 0.
+    """
+    m = _POST_COLLECTION.fullmatch(rel)
+    if m is None:
+        return None
+    slug = m.group("slug")
+    if m.group("flat"):
+        return _comment_collections(config, slug, [])[m.group("flat")]
+    for path, doc in threads.documents(config, slug, []):
+        if path == rel:
+            return doc
+    return None  # pragma: no cover - the pattern names only paths documents() makes
+
+
+def shared_empty(config: SiteConfig) -> dict[str, Any]:
+    """``SHARED_EMPTY``: an empty collection a static host answers for every empty
+    per-post collection.  Its id is its own URL, not the one asked for, so it is a
+    valid document everywhere it is served; Mastodon reads collections it fetches
+    without comparing ids (``fetch_resource_without_id_verification`` in
+    ``ActivityPub::FetchRepliesService``)."""
+    return ordered_collection(f"{config.base_url}/{SHARED_EMPTY}", [])
+
+
+def static_rewrites() -> str:
+    """Netlify ``_redirects`` rules (status 200: a rewrite, served only where no file
+    exists, Netlify's "shadowing") that answer each unwritten per-post collection with
+    ``SHARED_EMPTY``."""
+    paths = [
+        *(f"/ap/posts/:slug/{name}.json" for name in ("replies", "likes", "shares", "context")),
+        *(f"/ap/posts/:slug/{name}/page-1.json" for name in ("replies", "context")),
+    ]
+    head = "# Empty collections of posts answer one shared document (indiebridge build).\n"
+    return head + "".join(f"{p}  /{SHARED_EMPTY}  200\n" for p in paths)

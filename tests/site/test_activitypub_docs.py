@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from bridge import keys
 from bridge.config import load as load_config
+from bridge.daemon.collections import empty_collection
 from bridge.errors import SignatureError
 from bridge.site import collections, proofs
 from bridge.site.build import BuildResult
@@ -45,6 +46,19 @@ def served_at(built: Built, url: str) -> Path:
     assert path is not None, f"{url} is not under {BASE_URL}"
     assert path.is_file(), f"{url} does not resolve to a file of the output"
     return path
+
+
+def served_json(built: Built, url: str) -> Any:
+    """The JSON the daemon serves at ``url``: the output's file, else the empty collection
+    it answers for a live post's unwritten replies/likes/shares/context
+    (``bridge.daemon.collections``); a static host serves ``collections.SHARED_EMPTY``."""
+    path = built.path_for(url)
+    assert path is not None, f"{url} is not under {BASE_URL}"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    doc = empty_collection(built.config, path.relative_to(built.out).as_posix())
+    assert doc is not None, f"{url} is neither a file of the output nor answered by the daemon"
+    return doc
 
 
 def post(built: Built, slug: str) -> dict[str, Any]:
@@ -249,9 +263,9 @@ def test_every_post_object_is_public_and_served_at_its_id(built: Built, slug: st
         assert tag["type"] == "Hashtag"
         assert tag["name"].startswith("#")
         served_at(built, tag["href"])
-    for name in ("replies", "likes", "shares"):
+    for name in ("replies", "likes", "shares", "context"):
         assert obj[name] == f"{BASE_URL}/ap/posts/{slug}/{name}.json"
-        collection = json.loads(served_at(built, obj[name]).read_text())
+        collection = served_json(built, obj[name])  # a file only when it has items
         assert collection["id"] == obj[name]
         assert collection["type"] == "OrderedCollection"
 
@@ -344,7 +358,41 @@ def test_replies_collection_lists_approved_replies(built: Built) -> None:
     assert replies["first"] == f"{BASE_URL}/ap/posts/first-article/replies/page-1.json"
     page = built.json("ap/posts/first-article/replies/page-1.json")  # paged: threads.py
     assert page["orderedItems"] == ["https://social.example/users/friend/statuses/1"]
-    assert built.json("ap/posts/first-article/likes.json")["totalItems"] == 0
+    # No likes: no file; the daemon answers the id with an empty collection.
+    likes = f"{BASE_URL}/ap/posts/first-article/likes.json"
+    assert not (built.out / "ap/posts/first-article/likes.json").exists()
+    assert served_json(built, likes) == {
+        "@context": AS,
+        "id": likes,
+        "type": "OrderedCollection",
+        "totalItems": 0,
+        "orderedItems": [],
+    }
+
+
+def test_only_collections_with_items_are_written(built: Built) -> None:
+    """The sample's one approved reply is under first-article: its replies and context are
+    files; every other post's collections are answered without one."""
+    written = sorted(
+        rel
+        for rel, _ in built.json_files()
+        if re.fullmatch(r"ap/posts/[^/]+/(replies|likes|shares|context)(/page-\d+)?\.json", rel)
+    )
+    assert written == [
+        "ap/posts/first-article/context.json",
+        "ap/posts/first-article/context/page-1.json",
+        "ap/posts/first-article/replies.json",
+        "ap/posts/first-article/replies/page-1.json",
+    ]
+    shared = built.json(collections.SHARED_EMPTY)
+    assert shared["type"] == "OrderedCollection"
+    assert shared["totalItems"] == 0
+    assert shared["id"] == f"{BASE_URL}/{collections.SHARED_EMPTY}"
+    rules = built.text("_redirects")
+    for name in ("replies", "likes", "shares", "context"):
+        assert f"/ap/posts/:slug/{name}.json  /{collections.SHARED_EMPTY}  200\n" in rules
+    # Deleted posts' 410 rules come first: on Netlify the first matching line wins.
+    assert rules.index(" 410") < rules.index(" 200") if " 410" in rules else True
 
 
 def test_followers_and_following(built: Built) -> None:
@@ -401,8 +449,11 @@ def test_outbox_pages_link_up(
 NOT_SERVED_BY_FILES = {"inbox", "sharedInbox"}  # answered by the daemon
 
 
-def test_every_url_of_ours_resolves_to_a_file(built: Built) -> None:
+def test_every_url_of_ours_is_served(built: Built) -> None:
+    """By a file of the output, or (a live post's empty collections, which the build
+    does not write) by the daemon's fallback, ``bridge.daemon.collections``."""
     checked = 0
+    by_daemon = set()
     missing = []
     for rel, doc in built.json_files():
         for where, key, value in walk(doc):
@@ -414,10 +465,16 @@ def test_every_url_of_ours_resolves_to_a_file(built: Built) -> None:
                     continue
                 checked += 1
                 path = built.path_for(url)
+                if path is not None and not path.is_file():
+                    empty = empty_collection(built.config, path.relative_to(built.out).as_posix())
+                    if empty is not None and empty["id"] == url.split("#", 1)[0]:
+                        by_daemon.add(url)
+                        continue
                 if path is None or not path.is_file():
                     missing.append(f"{rel}{where}.{key}: {url}")
     assert missing == []
     assert checked > 100
+    assert f"{BASE_URL}/ap/posts/quick-note/likes.json" in by_daemon
 
 
 def test_json_ids_equal_the_url_they_are_served_at(built: Built) -> None:
