@@ -112,8 +112,9 @@ def build(
     check_output_dir(config, out_dir)
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
+    ledger = read_ledger(config)  # the one read of the state database
     # Cache only, never the network; a preview's handle is the real blog's (config.handle).
-    posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=config.handle)
+    posts, unresolved = mentions.apply(posts, ledger.mentions, own=config.handle)
     warnings += unresolved
     comments, comment_digests = _load_comments(config)
     plan = Plan(
@@ -124,8 +125,8 @@ def build(
         comment_digests,
         keys.load(config.state_dir),
         Renderer(config, live_reload=live_reload, pages=pages),
-        followers_count(config),
-        read_ledger(config),
+        ledger.followers,
+        ledger,
     )
     outputs = list(plan.outputs())
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or

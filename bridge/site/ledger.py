@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config import SiteConfig
+from bridge.site.mentions import Account, read_accounts
 
 MOVED_TO = "moved_to"  # meta key: JSON {"id", "url", "handle"} of the account moved to
 
@@ -81,6 +82,10 @@ class Ledger:
     generations: dict[str, int] = field(default_factory=dict)
     # the account this blog moved to (``indiebridge move``): {"id", "url", "handle"}
     moved_to: dict[str, str] | None = None
+    # accepted followers (the count the static followers collection shows)
+    followers: int = 0
+    # handles resolved so far (``bridge.site.mentions``), read with the rest
+    mentions: dict[str, Account] = field(default_factory=dict)
 
     def object_id(self, config: SiteConfig, slug: str) -> str:
         """The id the post ``slug`` is built and published with."""
@@ -129,7 +134,22 @@ def read(con: sqlite3.Connection) -> Ledger:
         pass
     for slug, (object_id, _) in published.items():
         generations[slug] = max(generations.get(slug, 0), generation_of(object_id))
-    return Ledger(published=published, gone=gone, generations=generations, moved_to=_moved_to(con))
+    return Ledger(
+        published=published,
+        gone=gone,
+        generations=generations,
+        moved_to=_moved_to(con),
+        followers=_followers(con),
+        mentions=read_accounts(con),
+    )
+
+
+def _followers(con: sqlite3.Connection) -> int:
+    try:
+        row = con.execute("SELECT count(*) FROM followers WHERE state = 'accepted'").fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0]) if row else 0
 
 
 def _moved_to(con: sqlite3.Connection) -> dict[str, str] | None:
@@ -147,7 +167,10 @@ def _moved_to(con: sqlite3.Connection) -> dict[str, str] | None:
 
 
 def read_file(config: SiteConfig) -> Ledger:
-    """The ledger of a site's state database, opened read-only; empty when there is none."""
+    """The ledger of a site's state database, opened read-only; empty when there is none.
+
+    The build's one read of the database: the follower count and the resolved
+    mentions come with it."""
     if not config.db_path.exists():
         return Ledger()
     try:

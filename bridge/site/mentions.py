@@ -129,14 +129,20 @@ def read_cache(config: SiteConfig) -> dict[str, Account]:
     try:
         con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
         try:
-            rows = con.execute(
-                "SELECT handle, actor_id, profile_url, inbox FROM mention_cache"
-            ).fetchall()
+            return read_accounts(con)
         finally:
             con.close()
-    except sqlite3.Error:  # no database yet, or one from before the table existed
+    except sqlite3.Error:  # no database yet
         return {}
-    return {str(r[0]): Account(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows}
+
+
+def read_accounts(con: sqlite3.Connection) -> dict[str, Account]:
+    """``read_cache`` from an open connection (the build's one read, ``site.ledger``)."""
+    try:
+        rows = con.execute("SELECT handle, actor_id, profile_url, inbox FROM mention_cache")
+        return {str(r[0]): Account(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows}
+    except sqlite3.Error:  # a database from before the table existed
+        return {}
 
 
 def apply(

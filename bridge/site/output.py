@@ -31,6 +31,7 @@ from typing import Any
 
 from bridge.config import SiteConfig
 from bridge.errors import BuildError
+from bridge.site import parallel
 from bridge.site.preview import preview_dir
 
 Progress = Callable[[int, int], None]
@@ -44,6 +45,9 @@ class Output:
     path: str  # relative, POSIX
     key: str
     render: Callable[[], bytes]
+    # False: the next output reuses what rendering this one signed (a post's object, its
+    # Create, the outbox page embedding it), so parallel workers must not part them.
+    cut: bool = True
 
 
 @dataclass
@@ -215,22 +219,22 @@ def _write_fresh_tree(
     new_dir.mkdir()
     stats = WriteStats()
     manifest: Manifest = {}
-    made_dirs: set[Path] = set()
     try:
-        for out in outputs:
-            target = _safe_join(new_dir, out.path)
-            if target.parent not in made_dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(target.parent)
-            data = out.render()
-            target.write_bytes(data)
-            manifest[out.path] = [out.key, hashlib.sha256(data).hexdigest()]
-            stats.rendered += 1
-            stats.written += 1
-            stats.files += 1
+        todo = list(outputs)
+        for out in todo:
+            _check_rel(new_dir, out.path)
+        # The first output in-process: its templates are compiled once, before forking.
+        first = _write_serially(new_dir, todo[:1])
+        after_first = (lambda n, t: progress(n + 1, t)) if progress else None
+        written = parallel.render_and_write(new_dir, todo[1:], after_first, total)
+        if written is None:
+            written = _write_serially(new_dir, todo[1:], after_first, total)
+        for out, done in zip(todo, first + written, strict=True):
+            if done is None:  # a worker failed on it: rendered again here, to raise
+                [done] = _write_serially(new_dir, [out])
+            manifest[out.path] = list(done or ())
             stats.changed.append(out.path)
-            if progress:
-                progress(stats.files, total)
+        stats.rendered = stats.written = stats.files = len(todo)
         _swap_in(new_dir, out_dir)
         _write_manifest(_manifest_path(config, out_dir), manifest)
     except BaseException as exc:
@@ -239,6 +243,25 @@ def _write_fresh_tree(
             raise _write_failed(out_dir, exc, "the previous output is untouched") from None
         raise
     return stats
+
+
+def _write_serially(
+    root: Path, outputs: list[Output], progress: Progress | None = None, total: int = 0
+) -> list[parallel.Written]:
+    """Render and write ``outputs`` under ``root`` in this process: (key, sha256) each."""
+    made_dirs: set[Path] = set()
+    done: list[parallel.Written] = []
+    for out in outputs:
+        target = root / out.path
+        if target.parent not in made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs.add(target.parent)
+        data = out.render()
+        target.write_bytes(data)
+        done.append((out.key, hashlib.sha256(data).hexdigest()))
+        if progress:
+            progress(len(done), total)
+    return done
 
 
 def _swap_in(new_dir: Path, out_dir: Path) -> None:

@@ -170,23 +170,25 @@ class Plan:
                 f"posts/{post.slug}/index.html",
                 page_key,
                 partial(self._post_page, post, newer, older),
+                cut=False,  # parallel workers part posts only after an outbox page
             )
             if post.draft:
                 continue
             object_key = _h(self.base_key, "as", post.digest, object_id)
             rel = self._object_rel(post)
-            yield Output(rel, object_key, partial(self._object_json, post))
+            yield Output(rel, object_key, partial(self._object_json, post), cut=False)
             yield Output(
                 rel.removesuffix(".json") + "/create.json",
                 object_key,
                 partial(self._create_json, post),
+                cut=False,
             )
             # replies, context (FEP-7888, paged), likes, shares: only those with items;
             # the empty ones are answered without a file (collections.empty_document).
             collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
             comments = self.comments.get(post.slug, [])
             for rel, doc in collections.post_documents(self.config, post.slug, comments):
-                yield Output(rel, collections_key, partial(_json, doc))
+                yield Output(rel, collections_key, partial(_json, doc), cut=False)
             federated_seen += 1
             size = collections.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):

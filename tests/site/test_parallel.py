@@ -1,0 +1,110 @@
+"""A cold build rendered in forked workers (``bridge.site.parallel``) writes the same bytes
+as one rendered in-process, keeps each post's signed documents in one worker, and reports
+a worker's failure as the error the output raises."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config import load as load_config
+from bridge.errors import BuildError
+from bridge.site import parallel
+from bridge.site.build import BuildResult
+from bridge.site.output import Output, write_outputs
+from tests.conftest import read_tree
+
+Build = Callable[..., BuildResult]
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Workers for any number of outputs; the list counts the runs that really forked."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)
+    forked: list[int] = []
+    render = parallel.render_and_write
+
+    def counting(*args: Any) -> list[parallel.Written] | None:
+        result = render(*args)
+        if result is not None:
+            forked.append(len(result))
+        return result
+
+    monkeypatch.setattr(parallel, "render_and_write", counting)
+    return forked
+
+
+def test_forked_build_writes_what_an_in_process_build_writes(
+    site: Path, build_site: Build, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    forked = build_site(site)
+    assert forks and forks[0] == forked.files - 1  # all but the first, in workers
+    tree = read_tree(forked.out_dir)
+    shutil.rmtree(forked.out_dir)
+    shutil.rmtree(load_config(site).state_dir / "cache")
+    for manifest in load_config(site).state_dir.glob("manifest-*.json"):
+        manifest.unlink()
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 10**9)
+    serial = build_site(site)
+    assert len(forks) == 1
+    assert read_tree(serial.out_dir) == tree
+    assert serial.files == forked.files == serial.written
+
+
+def _out(path: str, cut: bool = True) -> Output:
+    return Output(path, "k", lambda: b"x", cut=cut)
+
+
+def test_runs_end_only_where_a_cut_is_allowed() -> None:
+    # Two posts of three documents each, then an outbox page, twice over, then the rest.
+    outputs = (
+        [_out(f"p{i}", cut=False) for i in range(6)]
+        + [_out("outbox-1")]
+        + [_out(f"q{i}", cut=False) for i in range(6)]
+        + [_out("outbox-2")]
+        + [_out(f"r{i}") for i in range(4)]
+    )
+    bounds = parallel.runs(outputs, 8)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(outputs)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert all(outputs[end - 1].cut for _, end in bounds)
+    # 18 outputs in about 8 runs of 2: the posts stay with their outbox page; the last
+    # four outputs may be parted anywhere.
+    assert bounds == [(0, 7), (7, 14), (14, 16), (16, 18)]
+
+
+def test_a_failure_in_a_worker_is_raised_as_the_output_raises_it(
+    site: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    config = load_config(site)
+    parent = os.getpid()
+
+    def flaky() -> bytes:  # fails in a worker only: rendered again in the parent
+        if os.getpid() != parent:
+            raise OSError("worker only")
+        return b"again"
+
+    def broken() -> bytes:
+        raise BuildError("templates/post.html:3: broken")
+
+    outputs = [_out(f"a/{n}.txt") for n in range(5)] + [Output("b/flaky.txt", "k", flaky)]
+    out_dir = site / "public"
+    write_outputs(config, out_dir, iter(outputs), None, len(outputs))
+    assert forks == [5]
+    assert (out_dir / "b/flaky.txt").read_bytes() == b"again"
+    shutil.rmtree(out_dir)
+    for manifest in config.state_dir.glob("manifest-*.json"):
+        manifest.unlink()
+    outputs[3] = Output("a/broken.txt", "k", broken)
+    with pytest.raises(BuildError, match=r"post\.html:3: broken"):
+        write_outputs(config, out_dir, iter(outputs), None, len(outputs))
+    assert not out_dir.exists()  # the previous (no) output is untouched
+    assert not list(site.glob(".public.*"))  # nor is a half-written tree left beside it
