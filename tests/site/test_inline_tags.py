@@ -11,11 +11,13 @@ import markdown
 import pytest
 
 from bridge import config as config_mod
+from bridge.config import SiteConfig
 from bridge.errors import ConfigError
-from bridge.site import activities, content
+from bridge.site import activities, content, inline_tags
 from bridge.site.build import BuildResult
 from bridge.site.content import MD_EXTENSIONS
 from bridge.site.inline_tags import link_hashtags
+from bridge.site.posts import Post
 
 BASE = "https://blog.example"
 
@@ -188,3 +190,34 @@ def test_a_tag_that_never_closes_is_read_in_one_pass() -> None:
     """Raw HTML in Markdown may hold a ``<`` that never closes: no backtracking blow-up."""
     html = "<p>#first</p><a " + "b " * 50_000 + "#inside"
     assert link_hashtags(html, _url).tags == ("first", "inside")
+
+
+def test_hashtags_are_found_once_and_kept_with_the_parse_cache(
+    make_site: Callable[..., Path],
+    build_site: Callable[..., BuildResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = make_site()
+    _post(folder, "About #Interop.")
+    scanned: list[str] = []
+    tag_post = inline_tags.tag_post
+
+    def counting(post: Post, config: SiteConfig) -> Post:
+        scanned.append(post.slug)
+        return tag_post(post, config)
+
+    monkeypatch.setattr(inline_tags, "tag_post", counting)
+    build_site(folder)
+    assert "inline" in scanned
+    scanned.clear()
+    config = config_mod.load(folder)
+    posts, _ = content.load(config)  # every post from the cache: none scanned again
+    assert scanned == []
+    [post] = [p for p in posts if p.slug == "inline"]
+    assert post.tags == ("python", "Interop")
+    assert f'href="{BASE}/tags/interop/"' in post.html
+    _post(folder, "Now about #Fediverse.")  # changed: parsed and scanned again
+    posts, _ = content.load(config)
+    assert scanned == ["inline"]
+    [post] = [p for p in posts if p.slug == "inline"]
+    assert post.tags == ("python", "Fediverse")
