@@ -51,6 +51,9 @@ class PreviewImage:
     height: int | None
 
 
+_IMG = re.compile(r"<img", re.IGNORECASE)
+
+
 class _FirstImage(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -68,7 +71,16 @@ def first_image(config: SiteConfig, post: Post) -> tuple[str, str] | None:
     if post.images:
         return post.images[0].url, post.images[0].alt
     parser = _FirstImage()
-    parser.feed(post.html)
+    # Fed up to each ``<img`` in turn, and no further once one is found: parsing a whole
+    # long post for its first image was an eighth of rendering its page.
+    text, start = post.html, 0
+    while parser.found is None:
+        at = _IMG.search(text, start)
+        if at is None:
+            break
+        end = text.find(">", at.end()) + 1 or len(text)
+        parser.feed(text[start:end])
+        start = end
     if parser.found is None:
         return None
     src, alt = parser.found

@@ -4,6 +4,7 @@ X cards markup reference, Mastodon's ``LinkDetailsExtractor``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
+from bridge.site import opengraph
 from bridge.site.build import BuildResult
 from bridge.site.image_size import size_of_bytes
 from tests.conftest import Built
@@ -178,3 +180,23 @@ def _jpeg(width: int, height: int) -> bytes:
 )
 def test_image_sizes_from_headers(data: bytes, size: tuple[int, int] | None) -> None:
     assert size_of_bytes(data) == size
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ('<p>x</p><img src="/a.png" alt="A">', ("https://blog.example/a.png", "A")),
+        ('<IMG SRC="/b.png" ALT="B">', ("https://blog.example/b.png", "B")),
+        ('<img src="/c.png" alt="1 > 0, <img">', ("https://blog.example/c.png", "1 > 0, <img")),
+        ('<!-- <img src="/no.png"> --><img src="/d.png">', ("https://blog.example/d.png", "")),
+        ('<code>&lt;img src="/no.png"&gt;</code><p>none</p>', None),
+        ('<img alt="no src"><img src="/e.png" alt="E">', ("https://blog.example/e.png", "E")),
+        ("<p>no image at all</p>", None),
+    ],
+)
+def test_first_image_is_the_first_img_element_of_the_body(
+    built: Built, body: str, found: tuple[str, str] | None
+) -> None:
+    """Parsed only up to each ``<img``: the same answer as parsing the whole body."""
+    post = dataclasses.replace(built.result.built_posts[0], html=body, images=())
+    assert opengraph.first_image(built.config, post) == found
