@@ -32,6 +32,7 @@ from bridge.site.output import (
     WriteStats,
     build_lock,
     check_output_dir,
+    previous_outputs,
     recover_output,
     write_outputs,
 )
@@ -128,6 +129,7 @@ def build(
         ledger.followers,
         ledger,
     )
+    plan.previous = previous_outputs(config, out_dir)  # unchanged Creates are not re-signed
     outputs = list(plan.outputs())
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.

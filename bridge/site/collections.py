@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from bridge.config import SiteConfig
 from bridge.site import threads
@@ -77,6 +77,26 @@ def outbox_pages(
         if n < pages:
             page["next"] = page_url(n + 1)
         yield page_url(n), page
+
+
+class OneOutboxPage(Sequence[dict[str, Any]]):
+    """The outbox's Creates as ``outbox_pages`` slices them, holding only page
+    ``n``'s: the slices of other pages are empty, which the page asked for never sees."""
+
+    def __init__(self, total: int, n: int, chunk: list[dict[str, Any]]) -> None:
+        self.total, self.start, self.chunk = total, (n - 1) * OUTBOX_PAGE_SIZE, chunk
+
+    def __len__(self) -> int:
+        return self.total
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return self.chunk if index.start == self.start else []
+        raise TypeError("only slices of one outbox page are available")
 
 
 FOLLOWERS_PAGE_SIZE = 40

@@ -73,6 +73,28 @@ def _read_manifest(path: Path) -> Manifest:
     return manifest
 
 
+def previous_outputs(config: SiteConfig, out_dir: Path) -> Callable[[str, str], bytes | None]:
+    """``read(path, key)``: the bytes the last build wrote at ``path`` when it wrote them
+    with ``key`` and they are still there unchanged, else None.  For outputs that embed
+    another output's document (an outbox page, its posts' Creates), so an unchanged one
+    is read back instead of being signed again.  Valid until this build's switch."""
+    manifest = _read_manifest(_manifest_path(config, out_dir))
+    root = out_dir.resolve()
+
+    def read(rel: str, key: str) -> bytes | None:
+        entry = manifest.get(rel)
+        if not entry or entry[0] != key:
+            return None
+        try:
+            _check_rel(root, rel)
+            data = (root / rel).read_bytes()
+        except (OSError, BuildError):
+            return None
+        return data if hashlib.sha256(data).hexdigest() == entry[1] else None
+
+    return read
+
+
 def _safe_join(root: Path, rel: str) -> Path:
     _check_rel(root, rel)
     return root / rel

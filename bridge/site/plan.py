@@ -14,11 +14,11 @@ import hashlib
 import html
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, overload
+from typing import Any
 
 from markupsafe import Markup
 
@@ -89,6 +89,9 @@ class Plan:
         # Signed documents kept between the outputs that embed them (see ``_remember``).
         self._objects: dict[str, dict[str, Any]] = {}
         self._creates: dict[str, dict[str, Any]] = {}
+        # (path, key) -> the bytes the last build wrote there with that key, else None
+        # (``bridge.site.output.previous_outputs``); nothing by default.
+        self.previous: Callable[[str, str], bytes | None] = lambda rel, key: None
 
     def outputs(self) -> Iterator[Output]:
         """Every output of the site, in the order the writer takes them."""
@@ -124,12 +127,32 @@ class Plan:
         return obj
 
     def create(self, post: Post) -> dict[str, Any]:
-        doc = self._creates.get(post.slug)
+        doc = self._creates.get(post.slug) or self._unchanged_create(post)
         if doc is None:
             doc = self.sign(activities.create(self.config, self.post_object(post)), post.date)
             self._objects.pop(post.slug, None)
             _remember(self._creates, post.slug, doc)
         return doc
+
+    def _object_key(self, post: Post) -> str:
+        """The key of the post's object and its Create: all either is made from."""
+        return _h(self.base_key, "as", post.digest, self.object_id(post))
+
+    def _create_rel(self, post: Post) -> str:
+        return self._object_rel(post).removesuffix(".json") + "/create.json"
+
+    def _unchanged_create(self, post: Post) -> dict[str, Any] | None:
+        """The post's Create as the last build wrote it, when nothing it is made from has
+        changed: an outbox page re-rendered for one edited post then signs that post's
+        documents only, not the other nineteen's again."""
+        data = self.previous(self._create_rel(post), self._object_key(post))
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def actor_doc(self) -> dict[str, Any]:
         published = min(
@@ -174,11 +197,12 @@ class Plan:
             )
             if post.draft:
                 continue
-            object_key = _h(self.base_key, "as", post.digest, object_id)
-            rel = self._object_rel(post)
-            yield Output(rel, object_key, partial(self._object_json, post), cut=False)
+            object_key = self._object_key(post)
             yield Output(
-                rel.removesuffix(".json") + "/create.json",
+                self._object_rel(post), object_key, partial(self._object_json, post), cut=False
+            )
+            yield Output(
+                self._create_rel(post),
                 object_key,
                 partial(self._create_json, post),
                 cut=False,
@@ -215,7 +239,7 @@ class Plan:
         return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
 
     def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
-        creates = _OnePage(len(self.federated), n, [self.create(p) for p in chunk])
+        creates = collections.OneOutboxPage(len(self.federated), n, [self.create(p) for p in chunk])
         for _, doc in itertools.islice(collections.outbox_pages(self.config, creates), n, None):
             return doc
         raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
@@ -337,7 +361,7 @@ class Plan:
         )
 
     def _outbox_collection(self) -> dict[str, Any]:
-        no_creates = _OnePage(len(self.federated), 0, [])
+        no_creates = collections.OneOutboxPage(len(self.federated), 0, [])
         return next(iter(collections.outbox_pages(self.config, no_creates)))[1]
 
     # ---- discovery: WebFinger, host-meta, NodeInfo, headers -------------------------------
@@ -441,26 +465,6 @@ def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) 
     if len(cache) >= 4 * collections.OUTBOX_PAGE_SIZE:
         cache.clear()
     cache[slug] = doc
-
-
-class _OnePage(Sequence[dict[str, Any]]):
-    """The outbox's Creates as ``collections.outbox_pages`` slices them, holding only page
-    ``n``'s: the slices of other pages are empty, which the page asked for never sees."""
-
-    def __init__(self, total: int, n: int, chunk: list[dict[str, Any]]) -> None:
-        self.total, self.start, self.chunk = total, (n - 1) * collections.OUTBOX_PAGE_SIZE, chunk
-
-    def __len__(self) -> int:
-        return self.total
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return self.chunk if index.start == self.start else []
-        raise TypeError("only slices of one outbox page are available")
 
 
 HEADERS_FILE = """\

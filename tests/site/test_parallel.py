@@ -15,7 +15,7 @@ import pytest
 
 from bridge.config import load as load_config
 from bridge.errors import BuildError
-from bridge.site import parallel
+from bridge.site import parallel, proofs
 from bridge.site.build import BuildResult
 from bridge.site.output import Output, write_outputs
 from tests.conftest import read_tree
@@ -108,3 +108,39 @@ def test_a_failure_in_a_worker_is_raised_as_the_output_raises_it(
         write_outputs(config, out_dir, iter(outputs), None, len(outputs))
     assert not out_dir.exists()  # the previous (no) output is untouched
     assert not list(site.glob(".public.*"))  # nor is a half-written tree left beside it
+
+
+def test_only_published_documents_are_signed(
+    site: Path, build_site: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold build signs each federated post's object and Create once, and the actor;
+    a draft (even built with ``--drafts``) nothing; an unchanged rebuild nothing; an edit
+    the edited post's two documents."""
+    signed: list[str] = []
+    sign = proofs.sign_object
+
+    def counting(obj: dict[str, Any], *args: Any) -> dict[str, Any]:
+        signed.append(str(obj["id"]))
+        return sign(obj, *args)
+
+    monkeypatch.setattr(proofs, "sign_object", counting)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 10**9)  # counted in this process
+    result = build_site(site, drafts=True)
+    base = "https://blog.example/ap"
+    federated = ["first-article", "quick-note", "spoilers", "a-reply"]
+    assert sorted(signed) == sorted(
+        [f"{base}/actor.json"]
+        + [f"{base}/posts/{slug}.json" for slug in federated]
+        + [f"{base}/posts/{slug}/create.json" for slug in federated]
+    )
+    assert "posts/draft/index.html" in result.changed  # shown, never federated
+    signed.clear()
+    build_site(site, drafts=True)
+    assert signed == []
+    note = site / "content/posts/2026-01-12-quick-note.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    build_site(site, drafts=True)
+    assert sorted(signed) == [
+        f"{base}/posts/quick-note.json",
+        f"{base}/posts/quick-note/create.json",
+    ]
