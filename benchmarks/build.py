@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -76,6 +77,15 @@ def run(
     )
     table.add("build", f"N={n} {label}: cold build peak RSS", common.mb(cold.peak_rss_mb))
     figures["cold_rss"] = cold.peak_rss_mb
+    files = re.search(r"(\d+) files", cold.stdout)
+    if files:  # the CLI's summary line: "Built N posts, M pages: F files (...)"
+        figures["files_per_post"] = int(files.group(1)) / n
+        table.add(
+            "build",
+            f"N={n} {label}: files written per post",
+            f"{figures['files_per_post']:.1f}",
+            "every file of the site / N",
+        )
 
     probe = [sys.executable, "-c", IN_PROCESS]
     _check(common.run(probe, cwd=site, env=env), "no-op rebuild")  # settle the cache
