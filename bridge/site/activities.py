@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
-from bridge.site import attribution, ledger, quote_policy, threads
+from bridge.site import attribution, ledger, quote_card, quote_policy, threads
 from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import Post, tag_slug
 
@@ -263,7 +263,7 @@ def post_object(
     obj["interactionPolicy"] = quote_policy.interaction_policy(config)
     obj["context"] = threads.context_url(config, post.slug)  # FEP-7888
     obj.update(post_collections(config, post.slug))
-    return obj
+    return quote_card.with_quote(obj, post)  # quote_of (FEP-044f)
 
 
 def _hashtag(post: Post, tag: str) -> str:
