@@ -210,6 +210,13 @@ async def request(ctx: Context, post: Post, obj: dict[str, Any]) -> int:
     return queued
 
 
+def names_our_request(ctx: Context, activity: dict[str, Any]) -> bool:
+    """Whether an ``Accept``/``Reject`` names one of our QuoteRequest ids: the inbox
+    stores no other (a Follow's answer means nothing to a blog that follows nobody)."""
+    rid = first_id(activity.get("object")) or ""
+    return rid.startswith(f"{ctx.config.actor_id}#quote-requests/")
+
+
 def _answer(ctx: Context, slug: str, state: str, stamp: str = "") -> None:
     with ctx.db.tx() as con:
         con.execute(
