@@ -247,6 +247,7 @@ async def publish(
                 report.updated.append(post.slug)
             mentioned = mention_resolver.mentioned_inboxes(ctx, full)
             mentioned += mention_resolver.recipients(ctx, post.slug)
+            mentioned += quoting.author_inboxes(ctx, post)  # quote_of: kept like a mention
             planned = Planned(activity, list(dict.fromkeys(inboxes + extra + mentioned)))
             if not dry_run:
                 mention_resolver.remember(ctx, post.slug, mentioned)

@@ -154,6 +154,17 @@ async def fetch_quoted(ctx: Context, posts: Sequence[Post]) -> tuple[int, list[s
     return changed, warnings
 
 
+def author_inboxes(ctx: Context, post: Post) -> list[str]:
+    """The quoted author's inbox for the Create and Update of a quote post (Mastodon
+    delivers a quote to the quoted account, which needs the Update that brings the
+    stamp); empty when the quoted post was never fetched."""
+    if not post.quote_of:
+        return []
+    row = ctx.db.one("SELECT author_id FROM quote_cache WHERE url = ?", (post.quote_of,))
+    actor = ctx.actors.cached(str(row["author_id"])) if row is not None else None
+    return [actor.shared_inbox or actor.inbox] if actor is not None else []
+
+
 def request_id(ctx: Context, slug: str, quoted: str) -> str:
     digest = hashlib.sha256(f"{slug}\0{quoted}".encode()).hexdigest()[:16]
     return f"{ctx.config.actor_id}#quote-requests/{digest}"

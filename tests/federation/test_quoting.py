@@ -147,9 +147,10 @@ async def quote_and_publish(blog: Site, web: WebServer) -> tuple[str, dict[str, 
     assert (changed, warnings) == (1, [])
     report = await blog.publish()
     assert report.created == ["quoting"]
-    requests = to_inbox(blog, web.url("/users/bob/inbox"))
-    assert [r["type"] for r in requests] == ["QuoteRequest"]
-    return note, requests[0]
+    # The quoted author gets the Create (as a mentioned account would) and the request.
+    to_bob = to_inbox(blog, web.url("/users/bob/inbox"))
+    assert sorted(a["type"] for a in to_bob) == ["Create", "QuoteRequest"]
+    return note, next(a for a in to_bob if a["type"] == "QuoteRequest")
 
 
 async def test_before_publish_the_post_links_the_quoted_post(blog: Site, web: WebServer) -> None:
@@ -195,7 +196,8 @@ async def test_publish_fetches_the_card_and_asks_the_quoted_author(
     assert blog.queued()[0]["object"]["quote"] == note
     # Asked once: publishing again sends no second request.
     await blog.publish()
-    assert len(to_inbox(blog, web.url("/users/bob/inbox"))) == 1
+    to_bob = to_inbox(blog, web.url("/users/bob/inbox"))
+    assert [a["type"] for a in to_bob].count("QuoteRequest") == 1
 
 
 async def test_an_accept_with_a_checked_stamp_authorises_and_updates(
@@ -218,6 +220,7 @@ async def test_an_accept_with_a_checked_stamp_authorises_and_updates(
     assert obj["quote"] == obj["quoteUrl"] == obj["_misskey_quote"] == note
     update = blog.queued()[-1]
     assert update["type"] == "Update" and update["object"]["quoteAuthorization"] == stamp["id"]
+    assert to_inbox(blog, web.url("/users/bob/inbox"))[-1] == update  # the author too
     assert "not yet approved" not in page(blog, "quoting").get_text()
     # The author withdraws it: Delete of the stamp -> no quote any more, the link stays.
     delete = {"type": "Delete", "actor": bob, "object": stamp["id"], "id": bob + "#del"}

@@ -376,6 +376,15 @@ class FedifyPeer:
         """Sign and deliver an arbitrary activity (``id``/``actor`` are filled in if absent)."""
         return self._post("send", activity=activity, to=to)
 
+    def quote_authorization(self, interacting_object: str, interaction_target: str) -> str:
+        """Create a FEP-044f ``QuoteAuthorization`` stamp served by the peer; its id."""
+        answer = self._post(
+            "quote-authorization",
+            interactingObject=interacting_object,
+            interactionTarget=interaction_target,
+        )
+        return str(answer["id"])
+
     def received(
         self,
         type: str | None = None,

@@ -39,6 +39,7 @@ import {
   Object as APObject,
   Person,
   PUBLIC_COLLECTION,
+  QuoteAuthorization,
   Reject,
   Tombstone,
   traverseCollection,
@@ -720,6 +721,20 @@ const control = {
     const recipients = await recipientsFor(ctx, body, null);
     await send(ctx, recipients, activity, sendOpts(body));
     return { id: activity.id.href, to: recipients.map((r) => r.id.href) };
+  },
+
+  "POST quote-authorization": async (ctx, body) => {
+    // FEP-044f: a stamp by this peer's actor approving `interactingObject` as a quote of
+    // `interactionTarget`, dereferenceable at its id like the activities this peer sent.
+    const stamp = new QuoteAuthorization({
+      id: new URL(`/users/${USER}/quote_authorizations/${randomUUID()}`, ORIGIN),
+      attribution: meRef(ctx),
+      interactingObject: new URL(required(body, "interactingObject")),
+      interactionTarget: new URL(required(body, "interactionTarget")),
+    });
+    const json = await stamp.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader });
+    state.activities.set(stamp.id.href, json);
+    return { id: stamp.id.href, json };
   },
 };
 
