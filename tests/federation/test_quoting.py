@@ -275,6 +275,9 @@ async def test_a_reject_through_the_inbox_table_leaves_only_the_link(
     obj = built_object(blog, "quoting")
     assert not {"quote", "quoteAuthorization", "quoteUrl", "_misskey_quote"} & set(obj)
     assert f'RE: <a href="{web.url("/@bob/1")}">' in obj["content"]
+    card = page(blog, "quoting").select_one("blockquote.quote-card")
+    assert card is not None and "The original words." not in card.get_text()
+    assert card.a is not None and card.a["href"] == web.url("/@bob/1")  # the link stays
 
 
 async def test_something_that_is_not_a_post_stays_a_plain_link(blog: Site, web: WebServer) -> None:
