@@ -157,13 +157,15 @@ class _Walk:
             self.report.dropped += 1  # not a public reply in this thread, or refused
 
     async def run(self, seeds: list[str]) -> None:
-        queue: deque[tuple[str, int]] = deque((s, 0) for s in seeds)
+        # (object id, depth, its document when already in hand); the seeds are fetched.
+        queue: deque[tuple[str, int, dict[str, Any] | None]] = deque((s, 0, None) for s in seeds)
         self.seen_items.update(seeds)
         while queue and not self.report.stopped:
-            object_id, depth = queue.popleft()
+            object_id, depth, doc = queue.popleft()
             if depth >= self.limits.max_depth:
                 continue
-            doc = await self.fetch(object_id)
+            if doc is None:
+                doc = await self.fetch(object_id)
             if doc is None or doc.get("replies") is None:
                 continue
             self.report.walked += 1
@@ -175,7 +177,7 @@ class _Walk:
                     continue
                 await self.store(found)
                 if self.ctx.comments.get(comment_id("activitypub", str(found["id"]))):
-                    queue.append((str(found["id"]), depth + 1))
+                    queue.append((str(found["id"]), depth + 1, found))
 
 
 def reply_ids(ctx: Context, slug: str) -> list[str]:

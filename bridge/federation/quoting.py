@@ -90,6 +90,8 @@ async def fetch_card(ctx: Context, url: str) -> tuple[str, str, dict[str, str]]:
     if not author_id or not same_origin(author_id, object_id) or len(object_id) > MAX_URL:
         raise FetchError(f"{url}: not attributed to an actor of its own server")
     actor = await ctx.actors.get(author_id)
+    if len(actor.id) > MAX_URL:
+        raise FetchError(f"{author_id}: an actor id longer than {MAX_URL} characters")
     published = doc.get("published")
     card = {
         "html_url": _url(doc.get("url")) or object_id,
