@@ -54,7 +54,14 @@ from bridge.federation.context import Context
 from bridge.federation.fetch import SafeFetcher
 from bridge.site.sanitize import EMOJI_PATH, http_url
 
-__all__ = ["emoji_tags", "replace_shortcodes", "sniff", "store_image", "with_emoji"]
+__all__ = [
+    "emoji_tags",
+    "replace_shortcodes",
+    "sniff",
+    "store_image",
+    "stored_in",
+    "with_emoji",
+]
 
 log = logging.getLogger("indiebridge.conversations")
 
@@ -71,6 +78,10 @@ _SHORTCODE = re.compile(r"(?<![^\W_]):([A-Za-z0-9_]{1,64}):(?![^\W_])")
 # nh3's output escapes ``<`` and ``>`` in text and attribute values: a tag is ``<[^>]*>``.
 _TAG = re.compile(r"(<[^>]*>)")
 _VERBATIM = frozenset({"code", "pre"})  # shortcodes there are shown as written
+_STORED = re.compile(
+    r'<img class="emoji" src="/static/emoji/([0-9a-f]{64}\.(?:png|gif|webp|jpg))" '
+    r'alt=":([A-Za-z0-9_]{1,64}):"'
+)
 
 
 def emoji_tags(obj: dict[str, Any]) -> dict[str, str]:
@@ -190,14 +201,30 @@ async def fetch_image(fetcher: SafeFetcher, url: str) -> bytes | None:
     return page.body if page.status == 200 else None
 
 
-async def with_emoji(ctx: Context, obj: dict[str, Any], content: str) -> str:
-    """``content`` (sanitised HTML of ``obj``) with its custom emoji as stored images."""
+def stored_in(content: str, folder: Path) -> dict[str, str]:
+    """Shortcode -> file name of the emoji images an earlier version of a comment shows
+    whose files are still stored."""
+    found: dict[str, str] = {}
+    for m in _STORED.finditer(content):
+        if (folder / m.group(1)).is_file():
+            found.setdefault(m.group(2), m.group(1))
+    return found
+
+
+async def with_emoji(ctx: Context, obj: dict[str, Any], content: str, *, previous: str = "") -> str:
+    """``content`` (sanitised HTML of ``obj``) with its custom emoji as stored images.
+
+    ``previous`` is the comment's earlier content (an edit): its images are used again
+    for the same shortcodes instead of being fetched once more.
+    """
     tags = emoji_tags(obj)
-    wanted = used_shortcodes(content, tags)[:MAX_PER_COMMENT]
-    if not wanted:
-        return content
     folder = emoji_dir(ctx.config.site_dir)
-    images: dict[str, str] = {}
+    used = used_shortcodes(content, tags)[:MAX_PER_COMMENT]
+    kept = stored_in(previous, folder)
+    images = {name: kept[name] for name in used if name in kept}
+    wanted = [name for name in used if name not in images]
+    if not wanted:
+        return replace_shortcodes(content, images)
     limiter = anyio.CapacityLimiter(CONCURRENT_FETCHES)
 
     async def one(name: str) -> None:

@@ -180,7 +180,7 @@ async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     updated = moderation.parse_time(obj.doc.get("updated")) or dt.datetime.now(dt.UTC)
     new = replace(
         old,
-        content=await emoji.with_emoji(ctx, obj.doc, comment_html(obj.doc)),
+        content=await emoji.with_emoji(ctx, obj.doc, comment_html(obj.doc), previous=old.content),
         updated=updated,
         source=url_of(obj.doc.get("url")) or old.source,
         author=author_of(actor),

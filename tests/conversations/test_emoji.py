@@ -289,3 +289,13 @@ async def test_an_edit_keeps_the_same_images(emoji_harness: tuple[Harness, Image
     second = h.comment(obj["id"])
     assert first is not None and second is not None
     assert second.content == first.content.replace("</p>", " edited</p>")
+    # The edit used the stored image again instead of fetching it once more.
+    assert remote.requests.count("https://social.example/emoji/fine.png") == 1
+
+
+def test_an_earlier_version_names_its_stored_images(tmp_path: Path) -> None:
+    name = emoji.store_image(tmp_path, png())
+    assert name is not None
+    content = emoji.replace_shortcodes("<p>:a: :b:</p>", {"a": name, "b": "f" * 64 + ".png"})
+    assert emoji.stored_in(content, tmp_path) == {"a": name}  # b's file is not stored
+    assert emoji.stored_in("<p>:a:</p>", tmp_path) == {}
