@@ -230,7 +230,11 @@ async def with_emoji(ctx: Context, obj: dict[str, Any], content: str, *, previou
     async def one(name: str) -> None:
         async with limiter:
             data = await fetch_image(ctx.fetcher, tags[name])
-        stored = store_image(folder, data) if data is not None else None
+        try:
+            stored = store_image(folder, data) if data is not None else None
+        except OSError as exc:  # a full or read-only disk costs the image, not the comment
+            log.warning("custom emoji %s not stored: %s", tags[name], exc)
+            return
         if stored is not None:
             images[name] = stored
         elif data is not None:

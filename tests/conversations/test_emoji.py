@@ -299,3 +299,23 @@ def test_an_earlier_version_names_its_stored_images(tmp_path: Path) -> None:
     content = emoji.replace_shortcodes("<p>:a: :b:</p>", {"a": name, "b": "f" * 64 + ".png"})
     assert emoji.stored_in(content, tmp_path) == {"a": name}  # b's file is not stored
     assert emoji.stored_in("<p>:a:</p>", tmp_path) == {}
+
+
+async def test_a_disk_that_refuses_the_file_costs_the_image_not_the_comment(
+    emoji_harness: tuple[Harness, Images], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h, remote = emoji_harness
+
+    def refuse(folder: Path, data: bytes) -> str | None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(emoji, "store_image", refuse)
+    obj = note(
+        "https://social.example/users/alice/statuses/4",
+        content="<p>:fine: still here</p>",
+        tag=[emoji_tag("fine", "https://social.example/emoji/fine.png")],
+    )
+    remote.file("https://social.example/emoji/fine.png", png())
+    await h.send(create(obj))
+    comment = h.comment(obj["id"])
+    assert comment is not None and comment.content == "<p>:fine: still here</p>"
