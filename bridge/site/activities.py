@@ -63,6 +63,8 @@ CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
 # The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
 # ``assertionMethod`` and cannot find the Ed25519 key that verifies our proofs.
 ACTOR_CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, DID, MULTIKEY, EXTENSIONS]
+# Only on an actor that features tags (the ``featured_tags`` setting).
+FEATURED_TAGS_TERM = {"featuredTags": {"@id": "toot:featuredTags", "@type": "@id"}}
 # Activities wrap objects: a short context keeps them small; embedded objects carry theirs.
 ACTIVITY_CONTEXT: list[Any] = [AS, DATA_INTEGRITY, EXTENSIONS]
 
@@ -138,6 +140,9 @@ def actor(
     }
     if moved_to:  # after ``indiebridge move``: Mastodon shows a redirect banner
         doc["movedTo"] = moved_to
+    if config.featured_tags:  # Mastodon's featured hashtags (bridge/site/featured.py)
+        doc["@context"] = [*ACTOR_CONTEXT, FEATURED_TAGS_TERM]
+        doc["featuredTags"] = config.featured_tags_url
     if author.avatar:
         url = absolute(config, author.avatar)
         doc["icon"] = {"type": "Image", "mediaType": media_type(url), "url": url}

@@ -343,8 +343,11 @@ class FedifyPeer:
         mention: str | None = None,
         to: str | list[str] | None = None,
         shared_inbox: bool | None = None,
+        emoji: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
-        """Create(Note) replying to ``in_reply_to``; returns ``{noteId, id, to}``."""
+        """Create(Note) replying to ``in_reply_to``; returns ``{noteId, id, to}``.
+
+        ``emoji``: custom emoji tags, each ``{id, name: ":x:", url, mediaType}``."""
         return self._post(
             "reply",
             inReplyTo=in_reply_to,
@@ -352,6 +355,7 @@ class FedifyPeer:
             mention=mention,
             to=to,
             preferSharedInbox=shared_inbox,
+            emoji=emoji,
         )
 
     def edit(self, note_id: str, content: str) -> dict[str, Any]:

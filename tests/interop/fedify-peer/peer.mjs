@@ -30,9 +30,11 @@ import {
   Announce,
   Create,
   Delete,
+  Emoji,
   Endpoints,
   Follow,
   getTypeId,
+  Image,
   Like,
   Mention,
   Note,
@@ -217,10 +219,20 @@ function buildNote(ctx, n) {
     replyTarget: n.inReplyTo == null ? null : new URL(n.inReplyTo),
     to: PUBLIC_COLLECTION,
     ccs: n.cc.map((u) => new URL(u)),
-    tags:
-      n.mention == null
+    tags: [
+      ...(n.mention == null
         ? []
-        : [new Mention({ href: new URL(n.mention.href), name: n.mention.name ?? null })],
+        : [new Mention({ href: new URL(n.mention.href), name: n.mention.name ?? null })]),
+      // Custom emoji, shaped as Mastodon sends them: {type: Emoji, name: ":x:", icon: Image}.
+      ...(n.emoji ?? []).map(
+        (e) =>
+          new Emoji({
+            id: new URL(e.id),
+            name: e.name,
+            icon: new Image({ url: new URL(e.url), mediaType: e.mediaType ?? null }),
+          }),
+      ),
+    ],
     published: Temporal.Instant.from(n.published),
     updated: n.updated == null ? null : Temporal.Instant.from(n.updated),
   });
@@ -611,6 +623,7 @@ const control = {
       cc,
       mention:
         mentioned == null ? null : { href: mentioned.id.href, name: handleOf(mentioned) },
+      emoji: body.emoji ?? [],
       published: Temporal.Now.instant().toString(),
       updated: null,
       deleted: false,
