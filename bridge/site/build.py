@@ -117,7 +117,7 @@ def build(
     # Cache only, never the network; a preview's handle is the real blog's (config.handle).
     posts, unresolved = mentions.apply(posts, ledger.mentions, own=config.handle)
     warnings += unresolved
-    posts = quote_card.apply(posts, *quote_card.read_cache(config))  # quote_of: cache only
+    posts = quote_card.apply(posts, ledger.quote_cards, ledger.quote_requests)  # cache only
     comments, comment_digests = _load_comments(config)
     plan = Plan(
         config,

@@ -180,6 +180,8 @@ def post_documents(
     shown; ``likes`` and ``shares`` when there is one.  The others are not written: the
     daemon answers them with ``empty_document`` and a static host with ``SHARED_EMPTY``.
     """
+    if not comments:  # nearly every post
+        return []
     out: list[tuple[str, dict[str, Any]]] = []
     if threads.shown_replies(comments):
         out += threads.documents(config, slug, comments)

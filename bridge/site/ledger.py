@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config import SiteConfig
+from bridge.site import quote_card
 from bridge.site.mentions import Account, read_accounts
+from bridge.site.posts import QuotedPost
 
 MOVED_TO = "moved_to"  # meta key: JSON {"id", "url", "handle"} of the account moved to
 
@@ -86,6 +88,9 @@ class Ledger:
     followers: int = 0
     # handles resolved so far (``bridge.site.mentions``), read with the rest
     mentions: dict[str, Account] = field(default_factory=dict)
+    # quoted posts' cards by URL and our quote requests by slug (``bridge.site.quote_card``)
+    quote_cards: dict[str, QuotedPost] = field(default_factory=dict)
+    quote_requests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def object_id(self, config: SiteConfig, slug: str) -> str:
         """The id the post ``slug`` is built and published with."""
@@ -112,8 +117,9 @@ class Ledger:
         return sorted(set(self.published) - live)
 
 
-def read(con: sqlite3.Connection) -> Ledger:
-    """The ledger from the state database (tables missing in an older database are empty)."""
+def read(con: sqlite3.Connection, config: SiteConfig | None = None) -> Ledger:
+    """The ledger from the state database (tables missing in an older database are empty);
+    with ``config``, the quote cards too (their sanitising needs the site's URL)."""
     try:
         published = {
             str(r[0]): (str(r[1]), str(r[2]))
@@ -141,7 +147,15 @@ def read(con: sqlite3.Connection) -> Ledger:
         moved_to=_moved_to(con),
         followers=_followers(con),
         mentions=read_accounts(con),
+        **_quotes(con, config),
     )
+
+
+def _quotes(con: sqlite3.Connection, config: SiteConfig | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    cards, requests = quote_card.read_rows(con, config)
+    return {"quote_cards": cards, "quote_requests": requests}
 
 
 def _followers(con: sqlite3.Connection) -> int:
@@ -169,14 +183,14 @@ def _moved_to(con: sqlite3.Connection) -> dict[str, str] | None:
 def read_file(config: SiteConfig) -> Ledger:
     """The ledger of a site's state database, opened read-only; empty when there is none.
 
-    The build's one read of the database: the follower count and the resolved
-    mentions come with it."""
+    The build's one read of the database: the follower count, the resolved mentions
+    and the quote cards come with it."""
     if not config.db_path.exists():
         return Ledger()
     try:
         con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
         try:
-            return read(con)
+            return read(con, config)
         finally:
             con.close()
     except sqlite3.Error:

@@ -54,11 +54,21 @@ def read_cache(config: SiteConfig) -> tuple[dict[str, QuotedPost], dict[str, dic
     try:
         con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
         try:
-            cards = con.execute("SELECT url, object_id, card FROM quote_cache").fetchall()
-            asked = con.execute("SELECT slug, quoted, state, stamp FROM quotes_out").fetchall()
+            return read_rows(con, config)
         finally:
             con.close()
     except sqlite3.Error:
+        return {}, {}
+
+
+def read_rows(
+    con: sqlite3.Connection, config: SiteConfig
+) -> tuple[dict[str, QuotedPost], dict[str, dict[str, str]]]:
+    """``read_cache`` from an open connection (the build's one read, ``site.ledger``)."""
+    try:
+        cards = con.execute("SELECT url, object_id, card FROM quote_cache").fetchall()
+        asked = con.execute("SELECT slug, quoted, state, stamp FROM quotes_out").fetchall()
+    except sqlite3.Error:  # a database from before the tables existed
         return {}, {}
     out: dict[str, QuotedPost] = {}
     for url, object_id, card in cards:
