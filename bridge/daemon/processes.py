@@ -15,8 +15,9 @@ Wake-ups cross processes through one pipe the supervisor creates before forking
 (``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
 to look at (``i`` inbox, ``w`` webmentions, ``d`` deliveries, ``b`` a rebuild); the
 background process reads the pipe from its event loop.  A write never blocks: when the
-pipe is full the reader has unread bytes and wakes anyway, and every background loop also
-polls the database once a ``poll_interval``, so no wake-up is lost.  Each child asks the
+pipe is full the write is dropped, and the reader, finding a full pipe's worth of bytes,
+wakes every worker; every background loop also polls the database once a
+``poll_interval``, so no wake-up is lost.  Each child asks the
 kernel to kill it when the supervisor dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of
 ``serve`` leaves no orphan holding the port.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -68,6 +70,10 @@ class WakePipe:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)
+        try:
+            self.capacity = fcntl.fcntl(self.read_fd, fcntl.F_GETPIPE_SZ)
+        except (OSError, AttributeError):  # not Linux: the usual size
+            self.capacity = 65_536
 
     def send(self, kind: str) -> None:
         """Wake the background process for ``kind``; never blocks, never raises."""
@@ -76,16 +82,20 @@ class WakePipe:
             os.write(self.write_fd, kind.encode("ascii"))
 
     def drain(self) -> set[str]:
-        """Every kind written since the last call."""
+        """Every kind written since the last call; all of them when the pipe was full
+        (a write may have been dropped then)."""
         seen: set[str] = set()
+        total = 0
         while True:
             try:
                 chunk = os.read(self.read_fd, 4096)
             except BlockingIOError:
-                return seen
+                break
             if not chunk:
-                return seen
+                break
+            total += len(chunk)
             seen.update(chunk.decode("ascii", "replace"))
+        return set(WAKE_KINDS) if total >= self.capacity else seen & WAKE_KINDS
 
 
 class _Stop(Exception):
