@@ -16,6 +16,10 @@ Background tasks (started by the lifespan): the delivery worker, the inbox proce
 webmention verification, a debounced rebuild of the site when comments change, and a
 poller that rebuilds after moderation done by CLI commands (``site_changes``).  The
 services are built by the composition root, ``bridge.daemon.services``.
+
+In ``serve``'s production layout (``bridge.daemon.processes``) each HTTP worker's
+``Daemon`` is given ``notify`` and runs no background task: what it stores wakes the
+background process, whose ``Daemon`` runs them all (``start`` without an HTTP server).
 """
 
 from __future__ import annotations
