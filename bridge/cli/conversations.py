@@ -9,9 +9,7 @@ messages and heavy modules are imported inside the commands.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,6 +18,8 @@ import click
 from bridge.cli._common import friendly, load_config, open_context, site_option
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from bridge.config import SiteConfig
     from bridge.federation.fetch import SafeFetcher
 
@@ -198,6 +198,8 @@ def _fetcher(site_dir: Path) -> tuple[SafeFetcher, SiteConfig | None]:
 
 
 def _await(fetcher: SafeFetcher, work: Awaitable[T]) -> T:
+    import asyncio
+
     async def main() -> T:
         try:
             return await work

@@ -147,6 +147,32 @@ def test_existing_images_pass_whatever_folder_holds_them(site: Path) -> None:
     assert "warning" not in result.output
 
 
+def test_markdown_image_paths_resolve_as_urljoin_does(site: Path) -> None:
+    # Dot segments are resolved as a browser resolves them (RFC 3986 5.2.4): this one
+    # is the theme's static/avatar.png, so nothing is missing.
+    write_post(site, "static/avatar.png", "/posts/../static/./avatar.png")
+    result = build(site, "--strict")
+    assert result.exit_code == 0, result.output
+
+
+def test_each_missing_markdown_image_is_named_at_its_own_line(site: Path) -> None:
+    path = site / "content" / "posts" / "2026-04-01-pictures.md"
+    write_post(site, "static/avatar.png", "/static/gone.png")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n![again](/static/gone.png)\n![b](/static/b.png)\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["build", "--site", str(site)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    rel = "content/posts/2026-04-01-pictures.md"
+    assert lines == [
+        f"warning: {rel}:12: image '/static/gone.png' not found",
+        f"warning: {rel}:12: image '/static/gone.png' not found",
+        f"warning: {rel}:15: image '/static/b.png' not found",
+    ]
+
+
 def test_relative_markdown_image_resolves_against_the_post(site: Path) -> None:
     # static/avatar.png exists, but from /posts/pictures/ the browser asks for
     # /posts/pictures/static/avatar.png, which the build never writes.
