@@ -9,13 +9,20 @@
 A local image is one whose URL, resolved against the page it is on, lies under base_url:
 the build copies nothing into the output but the static folders (the theme's, then the
 site's ``static/``), so it exists when one of them holds the file.
+
+The local Markdown images of each post (as written, resolved, and the line naming them
+once one was missing) are kept in ``.indiebridge/cache/image-refs.json`` by the post's
+file digest and slug: a rebuild looks again only at the posts that changed, and checks
+that each image still exists.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from bridge.config import SiteConfig
@@ -88,39 +95,121 @@ class _Checker:
         return text
 
 
+Ref = list[Any]  # [as written, path below base_url, line (0: not looked up yet)]
+REFS_VERSION = "1"  # of the pattern and the entry shape; another version starts afresh
+
+
+class _RefCache:
+    """The local Markdown images of each post, by its file digest and slug."""
+
+    def __init__(self, config: SiteConfig) -> None:
+        self.path = config.cache_dir / "image-refs.json"
+        self.header = [REFS_VERSION, config.base_url]
+        self.old: dict[str, list[Ref]] = {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("header") == self.header:
+                posts = data.get("posts")
+                self.old = posts if isinstance(posts, dict) else {}
+        except (OSError, ValueError):
+            pass
+        self.new: dict[str, list[Ref]] = {}
+        self.changed = False
+
+    def get(self, key: str) -> list[Ref] | None:
+        refs = self.old.get(key)
+        if isinstance(refs, list) and all(_valid(r) for r in refs):
+            self.new[key] = refs
+            return refs
+        return None
+
+    def put(self, key: str, refs: list[Ref]) -> None:
+        self.new[key] = refs
+        self.changed = True
+
+    def save(self) -> None:
+        if not self.changed and self.new.keys() == self.old.keys():
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"header": self.header, "posts": self.new}), "utf-8")
+            os.replace(tmp, self.path)
+        except OSError:  # a cache that cannot be written only costs speed
+            tmp.unlink(missing_ok=True)
+
+
+def _valid(ref: object) -> bool:
+    return (
+        isinstance(ref, list)
+        and len(ref) == 3
+        and isinstance(ref[0], str)
+        and isinstance(ref[1], str)
+        and isinstance(ref[2], int)
+    )
+
+
 def check(
     config: SiteConfig, posts: Iterable[Post], pages: Iterable[Page], *, strict: bool
 ) -> list[str]:
     """Raise for a missing front matter image (or, ``strict``, any missing image); return
     one warning line per missing Markdown image otherwise."""
     checker = _Checker(config)
+    cache = _RefCache(config)
     warnings: list[str] = []
     for post in posts:
         for image in post.images:
             rel = _local_rel(config, image.url)
             if rel is not None and not checker.exists(rel):
                 raise _error(checker, post.source, rel, "images")
-        warnings += _markdown(checker, post.source, post.body, config.post_url(post.slug), strict)
+        key = f"{post.slug}:{post.digest}"
+        refs = cache.get(key)
+        if refs is None:
+            refs = _local_refs(checker, post.body, config.post_url(post.slug))
+            cache.put(key, refs)
+        warnings += _missing(checker, cache, post.source, refs, strict)
     for page in pages:
         url = f"{config.base_url}/{page.slug}/"
-        warnings += _markdown(checker, page.source, page.body, url, strict)
+        refs = _local_refs(checker, page.body, url)
+        warnings += _missing(checker, None, page.source, refs, strict)
+    cache.save()
     return warnings
 
 
-def _markdown(checker: _Checker, source: str, body: str, page_url: str, strict: bool) -> list[str]:
-    warnings: list[str] = []
+def _local_refs(checker: _Checker, body: str, page_url: str) -> list[Ref]:
+    """The Markdown images of ``body`` that resolve under base_url, in order."""
+    refs: list[Ref] = []
     if "![" not in body:
-        return warnings
+        return refs
     for match in _MARKDOWN_IMAGE.finditer(body):
         written = match.group(1)
         rel = _local_rel(checker.config, checker.resolve(page_url, written))
-        if rel is None or checker.exists(rel):
+        if rel is not None:
+            refs.append([written, rel, 0])
+    return refs
+
+
+def _missing(
+    checker: _Checker, cache: _RefCache | None, source: str, refs: list[Ref], strict: bool
+) -> list[str]:
+    warnings: list[str] = []
+    for ref in refs:
+        written, rel, line = ref
+        if checker.exists(rel):
             continue
-        error = _error(checker, source, written, None, f"]({written}", f"](<{written}")
+        if not line:
+            line = ref[2] = _error(checker, source, written, None, *_needles(written)).line
+            if cache is not None:  # remembered with the post
+                cache.changed = True
+        error = ContentError(source, line, f"image {written!r} not found")
         if strict:
             raise error
         warnings.append(str(error))
     return warnings
+
+
+def _needles(written: str) -> tuple[str, str]:
+    return f"]({written}", f"](<{written}"
 
 
 def _error(

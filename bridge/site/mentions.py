@@ -88,7 +88,8 @@ def _may_hold_handle(body: str) -> bool:
     """False only when ``body`` holds no ``@``, written or as a character reference
     (``&#64;``, ``&#x40;``, ``&commat;``): most posts, which then skip the tag walk,
     most of a one-post rebuild of a thousand posts when it ran on every post."""
-    return "@" in body or "&#" in body or "&commat" in body
+    # Single characters first: ``in`` finds one with memchr, several times faster.
+    return "@" in body or ("&" in body and ("&#" in body or "&commat" in body))
 
 
 def find_handles(body: str) -> list[str]:

@@ -173,6 +173,32 @@ def test_each_missing_markdown_image_is_named_at_its_own_line(site: Path) -> Non
     ]
 
 
+def test_image_checks_are_kept_per_post_and_existence_is_checked_again(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.site import images
+
+    write_post(site, "static/avatar.png", "/static/later.png")
+    warning = "content/posts/2026-04-01-pictures.md:12: image '/static/later.png' not found"
+    first = CliRunner().invoke(main, ["build", "--site", str(site)])
+    assert f"warning: {warning}\n" in first.stderr
+    read: list[str] = []
+    real = images._Checker.text
+
+    def counting(self: images._Checker, source: str) -> str:
+        read.append(source)
+        return real(self, source)
+
+    monkeypatch.setattr(images._Checker, "text", counting)
+    again = CliRunner().invoke(main, ["build", "--site", str(site)])
+    assert f"warning: {warning}\n" in again.stderr  # the same line, from the cache
+    assert read == []  # no post file was read again to find it
+    (site / "static").mkdir(exist_ok=True)
+    (site / "static" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    fixed = CliRunner().invoke(main, ["build", "--site", str(site), "--strict"])
+    assert fixed.exit_code == 0, fixed.output  # the post is unchanged; the image exists now
+
+
 def test_relative_markdown_image_resolves_against_the_post(site: Path) -> None:
     # static/avatar.png exists, but from /posts/pictures/ the browser asks for
     # /posts/pictures/static/avatar.png, which the build never writes.
