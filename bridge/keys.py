@@ -182,16 +182,31 @@ def _missing(path: Path) -> KeyFileError:
     )
 
 
+# Keys parsed in this process, by file and its stat: ``publish`` builds two contexts and
+# would validate the RSA key twice (tens of ms each); a replaced file is parsed again.
+_parsed: dict[tuple[str, bool, int, int, int], object] = {}
+
+
 def _read_private(path: Path, *, validate: bool = True) -> object:
     from cryptography.hazmat.primitives import serialization
 
     try:
+        st = path.stat()
+        memo = (str(path.resolve()), validate, st.st_mtime_ns, st.st_size, st.st_ino)
+        key = _parsed.get(memo)
+        if key is not None:
+            return key
         data = path.read_bytes()
         if not validate:
-            return serialization.load_pem_private_key(
+            key = serialization.load_pem_private_key(
                 data, password=None, unsafe_skip_rsa_key_validation=True
             )
-        return serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
+        if len(_parsed) > 16:
+            _parsed.clear()
+        _parsed[memo] = key
+        return key
     except FileNotFoundError:
         raise _missing(path) from None
     except (ValueError, TypeError, OSError) as exc:

@@ -116,3 +116,28 @@ def test_a_rebuild_with_nothing_to_sign_parses_no_key(
     site_mod.build(config)
     # Unchanged outputs are not rendered: only the public half, for the outputs' keys.
     assert reads == [(keys.RSA_FILE, False)]
+
+
+def test_a_key_file_is_parsed_once_per_process_until_it_changes(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    parsed: list[bool] = []
+    real = serialization.load_pem_private_key
+
+    def counting(data: bytes, password: None, **kwargs: bool) -> object:
+        parsed.append(bool(kwargs.get("unsafe_skip_rsa_key_validation")))
+        return real(data, password, **kwargs)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", counting)
+    monkeypatch.setattr(keys, "_parsed", {})
+    first = keys.open_lazy(state).rsa
+    assert keys.open_lazy(state).rsa is first  # a second context reuses it
+    assert parsed == [False]
+    other = keys.generate(state.parent / "other")
+    (state / "keys" / keys.RSA_FILE).unlink()
+    shutil.copy(state.parent / "other" / "keys" / keys.RSA_FILE, state / "keys" / keys.RSA_FILE)
+    replaced = keys.open_lazy(state)
+    assert replaced.public_pem == other.public_pem  # the new file, parsed again
+    assert parsed == [False, True]
