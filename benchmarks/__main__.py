@@ -123,6 +123,8 @@ def main() -> None:
         from benchmarks import commands
 
         commands.run(table, short=args.short)
+        if base is not None:
+            commands.run(table, short=args.short, src=base, label=f"before {args.baseline}")
     if "inbox" in sections:
         from benchmarks import inbox
 

@@ -34,14 +34,19 @@ from benchmarks import common, corpus
 EDITS = 5
 
 
+_SRC: Path | None = None  # another checkout's bridge package (``--baseline``)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if _SRC is not None:
+        env["PYTHONPATH"] = str(_SRC)
     return env
 
 
 def _cli(*args: str) -> list[str]:
-    if common.have("indiebridge"):
+    if _SRC is None and common.have("indiebridge"):
         return ["indiebridge", *args]
     return [sys.executable, "-m", "bridge", *args]
 
@@ -168,9 +173,19 @@ def watch_save(table: common.Table, n: int) -> None:
     )
 
 
-def run(table: common.Table, *, short: bool) -> None:
+def run(table: common.Table, *, short: bool, src: Path | None = None, label: str = "") -> None:
+    """All four measures; with ``src``, of that checkout's bridge package (rows named
+    ``label``), on the same corpora (their state files are read by either version)."""
+    global _SRC
+    _SRC = src
     edit_n, large_n = (200, 200) if short else (1000, 10000)
     subprocess.run(_cli("--help"), env=_env(), capture_output=True, check=False)  # bytecode
-    one_post_build(table, edit_n)
-    publish_noop(table, large_n)
-    watch_save(table, large_n)
+    before = len(table.rows)
+    try:
+        one_post_build(table, edit_n)
+        publish_noop(table, large_n)
+        watch_save(table, large_n)
+    finally:
+        _SRC = None
+    if label:
+        table.rows[before:] = [(a, f"{b} ({label})", c, d) for a, b, c, d in table.rows[before:]]
