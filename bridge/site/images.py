@@ -58,6 +58,7 @@ class _Checker:
         self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(config.base_url))
         self._exists: dict[str, bool] = {}
         self._texts: dict[str, str] = {}
+        self._dirs: dict[str, bool] = {}
 
     def exists(self, rel: str) -> bool:
         found = self._exists.get(rel)
@@ -71,7 +72,20 @@ class _Checker:
         inner = rel[len("static/") :]
         if not inner or ".." in inner.split("/"):
             return False
-        return any(os.path.isfile(os.path.join(folder, inner)) for folder in self.static)
+        parent = os.path.dirname(inner)
+        return any(
+            self._is_dir(folder, parent) and os.path.isfile(os.path.join(folder, inner))
+            for folder in self.static
+        )
+
+    def _is_dir(self, folder: str, parent: str) -> bool:
+        """Whether ``folder/parent`` is a folder, looked up once: a thousand images under
+        one missing folder (or a site without ``static/``) cost one look-up, not one each."""
+        key = f"{folder}\0{parent}"
+        found = self._dirs.get(key)
+        if found is None:
+            found = self._dirs[key] = os.path.isdir(os.path.join(folder, parent))
+        return found
 
     def resolve(self, page_url: str, written: str) -> str:
         """``written`` as a URL, as ``urljoin(page_url, written)`` gives it (the

@@ -178,8 +178,8 @@ def test_image_checks_are_kept_per_post_and_existence_is_checked_again(
 ) -> None:
     from bridge.site import images
 
-    write_post(site, "static/avatar.png", "/static/later.png")
-    warning = "content/posts/2026-04-01-pictures.md:12: image '/static/later.png' not found"
+    write_post(site, "static/avatar.png", "/static/img/later.png")
+    warning = "content/posts/2026-04-01-pictures.md:12: image '/static/img/later.png' not found"
     first = CliRunner().invoke(main, ["build", "--site", str(site)])
     assert f"warning: {warning}\n" in first.stderr
     read: list[str] = []
@@ -193,8 +193,8 @@ def test_image_checks_are_kept_per_post_and_existence_is_checked_again(
     again = CliRunner().invoke(main, ["build", "--site", str(site)])
     assert f"warning: {warning}\n" in again.stderr  # the same line, from the cache
     assert read == []  # no post file was read again to find it
-    (site / "static").mkdir(exist_ok=True)
-    (site / "static" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (site / "static" / "img").mkdir(parents=True, exist_ok=True)  # a folder that was missing
+    (site / "static" / "img" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     fixed = CliRunner().invoke(main, ["build", "--site", str(site), "--strict"])
     assert fixed.exit_code == 0, fixed.output  # the post is unchanged; the image exists now
 
