@@ -102,6 +102,7 @@ class SiteConfig:
     og_image_height: int = 630
     quote_policy: str = "public"
     inline_hashtags: bool = True
+    featured_tags: int = 0
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -175,6 +176,11 @@ class SiteConfig:
     def featured_url(self) -> str:
         """Pinned posts (``toot:featured``), newest first."""
         return f"{self.base_url}/ap/featured.json"
+
+    @property
+    def featured_tags_url(self) -> str:
+        """The most used tags (``toot:featuredTags``), when ``featured_tags`` is set."""
+        return f"{self.base_url}/ap/featured-tags.json"
 
     @property
     def inbox_url(self) -> str:
@@ -352,4 +358,5 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         og_image_height=values["og_image_height"],
         quote_policy=values["quote_policy"],
         inline_hashtags=values["inline_hashtags"],
+        featured_tags=values["featured_tags"],
     )
