@@ -159,6 +159,8 @@ def conversations_backfill(
     under blocks and `comments_policy` as if they had been delivered, then updates the
     pages (the running daemon rebuilds them, or this command does).
     """
+    import asyncio
+
     from bridge import keys
     from bridge.conversations import backfill
     from bridge.daemon import services, site_changes
