@@ -102,6 +102,7 @@ class SiteConfig:
     og_image_height: int = 630
     quote_policy: str = "public"
     inline_hashtags: bool = True
+    delivery_processes: int = 0  # 0: min(cores, 4), see bridge.federation.delivery.pool
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -322,6 +323,8 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
     values["base_url"] = values["base_url"].rstrip("/")
     values["federation_url"] = (values["federation_url"] or values["base_url"]).rstrip("/")
     values["also_known_as"] = tuple(values["also_known_as"])
+    if values["delivery_processes"] > 16:
+        raise ConfigError(f"{path.name}: key 'delivery_processes' must be at most 16")
     return SiteConfig(
         site_dir=site,
         title=values["title"],
@@ -352,4 +355,5 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         og_image_height=values["og_image_height"],
         quote_policy=values["quote_policy"],
         inline_hashtags=values["inline_hashtags"],
+        delivery_processes=values["delivery_processes"],
     )

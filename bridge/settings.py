@@ -119,6 +119,13 @@ SETTINGS: tuple[Setting, ...] = (
         "`#word` in a post's text (outside code and links) links to the tag page and "
         "becomes one of the post's tags.",
     ),
+    Setting(
+        "delivery_processes",
+        "int",
+        0,
+        "Processes `indiebridge serve` starts to deliver activities from its one queue; "
+        "defaults to `min(cores, 4)`.",
+    ),
 )
 
 AUTHOR_KEYS = {"name": "str", "url": "url", "avatar": "str", "bio": "str", "fields": "fields"}
