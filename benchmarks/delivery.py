@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -54,6 +55,12 @@ def _activity(site: Path) -> dict[str, Any]:
 
 
 # ---- children ------------------------------------------------------------------------------
+
+
+def _cpu(children: bool = False) -> float:
+    """CPU seconds (user + system) of this process, or of its finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,6 +97,7 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
             **kwargs,
         )
         started = time.perf_counter()
+        cpu = _cpu()
         if args.seconds:
             stop = asyncio.Event()
             asyncio.get_running_loop().call_later(args.seconds, stop.set)
@@ -98,6 +106,7 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
         else:
             stats = await worker.run_until_idle()
         seconds = time.perf_counter() - started
+        cpu = _cpu() - cpu
         db.close()
     return {
         "seconds": seconds,
@@ -108,6 +117,7 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": worker.concurrency,
         "started": time.time() - seconds,
         "ended": time.time(),
+        "cpu": cpu,
     }
 
 
@@ -164,6 +174,7 @@ async def _pool(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     await task
     db.close()
+    cpu = _cpu(children=True)  # the delivery processes, start-up included
     assert row is not None
     last = float(row["last"] or enqueued)
     return {
@@ -174,6 +185,7 @@ async def _pool(args: argparse.Namespace) -> dict[str, Any]:
         "total_seconds": last - started,
         "enqueue_seconds": enqueued - started,
         "concurrency": 32,
+        "cpu": cpu,
     }
 
 
@@ -201,10 +213,12 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
                 ok += r.status_code < 300
 
         started = time.perf_counter()
+        cpu = _cpu()
         async with asyncio.timeout(600):
             await asyncio.gather(*(one() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "delivered": ok, "concurrency": concurrency}
+        cpu = _cpu() - cpu
+    return {"seconds": seconds, "delivered": ok, "concurrency": concurrency, "cpu": cpu}
 
 
 def child_main(argv: list[str]) -> None:
@@ -257,6 +271,10 @@ def _child(
     return json.loads(result.stdout.strip().splitlines()[-1]), result.peak_rss_mb
 
 
+def _per(result: dict[str, Any]) -> str:
+    return f"{1000 * result['cpu'] / max(result['delivered'], 1):.2f} ms"
+
+
 def site_for_delivery(posts: int = 20) -> Path:
     """A small indiebridge site (for its keys and one real post to send)."""
     from benchmarks import corpus
@@ -296,13 +314,15 @@ def run(
                     "delivery",
                     f"before ({label}): signed, N={n}, concurrency {res['concurrency']}",
                     f"{rate:.0f}/s",
-                    f"{common.seconds(res['seconds'])}, worker peak RSS {common.mb(rss)}",
+                    f"{common.seconds(res['seconds'])}, worker peak RSS {common.mb(rss)};"
+                    f" {_per(res)} CPU per delivery",
                 )
             _sink_stats(port, reset=True)
             res, rss = _child("worker", site, port, n)
             stats = _sink_stats(port)
             rate = res["delivered"] / res["seconds"]
             note = f"sink verified {stats['verified']}, invalid {stats['invalid']}"
+            note += f"; {_per(res)} CPU per delivery"
             if stats["verified"] != n or res["delivered"] != n:
                 note += f" (expected {n}: {stats['errors'][:1]})"
             c = res["concurrency"]
@@ -318,7 +338,7 @@ def run(
                 "delivery",
                 f"bare httpx POST, N={n}, concurrency {c}: req/s (ceiling)",
                 f"{brate:.0f}/s",
-                f"{bare['delivered']} answered 2xx",
+                f"{bare['delivered']} answered 2xx; {_per(bare)} CPU per request",
             )
             table.add(
                 "delivery", f"signed / bare ceiling, N={n}", f"{rate / brate:.0%}", "target >= 80%"
@@ -332,7 +352,8 @@ def run(
                 "delivery",
                 f"signed, N={n}, daemon default ({k} processes x concurrency 32): deliveries/s",
                 f"{prate:.0f}/s",
-                f"one queue; sink verified {verified}; target >= 1,000/s",
+                f"one queue; sink verified {verified}; {_per(pres)} CPU per delivery"
+                " (start-up included); target >= 1,000/s",
             )
             table.add(
                 "delivery",
