@@ -167,6 +167,20 @@ def test_no_reuse_when_the_peer_does_not_keep_alive(response: bytes) -> None:
     run(main())
 
 
+def test_interim_responses_are_skipped() -> None:
+    response = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK
+
+    async def main() -> None:
+        async with Peer(answering(response)) as peer:
+            async with client(Http1Transport(allow_private=True)) as c:
+                for _ in range(2):
+                    r = await c.post(loopback(peer), content=b"{}")
+                    assert (r.status_code, r.content) == (202, b"ok")
+            assert peer.connections == 1
+
+    run(main())
+
+
 def test_body_framed_by_close_is_read_to_the_end() -> None:
     response = b"HTTP/1.1 500 Oops\r\n\r\nthe whole story"
 
@@ -388,3 +402,47 @@ def test_tls_verifies_the_certificate_and_sends_sni(tmp_path: Path) -> None:
         assert "other.example" in seen
 
     run(main())
+
+
+def test_the_worker_sends_through_it_and_records_refused_addresses(
+    tmp_path: Path, key_files: Path
+) -> None:
+    from bridge import keys
+    from bridge.db import Database
+    from bridge.federation.delivery import DeliveryWorker, enqueue
+
+    db = Database(tmp_path / "state.sqlite3")
+
+    async def main() -> None:
+        async with Peer(answering(OK)) as peer:
+            inboxes = [loopback(peer, "/ok"), loopback(peer, "/private", host="peer.example")]
+            enqueue(db, {"id": "https://blog.example/c", "type": "Create"}, inboxes)
+            worker = DeliveryWorker(
+                db,
+                private_key=keys.load(key_files.parent).rsa,
+                key_id="https://blog.example/actor#main-key",
+                resolver=to_loopback,  # peer.example "resolves" to 127.0.0.1: refused
+            )
+            # 127.0.0.1 itself is refused too unless private addresses are allowed
+            stats = await worker.run_until_idle()
+            assert (stats.delivered, stats.failed) == (0, 2)
+            assert peer.connections == 0
+            errors = [r["last_error"] for r in db.query("SELECT last_error FROM deliveries")]
+            assert all("non-public address 127.0.0.1" in e for e in errors), errors
+            db.con.execute("UPDATE deliveries SET state = 'queued', tries = 0, next_try = 0")
+            worker = DeliveryWorker(
+                db,
+                private_key=keys.load(key_files.parent).rsa,
+                key_id="https://blog.example/actor#main-key",
+                resolver=to_loopback,
+                allow_private=True,
+            )
+            stats = await worker.run_until_idle()
+            assert stats.delivered == 2 and peer.connections == 2  # two origins
+
+    try:
+        run(main())
+        rows = db.query("SELECT inbox, state, last_error FROM deliveries ORDER BY inbox")
+        assert all(r["state"] == "done" for r in rows)
+    finally:
+        db.close()

@@ -44,6 +44,7 @@ from bridge.federation.addresses import (
 
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
+MAX_INTERIM = 5
 KEEPALIVE = 30.0
 Origin = tuple[str, str, int]
 
@@ -261,16 +262,19 @@ class Http1Transport(httpx.AsyncBaseTransport):
 async def _read_response(
     reader: asyncio.StreamReader, max_body: int, request: httpx.Request
 ) -> tuple[httpx.Response, bool]:
-    """The response (body cut at ``max_body``) and whether the connection may be reused."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            raise httpx.RemoteProtocolError("server disconnected without a response") from None
-        raise httpx.RemoteProtocolError("the response ended inside its headers") from None
-    except asyncio.LimitOverrunError:
-        raise httpx.RemoteProtocolError(f"response headers longer than {MAX_HEAD} bytes") from None
-    status, reason, version, headers = _parse_head(head)
+    """The response (body cut at ``max_body``) and whether the connection may be reused.
+
+    Interim 1xx responses (a ``100 Continue`` sent unasked) are skipped, as RFC 9110
+    section 15.2 asks of a client; a ``101`` is an error (we never ask to switch).
+    """
+    for _ in range(MAX_INTERIM):
+        status, reason, version, headers = _parse_head(await _read_head(reader))
+        if not 100 <= status < 200:
+            break
+        if status == 101:
+            raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols")
+    else:
+        raise httpx.RemoteProtocolError(f"more than {MAX_INTERIM} interim responses")
     fields = httpx.Headers(headers)
     connection = fields.get("connection", "").lower()
     keep = version == b"HTTP/1.1" and "close" not in connection
@@ -285,6 +289,17 @@ async def _read_response(
         extensions={"reason_phrase": reason, "http_version": version},
     )
     return response, keep and complete
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise httpx.RemoteProtocolError("server disconnected without a response") from None
+        raise httpx.RemoteProtocolError("the response ended inside its headers") from None
+    except asyncio.LimitOverrunError:
+        raise httpx.RemoteProtocolError(f"response headers longer than {MAX_HEAD} bytes") from None
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:

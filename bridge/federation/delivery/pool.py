@@ -34,6 +34,7 @@ import logging
 import os
 import pickle
 import secrets
+import sqlite3
 import struct
 import sys
 import time
@@ -194,7 +195,11 @@ class DeliveryPool:
         pause = RESTART_PAUSE[0]
         while not stop.is_set():
             started = time.monotonic()
-            code = await self._run_child(slot, stop)
+            try:
+                code = await self._run_child(slot, stop)
+            except (OSError, sqlite3.Error) as exc:  # no process, a locked database: later
+                log.error("delivery process %d could not run: %s", slot, exc)
+                code = None
             if stop.is_set():
                 return
             lived = time.monotonic() - started
@@ -252,7 +257,7 @@ class DeliveryPool:
                     child.kill()
                 await child.wait()
             exited.cancel()
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(1.0):  # the last lines (a 410) are still handled
                     await reader
             reader.cancel()
@@ -265,7 +270,13 @@ class DeliveryPool:
 
     async def _read(self, slot: int, stdout: asyncio.StreamReader) -> None:
         """Handle the child's lines: ``ready`` and ``gone <inbox>``."""
-        while line := await stdout.readline():
+        while True:
+            try:
+                line = await stdout.readline()
+            except ValueError:  # a line over the stream's limit: not ours, skip it
+                continue
+            if not line:
+                return
             text = line.decode("utf-8", errors="replace").strip()
             if text == "ready":
                 self._ready.add(slot)
