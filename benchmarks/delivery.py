@@ -272,6 +272,8 @@ def _child(
 
 
 def _per(result: dict[str, Any]) -> str:
+    if "cpu" not in result:  # a baseline's own benchmark code did not measure it
+        return "unmeasured"
     return f"{1000 * result['cpu'] / max(result['delivered'], 1):.2f} ms"
 
 
