@@ -374,7 +374,8 @@ def run(
                 common.seconds(fres["total_seconds"]),
                 f"{fres['targets']:,} inboxes, {fres['delivered']:,} delivered, sink verified"
                 f" {verified:,}; queueing {common.seconds(fres['enqueue_seconds'])};"
-                f" {fres['processes']} processes; target < 10 s",
+                f" {fres['processes']} processes; "
+                + ("target < 10 s" if followers == FOLLOWERS else "target for 100,000: < 10 s"),
             )
         if flat:
             _sink_stats(port, reset=True)
