@@ -102,6 +102,7 @@ class SiteConfig:
     og_image_height: int = 630
     quote_policy: str = "public"
     inline_hashtags: bool = True
+    featured_tags: int = 0
     delivery_processes: int = 0  # 0: min(cores, 4), see bridge.federation.delivery.pool
 
     # ---- folders -------------------------------------------------------------
@@ -176,6 +177,11 @@ class SiteConfig:
     def featured_url(self) -> str:
         """Pinned posts (``toot:featured``), newest first."""
         return f"{self.base_url}/ap/featured.json"
+
+    @property
+    def featured_tags_url(self) -> str:
+        """The most used tags (``toot:featuredTags``), when ``featured_tags`` is set."""
+        return f"{self.base_url}/ap/featured-tags.json"
 
     @property
     def inbox_url(self) -> str:
@@ -323,8 +329,6 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
     values["base_url"] = values["base_url"].rstrip("/")
     values["federation_url"] = (values["federation_url"] or values["base_url"]).rstrip("/")
     values["also_known_as"] = tuple(values["also_known_as"])
-    if values["delivery_processes"] > 16:
-        raise ConfigError(f"{path.name}: key 'delivery_processes' must be at most 16")
     return SiteConfig(
         site_dir=site,
         title=values["title"],
@@ -355,5 +359,6 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         og_image_height=values["og_image_height"],
         quote_policy=values["quote_policy"],
         inline_hashtags=values["inline_hashtags"],
+        featured_tags=values["featured_tags"],
         delivery_processes=values["delivery_processes"],
     )

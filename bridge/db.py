@@ -165,6 +165,26 @@ CREATE TABLE IF NOT EXISTS mention_recipients (
     inbox TEXT NOT NULL,
     PRIMARY KEY (slug, inbox)
 );
+-- Posts quoted with quote_of, fetched at publish time (federation.quoting): the card.
+CREATE TABLE IF NOT EXISTS quote_cache (
+    url TEXT PRIMARY KEY,
+    object_id TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    card TEXT NOT NULL,
+    fetched REAL NOT NULL,
+    expires REAL NOT NULL
+);
+-- Our QuoteRequests (FEP-044f), one per quoting post. state: pending|accepted|rejected
+CREATE TABLE IF NOT EXISTS quotes_out (
+    slug TEXT PRIMARY KEY,
+    quoted TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    stamp TEXT NOT NULL DEFAULT '',
+    sent REAL NOT NULL,
+    answered REAL
+);
 """
 
 

@@ -120,8 +120,15 @@ SETTINGS: tuple[Setting, ...] = (
         "becomes one of the post's tags.",
     ),
     Setting(
+        "featured_tags",
+        "int:0-10",
+        0,
+        "How many of the most used tags the actor features (Mastodon's featured hashtags, "
+        "`featuredTags`); 0 features none, at most 10 (Mastodon reads 10).",
+    ),
+    Setting(
         "delivery_processes",
-        "int",
+        "int:1-16",
         0,
         "Processes `indiebridge serve` starts to deliver activities from its one queue; "
         "defaults to `min(cores, 4)`.",
@@ -156,6 +163,11 @@ def check(path: Path, key: str, kind: str, value: Any) -> Any:
                 f"{where} must be an http(s) URL like https://blog.example "
                 "(no query, fragment or spaces)"
             )
+        return value
+    if kind.startswith("int:"):  # a bounded count, "int:<low>-<high>"
+        low, high = (int(n) for n in kind[4:].split("-"))
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ConfigError(f"{where} must be a whole number from {low} to {high}")
         return value
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

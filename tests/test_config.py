@@ -159,10 +159,13 @@ def test_every_setting_has_help_and_a_known_kind() -> None:
     for setting in config.SETTINGS:
         assert setting.help.strip(), setting.key
         assert setting.kind in {"str", "url", "int", "bool", "list[str]", "datetime"} or (
-            setting.kind.startswith("choice:")
+            setting.kind.startswith(("choice:", "int:"))
         )
         if setting.kind.startswith("choice:") and setting.default is not None:
             assert setting.default in setting.kind.split(":", 1)[1].split("|")
+        if setting.kind.startswith("int:"):  # a bounded count: "int:<low>-<high>"
+            low, high = (int(n) for n in setting.kind[4:].split("-"))
+            assert low <= setting.default <= high, setting.key
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 
 ``commands`` lists the click commands for the main CLI to register with
 ``main.add_command``: the ``comments`` group (``list``, ``approve``, ``reject``,
-``delete``) and the ``webmentions`` group (``sent``, ``discover``, ``send``); the old
-``webmention`` group is a hidden alias of the tools.  User mistakes become one-line
-messages and heavy modules are imported inside the commands.
+``delete``), the ``conversations`` group (``backfill``) and the ``webmentions`` group
+(``sent``, ``discover``, ``send``); the old ``webmention`` group is a hidden alias of
+the tools.  User mistakes become one-line messages and heavy modules are imported inside
+the commands.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from bridge.cli._common import friendly, load_config, open_context, site_option
+from bridge.cli._common import friendly, load_config, open_context, open_db, site_option
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
@@ -130,6 +131,64 @@ def comments_reject(comment_id: str, site_dir: Path, build: bool) -> None:
 def comments_delete(comment_id: str, site_dir: Path, build: bool) -> None:
     """Delete a comment or a private mention."""
     _moderate(site_dir, "delete", comment_id, build)
+
+
+# ---- conversations: whole threads ---------------------------------------------------------
+
+
+@click.group("conversations")
+def conversations_group() -> None:
+    """Whole threads: fetch replies the blog has not received."""
+
+
+@conversations_group.command("backfill")
+@click.argument("post")
+@site_option
+@click.option("--max-items", default=200, show_default=True, help="Remote objects to fetch.")
+@click.option("--max-depth", default=3, show_default=True, help="Levels of replies to follow.")
+@click.option("--max-pages", default=5, show_default=True, help="Pages per replies collection.")
+@click.option("--time-budget", default=60.0, show_default=True, help="Seconds for the whole walk.")
+@friendly
+def conversations_backfill(
+    post: str, site_dir: Path, max_items: int, max_depth: int, max_pages: int, time_budget: float
+) -> None:
+    """Fetch remote replies to the fediverse replies of POST (a slug or the post's URL).
+
+    Walks the `replies` collection of each fediverse reply the post has (signed GETs,
+    bounded by the options), stores replies-to-replies it did not receive as comments,
+    under blocks and `comments_policy` as if they had been delivered, then updates the
+    pages (the running daemon rebuilds them, or this command does).
+    """
+    from bridge import keys
+    from bridge.conversations import backfill
+    from bridge.daemon import services, site_changes
+
+    if min(max_items, max_depth, max_pages) < 1 or time_budget <= 0:
+        raise click.UsageError(
+            "--max-items, --max-depth, --max-pages and --time-budget must be > 0"
+        )
+    limits = backfill.Limits(
+        max_items=max_items, max_depth=max_depth, max_pages=max_pages, seconds=time_budget
+    )
+    config, db = open_db(site_dir)
+    ctx = services.build_context(config, db, keys.load_or_generate(config.state_dir))
+    slug = ctx.post_slug(post) if "/" in post else post
+    if slug is None or ctx.post_slug(config.post_url(slug)) is None:
+        raise click.ClickException(
+            f"{post}: not a built post of this site (give its slug or URL; build first)"
+        )
+
+    async def run(slug: str) -> backfill.BackfillReport:
+        try:
+            return await backfill.backfill(ctx, slug, limits)
+        finally:
+            await ctx.fetcher.aclose()
+
+    report = asyncio.run(run(slug))
+    line = report.summary()
+    if report.stored:  # the running daemon rebuilds the post, or this command does
+        line += " " + site_changes.settle(config, db)
+    click.echo(line)
 
 
 # ---- webmentions: what was sent, and the tools --------------------------------------------
@@ -254,5 +313,10 @@ webmention_alias = click.Group(
     help="Old name of `webmentions discover|send`.",
 )
 
-commands: list[click.Command] = [comments, webmentions_group, webmention_alias]
+commands: list[click.Command] = [
+    comments,
+    conversations_group,
+    webmentions_group,
+    webmention_alias,
+]
 """For the main group: ``for command in commands: main.add_command(command)``."""

@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bridge.conversations import moderation
+from bridge.conversations import moderation, replies
 from bridge.conversations.remote_objects import author_of
 from bridge.conversations.shapes import read_object, ref
 from bridge.db import Database, now
-from bridge.federation import delivery, followers
+from bridge.federation import delivery, followers, quoting
 from bridge.federation.actors import same_origin
 from bridge.federation.context import Context
 from bridge.site import activities, proofs, quote_policy
@@ -244,5 +244,17 @@ def routes(ctx: Context) -> list[Route]:
     return [Route("/ap/quotes/{token}.json", stamp, methods=["GET", "HEAD"])]
 
 
-HOOKS = {"QuoteRequest": on_quote_request}
+async def on_delete(ctx: Context, activity: dict[str, Any], forwarded: bool) -> None:
+    """``Delete``: what replies do with it, and the withdrawal of a stamp we were given
+    for one of our own quotes (``quoting.on_stamp_delete``)."""
+    await replies.on_delete(ctx, activity, forwarded)
+    await quoting.on_stamp_delete(ctx, activity, forwarded)
+
+
+HOOKS = {
+    "QuoteRequest": on_quote_request,
+    "Accept": quoting.on_answer,  # answers to our own QuoteRequests (quote_of)
+    "Reject": quoting.on_answer,
+    "Delete": on_delete,
+}
 """Inbox hooks: ``inbox.default_handlers(conversation={**fediverse.HOOKS, **HOOKS})``."""

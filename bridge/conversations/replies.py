@@ -26,7 +26,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from bridge.conversations import moderation
+from bridge.conversations import emoji, moderation
 from bridge.conversations.audience import is_public, mentions_us
 from bridge.conversations.remote_objects import (
     MEDIA_TYPES,
@@ -109,7 +109,7 @@ async def on_create(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
         source=url_of(obj.doc.get("url")) or obj_id,
         target=ctx.config.post_url(slug),
         author=author_of(actor),
-        content=comment_html(obj.doc),
+        content=await emoji.with_emoji(ctx, obj.doc, comment_html(obj.doc)),
         published=published,
         updated=moderation.parse_time(obj.doc.get("updated")),
         status=moderation.initial_status(ctx, actor.id),
@@ -180,7 +180,7 @@ async def on_update(ctx: Context, activity: dict[str, Any], forwarded: bool) -> 
     updated = moderation.parse_time(obj.doc.get("updated")) or dt.datetime.now(dt.UTC)
     new = replace(
         old,
-        content=comment_html(obj.doc),
+        content=await emoji.with_emoji(ctx, obj.doc, comment_html(obj.doc), previous=old.content),
         updated=updated,
         source=url_of(obj.doc.get("url")) or old.source,
         author=author_of(actor),

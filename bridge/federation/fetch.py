@@ -202,9 +202,22 @@ class SafeFetcher:
 
     # ---- public requests ----------------------------------------------------------
 
-    async def get(self, url: str, *, accept: str, auth: httpx.Auth | None = None) -> Fetched:
-        """GET ``url`` following redirects; raise ``FetchError`` only for failures/limits."""
-        return await self._fetch("GET", url, headers={"Accept": accept}, content=None, auth=auth)
+    async def get(
+        self,
+        url: str,
+        *,
+        accept: str,
+        auth: httpx.Auth | None = None,
+        max_bytes: int | None = None,
+    ) -> Fetched:
+        """GET ``url`` following redirects; raise ``FetchError`` only for failures/limits.
+
+        ``max_bytes`` lowers the body limit for this one fetch (never raises it).
+        """
+        limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+        return await self._fetch(
+            "GET", url, headers={"Accept": accept}, content=None, auth=auth, limit=limit
+        )
 
     async def post_form(self, url: str, data: Mapping[str, str]) -> Fetched:
         """POST ``data`` as ``application/x-www-form-urlencoded`` (the query string stays)."""
@@ -245,10 +258,13 @@ class SafeFetcher:
         headers: dict[str, str],
         content: bytes | None,
         auth: httpx.Auth | None,
+        limit: int | None = None,
     ) -> Fetched:
         try:
             with anyio.fail_after(self.timeout):
-                return await self._fetch_hops(method, url, headers, content, auth)
+                return await self._fetch_hops(
+                    method, url, headers, content, auth, limit or self.max_bytes
+                )
         except TimeoutError:
             raise FetchError(f"{url}: no complete answer within {self.timeout:g} s") from None
 
@@ -259,6 +275,7 @@ class SafeFetcher:
         headers: dict[str, str],
         content: bytes | None,
         auth: httpx.Auth | None,
+        limit: int,
     ) -> Fetched:
         try:
             current = httpx.URL(url)
@@ -278,7 +295,7 @@ class SafeFetcher:
                         url=str(current),
                         status=response.status_code,
                         headers=response.headers,
-                        body=await self._read_body(response, str(current)),
+                        body=await self._read_body(response, str(current), limit),
                         history=hops.history,
                     )
             except httpx.TimeoutException as exc:
@@ -318,8 +335,7 @@ class SafeFetcher:
         except httpx.HTTPError as exc:
             raise FetchError(f"{text}: {exc or type(exc).__name__}") from None
 
-    async def _read_body(self, response: httpx.Response, url: str) -> bytes:
-        limit = self.max_bytes
+    async def _read_body(self, response: httpx.Response, url: str, limit: int) -> bytes:
         too_large = FetchError(f"{url}: larger than {limit} bytes", response.status_code)
         encoding = response.headers.get("content-encoding", "")
         decoder = BodyDecoder(encoding, url)

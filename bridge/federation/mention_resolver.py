@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.errors import BridgeError, FetchError
-from bridge.federation import webfinger_client
+from bridge.federation import quoting, webfinger_client
 from bridge.federation.context import Context
 from bridge.site import mentions
 from bridge.site.posts import Post
@@ -77,6 +77,8 @@ async def resolve(ctx: Context, posts: Sequence[Post]) -> tuple[int, list[str]]:
 
     Returns how many entries were added or changed (the caller rebuilds when any was)
     and one warning per handle that could not be resolved, naming the post's file.
+    The posts quoted with ``quote_of`` are fetched too (``quoting.fetch_quoted``), with
+    their changes and warnings in the counts.
     An expired entry that cannot be refreshed is kept: a stale link beats none.
     """
     cached = _cached(ctx)
@@ -104,7 +106,9 @@ async def resolve(ctx: Context, posts: Sequence[Post]) -> tuple[int, list[str]]:
                 warnings.append(f"{post.source}: mention {handle} not resolved ({error})")
     for line in warnings:
         log.warning("%s", line)
-    return changed, warnings
+    # The posts quoted with quote_of are looked up at the same moment, for the same reason.
+    quoted, unfetched = await quoting.fetch_quoted(ctx, posts)
+    return changed + quoted, warnings + unfetched
 
 
 def mentioned_inboxes(ctx: Context, obj: dict[str, Any]) -> list[str]:

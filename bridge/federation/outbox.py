@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from bridge.db import now
 from bridge.errors import BridgeError, PublishError
-from bridge.federation import delivery, mention_resolver, pins, published
+from bridge.federation import delivery, mention_resolver, pins, published, quoting
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.site import activities, proofs
@@ -247,9 +247,11 @@ async def publish(
                 report.updated.append(post.slug)
             mentioned = mention_resolver.mentioned_inboxes(ctx, full)
             mentioned += mention_resolver.recipients(ctx, post.slug)
+            mentioned += quoting.author_inboxes(ctx, post)  # quote_of: kept like a mention
             planned = Planned(activity, list(dict.fromkeys(inboxes + extra + mentioned)))
             if not dry_run:
                 mention_resolver.remember(ctx, post.slug, mentioned)
+                report.queued += await quoting.request(ctx, post, full)  # quote_of: ask once
             federated = True
         if planned is not None:
             report.planned.append(planned)

@@ -10,7 +10,12 @@ Facts relied on (tests/federation/test_remote_interaction.py checks each):
 * FEP-3b86 (Activity Intents): a WebFinger answer may carry links with ``rel``
   ``https://w3id.org/fep/3b86/<Activity>`` and a URI ``template``.  ``Follow``, ``Like``
   and ``Announce`` take ``{object}``; ``Create`` takes ``{inReplyTo}`` (among others).
-  Every value is percent-encoded; a parameter the caller does not know becomes empty.
+  Every value is percent-encoded; a parameter the caller does not know becomes empty
+  (FEP-3b86 section 3.2: "Remote servers MUST replace unrecognized values with an empty
+  string"), so an intent whose template lacks the parameter naming our object could only
+  open an empty form: the FEP's own example has ``Create`` with ``{object}``
+  (``/share?uri={object}``), which cannot carry a reply's ``inReplyTo``.  Such an intent
+  is skipped and the OStatus link used instead.
 * The older OStatus remote-follow link, ``rel`` ``http://ostatus.org/schema/1.0/subscribe``
   with ``{uri}``, which Mastodon serves (``/authorize_interaction?uri={uri}``) and answers
   by showing the object with its follow, reply, like and boost buttons.  It is the
@@ -71,7 +76,8 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 def choose(jrd: Any, intent: str, object_id: str) -> str | None:
     """The reader's URL for ``intent`` on ``object_id`` from their WebFinger answer:
-    the FEP-3b86 intent when offered, else the OStatus subscribe template."""
+    the FEP-3b86 intent when offered with a place for our object, else the OStatus
+    subscribe template."""
     activity, param = INTENTS[intent]
     links = jrd.get("links", []) if isinstance(jrd, dict) else []
     templates = {
@@ -79,8 +85,9 @@ def choose(jrd: Any, intent: str, object_id: str) -> str | None:
         for link in links
         if isinstance(link, dict) and isinstance(link.get("template"), str)
     }
-    if FEP_3B86 + activity in templates:
-        return fill(templates[FEP_3B86 + activity], {param: object_id})
+    intent = templates.get(FEP_3B86 + activity, "")
+    if "{" + param + "}" in intent:
+        return fill(intent, {param: object_id})
     if SUBSCRIBE in templates:
         return fill(templates[SUBSCRIBE], {"uri": object_id})
     return None

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.config import SiteConfig
-from bridge.site import attribution, ledger, quote_policy, threads
+from bridge.site import attribution, ledger, quote_card, quote_policy, threads
 from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import Post, tag_slug
 
@@ -63,6 +63,8 @@ CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, MULTIKEY, EXTENSIONS]
 # The actor also needs the DID context: without it JSON-LD processors (Fedify) drop
 # ``assertionMethod`` and cannot find the Ed25519 key that verifies our proofs.
 ACTOR_CONTEXT: list[Any] = [AS, SECURITY, DATA_INTEGRITY, DID, MULTIKEY, EXTENSIONS]
+# Only on an actor that features tags (the ``featured_tags`` setting).
+FEATURED_TAGS_TERM = {"featuredTags": {"@id": "toot:featuredTags", "@type": "@id"}}
 # Activities wrap objects: a short context keeps them small; embedded objects carry theirs.
 ACTIVITY_CONTEXT: list[Any] = [AS, DATA_INTEGRITY, EXTENSIONS]
 
@@ -138,6 +140,9 @@ def actor(
     }
     if moved_to:  # after ``indiebridge move``: Mastodon shows a redirect banner
         doc["movedTo"] = moved_to
+    if config.featured_tags:  # Mastodon's featured hashtags (bridge/site/featured.py)
+        doc["@context"] = [*ACTOR_CONTEXT, FEATURED_TAGS_TERM]
+        doc["featuredTags"] = config.featured_tags_url
     if author.avatar:
         url = absolute(config, author.avatar)
         doc["icon"] = {"type": "Image", "mediaType": media_type(url), "url": url}
@@ -263,7 +268,7 @@ def post_object(
     obj["interactionPolicy"] = quote_policy.interaction_policy(config)
     obj["context"] = threads.context_url(config, post.slug)  # FEP-7888
     obj.update(post_collections(config, post.slug))
-    return obj
+    return quote_card.with_quote(obj, post)  # quote_of (FEP-044f)
 
 
 def _hashtag(post: Post, tag: str) -> str:

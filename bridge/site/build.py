@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images, mentions
+from bridge.site import images, mentions, quote_card
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -115,6 +115,7 @@ def build(
     # Cache only, never the network; a preview's handle is the real blog's (config.handle).
     posts, unresolved = mentions.apply(posts, mentions.read_cache(config), own=config.handle)
     warnings += unresolved
+    posts = quote_card.apply(posts, *quote_card.read_cache(config))  # quote_of: cache only
     comments, comment_digests = _load_comments(config)
     plan = Plan(
         config,

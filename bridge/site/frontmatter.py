@@ -214,6 +214,15 @@ def _in_reply_to(value: Any, field: Field) -> str | None:
     return url
 
 
+def _quote_of(value: Any, field: Field) -> str | None:
+    if value is None:
+        return None
+    url = _text(value, field).strip()
+    if not url.startswith(("http://", "https://")) or len(url) > 2048:
+        raise field.error("'quote_of' must be the http(s) URL of the post to quote")
+    return url
+
+
 def _pinned(value: Any, field: Field) -> bool:
     if not isinstance(value, bool):
         raise field.error("'pinned' must be true or false")
@@ -240,6 +249,7 @@ POST_PROCESSORS: dict[str, Processor] = {
     "lang": _text,
     "content_warning": _optional_text,
     "pinned": _pinned,  # featured on the profile (bridge/site/featured.py)
+    "quote_of": _quote_of,  # a quote post (bridge/site/quote_card.py, FEP-044f)
 }
 POST_KEYS = frozenset(POST_PROCESSORS)
 EXTRA_KEYS = ("original_url",)  # kept in ``Post.extra`` when given, not as fields

@@ -48,7 +48,8 @@ def _iso(value: dt.datetime) -> str:
 def _sanitize(value: str) -> Markup:
     from bridge.site.sanitize import sanitize_html
 
-    return Markup(sanitize_html(value, limit=None))  # noqa: S704 - nh3 output, allow-listed
+    # Comment content: custom emoji images (only the site's stored files) may stay.
+    return Markup(sanitize_html(value, limit=None, emoji=True))  # noqa: S704 - nh3, allow-list
 
 
 def _safe_url(value: str) -> str:

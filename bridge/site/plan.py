@@ -320,6 +320,12 @@ class Plan:
             _h(self.base_key, "featured", *_ids(pins)),
             lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
         )
+        if config.featured_tags:  # the most used tags (toot:featuredTags)
+            yield Output(
+                "ap/featured-tags.json",
+                _h(self.base_key, "featured-tags", *(p.digest for p in federated)),
+                lambda: _json(featured.tags_collection(config, federated)),
+            )
         if not federated:
             yield self.outbox_page(1)
         yield Output(

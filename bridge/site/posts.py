@@ -36,6 +36,24 @@ class Image:
 
 
 @dataclass(frozen=True)
+class QuotedPost:
+    """The post a post quotes (``quote_of``), as the build knows it from the state
+    database (``bridge.site.quote_card``); ``state`` "unknown" when never fetched."""
+
+    url: str  # as written in quote_of
+    state: str = "unknown"  # unknown | pending | accepted | rejected | revoked
+    object_id: str = ""
+    html_url: str = ""
+    author_name: str = ""
+    author_handle: str = ""
+    author_url: str = ""
+    avatar: str = ""
+    content: str = ""  # sanitised HTML
+    published: str = ""  # ISO 8601 as the remote server wrote it
+    stamp: str = ""  # the QuoteAuthorization id once accepted
+
+
+@dataclass(frozen=True)
 class Post:
     """One post of the blog, parsed once from ``content/posts/*.md``."""
 
@@ -59,6 +77,8 @@ class Post:
     pinned: bool = False  # featured on the profile, first on the home page
     # (actor id, @user@host) of accounts mentioned in the text and resolved (site.mentions)
     mentions: tuple[tuple[str, str], ...] = ()
+    quote_of: str | None = None  # the URL of a post this one quotes (FEP-044f)
+    quote: QuotedPost | None = None  # what the state database knows of it (build time)
 
     @property
     def is_note(self) -> bool:

@@ -14,6 +14,16 @@ answers in tests/e2e/test_webfinger.py):
   ``resource==acct:...``) are 400, as is an ``acct:`` URI without ``user@host`` (RFC 7565)
   and an http(s) URI without a host; a well-formed URI of someone else is 404.
 * host-meta is only read after a 404 from WebFinger: an XRD with an ``lrdd`` template.
+* No FEP-3b86 Activity Intents and no OStatus ``subscribe`` template
+  (tests/federation/test_fep_3b86.py).  FEP-3b86 defines a "Home Server" as "the location where a
+  user is logged in, and that publishes the Actor's Activity Intents via WebFinger", and each
+  intent as "the API endpoint where the current user can" follow, like, create...  The blog
+  is nobody's place to log in: no page of it lets its owner, or anyone, follow, like or post
+  through a browser (the owner writes files and runs commands), and ``/interact`` does the
+  opposite job (it sends a *reader* to *their* server, for the blog's own objects only).
+  A site that asked a visitor for a handle and got the blog's would be sent to a page that
+  cannot act for them.  Readers' servers offer their own intents, which ``/interact`` uses
+  (``bridge.federation.remote_interaction``).
 * NodeInfo 2.1: ``/.well-known/nodeinfo`` links the document; software name lowercase.
 """
 

@@ -56,7 +56,8 @@ def pending(site: Path) -> Comment:
 
 
 def test_command_names() -> None:
-    assert [c.name for c in commands] == ["comments", "webmentions", "webmention"]
+    assert [c.name for c in commands] == ["comments", "conversations", "webmentions", "webmention"]
+    assert set(cli.commands["conversations"].commands) == {"backfill"}  # type: ignore[attr-defined]
     assert set(cli.commands["comments"].commands) == {"list", "approve", "reject", "delete"}  # type: ignore[attr-defined]
     assert set(cli.commands["webmentions"].commands) == {"sent", "discover", "send"}  # type: ignore[attr-defined]
     # The old name of the tools stays for one release, hidden from --help.

@@ -343,8 +343,11 @@ class FedifyPeer:
         mention: str | None = None,
         to: str | list[str] | None = None,
         shared_inbox: bool | None = None,
+        emoji: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
-        """Create(Note) replying to ``in_reply_to``; returns ``{noteId, id, to}``."""
+        """Create(Note) replying to ``in_reply_to``; returns ``{noteId, id, to}``.
+
+        ``emoji``: custom emoji tags, each ``{id, name: ":x:", url, mediaType}``."""
         return self._post(
             "reply",
             inReplyTo=in_reply_to,
@@ -352,6 +355,7 @@ class FedifyPeer:
             mention=mention,
             to=to,
             preferSharedInbox=shared_inbox,
+            emoji=emoji,
         )
 
     def edit(self, note_id: str, content: str) -> dict[str, Any]:
@@ -375,6 +379,15 @@ class FedifyPeer:
     def send(self, activity: dict[str, Any], to: str | list[str]) -> dict[str, Any]:
         """Sign and deliver an arbitrary activity (``id``/``actor`` are filled in if absent)."""
         return self._post("send", activity=activity, to=to)
+
+    def quote_authorization(self, interacting_object: str, interaction_target: str) -> str:
+        """Create a FEP-044f ``QuoteAuthorization`` stamp served by the peer; its id."""
+        answer = self._post(
+            "quote-authorization",
+            interactingObject=interacting_object,
+            interactionTarget=interaction_target,
+        )
+        return str(answer["id"])
 
     def received(
         self,

@@ -307,6 +307,29 @@ async def test_unknown_or_unhandled_types_are_accepted_and_ignored(
     assert inbox.sent == []
 
 
+@pytest.mark.parametrize("kind", ["Accept", "Reject"])
+async def test_an_answer_to_an_unknown_quote_request_of_ours_changes_nothing(
+    inbox: InboxHarness, kind: str
+) -> None:
+    # An Accept or Reject is stored only when it names one of our QuoteRequests (quote_of).
+    before = inbox.store()
+    activity = {
+        "id": ALICE + "/x/" + kind,
+        "type": kind,
+        "actor": ALICE,
+        "object": inbox.actor_id + "#quote-requests/0000",
+        "result": ALICE + "/stamps/1",
+    }
+    assert (await inbox.post(activity)).status_code == 202
+    await inbox.process()
+    assert [row["status"] for row in inbox.inbox_rows()] == ["done"]
+    after = inbox.store()
+    assert {k: v for k, v in after.items() if k != "inbox"} == {
+        k: v for k, v in before.items() if k != "inbox"
+    }
+    assert inbox.sent == []
+
+
 # ---- replays ------------------------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ CONVERSATION_TYPES = (
     "EmojiReact",
     "Dislike",
     "QuoteRequest",
+    "Accept",  # answers to our QuoteRequests (federation.quoting); a Follow's is ignored
+    "Reject",
 )
 PROCESSED_TYPES = frozenset({"Follow", "Undo", "Delete", *CONVERSATION_TYPES})
 """Types a handler acts on; the inbox answers any other type 202 and does not store it."""

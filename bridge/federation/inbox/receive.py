@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, Response
 
 from bridge.db import now
 from bridge.errors import SignatureError
-from bridge.federation import followers
+from bridge.federation import followers, quoting
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.federation.inbox.handlers import PROCESSED_TYPES
@@ -271,6 +271,8 @@ async def receive(
         return _too_many()
     if kind not in PROCESSED_TYPES:
         return Response(status_code=202)  # accepted and ignored: nothing to keep
+    if kind in ("Accept", "Reject") and not quoting.names_our_request(ctx, activity):
+        return Response(status_code=202)  # not an answer to our QuoteRequest: ignored
     if followers.is_blocked(ctx.db, actor) and kind != "Follow":
         return Response(status_code=202)
     activity_id = activity.get("id")

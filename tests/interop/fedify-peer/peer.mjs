@@ -30,15 +30,18 @@ import {
   Announce,
   Create,
   Delete,
+  Emoji,
   Endpoints,
   Follow,
   getTypeId,
+  Image,
   Like,
   Mention,
   Note,
   Object as APObject,
   Person,
   PUBLIC_COLLECTION,
+  QuoteAuthorization,
   Reject,
   Tombstone,
   traverseCollection,
@@ -216,10 +219,20 @@ function buildNote(ctx, n) {
     replyTarget: n.inReplyTo == null ? null : new URL(n.inReplyTo),
     to: PUBLIC_COLLECTION,
     ccs: n.cc.map((u) => new URL(u)),
-    tags:
-      n.mention == null
+    tags: [
+      ...(n.mention == null
         ? []
-        : [new Mention({ href: new URL(n.mention.href), name: n.mention.name ?? null })],
+        : [new Mention({ href: new URL(n.mention.href), name: n.mention.name ?? null })]),
+      // Custom emoji, shaped as Mastodon sends them: {type: Emoji, name: ":x:", icon: Image}.
+      ...(n.emoji ?? []).map(
+        (e) =>
+          new Emoji({
+            id: new URL(e.id),
+            name: e.name,
+            icon: new Image({ url: new URL(e.url), mediaType: e.mediaType ?? null }),
+          }),
+      ),
+    ],
     published: Temporal.Instant.from(n.published),
     updated: n.updated == null ? null : Temporal.Instant.from(n.updated),
   });
@@ -610,6 +623,7 @@ const control = {
       cc,
       mention:
         mentioned == null ? null : { href: mentioned.id.href, name: handleOf(mentioned) },
+      emoji: body.emoji ?? [],
       published: Temporal.Now.instant().toString(),
       updated: null,
       deleted: false,
@@ -720,6 +734,20 @@ const control = {
     const recipients = await recipientsFor(ctx, body, null);
     await send(ctx, recipients, activity, sendOpts(body));
     return { id: activity.id.href, to: recipients.map((r) => r.id.href) };
+  },
+
+  "POST quote-authorization": async (ctx, body) => {
+    // FEP-044f: a stamp by this peer's actor approving `interactingObject` as a quote of
+    // `interactionTarget`, dereferenceable at its id like the activities this peer sent.
+    const stamp = new QuoteAuthorization({
+      id: new URL(`/users/${USER}/quote_authorizations/${randomUUID()}`, ORIGIN),
+      attribution: meRef(ctx),
+      interactingObject: new URL(required(body, "interactingObject")),
+      interactionTarget: new URL(required(body, "interactionTarget")),
+    });
+    const json = await stamp.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader });
+    state.activities.set(stamp.id.href, json);
+    return { id: stamp.id.href, json };
   },
 };
 
