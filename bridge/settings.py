@@ -128,10 +128,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "delivery_processes",
-        "int:1-16",
+        "int:0-16",
         0,
         "Processes `indiebridge serve` starts to deliver activities from its one queue; "
-        "defaults to `min(cores, 4)`.",
+        "0 starts `min(cores, 4)`.",
     ),
 )
 

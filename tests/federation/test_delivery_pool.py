@@ -245,6 +245,7 @@ def test_processes_default_to_cores_up_to_four_and_the_setting_overrides(
     cfg = config_mod.load(make_site({"delivery_processes": 3}))
     pool = DeliveryPool.from_config(cfg, db)
     assert pool.processes == 3 and pool.options["per_host"] == 1
-    for wrong in (0, 17, True, "2"):
+    assert config_mod.load(make_site({"delivery_processes": 0})).delivery_processes == 0
+    for wrong in (-1, 17, True, "2"):
         with pytest.raises(ConfigError, match="'delivery_processes' must be a whole number from"):
             config_mod.load(make_site({"delivery_processes": wrong}))
