@@ -1,5 +1,10 @@
-"""Run the daemon app as ``indiebridge serve --no-build`` does: ``python -m
-benchmarks.daemon_server SITE PORT`` (loopback only)."""
+"""Run the daemon as ``indiebridge serve --no-build --production`` runs it: ``python -m
+benchmarks.daemon_server SITE PORT [WORKERS]`` (loopback only).
+
+Without WORKERS, ``serve``'s default layout: one HTTP worker per core (at most 4) on the
+one socket and one background process (``bridge.daemon.processes``).  ``tree_peak_rss_mb``
+adds up the peak RSS of the supervisor and every process under it.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,57 @@ import sys
 from pathlib import Path
 
 
+def command(site: Path, port: int, workers: int | None = None) -> list[str]:
+    """The command line that starts the daemon for ``site`` on ``port``."""
+    args = [sys.executable, "-m", "benchmarks.daemon_server", str(site), str(port)]
+    return args + ([str(workers)] if workers else [])
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """Sum of the peak RSS (``VmHWM``) of ``pid`` and its descendants, in MB.
+
+    Forked processes share their parent's pages until they write them, so the sum counts
+    shared pages once per process: an upper bound of what the daemon held at its peak.
+    """
+    total_kb = 0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024 if total_kb else float("nan")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def main() -> None:
-    import uvicorn
+    from bridge.cli import main as cli
 
-    from bridge import config
-    from bridge.daemon.app import create_app
-
-    site, port = Path(sys.argv[1]), int(sys.argv[2])
-    app = create_app(config.load(site))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    site, port = sys.argv[1], sys.argv[2]
+    args = ["serve", "--site", site, "--port", port, "--no-build", "--production"]
+    if len(sys.argv) > 3:
+        args += ["--workers", sys.argv[3]]
+    cli(args)
 
 
 if __name__ == "__main__":

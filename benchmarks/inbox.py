@@ -9,9 +9,11 @@ are shared round-robin between the actors (generating one per actor would take m
 
 Every request is a distinct activity, signed (draft-cavage, rsa-sha256, Digest, Date) with
 its actor's key before the clock starts, so the generator measures the server, not its own
-signing.  The daemon runs as ``indiebridge serve`` runs it: ``bridge.daemon.create_app``
-under uvicorn, one process, with its background workers (inbox processing, delivery of
-Accepts, rebuilds when comments arrive) competing for the same event loop.
+signing.  The daemon runs as ``indiebridge serve --no-build --production`` runs it
+(``benchmarks.daemon_server``): HTTP workers (one per core, at most 4) sharing the socket,
+which parse, verify and commit rows in batches, and one background process that
+processes them (comments, Accepts delivered, rebuilds when comments arrive).  The peak RSS
+is the sum over the daemon's processes (``tree_peak_rss_mb``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, daemon_server
+from bridge.daemon import processes
 
 ACTORS = 1000
 KEYS = 16
@@ -252,8 +255,8 @@ def run(
         f"  (signed {len(requests)} requests in {time.perf_counter() - t0:.1f} s)", file=sys.stderr
     )
     sink = [sys.executable, "-m", "benchmarks.sink", "--port", str(sink_port), "--bare"]
-    daemon = [sys.executable, "-m", "benchmarks.daemon_server", str(site), str(port)]
-    with common.server(sink, sink_port), common.server(daemon, port):
+    daemon = daemon_server.command(site, port)
+    with common.server(sink, sink_port), common.server(daemon, port) as proc:
         before = _stored(site)
         res = _loadgen(reqfile, port, connections, seconds)
         stored = _stored(site) - before
@@ -278,6 +281,14 @@ def run(
             )
         reply = _reply_latency(site, port, pems)
         table.add("inbox", "reply Create -> shown in the rebuilt post page", reply[0], reply[1])
+        rss = daemon_server.tree_peak_rss_mb(proc.pid)
+        table.add(
+            "inbox",
+            "daemon peak RSS, all its processes",
+            common.mb(rss),
+            f"{processes.default_workers()} HTTP workers + background + supervisor; "
+            "target < 150 MB",
+        )
     bare = [sys.executable, "-m", "benchmarks.sink", "--port", str(bare_port), "--bare"]
     with common.server(bare, bare_port):
         res = _loadgen(reqfile, bare_port, connections, seconds)

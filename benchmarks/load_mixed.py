@@ -3,8 +3,9 @@
 ``python -m benchmarks.load_mixed [--short]`` (loopback only; ``--short`` takes under a
 minute for CI).
 
-* The daemon runs as ``indiebridge serve --no-build`` runs it (``benchmarks.daemon_server``:
-  ``create_app`` under uvicorn, one process) on a built site with
+* The daemon runs as ``indiebridge serve --no-build --production`` runs it
+  (``benchmarks.daemon_server``: HTTP workers on one socket and a background process) on a
+  built site with
   ``allow_private_addresses`` on, as loopback needs.
 * ``ACTORS`` simulated remote actors on as many host names (their documents and keys are
   pre-seeded in the cache, as a first fetch would leave them) send pre-signed Follows,
@@ -38,7 +39,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, daemon_server
 from benchmarks import inbox as inbox_bench
 
 SETTINGS = {
@@ -104,16 +105,6 @@ def add_post(site: Path) -> str:
         encoding="utf-8",
     )
     return slug
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def query(site: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -220,7 +211,7 @@ def main() -> None:
     print(f"signed {len(requests)} requests in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
     sink = [sys.executable, "-m", "benchmarks.sink", "--port", str(sink_port), "--bare"]
-    daemon = [sys.executable, "-m", "benchmarks.daemon_server", str(site), str(port)]
+    daemon = daemon_server.command(site, port)
     slug = add_post(site)
     fanout_id = config.load(site).post_ap_id(slug).removesuffix(".json") + "/create.json"
     publish_error: list[Exception] = []
@@ -244,7 +235,7 @@ def main() -> None:
         # Redeliveries of already accepted activities: answered 202, stored nothing new.
         resent = inbox_bench._loadgen(_prefix(reqfile, min(resend, answered)), port, 4, seconds)
         drained, drain_s = wait_drained(site, fanout_id, followers)
-        rss = peak_rss_mb(proc.pid)
+        rss = daemon_server.tree_peak_rss_mb(proc.pid)
         fan = query(
             site,
             "SELECT min(created), max(updated), count(*) FROM deliveries "

@@ -3,8 +3,9 @@
 ``python -m benchmarks.soak [--short] [--calm]`` (loopback only; ``--short`` takes about a
 minute; ``--calm`` sends the same legitimate events with no attack, as a baseline).
 
-The real daemon (``benchmarks.daemon_server``: ``create_app`` under uvicorn, as ``indiebridge
-serve --no-build`` runs it, ``allow_private_addresses`` on) serves a built site.  A peer
+The real daemon (``benchmarks.daemon_server``, as ``indiebridge serve --no-build
+--production`` runs it: HTTP workers and a background process, ``allow_private_addresses``
+on) serves a built site.  A peer
 process (``benchmarks.soak_peers``) listens on loopback addresses, one role each:
 
 * ``127.0.0.2`` and sixteen more origins (``127.0.1.1``-``16``) serve ~900 KB actor
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from benchmarks import common
+from benchmarks import common, daemon_server
 from benchmarks import inbox as inbox_bench
 from benchmarks.soak_peers import AP, BIG, BIG_ACTOR_BYTES, BIG_SPREAD, BOMB, GOOD, SLOW
 
@@ -336,7 +337,7 @@ def run_soak(s: dict[str, Any], short: bool, pems: list[tuple[bytes, str]]) -> N
     post0 = cfg.post_url(posts[0].slug)
     jobs = hostile_jobs(sender, peer_port, s, post0, slow_actor)
     peers = [sys.executable, "-m", "benchmarks.soak_peers", str(peer_port), pems[1][1]]
-    daemon = [sys.executable, "-m", "benchmarks.daemon_server", str(site), str(port)]
+    daemon = daemon_server.command(site, port)
     events: list[dict[str, Any]] = []
     hostile: dict[str, dict[str, int]] = {}
     cap = float(s["cap"])

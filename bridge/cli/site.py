@@ -192,6 +192,13 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool, strict: bool) -> N
     "federate. Production: serve public/ as base_url, with inbox and delivery. Default: "
     "production only when listening at base_url's own host and port.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="HTTP worker processes on the one port (default: one per core, at most 4; "
+    "--watch uses 1).",
+)
 @friendly
 def serve(
     site_dir: Path,
@@ -202,13 +209,16 @@ def serve(
     drafts: bool,
     log_format: str,
     preview_flag: bool | None,
+    workers: int | None,
 ) -> None:
     """Build, then serve the site with its inbox, WebFinger and delivery worker.
 
-    One process: static files (with ActivityPub content negotiation), the actor and
-    shared inboxes, the Webmention endpoint, and the background workers that deliver
-    activities, process the inbox and rebuild pages when comments arrive. With --watch,
-    saving a post, template or site.toml rebuilds what changed and open tabs reload.
+    HTTP worker processes share the port and answer requests: static files (with
+    ActivityPub content negotiation), the actor and shared inboxes, the Webmention
+    endpoint. One background process delivers activities, processes the inbox and
+    rebuilds pages when comments arrive. With --workers 1 (and with --watch) one process
+    does both. With --watch, saving a post, template or site.toml rebuilds what changed
+    and open tabs reload.
 
     On a laptop, where the address served is not base_url, it runs a preview instead: the
     site is built for that address (styles, images, links and feeds all work there) and
@@ -218,7 +228,7 @@ def serve(
 
     from bridge import keys
     from bridge.daemon import app as daemon
-    from bridge.daemon import events
+    from bridge.daemon import events, processes
     from bridge.federation import limits
     from bridge.site import preview
 
@@ -247,6 +257,13 @@ def serve(
     if not no_build:
         click.echo(build_with_progress(config, drafts=drafts).summary())
     events.configure(log_format)
+    workers = 1 if watch else (workers or processes.default_workers())
+    if workers > 1:
+        click.echo(
+            f"Serving {config.base_url} on http://{host}:{port} with {workers} HTTP workers "
+            "and a background process (Ctrl+C to stop)"
+        )
+        raise SystemExit(processes.serve(config, sock, workers=workers, drafts=drafts))
     # What one client may hold open or send (bridge.federation.limits; SECURITY.md).
     app = limits.HTTPLimits(daemon.create_app(config, watch=watch, drafts=drafts))
     server = uvicorn.Server(

@@ -16,6 +16,10 @@ Background tasks (started by the lifespan): the delivery worker, the inbox proce
 webmention verification, a debounced rebuild of the site when comments change, and a
 poller that rebuilds after moderation done by CLI commands (``site_changes``).  The
 services are built by the composition root, ``bridge.daemon.services``.
+
+In ``serve``'s production layout (``bridge.daemon.processes``) each HTTP worker's
+``Daemon`` is given ``notify`` and runs no background task: what it stores wakes the
+background process, whose ``Daemon`` runs them all (``start`` without an HTTP server).
 """
 
 from __future__ import annotations
@@ -98,8 +102,14 @@ class Daemon:
         poll_interval: float = 1.0,
         watch: bool = False,
         drafts: bool = False,
+        notify: Callable[[str], None] | None = None,
+        workers: int = 1,
     ) -> None:
         self.config = config
+        # An HTTP worker of several (``bridge.daemon.processes``) only answers requests and
+        # wakes the background process through ``notify``; without it, this process runs
+        # the background workers too.
+        self.notify = notify
         self.db = Database(config.db_path)
         self.keys = keys.load(config.state_dir)
         self.poll_interval = poll_interval
@@ -113,13 +123,14 @@ class Daemon:
             config,
             self.db,
             self.keys,
-            on_queued=self.worker.wake,
-            mark_dirty=self.rebuilder.mark_dirty,
+            on_queued=self.worker.wake if notify is None else lambda: notify("d"),
+            mark_dirty=self.rebuilder.mark_dirty if notify is None else lambda _: notify("b"),
             comments=events.LoggedCommentStore(config.content_dir),
         )
         self.changes = ChangePoller(self.db, self.rebuilder.request)
         self.gave_up = events.DeliveryWatch(self.db)
-        self.limiter = inbox.RateLimiter()
+        self.limiter = inbox.RateLimiter.shared_by(workers)
+        self.writer = inbox.InboxWriter(self.db)
         self.inbox_event = asyncio.Event()
         self.webmention_event = asyncio.Event()
         self.stop = asyncio.Event()
@@ -131,7 +142,20 @@ class Daemon:
 
     # ---- lifecycle ----------------------------------------------------------------
 
+    def wake(self, kinds: set[str]) -> None:
+        """Another process stored something (``processes.WakePipe``): look at it now."""
+        if "i" in kinds:
+            self.inbox_event.set()
+        if "w" in kinds:
+            self.webmention_event.set()
+        if "d" in kinds:
+            self.worker.wake()
+        if "b" in kinds:
+            self.rebuilder.request()
+
     async def start(self) -> None:
+        if self.notify is not None:
+            return  # an HTTP worker: the background process runs the workers
         from bridge.site import build as site
 
         # A build killed mid-switch (e.g. with the previous daemon) is completed first.
@@ -166,6 +190,10 @@ class Daemon:
             self.watcher = start_daemon_watcher(self.ctx, self.hub, self.rebuilder)
 
     async def shutdown(self) -> None:
+        if self.notify is not None:
+            await self.ctx.fetcher.aclose()
+            self.db.close()
+            return
         self.stop.set()
         if self.watcher is not None:
             await asyncio.to_thread(self.watcher.stop)
@@ -219,13 +247,21 @@ class Daemon:
     # ---- HTTP handlers --------------------------------------------------------------
 
     async def inbox_post(self, request: Request) -> Response:
-        return await inbox.receive(self.ctx, request, self.limiter, self.inbox_event.set)
+        return await inbox.receive(
+            self.ctx, request, self.limiter, self._stored("i", self.inbox_event), self.writer
+        )
 
     async def webmention_post(self, request: Request) -> Response:
         from bridge.conversations import webmentions
 
-        response: Response = await webmentions.receive(self.ctx, request, self.webmention_event.set)
+        notify = self._stored("w", self.webmention_event)
+        response: Response = await webmentions.receive(self.ctx, request, notify)
         return response
+
+    def _stored(self, kind: str, event: asyncio.Event) -> Callable[[], None]:
+        """What wakes the worker for ``kind``: here, or in the background process."""
+        notify = self.notify
+        return event.set if notify is None else lambda: notify(kind)
 
     async def webfinger(self, request: Request) -> Response:
         headers = {"Access-Control-Allow-Origin": "*"}
@@ -361,8 +397,11 @@ def create_app(
     daemon: Daemon | None = None,
     watch: bool = False,
     drafts: bool = False,
+    notify: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> Starlette:
-    """The ASGI app; its lifespan starts and stops the background workers."""
+    """The ASGI app; its lifespan starts and stops the background workers (none in an
+    HTTP worker, which is given ``notify``: ``bridge.daemon.processes``)."""
     holder: dict[str, Daemon] = {}
 
     @contextlib.asynccontextmanager
@@ -374,7 +413,7 @@ def create_app(
         finally:
             await d.shutdown()
 
-    d = daemon or Daemon(config, watch=watch, drafts=drafts)
+    d = daemon or Daemon(config, watch=watch, drafts=drafts, notify=notify, workers=workers)
     holder["daemon"] = d
     app = Starlette(routes=d.routes(), lifespan=lifespan)
     app.state.daemon = d

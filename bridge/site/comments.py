@@ -8,6 +8,16 @@ The id is derived from what the comment *is* (the remote object id, or the webme
 source and target), so a redelivered activity or a re-sent webmention updates the same
 file instead of creating a second one.
 
+Finding a comment by id (``get``) uses an index of id -> post folder
+(``bridge.site.comment_index``), built by one scan the first time it is needed, shared by
+every store of the process and kept current by this process's writes and deletes; a file
+another process adds (a CLI command, a ``git pull``) is found within a second.
+
+Durability: ``write`` syncs each file before returning.  A batch writer (the inbox
+processor) uses ``deferring()``: its writes skip the per-file ``fsync``, and
+``take_unsynced()`` + ``sync()`` make a whole batch durable at once before the batch is
+recorded as done.
+
 Threading (``thread``) turns a post's approved replies into a tree *by construction*, since
 ``url`` and ``inReplyTo`` are whatever a stranger wrote:
 
@@ -25,6 +35,7 @@ Threading (``thread``) turns a post's approved replies into a tree *by construct
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -36,6 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.site.comment_index import CommentIndex, index_for, syncfs
 from bridge.site.posts import SLUG_RE, Comment, CommentAuthor
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
@@ -102,6 +114,43 @@ class CommentStore:
 
     def __init__(self, content_dir: Path) -> None:
         self.root = comments_dir(content_dir)
+        self._unsynced: list[Path] | None = None  # a deferring copy's written files
+
+    @property
+    def index(self) -> CommentIndex:
+        return index_for(self.root)
+
+    def deferring(self) -> CommentStore:
+        """A copy of this store (same class, same index) whose writes skip the ``fsync``
+        until ``sync``."""
+        other = copy.copy(self)
+        other._unsynced = []
+        return other
+
+    def take_unsynced(self) -> list[Path]:
+        """The files written since the last call (call on the thread that writes)."""
+        if self._unsynced is None:
+            return []
+        written, self._unsynced = self._unsynced, []
+        return written
+
+    def sync(self, written: list[Path]) -> None:
+        """Make ``written`` files and their folders durable: one ``syncfs`` on Linux, else
+        one ``fsync`` per file and per folder."""
+        if not written:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        if syncfs(self.root):
+            return
+        for path in [*dict.fromkeys(written), *dict.fromkeys(p.parent for p in written)]:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # deleted since (a Delete in the same batch)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def path(self, post_slug: str, cid: str) -> Path:
         """The file of a comment; slugs and ids are checked so no path leaves the folder."""
@@ -116,19 +165,27 @@ class CommentStore:
         data = json.dumps(to_json(comment), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if self._unsynced is None:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if self._unsynced is not None:
+            self._unsynced.append(path)
+        self.index.add(comment.id, post_slug)
         return path
 
     def get(self, cid: str) -> tuple[str, Comment] | None:
         """Find a comment by id in any post folder: (post slug, comment)."""
-        if not self.root.is_dir():
+        if not _ID_RE.match(cid):
             return None
-        for folder in self.root.iterdir():
-            path = folder / f"{cid}.json"
-            if path.is_file():
-                return folder.name, self._read(path)
+        for _ in range(2):  # a stale entry (deleted elsewhere) is dropped and looked up again
+            slug = self.index.find(cid)
+            if slug is None:
+                return None
+            try:
+                return slug, self._read(self.root / slug / f"{cid}.json")
+            except FileNotFoundError:
+                self.index.forget(cid)
         return None
 
     def delete(self, cid: str) -> bool:
@@ -136,6 +193,7 @@ class CommentStore:
         if found is None:
             return False
         self.path(found[0], cid).unlink(missing_ok=True)
+        self.index.forget(cid)
         return True
 
     @staticmethod

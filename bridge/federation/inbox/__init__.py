@@ -1,6 +1,7 @@
 """The inbox: verify, store, answer 202 — then process in the background.
 
 * ``receive``: the HTTP side (parse, authenticate, store, 202) and the per-host rate limit;
+* ``writer``: the group commit of received rows (one transaction for those arriving together);
 * ``processor``: the ``InboxProcessor`` that works through stored activities;
 * ``handlers``: the follow handlers and the type -> handler table;
 * ``shapes``: the shape handlers may rely on, checked before any of them runs;
@@ -32,6 +33,7 @@ from bridge.federation.inbox.receive import (
     receive,
     request_url,
 )
+from bridge.federation.inbox.writer import InboxWriter
 
 __all__ = [
     "JSON_TYPES",
@@ -41,6 +43,7 @@ __all__ = [
     "ConversationHook",
     "Handler",
     "InboxProcessor",
+    "InboxWriter",
     "RateLimiter",
     "accept_pending",
     "default_handlers",

@@ -21,11 +21,21 @@ run concurrently, at most ``per_origin`` (2) at a time per sending host and
 all the fetches it makes; and ``process_pending`` returns after ``wait`` seconds even when
 slow rows are still running, so rows that arrive meanwhile are started at once instead of
 queuing behind them.  Unknown types are marked done.
+
+Outcomes are committed in batches: the handlers of one ``process_pending`` call write
+comment files without an ``fsync`` each (``CommentStore.deferring``); when the call's rows
+have finished, one flush makes every file written so far durable (``syncfs`` on Linux),
+and only then one transaction records the outcomes.  A crash, or a ``kill -9`` of the
+process, before that transaction leaves the rows ``new``: they run again after a restart,
+and since a comment's file name is a hash of what it is, running a row again rewrites the
+same file instead of adding a second comment.  Until its outcome is recorded, a finished
+row is not started again by this processor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -39,6 +49,7 @@ from bridge.federation.delivery.transport import HostLimits
 from bridge.federation.inbox import retention
 from bridge.federation.inbox.handlers import Handler
 from bridge.federation.inbox.shapes import shape_error
+from bridge.site.comments import CommentStore
 
 __all__ = ["BUDGET", "CONCURRENCY", "PER_ORIGIN", "InboxProcessor", "backoff", "shape_error"]
 
@@ -88,6 +99,9 @@ class InboxProcessor:
         self._origins = HostLimits(per_origin)
         self._global = asyncio.Semaphore(concurrency)
         self._pruned_at = 0.0
+        self._outcomes: dict[str, tuple[str, str, float]] = {}
+        """Finished rows whose outcome (status, error, next try) is not recorded yet."""
+        self._store: CommentStore | None = None
 
     async def process_pending(self, limit: int = 100, *, wait: float | None = WAIT) -> int:
         """Start up to ``limit`` due rows; return how many rows finished during the call.
@@ -97,17 +111,21 @@ class InboxProcessor:
         """
         self._bind_loop()
         self._maybe_prune()
+        await self._commit()  # rows that finished after the last call returned
         rows = self.ctx.db.query(
             "SELECT id, actor, body, tries, forwarded FROM inbox WHERE status = 'new' "
             "AND next_try <= ? ORDER BY received LIMIT ?",
             (self.clock(), limit + len(self._in_flight)),
         )
+        ctx = self._batch_context()
         for row in rows:
-            if row["id"] not in self._in_flight and len(self._in_flight) < limit:
-                task = asyncio.get_running_loop().create_task(self._run(dict(row)))
+            busy = row["id"] in self._in_flight or row["id"] in self._outcomes
+            if not busy and len(self._in_flight) < limit:
+                task = asyncio.get_running_loop().create_task(self._run(ctx, dict(row)))
                 self._in_flight[row["id"]] = task
         if self._in_flight:
             await asyncio.wait(list(self._in_flight.values()), timeout=wait)
+        await self._commit()
         finished, self._finished = self._finished, 0
         if self._bugs:
             bug, self._bugs = self._bugs[0], []
@@ -115,11 +133,40 @@ class InboxProcessor:
         return finished
 
     async def aclose(self) -> None:
-        """Cancel the rows in flight (they stay ``new`` and run again next time)."""
+        """Cancel the rows in flight (they stay ``new`` and run again next time) and record
+        the outcomes of those that finished."""
         tasks = list(self._in_flight.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._commit()
+
+    def _batch_context(self) -> Context:
+        """``ctx`` with a comment store that leaves the ``fsync`` to ``_commit``."""
+        if self._store is None or self._store.root != self.ctx.comments.root:
+            self._store = self.ctx.comments.deferring()
+        ctx = copy.copy(self.ctx)  # keeps the hooks a caller set on ``self.ctx``
+        ctx.comments = self._store
+        return ctx
+
+    async def _commit(self) -> None:
+        """Make the comments written so far durable, then record the finished rows' outcomes
+        in one transaction (never the other way round)."""
+        if not self._outcomes:
+            return
+        outcomes = list(self._outcomes.items())
+        if self._store is not None:
+            written = self._store.take_unsynced()
+            if written:
+                await asyncio.to_thread(self._store.sync, written)
+        with self.ctx.db.tx() as con:
+            con.executemany(
+                "UPDATE inbox SET status = ?, tries = tries + 1, error = ?, next_try = ?,"
+                " body = CASE WHEN ? = 'done' THEN '' ELSE body END WHERE id = ?",
+                [(st, msg[:500], nxt, st, aid) for aid, (st, msg, nxt) in outcomes],
+            )
+        for activity_id, _ in outcomes:
+            self._outcomes.pop(activity_id, None)
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -135,11 +182,11 @@ class InboxProcessor:
             self._pruned_at = moment
             retention.prune(self.ctx.db, moment)
 
-    async def _run(self, row: dict[str, Any]) -> None:
+    async def _run(self, ctx: Context, row: dict[str, Any]) -> None:
         try:
             async with self._origins.hold(host_of(row["actor"])), self._global:
                 bug = await self.process_one(
-                    row["id"], row["body"], row["tries"], bool(row["forwarded"])
+                    row["id"], row["body"], row["tries"], bool(row["forwarded"]), ctx=ctx
                 )
             if bug is not None:
                 self._bugs.append(bug)
@@ -148,9 +195,16 @@ class InboxProcessor:
             self._finished += 1
 
     async def process_one(
-        self, activity_id: str, body: str, tries: int, forwarded: bool
+        self,
+        activity_id: str,
+        body: str,
+        tries: int,
+        forwarded: bool,
+        *,
+        ctx: Context | None = None,
     ) -> Exception | None:
-        """Process one row and record its outcome; return a handler bug instead of raising."""
+        """Process one row and keep its outcome for ``_commit``; return a handler bug
+        instead of raising."""
         status, message, bug = "done", "", None
         try:
             activity = json.loads(body)
@@ -160,7 +214,7 @@ class InboxProcessor:
             handler = self.handlers.get(activity["type"])
             if handler is not None:
                 async with asyncio.timeout(self.budget):
-                    await handler(self.ctx, activity, forwarded)
+                    await handler(ctx or self.ctx, activity, forwarded)
         except FetchError as exc:
             status, message = self._retry(tries), str(exc)
         except TimeoutError:
@@ -173,12 +227,7 @@ class InboxProcessor:
             status, message, bug = "failed", f"{type(exc).__name__}: {exc}", exc
             log.error("inbox %s: handler bug: %s", activity_id, message)
         next_try = self.clock() + self.retry_delay(tries + 1) if status == "new" else 0.0
-        with self.ctx.db.tx() as con:
-            con.execute(
-                "UPDATE inbox SET status = ?, tries = tries + 1, error = ?, next_try = ?,"
-                " body = CASE WHEN ? = 'done' THEN '' ELSE body END WHERE id = ?",
-                (status, message[:500], next_try, status, activity_id),
-            )
+        self._outcomes[activity_id] = (status, message, next_try)
         return bug
 
     def _retry(self, tries: int) -> str:

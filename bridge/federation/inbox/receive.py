@@ -18,7 +18,8 @@
    (``PROCESSED_TYPES``); otherwise store it once by activity id (a redelivery is answered
    202 and not stored again) with the verified actor id (``signer``: the id of the actor
    document listing the key, fetched from its own origin; equal to ``actor`` unless the
-   activity was forwarded), and answer 202.
+   activity was forwarded), and answer 202 once the row has committed (inserts arriving
+   together share one transaction: ``bridge.federation.inbox.writer``).
 
 The ``InboxProcessor`` (``bridge.federation.inbox.processor``) handles stored activities
 later.  Facts relied on (tests in tests/federation/test_daemon_inbox.py): a Delete of an
@@ -48,6 +49,7 @@ from bridge.federation import followers, quoting
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
 from bridge.federation.inbox.handlers import PROCESSED_TYPES
+from bridge.federation.inbox.writer import InboxWriter, insert_rows
 from bridge.federation.signatures import Verified, verify_request
 from bridge.site import proofs
 
@@ -102,9 +104,22 @@ def _peer(request: Request) -> str:
 class RateLimiter:
     """Sliding-window limits per sender (``sender_key``): one noisy server starves no one."""
 
-    def __init__(self, per_minute: int = 600, follows_per_minute: int = 60) -> None:
+    PER_MINUTE = 600
+    FOLLOWS_PER_MINUTE = 60
+
+    def __init__(
+        self, per_minute: int = PER_MINUTE, follows_per_minute: int = FOLLOWS_PER_MINUTE
+    ) -> None:
         self.limits = {"all": per_minute, "Follow": follows_per_minute}
         self.seen: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+
+    @classmethod
+    def shared_by(cls, workers: int) -> RateLimiter:
+        """One HTTP worker's share when ``workers`` processes answer the inbox: the
+        limits divided by ``workers`` (rounded up), so the whole daemon still lets one
+        sender through at most (about) the documented limit a minute."""
+        n = max(1, workers)
+        return cls(-(-cls.PER_MINUTE // n), -(-cls.FOLLOWS_PER_MINUTE // n))
 
     def allow(self, host: str, kind: str, moment: float | None = None) -> bool:
         """Count one request; False (and not counted) when the host is over its limit."""
@@ -240,14 +255,20 @@ async def _authenticate(ctx: Context, request: Request, parsed: Parsed) -> Verif
             return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "60"})
         return error(exc.status, str(exc))
     # Only now may what the key fetch found be kept (a failed check leaves nothing stored).
-    await anyio.to_thread.run_sync(ctx.actors.confirm, verified.key_id)
+    if ctx.actors.pending.get(verified.key_id) is not None:  # a key fetched just now
+        await anyio.to_thread.run_sync(ctx.actors.confirm, verified.key_id)
     return verified
 
 
 async def receive(
-    ctx: Context, request: Request, limiter: RateLimiter, notify: Callable[[], None]
+    ctx: Context,
+    request: Request,
+    limiter: RateLimiter,
+    notify: Callable[[], None],
+    writer: InboxWriter | None = None,
 ) -> Response:
-    """Answer one POST to the inbox (see the module docstring for the steps)."""
+    """Answer one POST to the inbox (see the module docstring for the steps); with a
+    ``writer``, the row is committed in a batch with the others arriving now."""
     try:
         parsed = await _parse(request)
     except ClientDisconnect:  # the sender went away mid-body: one line, no traceback
@@ -282,21 +303,13 @@ async def receive(
     row = (activity_id, kind, actor, body, now(), forwarded, verified.owner)
     # The write may wait for another process's lock (a CLI command): in a worker thread,
     # so the event loop keeps serving pages and other requests meanwhile.
-    if await anyio.to_thread.run_sync(_store, ctx, row):
+    if writer is not None:
+        new = await writer.store(row)
+    else:
+        new = (await anyio.to_thread.run_sync(insert_rows, ctx.db, [row]))[0]
+    if new:
         notify()
     return Response(status_code=202)
-
-
-def _store(ctx: Context, row: tuple[str, str, str, str, float, bool, str]) -> bool:
-    """Insert a verified activity once (by id); True when it is new."""
-    with ctx.db.tx() as con:
-        cur = con.execute(
-            "INSERT OR IGNORE INTO inbox"
-            "(id, type, actor, body, received, status, forwarded, signer) "
-            "VALUES (?, ?, ?, ?, ?, 'new', ?, ?)",
-            row,
-        )
-    return cur.rowcount > 0
 
 
 async def _proof_by_actor(ctx: Context, activity: dict[str, Any], actor: str) -> bool:

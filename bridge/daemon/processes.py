@@ -1,0 +1,289 @@
+"""``indiebridge serve``'s processes: HTTP workers on one socket, one background process.
+
+The layout (docs/architecture.md, "Processes"):
+
+* the **supervisor** (the process ``serve`` started in) binds the listening socket once,
+  forks the other processes, restarts one that dies, and on SIGTERM or Ctrl+C stops them
+  all.  It holds no database connection and runs no event loop;
+* **N HTTP workers** (``serve --workers N``, default ``default_workers()``) accept on the
+  inherited socket (the kernel hands each connection to one of them) and only answer
+  requests: pages, the inbox's receive path, webmention receipt, ``/interact``;
+* **one background process** runs everything stateful: the inbox processor, webmention
+  verification, the delivery worker, rebuilds, the moderation poller, the feed bridge.
+
+Wake-ups cross processes through one pipe the supervisor creates before forking
+(``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
+to look at (``i`` inbox, ``w`` webmentions, ``d`` deliveries, ``b`` a rebuild); the
+background process reads the pipe from its event loop.  A write never blocks: when the
+pipe is full the write is dropped, and the reader, finding a full pipe's worth of bytes,
+wakes every worker; every background loop also polls the database once a
+``poll_interval``, so no wake-up is lost.  Each child asks the
+kernel to kill it when the supervisor dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of
+``serve`` leaves no orphan holding the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import NoReturn
+
+from bridge.config import SiteConfig
+from bridge.daemon import events
+
+log = logging.getLogger("indiebridge.daemon")
+
+MAX_WORKERS = 4
+RESTART_DELAY = 0.5
+"""Seconds before a process that died is started again."""
+MAX_RESTARTS = 10
+"""Restarts within ``RESTART_WINDOW`` seconds after which ``serve`` gives up."""
+RESTART_WINDOW = 60.0
+STOP_TIMEOUT = 15.0
+WAKE_KINDS = frozenset("iwdb")
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def default_workers() -> int:
+    """HTTP workers when ``--workers`` is not given: one per core, at most ``MAX_WORKERS``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+class WakePipe:
+    """One pipe, many writers (HTTP workers), one reader (the background process)."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        try:
+            self.capacity = fcntl.fcntl(self.read_fd, fcntl.F_GETPIPE_SZ)
+        except (OSError, AttributeError):  # not Linux: the usual size
+            self.capacity = 65_536
+
+    def send(self, kind: str) -> None:
+        """Wake the background process for ``kind``; never blocks, never raises."""
+        # A full pipe means the reader has bytes waiting: it will wake and poll anyway.
+        with contextlib.suppress(OSError):
+            os.write(self.write_fd, kind.encode("ascii"))
+
+    def drain(self) -> set[str]:
+        """Every kind written since the last call; all of them when the pipe was full
+        (a write may have been dropped then)."""
+        seen: set[str] = set()
+        total = 0
+        while True:
+            try:
+                chunk = os.read(self.read_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            total += len(chunk)
+            seen.update(chunk.decode("ascii", "replace"))
+        return set(WAKE_KINDS) if total >= self.capacity else seen & WAKE_KINDS
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM reached the supervisor."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when the supervisor dies, even by kill -9."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the supervisor died before the line above ran
+        os._exit(1)
+
+
+class Supervisor:
+    """Forks one process per role and keeps each running until told to stop."""
+
+    def __init__(self, roles: dict[str, Callable[[], None]]) -> None:
+        self.roles = roles
+        self.pids: dict[int, str] = {}
+        self.restarts: deque[float] = deque()
+
+    def run(self) -> int:
+        """Run until SIGINT/SIGTERM (0) or until processes keep dying (1)."""
+        previous = {sig: signal.signal(sig, _raise_stop) for sig in _SIGNALS}
+        try:
+            started = {role: self._start(role) for role in self.roles}
+            events.event(
+                "processes",
+                "processes: " + ", ".join(f"{role} {pid}" for role, pid in started.items()),
+                **{role: pid for role, pid in started.items()},
+            )
+            return self._watch()
+        except _Stop:
+            return 0
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl+C ends it at once
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _watch(self) -> int:
+        while True:
+            pid, status = os.wait()
+            role = self.pids.pop(pid, None)
+            if role is None:
+                continue
+            moment = time.monotonic()
+            self.restarts.append(moment)
+            while self.restarts and self.restarts[0] < moment - RESTART_WINDOW:
+                self.restarts.popleft()
+            how = _how_it_ended(status)
+            if len(self.restarts) > MAX_RESTARTS:
+                log.error("%s process %d %s; too many restarts, stopping", role, pid, how)
+                return 1
+            time.sleep(RESTART_DELAY)
+            new = self._start(role)
+            events.event(
+                "process-restarted",
+                f"{role} process {pid} {how}; restarted as {new}",
+                role=role,
+                pid=new,
+                previous=pid,
+            )
+
+    def _start(self, role: str) -> int:
+        parent = os.getpid()
+        # Signals wait until the child has its own handlers and the parent knows the pid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(role, self.roles[role], parent)
+            self.pids[pid] = role
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        return pid
+
+    def _stop_all(self) -> None:
+        for pid in list(self.pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.pids and time.monotonic() < deadline:
+            for pid in list(self.pids):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self.pids.pop(pid, None)
+            time.sleep(0.05)
+        for pid, role in list(self.pids.items()):
+            log.warning("%s process %d did not stop within %g s; killed", role, pid, STOP_TIMEOUT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.pids.clear()
+
+
+def _how_it_ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def _child(role: str, target: Callable[[], None], parent: int) -> NoReturn:
+    code = 1
+    try:
+        for sig in _SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        _die_with_parent(parent)
+        target()
+        code = 0
+    except KeyboardInterrupt:
+        code = 0
+    except SystemExit as exc:  # uvicorn exits 3 when its app fails to start
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # a bug: logged, and the supervisor restarts the role
+        log.exception("%s process failed: %s", role, exc)
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+# ---- the roles ---------------------------------------------------------------------------
+
+
+def http_worker(
+    config: SiteConfig, sock: socket.socket, pipe: WakePipe, workers: int, drafts: bool
+) -> None:
+    """One HTTP worker: the daemon's routes under uvicorn, on the shared socket."""
+    import uvicorn
+
+    from bridge.daemon.app import create_app
+    from bridge.federation import limits
+
+    os.close(pipe.read_fd)
+    app = limits.HTTPLimits(create_app(config, drafts=drafts, notify=pipe.send, workers=workers))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", proxy_headers=True, **limits.uvicorn_options())
+    )
+    server.run(sockets=[sock])
+
+
+def background(config: SiteConfig, sock: socket.socket, pipe: WakePipe, drafts: bool) -> None:
+    """The background process: every worker of the daemon, no HTTP server."""
+    sock.close()
+    os.close(pipe.write_fd)
+    asyncio.run(_background(config, pipe, drafts))
+
+
+async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool) -> None:
+    from bridge.daemon.app import Daemon
+
+    daemon = Daemon(config, drafts=drafts)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_reader(pipe.read_fd, lambda: daemon.wake(pipe.drain()))
+    await daemon.start()
+    log.debug("background process %d started", os.getpid())
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_reader(pipe.read_fd)
+        await daemon.shutdown()
+
+
+def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool) -> int:
+    """Run ``workers`` HTTP workers and the background process until stopped."""
+    pipe = WakePipe()
+    roles: dict[str, Callable[[], None]] = {
+        "background": lambda: background(config, sock, pipe, drafts)
+    }
+    for n in range(workers):
+        roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts)
+    supervisor = Supervisor(roles)
+    code = supervisor.run()
+    sock.close()
+    return code

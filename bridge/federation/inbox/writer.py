@@ -1,0 +1,82 @@
+"""Group commit for the inbox table: many verified activities, one SQLite transaction.
+
+Each request awaits ``InboxWriter.store(row)``.  The first row of a batch waits
+``window`` seconds (1 ms) for others; then the batch (at most ``max_batch`` rows) is
+inserted in one transaction in a worker thread, so the event loop keeps parsing and
+verifying meanwhile, and rows arriving during that insert form the next batch.  Every
+``store`` returns only after the transaction holding its row has committed, so a 202 is
+never sent for a row that is not in the database.  A failed transaction fails every
+request of its batch (each answers 500 and the sender retries); none is half-stored.
+
+The insert is ``INSERT OR IGNORE`` by activity id: a redelivery is recognised (``store``
+returns False) and not stored twice, whether the copies land in one batch or in two, and
+whichever HTTP worker received them (the table's primary key decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import anyio
+
+from bridge.db import Database
+
+Row = tuple[str, str, str, str, float, bool, str]
+"""(id, type, actor, body, received, forwarded, signer)"""
+
+WINDOW = 0.001
+MAX_BATCH = 256
+
+_INSERT = (
+    "INSERT OR IGNORE INTO inbox(id, type, actor, body, received, status, forwarded, signer) "
+    "VALUES (?, ?, ?, ?, ?, 'new', ?, ?)"
+)
+
+
+def insert_rows(db: Database, rows: list[Row]) -> list[bool]:
+    """Insert ``rows`` in one transaction; for each, True when it was new."""
+    with db.tx() as con:
+        return [con.execute(_INSERT, row).rowcount > 0 for row in rows]
+
+
+class InboxWriter:
+    """Batches the inserts of one process's event loop (see the module docstring)."""
+
+    def __init__(self, db: Database, *, window: float = WINDOW, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.window = window
+        self.max_batch = max_batch
+        self._waiting: list[tuple[Row, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.batches = 0
+        """Transactions committed so far (the tests and the benchmark read it)."""
+
+    async def store(self, row: Row) -> bool:
+        """Insert ``row`` with the others arriving now; True when it is new."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((row, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(self.window)
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            try:
+                # Not cancellable: the rows commit (or fail) whatever happens to a request.
+                new = await anyio.to_thread.run_sync(
+                    insert_rows, self.db, [row for row, _ in batch], abandon_on_cancel=False
+                )
+            except Exception as exc:  # noqa: BLE001 - given to every request of the batch
+                for _, done in batch:
+                    with contextlib.suppress(asyncio.InvalidStateError):
+                        done.set_exception(exc)
+                continue
+            self.batches += 1
+            for (_, done), is_new in zip(batch, new, strict=True):
+                with contextlib.suppress(asyncio.InvalidStateError):
+                    done.set_result(is_new)

@@ -1,0 +1,264 @@
+"""`indiebridge serve --workers 2` as a subprocess on a loopback port: two HTTP workers on
+one socket and one background process (``bridge.daemon.processes``).
+
+Remote actors and their keys are seeded in the daemon's cache (as a first fetch would
+leave them), every activity is signed (draft-cavage) and sent over real HTTP.  The second
+test kills the background process with SIGKILL while a batch is half-way (comment files
+written, their rows not yet recorded done): the supervisor starts it again, and every
+accepted activity ends processed exactly once: one comment per reply, each logged once as
+received, every row done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bridge import config as config_mod
+from bridge.daemon.processes import WakePipe, default_workers
+from bridge.db import Database
+from bridge.federation.signatures import sign_request
+from tests.e2e.blog import Blog
+
+ACTORS = 20
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+
+@pytest.fixture(scope="module")
+def remote_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def blog(tmp_path: Path, remote_key: rsa.RSAPrivateKey) -> Iterator[Blog]:
+    b = Blog(tmp_path / "site")
+    try:
+        b.write_post("hello", "Hello, fediverse.", title="Hello")
+        b.cli("build")
+        seed_actors(b, remote_key)
+        yield b
+    finally:
+        b.cleanup()
+
+
+def actor_id(i: int) -> str:
+    return f"https://r{i}.example/users/a{i}"
+
+
+def seed_actors(blog: Blog, key: rsa.RSAPrivateKey) -> None:
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    Database(state_db(blog)).close()  # creates the tables
+    con = sqlite3.connect(state_db(blog))
+    with con:
+        for i in range(ACTORS):
+            actor = actor_id(i)
+            doc = {
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": actor,
+                "type": "Person",
+                "preferredUsername": f"a{i}",
+                "inbox": actor + "/inbox",
+                "publicKey": {"id": actor + "#main-key", "owner": actor, "publicKeyPem": pem},
+            }
+            con.execute(
+                "INSERT OR REPLACE INTO actors(id, doc, fetched) VALUES (?, ?, ?)",
+                (actor, json.dumps(doc), time.time()),
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO keys(key_id, owner, pem, fetched) VALUES (?, ?, ?, ?)",
+                (actor + "#main-key", actor, pem, time.time()),
+            )
+    con.close()
+
+
+def state_db(blog: Blog) -> Path:
+    return blog.root / ".indiebridge" / "state.sqlite3"
+
+
+def activity(blog: Blog, n: int, *, likes: bool = True) -> dict[str, Any]:
+    """Replies and (with ``likes``) likes, alternately, from ``ACTORS`` actors."""
+    actor = actor_id(n % ACTORS)
+    cfg = config_mod.load(blog.root)
+    post = cfg.post_url("hello")
+    if likes and n % 2:
+        return {"id": f"{actor}/likes/{n}", "type": "Like", "actor": actor, "object": post}
+    note = {
+        "id": f"{actor}/statuses/{n}",
+        "type": "Note",
+        "attributedTo": actor,
+        "inReplyTo": post,
+        "content": f"<p>Reply number {n}.</p>",
+        "published": "2026-01-02T10:00:00Z",
+        "to": [PUBLIC],
+        "cc": [cfg.actor_id],
+    }
+    return {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{actor}/statuses/{n}/activity",
+        "type": "Create",
+        "actor": actor,
+        "object": note,
+        "to": [PUBLIC],
+        "cc": [cfg.actor_id],
+    }
+
+
+def send_all(blog: Blog, key: rsa.RSAPrivateKey, docs: list[dict[str, Any]]) -> Counter[int]:
+    """POST every activity, signed, over 16 keep-alive connections; the status counts."""
+
+    async def run() -> Counter[int]:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            gate = asyncio.Semaphore(16)
+
+            async def one(doc: dict[str, Any]) -> int:
+                request = httpx.Request(
+                    "POST",
+                    blog.base_url + "/inbox",
+                    content=json.dumps(doc).encode(),
+                    headers={"Content-Type": "application/activity+json"},
+                )
+                sign_request(
+                    request, key, doc["actor"] + "#main-key", "cavage", dt.datetime.now(dt.UTC)
+                )
+                async with gate:
+                    return (await client.send(request)).status_code
+
+            return Counter(await asyncio.gather(*(one(d) for d in docs)))
+
+    return asyncio.run(run())
+
+
+def inbox_states(blog: Blog) -> Counter[str]:
+    con = sqlite3.connect(state_db(blog))
+    try:
+        return Counter(r[0] for r in con.execute("SELECT status FROM inbox"))
+    finally:
+        con.close()
+
+
+def comment_files(blog: Blog) -> list[Path]:
+    return sorted((blog.root / "content" / "comments" / "hello").glob("*.json"))
+
+
+def events(blog: Blog) -> list[dict[str, Any]]:
+    lines = []
+    for line in blog.log_text().splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def processes(blog: Blog) -> dict[str, int]:
+    found = [e for e in events(blog) if e["event"] == "processes"]
+    assert found, blog.log_text()
+    return {k: v for k, v in found[-1].items() if k.startswith(("http-", "background"))}
+
+
+def test_two_http_workers_and_a_background_process_take_signed_activities(
+    blog: Blog, remote_key: rsa.RSAPrivateKey
+) -> None:
+    blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
+    pids = blog.wait_until(lambda: processes(blog), what="the process line")
+    assert sorted(pids) == ["background", "http-1", "http-2"]
+    assert blog.proc is not None
+    for pid in pids.values():
+        assert os.path.exists(f"/proc/{pid}"), pid
+        assert pid != blog.proc.pid
+    assert blog.get("/posts/hello/").status_code == 200  # pages, from the workers
+
+    docs = [activity(blog, n) for n in range(80)]
+    assert send_all(blog, remote_key, docs) == Counter({202: 80})
+    blog.wait_until(lambda: inbox_states(blog) == Counter({"done": 80}), what="80 rows done")
+    kinds = Counter(json.loads(f.read_text())["type"] for f in comment_files(blog))
+    assert kinds == Counter({"reply": 40, "like": ACTORS // 2})  # one like per actor
+    # The background process rebuilt the page with the replies.
+    blog.wait_until(lambda: "Reply number 78." in blog.html("/posts/hello/"), what="rebuild")
+
+    blog.stop()  # SIGTERM to the supervisor stops every process
+    for pid in pids.values():
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{pid}"), f"process {pid} outlived serve"
+
+
+def test_kill_9_of_the_background_process_mid_batch_processes_each_activity_once(
+    blog: Blog, remote_key: rsa.RSAPrivateKey
+) -> None:
+    blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
+    background = blog.wait_until(lambda: processes(blog), what="the process line")["background"]
+    total = 400
+    docs = [activity(blog, n, likes=False) for n in range(total)]
+    assert send_all(blog, remote_key, docs) == Counter({202: total})
+
+    # Kill when comment files exist whose rows are not recorded done: mid-batch.
+    deadline = time.monotonic() + 60
+    while True:
+        done = inbox_states(blog)["done"]
+        written = len(comment_files(blog))
+        if written > done and done < total:
+            os.kill(background, signal.SIGKILL)
+            break
+        assert done < total, "every row was done before the kill could land mid-batch"
+        assert time.monotonic() < deadline, "the background process made no progress"
+        time.sleep(0.002)
+    at_kill = inbox_states(blog)
+    assert at_kill["done"] < total
+
+    restarted = blog.wait_until(
+        lambda: [e for e in events(blog) if e["event"] == "process-restarted"],
+        what="the background process restarted",
+    )
+    assert restarted[0]["role"] == "background"
+    assert restarted[0]["previous"] == background
+    blog.wait_until(
+        lambda: inbox_states(blog) == Counter({"done": total}),
+        timeout=60,
+        what="every row done after the restart",
+    )
+    files = comment_files(blog)
+    assert len(files) == total  # one comment per reply
+    assert {json.loads(f.read_text())["type"] for f in files} == {"reply"}
+    received = Counter(e["id"] for e in events(blog) if e["event"] == "comment-received")
+    assert set(received) == {f.stem for f in files}
+    assert set(received.values()) == {1}  # none was received twice
+
+
+def test_the_wake_pipe_never_blocks_a_writer_and_loses_no_kind() -> None:
+    pipe = WakePipe()
+    try:
+        for _ in range(200_000):  # far more than a pipe holds: the writes past it are dropped
+            pipe.send("i")
+        pipe.send("w")  # dropped while the pipe is full: the reader wakes every worker
+        assert pipe.drain() == {"i", "w", "d", "b"}
+        pipe.send("w")
+        pipe.send("d")
+        assert pipe.drain() == {"w", "d"}
+        assert pipe.drain() == set()
+    finally:
+        os.close(pipe.read_fd)
+        os.close(pipe.write_fd)
+
+
+def test_default_workers_is_one_per_core_at_most_four() -> None:
+    assert 1 <= default_workers() <= 4
+    assert default_workers() == min(len(os.sched_getaffinity(0)), 4)
