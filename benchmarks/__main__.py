@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks import common
 
-SECTIONS = ("build", "delivery", "inbox", "startup")
+SECTIONS = ("build", "delivery", "inbox", "startup", "commands")
 
 
 def startup(table: common.Table) -> None:
@@ -120,6 +120,12 @@ def main() -> None:
             label=args.baseline,
             followers=(10_000, 500) if args.short else delivery.FOLLOWERS,
         )
+    if "commands" in sections:
+        from benchmarks import commands
+
+        commands.run(table, short=args.short)
+        if base is not None:
+            commands.run(table, short=args.short, src=base, label=f"before {args.baseline}")
     if "inbox" in sections:
         from benchmarks import inbox
 

@@ -257,6 +257,8 @@ class Database:
 
 ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     # (table, column, declaration, SQL run once after adding it to an older database)
+    # published.file_stamp: the object file a digest was taken from (size, mtime, inode)
+    ("published", "file_stamp", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
     (
         "inbox",
         "forwarded",

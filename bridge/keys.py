@@ -3,18 +3,25 @@
 Private keys live in ``.indiebridge/keys/`` (mode 0600), never under the output folder.
 Public keys are published in the actor as SPKI PEM (``BEGIN PUBLIC KEY``; PKCS#1 breaks Go
 and JS servers) and, for Ed25519, as a FEP-521a Multikey (``publicKeyMultibase``).
+
+``load`` parses both files at once; ``open_lazy`` only checks that they exist and parses
+each the first time it is used, so a build that signs nothing parses no key, and one that
+signs only integrity proofs never pays for the RSA key's validation (tens of ms, most of
+a one-post rebuild's key handling).  Its ``public_pem`` reads the RSA file without that
+validation: the public half (n, e) is copied out of the file as it is, and nothing is
+signed with a key read that way.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from typing import TYPE_CHECKING
 
 from bridge.errors import KeyFileError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 RSA_FILE = "actor-rsa.pem"
 ED25519_FILE = "actor-ed25519.pem"
@@ -50,11 +57,15 @@ ED25519_MULTICODEC = b"\xed\x01"
 
 def ed25519_multibase(public: ed25519.Ed25519PublicKey) -> str:
     """FEP-521a ``publicKeyMultibase``: ``z`` + base58btc(0xed01 + raw key)."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "z" + base58btc(ED25519_MULTICODEC + raw)
 
 
 def ed25519_from_multibase(value: str) -> ed25519.Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     if not value.startswith("z"):
         raise ValueError("multibase value must start with 'z' (base58btc)")
     data = unbase58btc(value[1:])
@@ -63,24 +74,75 @@ def ed25519_from_multibase(value: str) -> ed25519.Ed25519PublicKey:
     return ed25519.Ed25519PublicKey.from_public_bytes(data[2:])
 
 
-@dataclass(frozen=True)
+def _spki_pem(public: rsa.RSAPublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
 class ActorKeys:
-    rsa: rsa.RSAPrivateKey
-    ed25519: ed25519.Ed25519PrivateKey
+    """The actor's two private keys, and the public forms the actor document shows."""
+
+    __slots__ = ("_ed25519", "_rsa")
+
+    def __init__(self, rsa: rsa.RSAPrivateKey, ed25519: ed25519.Ed25519PrivateKey) -> None:
+        self._rsa = rsa
+        self._ed25519 = ed25519
+
+    @property
+    def rsa(self) -> rsa.RSAPrivateKey:
+        return self._rsa
+
+    @property
+    def ed25519(self) -> ed25519.Ed25519PrivateKey:
+        return self._ed25519
 
     @property
     def public_pem(self) -> str:
-        return (
-            self.rsa.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode("ascii")
-        )
+        return _spki_pem(self.rsa.public_key())
 
     @property
     def ed25519_multibase(self) -> str:
         return ed25519_multibase(self.ed25519.public_key())
+
+
+class LazyActorKeys(ActorKeys):
+    """``ActorKeys`` that read each file the first time it is needed (``open_lazy``).
+
+    A broken file raises ``KeyFileError`` naming it at that first use, as ``load`` would.
+    """
+
+    __slots__ = ("_ed_loaded", "_folder", "_public_pem", "_rsa_loaded")
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._rsa_loaded: rsa.RSAPrivateKey | None = None
+        self._ed_loaded: ed25519.Ed25519PrivateKey | None = None
+        self._public_pem: str | None = None
+
+    @property
+    def rsa(self) -> rsa.RSAPrivateKey:
+        if self._rsa_loaded is None:
+            self._rsa_loaded = _read_rsa(self._folder)
+        return self._rsa_loaded
+
+    @property
+    def ed25519(self) -> ed25519.Ed25519PrivateKey:
+        if self._ed_loaded is None:
+            self._ed_loaded = _read_ed25519(self._folder)
+        return self._ed_loaded
+
+    @property
+    def public_pem(self) -> str:
+        if self._public_pem is None:
+            if self._rsa_loaded is not None:
+                self._public_pem = _spki_pem(self._rsa_loaded.public_key())
+            else:  # the public half only: no validation of the private key needed
+                key = _read_rsa(self._folder, validate=False)
+                self._public_pem = _spki_pem(key.public_key())
+        return self._public_pem
 
 
 def _write_private(path: Path, pem: bytes) -> None:
@@ -91,6 +153,8 @@ def _write_private(path: Path, pem: bytes) -> None:
 
 
 def _pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -100,6 +164,8 @@ def _pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
 
 def generate(state_dir: Path) -> ActorKeys:
     """Create both key pairs under ``state_dir/keys`` (fails if they already exist)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     keys = ActorKeys(
         rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
         ed25519=ed25519.Ed25519PrivateKey.generate(),
@@ -110,32 +176,84 @@ def generate(state_dir: Path) -> ActorKeys:
     return keys
 
 
+def _missing(path: Path) -> KeyFileError:
+    return KeyFileError(
+        f"{path}: key file missing (run 'indiebridge init' or 'indiebridge keys create')"
+    )
+
+
+# Keys parsed in this process, by file and its stat: ``publish`` builds two contexts and
+# would validate the RSA key twice (tens of ms each); a replaced file is parsed again.
+_parsed: dict[tuple[str, bool, int, int, int], object] = {}
+
+
+def _read_private(path: Path, *, validate: bool = True) -> object:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        st = path.stat()
+        memo = (str(path.resolve()), validate, st.st_mtime_ns, st.st_size, st.st_ino)
+        key = _parsed.get(memo)
+        if key is not None:
+            return key
+        data = path.read_bytes()
+        if not validate:
+            key = serialization.load_pem_private_key(
+                data, password=None, unsafe_skip_rsa_key_validation=True
+            )
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
+        if len(_parsed) > 16:
+            _parsed.clear()
+        _parsed[memo] = key
+        return key
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except (ValueError, TypeError, OSError) as exc:
+        raise KeyFileError(f"{path}: not a readable unencrypted PEM private key ({exc})") from None
+
+
+def _read_rsa(folder: Path, *, validate: bool = True) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = _read_private(folder / RSA_FILE, validate=validate)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeyFileError(f"{folder / RSA_FILE}: expected an RSA private key")
+    return key
+
+
+def _read_ed25519(folder: Path) -> ed25519.Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = _read_private(folder / ED25519_FILE)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise KeyFileError(f"{folder / ED25519_FILE}: expected an Ed25519 private key")
+    return key
+
+
 def load(state_dir: Path) -> ActorKeys:
     """Read the key pairs; ``KeyFileError`` names the file when one is missing or broken."""
     folder = state_dir / "keys"
-    loaded = []
+    return ActorKeys(rsa=_read_rsa(folder), ed25519=_read_ed25519(folder))
+
+
+def open_lazy(state_dir: Path) -> ActorKeys:
+    """The key pairs, each read on first use; ``KeyFileError`` at once when a file is
+    missing, at first use when one is broken."""
+    folder = state_dir / "keys"
     for name in (RSA_FILE, ED25519_FILE):
-        path = folder / name
-        try:
-            loaded.append(serialization.load_pem_private_key(path.read_bytes(), password=None))
-        except FileNotFoundError:
-            raise KeyFileError(
-                f"{path}: key file missing (run 'indiebridge init' or 'indiebridge keys create')"
-            ) from None
-        except (ValueError, TypeError, OSError) as exc:
-            raise KeyFileError(
-                f"{path}: not a readable unencrypted PEM private key ({exc})"
-            ) from None
-    rsa_key, ed_key = loaded
-    if not isinstance(rsa_key, rsa.RSAPrivateKey):
-        raise KeyFileError(f"{folder / RSA_FILE}: expected an RSA private key")
-    if not isinstance(ed_key, ed25519.Ed25519PrivateKey):
-        raise KeyFileError(f"{folder / ED25519_FILE}: expected an Ed25519 private key")
-    return ActorKeys(rsa=rsa_key, ed25519=ed_key)
+        if not (folder / name).is_file():
+            raise _missing(folder / name)
+    return LazyActorKeys(folder)
+
+
+def ensure(state_dir: Path) -> None:
+    """Create the key pairs when neither exists (a missing one alone is an error, later)."""
+    folder = state_dir / "keys"
+    if not (folder / RSA_FILE).exists() and not (folder / ED25519_FILE).exists():
+        generate(state_dir)
 
 
 def load_or_generate(state_dir: Path) -> ActorKeys:
-    folder = state_dir / "keys"
-    if not (folder / RSA_FILE).exists() and not (folder / ED25519_FILE).exists():
-        return generate(state_dir)
+    ensure(state_dir)
     return load(state_dir)

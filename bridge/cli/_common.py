@@ -7,7 +7,6 @@ modules import this one and the library, never each other.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
@@ -96,6 +95,8 @@ def open_db(site_dir: Path) -> tuple[SiteConfig, Database]:
 @contextmanager
 def open_context(site_dir: Path) -> Iterator[Context]:
     """The services of the site for one command; the fetcher is closed afterwards."""
+    import asyncio
+
     from bridge import keys
     from bridge.daemon import services
 

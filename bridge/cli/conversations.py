@@ -10,9 +10,7 @@ the commands.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,6 +19,8 @@ import click
 from bridge.cli._common import friendly, load_config, open_context, open_db, site_option
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from bridge.config import SiteConfig
     from bridge.federation.fetch import SafeFetcher
 
@@ -159,6 +159,8 @@ def conversations_backfill(
     under blocks and `comments_policy` as if they had been delivered, then updates the
     pages (the running daemon rebuilds them, or this command does).
     """
+    import asyncio
+
     from bridge import keys
     from bridge.conversations import backfill
     from bridge.daemon import services, site_changes
@@ -257,6 +259,8 @@ def _fetcher(site_dir: Path) -> tuple[SafeFetcher, SiteConfig | None]:
 
 
 def _await(fetcher: SafeFetcher, work: Awaitable[T]) -> T:
+    import asyncio
+
     async def main() -> T:
         try:
             return await work

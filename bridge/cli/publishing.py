@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -32,11 +31,13 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     delivers it and exits when only retries scheduled for later remain. When nothing
     changed it says so.
     """
+    import asyncio
+
     from bridge import keys
     from bridge.daemon import services
 
     config = load_config(site_dir)
-    keys.load_or_generate(config.state_dir)
+    keys.ensure(config.state_dir)
     built = build_with_progress(config)
     changed, unresolved = asyncio.run(services.resolve_mentions(config, list(built.built_posts)))
     if changed:  # newly resolved mentions become links: build again (from the cache)
@@ -82,6 +83,8 @@ def move(new_account: str | None, undo: bool, site_dir: Path) -> None:
     moved. `move --undo` removes both; the next publish tells followers' servers, but
     followers who already followed the new account stay there.
     """
+    import asyncio
+
     from bridge import keys
     from bridge.daemon import services
     from bridge.federation import moving

@@ -6,11 +6,14 @@ import errno
 import socket
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from bridge.cli._common import build_with_progress, friendly, load_config, site_option
-from bridge.config import SiteConfig
+
+if TYPE_CHECKING:
+    from bridge.config import SiteConfig
 
 SITE_TOML = """\
 title = "{title}"
@@ -157,7 +160,7 @@ def build(site_dir: Path, out_dir: Path | None, drafts: bool, strict: bool) -> N
     from bridge import keys
 
     config = load_config(site_dir)
-    keys.load_or_generate(config.state_dir)
+    keys.ensure(config.state_dir)
     result = build_with_progress(config, out_dir, drafts, strict=strict)
     click.echo(result.summary())
 
@@ -337,7 +340,7 @@ def watch(site_dir: Path, drafts: bool, stop_after: float | None) -> None:
     from bridge.daemon.watch import SiteWatcher
 
     config = load_config(site_dir)
-    keys.load_or_generate(config.state_dir)
+    keys.ensure(config.state_dir)
     watcher = SiteWatcher(
         config,
         terminal_reporter(None, click.echo, config),

@@ -122,7 +122,8 @@ async def resolve_mentions(config: SiteConfig, posts: list[Post]) -> tuple[int, 
     (``bridge.federation.mention_resolver``): how many changed, and one warning per
     handle that could not be resolved."""
     db = Database(config.db_path)
-    ctx = build_context(config, db, key_store.load_or_generate(config.state_dir))
+    key_store.ensure(config.state_dir)
+    ctx = build_context(config, db, key_store.open_lazy(config.state_dir))
     try:
         return await mention_resolver.resolve(ctx, posts)
     finally:
@@ -143,7 +144,8 @@ async def publish_and_deliver(
     With ``dry_run`` nothing is queued, recorded or sent: ``report.planned`` lists what
     would be."""
     db = Database(config.db_path)
-    actor_keys = key_store.load_or_generate(config.state_dir)
+    key_store.ensure(config.state_dir)
+    actor_keys = key_store.open_lazy(config.state_dir)  # parsed if something is signed
     ctx = build_context(config, db, actor_keys)
     try:
         from bridge.conversations.post_mentions import PostWebmentions

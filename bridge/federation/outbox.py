@@ -208,14 +208,19 @@ async def publish(
     book = published.read_ledger(ctx.db)
     rows = {r["slug"]: r for r in ctx.db.query("SELECT * FROM published")}
     wm_jobs: list[tuple[Post, list[str]]] = []
+    restamped: list[tuple[str, str]] = []  # unchanged objects whose file was rewritten
 
     for post in sorted(posts, key=lambda p: p.date):
         object_id = book.object_id(ctx.config, post.slug)
-        obj = _load_object(ctx, object_id)
-        digest = object_digest(obj)
         row = rows.get(post.slug)
         live = row is not None and row["state"] == "live" and row["object_id"] == object_id
+        stamp = published.file_stamp(ctx.config.output_dir / _object_rel(ctx, object_id))
+        if live and row is not None and stamp and row["file_stamp"] == stamp:
+            continue  # the very file its digest was taken from
+        obj = _load_object(ctx, object_id)
+        digest = object_digest(obj)
         if live and row is not None and row["digest"] == digest:
+            restamped.append((stamp, post.slug))
             continue
         old_links: list[str] = json.loads(row["links"]) if row else []
         federated = bool(row["federated"]) if live and row is not None else False
@@ -260,16 +265,18 @@ async def publish(
             continue
         with ctx.db.tx() as con:
             con.execute(
-                "INSERT INTO published(slug, object_id, digest, as_type, links, state, federated, "
-                "first_published, updated) VALUES (?, ?, ?, ?, ?, 'live', ?, ?, ?) "
+                "INSERT INTO published(slug, object_id, digest, file_stamp, as_type, links, "
+                "state, federated, first_published, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'live', ?, ?, ?) "
                 "ON CONFLICT(slug) DO UPDATE SET object_id = excluded.object_id, "
-                "digest = excluded.digest, as_type = excluded.as_type, state = 'live', "
-                "links = excluded.links, "
+                "digest = excluded.digest, file_stamp = excluded.file_stamp, "
+                "as_type = excluded.as_type, state = 'live', links = excluded.links, "
                 "federated = excluded.federated, updated = excluded.updated",
                 (
                     post.slug,
                     object_id,
                     digest,
+                    stamp,
                     obj["type"],
                     json.dumps(old_links),
                     int(federated),
@@ -289,6 +296,10 @@ async def publish(
         if post.slug not in report.recorded:
             wm_jobs.append((post, old_links))
 
+    if restamped and not dry_run:
+        with ctx.db.tx() as con:
+            con.executemany("UPDATE published SET file_stamp = ? WHERE slug = ?", restamped)
+
     report.queued += _publish_actor(ctx, report, inboxes, moment)
     if not dry_run:
         report.queued += pins.publish_pins(ctx, inboxes, moment)  # Add/Remove to featured
@@ -304,8 +315,12 @@ async def publish(
     return report
 
 
+def _object_rel(ctx: Context, object_id: str) -> str:
+    return (ctx.config.local_path(object_id) or "").lstrip("/")
+
+
 def _load_object(ctx: Context, object_id: str) -> dict[str, Any]:
-    rel = (ctx.config.local_path(object_id) or "").lstrip("/")
+    rel = _object_rel(ctx, object_id)
     try:
         return _load(ctx, rel)
     except FileNotFoundError:
@@ -440,4 +455,4 @@ def queue_actor_activity(
 def live_object_path(ctx: Context, slug: str) -> str:
     """The output file of the post ``slug``'s current object (content negotiation)."""
     object_id = published.read_ledger(ctx.db).object_id(ctx.config, slug)
-    return (ctx.config.local_path(object_id) or "").lstrip("/")
+    return _object_rel(ctx, object_id)

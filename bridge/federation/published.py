@@ -11,8 +11,10 @@ that has no file answers: 410 Gone for a deleted post's HTML page and for each o
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bridge.config import SiteConfig
@@ -27,6 +29,21 @@ class Chain:
 
     last_activity: str = ""
     last_updated: str = ""
+
+
+def file_stamp(path: Path) -> str:
+    """Size, modification time and inode of a built file, "" when there is none.
+
+    ``publish`` keeps the stamp of the object file each digest was taken from, and reads
+    and digests only the files whose stamp changed: the build replaces a file it
+    changes (a new inode) and leaves an unchanged one alone, bytes and mtime.  At
+    10,000 posts reading and digesting every object was 3 s of a publish that sent nothing.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def read_ledger(db: Database) -> ledger.Ledger:

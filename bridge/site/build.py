@@ -123,7 +123,7 @@ def build(
         pages,
         comments,
         comment_digests,
-        keys.load(config.state_dir),
+        keys.open_lazy(config.state_dir),  # parsed only if something must be signed
         Renderer(config, live_reload=live_reload, pages=pages),
         followers_count(config),
         read_ledger(config),

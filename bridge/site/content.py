@@ -79,13 +79,19 @@ class MarkdownRenderer:
     """
 
     def __init__(self, cache_dir: Path | None) -> None:
-        self._md = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+        self._converter: markdown.Markdown | None = None  # made when a body is not cached
         self.cache_path = cache_dir / "markdown.sqlite3" if cache_dir else None
         self.rendered = 0
         self.cached = 0
         self._con: sqlite3.Connection | None = None
         self._deferring = False
         self._pending: dict[str, str] = {}  # placeholder -> Markdown
+
+    def _md(self) -> markdown.Markdown:
+        # Setting up the extensions takes ~35 ms: not worth it when every body is cached.
+        if self._converter is None:
+            self._converter = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+        return self._converter
 
     def _db(self) -> sqlite3.Connection | None:
         if self._con is None and self.cache_path is not None:
@@ -123,7 +129,7 @@ class MarkdownRenderer:
         if len(texts) >= PARALLEL_MIN and workers > 1:
             htmls = _render_parallel(texts, workers)
         if htmls is None:
-            htmls = [self._md.reset().convert(text) for text in texts]
+            htmls = [self._md().reset().convert(text) for text in texts]
         self._store(list(zip(texts, htmls, strict=True)))
         return dict(zip(pending, htmls, strict=True))
 
@@ -145,7 +151,7 @@ class MarkdownRenderer:
             placeholder = f"\0markdown:{key}"
             self._pending[placeholder] = text
             return placeholder
-        html = self._md.reset().convert(text)
+        html = self._md().reset().convert(text)
         self._store([(text, html)])
         return html
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from xml.sax.saxutils import escape, quoteattr
 
 from bridge.config import SiteConfig
 from bridge.site.activities import excerpt, iso
 from bridge.site.posts import Post
+from bridge.site.xmltext import escape, quoteattr
 
 FEED_SIZE = 20
 

@@ -9,12 +9,20 @@
 A local image is one whose URL, resolved against the page it is on, lies under base_url:
 the build copies nothing into the output but the static folders (the theme's, then the
 site's ``static/``), so it exists when one of them holds the file.
+
+The local Markdown images of each post (as written, resolved, and the line naming them
+once one was missing) are kept in ``.indiebridge/cache/image-refs.json`` by the post's
+file digest and slug: a rebuild looks again only at the posts that changed, and checks
+that each image still exists.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from bridge.config import SiteConfig
@@ -36,12 +44,123 @@ def _local_rel(config: SiteConfig, url: str) -> str | None:
 
 def exists(config: SiteConfig, rel: str) -> bool:
     """Whether the output will hold ``rel``: a file of one of the static folders."""
-    if not rel.startswith("static/"):
-        return False
-    inner = rel[len("static/") :]
-    if not inner or ".." in inner.split("/"):
-        return False
-    return any((folder / inner).is_file() for folder in config.static_dirs)
+    return _Checker(config).exists(rel)
+
+
+class _Checker:
+    """One check's look-ups, each done once: a folder of a thousand posts links the same
+    images again and again, and each missing image's source file is read once."""
+
+    def __init__(self, config: SiteConfig) -> None:
+        self.config = config
+        self.static = [str(folder) for folder in config.static_dirs]
+        self.base = config.base_url + "/"
+        self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(config.base_url))
+        self._exists: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
+        self._dirs: dict[str, bool] = {}
+
+    def exists(self, rel: str) -> bool:
+        found = self._exists.get(rel)
+        if found is None:
+            found = self._exists[rel] = self._lookup(rel)
+        return found
+
+    def _lookup(self, rel: str) -> bool:
+        if not rel.startswith("static/"):
+            return False
+        inner = rel[len("static/") :]
+        if not inner or ".." in inner.split("/"):
+            return False
+        parent = os.path.dirname(inner)
+        return any(
+            self._is_dir(folder, parent) and os.path.isfile(os.path.join(folder, inner))
+            for folder in self.static
+        )
+
+    def _is_dir(self, folder: str, parent: str) -> bool:
+        """Whether ``folder/parent`` is a folder, looked up once: a thousand images under
+        one missing folder (or a site without ``static/``) cost one look-up, not one each."""
+        key = f"{folder}\0{parent}"
+        found = self._dirs.get(key)
+        if found is None:
+            found = self._dirs[key] = os.path.isdir(os.path.join(folder, parent))
+        return found
+
+    def resolve(self, page_url: str, written: str) -> str:
+        """``written`` as a URL, as ``urljoin(page_url, written)`` gives it (the
+        common shapes, a site path and a full URL without dot segments, without
+        urljoin's cost)."""
+        if "/." not in written:
+            if written.startswith("/") and not written.startswith("//"):
+                return self.origin + written
+            if written.startswith(("https://", "http://")):
+                return written
+        return urljoin(page_url, written)
+
+    def text(self, source: str) -> str:
+        text = self._texts.get(source)
+        if text is None:
+            try:
+                text = (self.config.site_dir / source).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            self._texts[source] = text
+        return text
+
+
+Ref = list[Any]  # [as written, path below base_url, line (0: not looked up yet)]
+REFS_VERSION = "1"  # of the pattern and the entry shape; another version starts afresh
+
+
+class _RefCache:
+    """The local Markdown images of each post, by its file digest and slug."""
+
+    def __init__(self, config: SiteConfig) -> None:
+        self.path = config.cache_dir / "image-refs.json"
+        self.header = [REFS_VERSION, config.base_url]
+        self.old: dict[str, list[Ref]] = {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("header") == self.header:
+                posts = data.get("posts")
+                self.old = posts if isinstance(posts, dict) else {}
+        except (OSError, ValueError):
+            pass
+        self.new: dict[str, list[Ref]] = {}
+        self.changed = False
+
+    def get(self, key: str) -> list[Ref] | None:
+        refs = self.old.get(key)
+        if isinstance(refs, list) and all(_valid(r) for r in refs):
+            self.new[key] = refs
+            return refs
+        return None
+
+    def put(self, key: str, refs: list[Ref]) -> None:
+        self.new[key] = refs
+        self.changed = True
+
+    def save(self) -> None:
+        if not self.changed and self.new.keys() == self.old.keys():
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"header": self.header, "posts": self.new}), "utf-8")
+            os.replace(tmp, self.path)
+        except OSError:  # a cache that cannot be written only costs speed
+            tmp.unlink(missing_ok=True)
+
+
+def _valid(ref: object) -> bool:
+    return (
+        isinstance(ref, list)
+        and len(ref) == 3
+        and isinstance(ref[0], str)
+        and isinstance(ref[1], str)
+        and isinstance(ref[2], int)
+    )
 
 
 def check(
@@ -49,42 +168,70 @@ def check(
 ) -> list[str]:
     """Raise for a missing front matter image (or, ``strict``, any missing image); return
     one warning line per missing Markdown image otherwise."""
+    checker = _Checker(config)
+    cache = _RefCache(config)
     warnings: list[str] = []
     for post in posts:
         for image in post.images:
             rel = _local_rel(config, image.url)
-            if rel is not None and not exists(config, rel):
-                raise _error(config, post.source, rel, "images")
-        warnings += _markdown(config, post.source, post.body, config.post_url(post.slug), strict)
+            if rel is not None and not checker.exists(rel):
+                raise _error(checker, post.source, rel, "images")
+        key = f"{post.slug}:{post.digest}"
+        refs = cache.get(key)
+        if refs is None:
+            refs = _local_refs(checker, post.body, config.post_url(post.slug))
+            cache.put(key, refs)
+        warnings += _missing(checker, cache, post.source, refs, strict)
     for page in pages:
         url = f"{config.base_url}/{page.slug}/"
-        warnings += _markdown(config, page.source, page.body, url, strict)
+        refs = _local_refs(checker, page.body, url)
+        warnings += _missing(checker, None, page.source, refs, strict)
+    cache.save()
     return warnings
 
 
-def _markdown(config: SiteConfig, source: str, body: str, page_url: str, strict: bool) -> list[str]:
-    warnings = []
+def _local_refs(checker: _Checker, body: str, page_url: str) -> list[Ref]:
+    """The Markdown images of ``body`` that resolve under base_url, in order."""
+    refs: list[Ref] = []
+    if "![" not in body:
+        return refs
     for match in _MARKDOWN_IMAGE.finditer(body):
         written = match.group(1)
-        rel = _local_rel(config, urljoin(page_url, written))
-        if rel is None or exists(config, rel):
+        rel = _local_rel(checker.config, checker.resolve(page_url, written))
+        if rel is not None:
+            refs.append([written, rel, 0])
+    return refs
+
+
+def _missing(
+    checker: _Checker, cache: _RefCache | None, source: str, refs: list[Ref], strict: bool
+) -> list[str]:
+    warnings: list[str] = []
+    for ref in refs:
+        written, rel, line = ref
+        if checker.exists(rel):
             continue
-        error = _error(config, source, written, None, f"]({written}", f"](<{written}")
+        if not line:
+            line = ref[2] = _error(checker, source, written, None, *_needles(written)).line
+            if cache is not None:  # remembered with the post
+                cache.changed = True
+        error = ContentError(source, line, f"image {written!r} not found")
         if strict:
             raise error
         warnings.append(str(error))
     return warnings
 
 
+def _needles(written: str) -> tuple[str, str]:
+    return f"]({written}", f"](<{written}"
+
+
 def _error(
-    config: SiteConfig, source: str, written: str, key: str | None, *needles: str
+    checker: _Checker, source: str, written: str, key: str | None, *needles: str
 ) -> ContentError:
     """``source:line: image 'written' not found``, at the first line holding one of
     ``needles`` (the image as written), else at ``key``'s line."""
-    try:
-        text = (config.site_dir / source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        text = ""
+    text = checker.text(source)
     found = [n for n in (_line_of(text, needle) for needle in needles or (written,)) if n]
     line = min(found) if found else (key_line(text, key) if key else 1)
     return ContentError(source, line, f"image {written!r} not found")
@@ -92,7 +239,5 @@ def _error(
 
 def _line_of(text: str, needle: str) -> int:
     """The first line of ``text`` that mentions ``needle`` (as written), 0 when none does."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        if needle in line:
-            return number
-    return 0
+    at = text.find(needle)
+    return text.count("\n", 0, at) + 1 if at >= 0 else 0

@@ -84,9 +84,19 @@ def _handle(match: re.Match[str]) -> str:
     return normalise(f"@{match.group(1)}@{port}")
 
 
+def _may_hold_handle(body: str) -> bool:
+    """False only when ``body`` holds no ``@``, written or as a character reference
+    (``&#64;``, ``&#x40;``, ``&commat;``): most posts, which then skip the tag walk,
+    most of a one-post rebuild of a thousand posts when it ran on every post."""
+    # Single characters first: ``in`` finds one with memchr, several times faster.
+    return "@" in body or ("&" in body and ("&#" in body or "&commat" in body))
+
+
 def find_handles(body: str) -> list[str]:
     """The distinct ``@user@host`` handles in the text of ``body`` (HTML), in order of
     first appearance, lower-cased; code, preformatted text and links are skipped."""
+    if not _may_hold_handle(body):
+        return []
     found: dict[str, None] = {}
     for part, is_text in _text_parts(body):
         if is_text:

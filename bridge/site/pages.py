@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import jinja2
-import jinja2.meta
+import jinja2.nodes
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
@@ -21,6 +22,7 @@ from bridge.site import opengraph, template_errors
 from bridge.site.comments import thread
 from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
+from bridge.site.template_refs import TemplateRefs
 
 TEMPLATES = (
     "base.html",
@@ -90,6 +92,7 @@ class Renderer:
         self.env.globals["menu"] = self.menu
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
+        self._refs = TemplateRefs(config.cache_dir / "template-refs.json")
         self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
@@ -134,14 +137,18 @@ class Renderer:
                 source, filename, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
             except jinja2.TemplateNotFound:
                 continue  # rendering will say so; its absence is part of the digest
-            # Parsed with its name, so a syntax error reads as it would when rendering.
-            with template_errors.reported(self.config, current):
-                ast = self.env.parse(source, name=current, filename=filename)
-            for ref in jinja2.meta.find_referenced_templates(ast):
+            for ref in self._refs.refs(
+                current, source, partial(self._parse, current, source, filename)
+            ):
                 if ref is None:
                     return None
                 stack.append(ref)
         return sorted(names)
+
+    def _parse(self, name: str, source: str, filename: str | None) -> jinja2.nodes.Template:
+        # Parsed with its name, so a syntax error reads as it would when rendering.
+        with template_errors.reported(self.config, name):
+            return self.env.parse(source, name=name, filename=filename)
 
     def template_digest(self, name: str) -> str:
         """Hash of the templates in effect for ``name`` (itself, what it extends and

@@ -32,11 +32,11 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import urlsplit
-from xml.sax.saxutils import quoteattr
 
 from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.site.activities import AP_CONTENT_TYPE
+from bridge.site.xmltext import quoteattr
 
 NODEINFO_21 = "http://nodeinfo.diaspora.software/ns/schema/2.1"
 NODEINFO_20 = "http://nodeinfo.diaspora.software/ns/schema/2.0"

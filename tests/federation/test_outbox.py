@@ -303,3 +303,52 @@ async def test_a_profile_change_sends_update_of_the_actor(blog: Site) -> None:
         assert update["object"]["name"] == f"Tess {n}"
     ids = [a["id"] for a in blog.queued()]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+async def test_unchanged_object_files_are_not_read_again(
+    blog: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blog.write("steady", "Written once.")
+    blog.write("edited", "First words.")
+    await blog.publish()
+    read: list[str] = []
+    real = outbox._load
+
+    def counting(ctx: Any, rel: str) -> dict[str, Any]:
+        read.append(rel)
+        return real(ctx, rel)
+
+    monkeypatch.setattr(outbox, "_load", counting)
+    report = await blog.publish()
+    assert not (report.created or report.updated)
+    assert read == ["ap/actor.json"]  # only the profile; no post object was read
+
+    blog.write("edited", "Second words.")
+    read.clear()
+    report = await blog.publish()
+    assert report.updated == ["edited"]
+    assert [r for r in read if "/posts/" in r] == [outbox.live_object_path(blog.ctx, "edited")]
+
+    # The same bytes in a new file (restored from a backup, say): read once, nothing
+    # sent, and remembered so that the next publish reads nothing again.
+    path = blog.ctx.config.output_dir / outbox.live_object_path(blog.ctx, "steady")
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
+    read.clear()
+    report = await blog.publish()
+    assert not (report.created or report.updated)
+    assert [r for r in read if "/posts/" in r] == [outbox.live_object_path(blog.ctx, "steady")]
+    read.clear()
+    await blog.publish()
+    assert [r for r in read if "/posts/" in r] == []
+
+
+async def test_a_missing_object_file_is_still_named(blog: Site) -> None:
+    blog.write("there", "Built and published.")
+    await blog.publish()
+    rel = outbox.live_object_path(blog.ctx, "there")
+    posts = blog.build()
+    (blog.ctx.config.output_dir / rel).unlink()
+    with pytest.raises(PublishError, match="missing; run 'indiebridge build'"):
+        await outbox.publish(blog.ctx, posts)

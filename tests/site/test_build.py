@@ -9,6 +9,7 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -502,3 +503,37 @@ def test_an_unrelated_existing_folder_is_never_replaced(site: Path, tmp_path: Pa
     with pytest.raises(BuildError, match="does not hold a site built by indiebridge"):
         site_mod.build(config_mod.load(site), out_dir=precious)
     assert (precious / "holiday.jpg").read_bytes() == b"not a build"
+
+
+def test_the_journal_names_the_new_manifest_instead_of_holding_it(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A switch killed after the new manifest took its place but before the journal was
+    removed is finished by recovery without losing the manifest (the next build stays
+    incremental), and the journal holds the moves, not the whole manifest."""
+    from bridge.site import output as output_mod
+
+    config = config_mod.load(site)
+    site_mod.build(config)
+    edit(site, SPOILERS, "title:", "title: Edited")
+    journals: list[dict[str, object]] = []
+    real_write = output_mod._write_manifest
+
+    def write(path: Path, data: Any) -> None:
+        if path.name.endswith(".journal"):
+            journals.append(dict(data))
+        real_write(path, data)
+
+    def killed(path: Any, ignore_errors: bool = False) -> None:
+        raise KeyboardInterrupt  # stands for kill -9 right after the manifest moved
+
+    monkeypatch.setattr(output_mod, "_write_manifest", write)
+    monkeypatch.setattr(output_mod.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        site_mod.build(config_mod.load(site))
+    monkeypatch.undo()
+    assert journals and "manifest" not in journals[0] and "manifest_file" in journals[0]
+    assert site_mod.recover_output(config_mod.load(site))
+    assert list(config.state_dir.glob("manifest-*.json"))  # kept, so no fresh tree next
+    again = site_mod.build(config_mod.load(site))
+    assert again.rendered == 0 and again.written == 0

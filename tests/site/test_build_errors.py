@@ -147,6 +147,58 @@ def test_existing_images_pass_whatever_folder_holds_them(site: Path) -> None:
     assert "warning" not in result.output
 
 
+def test_markdown_image_paths_resolve_as_urljoin_does(site: Path) -> None:
+    # Dot segments are resolved as a browser resolves them (RFC 3986 5.2.4): this one
+    # is the theme's static/avatar.png, so nothing is missing.
+    write_post(site, "static/avatar.png", "/posts/../static/./avatar.png")
+    result = build(site, "--strict")
+    assert result.exit_code == 0, result.output
+
+
+def test_each_missing_markdown_image_is_named_at_its_own_line(site: Path) -> None:
+    path = site / "content" / "posts" / "2026-04-01-pictures.md"
+    write_post(site, "static/avatar.png", "/static/gone.png")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n![again](/static/gone.png)\n![b](/static/b.png)\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["build", "--site", str(site)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    rel = "content/posts/2026-04-01-pictures.md"
+    assert lines == [
+        f"warning: {rel}:12: image '/static/gone.png' not found",
+        f"warning: {rel}:12: image '/static/gone.png' not found",
+        f"warning: {rel}:15: image '/static/b.png' not found",
+    ]
+
+
+def test_image_checks_are_kept_per_post_and_existence_is_checked_again(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.site import images
+
+    write_post(site, "static/avatar.png", "/static/img/later.png")
+    warning = "content/posts/2026-04-01-pictures.md:12: image '/static/img/later.png' not found"
+    first = CliRunner().invoke(main, ["build", "--site", str(site)])
+    assert f"warning: {warning}\n" in first.stderr
+    read: list[str] = []
+    real = images._Checker.text
+
+    def counting(self: images._Checker, source: str) -> str:
+        read.append(source)
+        return real(self, source)
+
+    monkeypatch.setattr(images._Checker, "text", counting)
+    again = CliRunner().invoke(main, ["build", "--site", str(site)])
+    assert f"warning: {warning}\n" in again.stderr  # the same line, from the cache
+    assert read == []  # no post file was read again to find it
+    (site / "static" / "img").mkdir(parents=True, exist_ok=True)  # a folder that was missing
+    (site / "static" / "img" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    fixed = CliRunner().invoke(main, ["build", "--site", str(site), "--strict"])
+    assert fixed.exit_code == 0, fixed.output  # the post is unchanged; the image exists now
+
+
 def test_relative_markdown_image_resolves_against_the_post(site: Path) -> None:
     # static/avatar.png exists, but from /posts/pictures/ the browser asks for
     # /posts/pictures/static/avatar.png, which the build never writes.

@@ -40,6 +40,12 @@ ALICE = mentions.Account(
         ("<p><code>x</code> @alice@social.example</p>", ["@alice@social.example"]),
         # a bare @user or a host without a dot is no handle
         ("<p>@alice and @alice@intranet</p>", []),
+        # an @ written as a character reference is still an @ (the text is unescaped),
+        # so the quick "no @ at all" test must not skip these
+        ("<p>&#64;alice@social.example</p>", ["@alice@social.example"]),
+        ("<p>&#x40;alice&#x40;social.example</p>", ["@alice@social.example"]),
+        ("<p>&commat;alice&commat;social.example</p>", ["@alice@social.example"]),
+        ("<p>no handle here &amp; none there</p>", []),
     ],
 )
 def test_find_handles(html: str, found: list[str]) -> None:
