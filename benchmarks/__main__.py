@@ -118,6 +118,7 @@ def main() -> None:
             flat_seconds=20,
             src=base,
             label=args.baseline,
+            followers=(10_000, 500) if args.short else delivery.FOLLOWERS,
         )
     if "commands" in sections:
         from benchmarks import commands

@@ -1,8 +1,9 @@
 """A loopback inbox sink: accepts POSTs on any path, verifies draft-cavage signatures, counts.
 
 Run as ``python -m benchmarks.sink --port P --hosts 16 --public-key key.pem --key-id URL``.
-It listens on 127.0.0.1 .. 127.0.0.<hosts> (all loopback), so inbox URLs can name several
-hosts as a real fan-out does (the delivery worker limits connections per host).
+It listens on ``hosts`` loopback addresses (``address(i)``: 127.0.0.1, 127.0.0.2, ...), so
+inbox URLs can name several hosts as a real fan-out does (the delivery worker limits
+connections per host); thousands of hosts need as many listening sockets.
 Each signed POST is checked with ``bridge.signatures.verify_request`` against the one known
 public key; ``GET /stats`` answers the counts as JSON and ``POST /reset`` zeroes them.
 ``--bare`` answers 202 without reading or verifying anything (the ceiling).
@@ -91,12 +92,18 @@ def make_app(public_pem: bytes | None, known_key_id: str, owner: str, bare: bool
     return app
 
 
+def address(i: int) -> str:
+    """The ``i``-th loopback address the sink listens on: 127.0.0.1 .. 127.0.0.250, then
+    127.0.1.1 and so on (all of 127.0.0.0/8 is loopback on Linux)."""
+    return f"127.0.{i // 250}.{1 + i % 250}"
+
+
 def sockets(port: int, hosts: int) -> list[socket.socket]:
     out = []
-    for i in range(1, hosts + 1):
+    for i in range(hosts):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((f"127.0.0.{i}", port))
+        s.bind((address(i), port))
         s.listen(2048)
         s.set_inheritable(True)
         out.append(s)

@@ -104,6 +104,7 @@ class SiteConfig:
     quote_policy: str = "public"
     inline_hashtags: bool = True
     featured_tags: int = 0
+    delivery_processes: int = 0  # 0: min(cores, 4), see bridge.federation.delivery.pool
 
     # ---- folders -------------------------------------------------------------
     @property
@@ -360,4 +361,5 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         quote_policy=values["quote_policy"],
         inline_hashtags=values["inline_hashtags"],
         featured_tags=values["featured_tags"],
+        delivery_processes=values["delivery_processes"],
     )

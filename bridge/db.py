@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS outgoing (
     body TEXT NOT NULL,
     created REAL NOT NULL
 );
--- One row per (activity, inbox). state: queued | done | failed | gone
+-- One row per (activity, inbox). state: queued | sending | done | failed | gone
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
     activity_id TEXT NOT NULL REFERENCES outgoing(id),
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL,
     updated REAL NOT NULL,
+    claimed_by TEXT NOT NULL DEFAULT '',  -- the delivery process that holds a 'sending' row
     UNIQUE (activity_id, inbox)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_try);
@@ -266,6 +267,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("inbox", "signer", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
     ("inbox", "next_try", "REAL NOT NULL DEFAULT 0", "SELECT 1"),
+    ("deliveries", "claimed_by", "TEXT NOT NULL DEFAULT ''", "SELECT 1"),
 )
 """Columns added after a table was first released; older databases get them on open."""
 

@@ -126,6 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
         "How many of the most used tags the actor features (Mastodon's featured hashtags, "
         "`featuredTags`); 0 features none, at most 10 (Mastodon reads 10).",
     ),
+    Setting(
+        "delivery_processes",
+        "int:0-16",
+        0,
+        "Processes `indiebridge serve` starts to deliver activities from its one queue; "
+        "0 starts `min(cores, 4)`.",
+    ),
 )
 
 AUTHOR_KEYS = {"name": "str", "url": "url", "avatar": "str", "bio": "str", "fields": "fields"}

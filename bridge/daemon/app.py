@@ -117,7 +117,7 @@ class Daemon:
         self._redirect_cache: tuple[int, dict[str, str]] = (-1, {})
         self.rebuilder = Rebuilder(config, drafts=drafts)  # serve --drafts: rebuilds keep them
         # rows queued by `publish` in another process are found by polling
-        self.worker = services.delivery_worker(
+        self.worker = services.delivery_pool(
             config, self.db, self.keys, poll_interval=poll_interval
         )
         self.ctx = ctx or services.build_context(

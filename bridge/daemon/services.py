@@ -7,7 +7,8 @@ every CLI command that needs a ``Context`` build it here, so the delivery worker
 * ``build_context`` - the ``Context`` with its two hooks given at construction
   (``on_queued`` wakes this process's delivery worker, ``mark_dirty`` asks for a rebuild);
 * ``delivery_worker`` - the ``DeliveryWorker`` for the site's settings; a 410 from an inbox
-  removes the followers behind it;
+  removes the followers behind it; ``delivery_pool`` - the daemon's default: that worker
+  in ``delivery_processes`` child processes on the one queue;
 * ``inbox_handlers`` - the inbox's dispatch table, with the conversation hooks (Follow
   and Undo log their event, ``bridge.daemon.events``);
 * ``publish_and_deliver`` - ``outbox.publish`` for a list of posts, then delivery of the
@@ -77,6 +78,27 @@ def delivery_worker(
 
     options = {} if poll_interval is None else {"poll_interval": poll_interval}
     return delivery.DeliveryWorker.from_config(config, db, actor_keys, on_gone=gone, **options)
+
+
+def delivery_pool(
+    config: SiteConfig,
+    db: Database,
+    actor_keys: ActorKeys,
+    *,
+    poll_interval: float | None = None,
+) -> delivery.DeliveryPool:
+    """The daemon's delivery: ``delivery_processes`` child processes on the one queue
+    (default ``min(cores, 4)``), with ``delivery_worker``'s 410 rule run in this process.
+
+    ``actor_keys`` is unused here (each child loads the key itself) but keeps the
+    signature of ``delivery_worker``, which the daemon may use instead.
+    """
+
+    def gone(inbox_url: str) -> None:
+        followers.remove_by_inbox(db, inbox_url)
+
+    options = {} if poll_interval is None else {"poll_interval": poll_interval}
+    return delivery.DeliveryPool.from_config(config, db, on_gone=gone, **options)
 
 
 def inbox_handlers() -> dict[str, inbox.Handler]:

@@ -8,7 +8,9 @@
   when to try again (a ``RetryPolicy``; ``DEFAULT_SCHEDULE`` spreads ten attempts over
   about 24 hours);
 * ``transport``: clients per host, per-host limits and the private-address check;
-* ``worker``: the loop that claims, sends and records.
+* ``worker``: the loop that claims, sends and records;
+* ``pool`` and ``child``: the daemon's default, ``min(cores, 4)`` worker processes on the
+  one queue, restarted (and their claimed rows recovered) when one dies.
 
 A 410 makes the row and every other queued row for that inbox ``gone`` and calls
 ``on_gone(inbox)``, so the caller drops the followers behind it.
@@ -24,6 +26,7 @@ from bridge.federation.delivery.policy import (
     classify_response,
     parse_retry_after,
 )
+from bridge.federation.delivery.pool import DeliveryPool
 from bridge.federation.delivery.queue import enqueue, inboxes_for_followers, list_deliveries
 from bridge.federation.delivery.transport import ACTIVITY_JSON
 from bridge.federation.delivery.worker import DeliveryStats, DeliveryWorker
@@ -31,6 +34,7 @@ from bridge.federation.delivery.worker import DeliveryStats, DeliveryWorker
 __all__ = [
     "ACTIVITY_JSON",
     "DEFAULT_SCHEDULE",
+    "DeliveryPool",
     "DeliveryStats",
     "DeliveryWorker",
     "InboxGone",

@@ -12,10 +12,13 @@ old or the new state.  Row states::
       |                  '----other permanent error----------------> failed
       '---- recover() after a crash, or release() by a worker stopping before it sent ----'
 
-``sending`` means *claimed by a worker*.  A process killed with rows in ``sending`` leaves
+``sending`` means *claimed by a worker*; ``claimed_by`` names the worker (its ``owner``
+token, '' for a worker without one).  A process killed with rows in ``sending`` leaves
 them there; ``recover()`` (called once at daemon start, when no other worker runs) puts
-them back to ``queued``.  The activity id never changes, so a receiver that got the
-activity just before the crash deduplicates the second copy.
+them all back to ``queued``, and ``recover(owner=...)`` only the rows of one worker that
+is known to be dead (the delivery pool calls it when a child process exits).  The
+activity id never changes, so a receiver that got the activity just before the crash
+deduplicates the second copy.
 """
 
 from __future__ import annotations
@@ -138,14 +141,22 @@ def list_deliveries(
     ]
 
 
-def recover(db: Database, now: float) -> int:
-    """Put rows a killed worker left in ``sending`` back to ``queued``, due now."""
+def recover(db: Database, now: float, owner: str | None = None) -> int:
+    """Put rows a killed worker left in ``sending`` back to ``queued``, due now.
+
+    Without ``owner`` every claimed row is recovered (only safe when no worker runs);
+    with it, only the rows that worker claimed.
+    """
+    sql = (
+        "UPDATE deliveries SET state = 'queued', next_try = ?, updated = ?, claimed_by = ''"
+        " WHERE state = 'sending'"
+    )
+    params: tuple[object, ...] = (now, now)
+    if owner is not None:
+        sql += " AND claimed_by = ?"
+        params += (owner,)
     with db.tx() as con:
-        cur = con.execute(
-            "UPDATE deliveries SET state = 'queued', next_try = ?, updated = ?"
-            " WHERE state = 'sending'",
-            (now, now),
-        )
+        cur = con.execute(sql, params)
     return cur.rowcount
 
 
@@ -155,8 +166,9 @@ def next_due(db: Database) -> float | None:
     return None if row is None or row["due"] is None else float(row["due"])
 
 
-def claim(db: Database, room: int, now: float) -> list[Job]:
-    """Mark up to ``room`` due rows ``sending`` (one transaction) and load their bodies."""
+def claim(db: Database, room: int, now: float, owner: str = "") -> list[Job]:
+    """Mark up to ``room`` due rows ``sending`` by ``owner`` (one transaction) and load
+    their bodies."""
     if room <= 0:
         return []
     with db.tx() as con:
@@ -168,8 +180,8 @@ def claim(db: Database, room: int, now: float) -> list[Job]:
         if not rows:
             return []
         con.executemany(
-            "UPDATE deliveries SET state = 'sending', updated = ? WHERE id = ?",
-            [(now, row["id"]) for row in rows],
+            "UPDATE deliveries SET state = 'sending', claimed_by = ?, updated = ? WHERE id = ?",
+            [(owner, now, row["id"]) for row in rows],
         )
         bodies: dict[str, bytes] = {}
         for activity_id in {row["activity_id"] for row in rows}:

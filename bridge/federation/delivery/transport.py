@@ -1,17 +1,16 @@
-"""How deliveries reach the network: clients per host, per-host limits, address checks.
+"""How deliveries reach the network: the client, per-host limits, address checks.
 
-* ``Clients``: an ``httpx.AsyncClient`` per host with jobs in flight, plus a few idle ones.
-  One client for every host made each request scan the whole connection pool (httpcore
-  assigns waiting requests to connections in O(requests x connections)): at 32 connections
-  the client spent more time there than sending.  A client per host holds at most
-  ``per_host`` connections, so that scan stays tiny.  All clients share one TLS context.
+* ``make_client``: one ``httpx.AsyncClient`` over ``Http1Transport`` (``http1.py``: per-origin
+  keep-alive over asyncio streams, no httpcore or anyio; its address guard runs at connect
+  time on the resolved addresses, so DNS rebinding cannot slip a private address in).
+  Before it, the worker had an httpx client per host (httpcore's pool scans its
+  connections for each request, O(requests x connections)); the lean transport halved the
+  time per request again (benchmarks/README.md has the figures).
 * ``HostLimits``: one semaphore per host, forgotten when no job for that host waits or runs.
-* ``AddressGuard``: unless ``allow_private``, the inbox host is resolved before each attempt
+* ``AddressGuard``: only for a transport lent by the caller (tests), which cannot check at
+  connect time: unless ``allow_private``, the inbox host is resolved before each attempt
   and the attempt refused when any address is not public (``is_public_address``, the rules
-  ``SafeFetcher`` applies), cached for ``DNS_CACHE_SECONDS``.  ``SafeFetcher`` checks at
-  connect time instead, but its redirect following and body limits do not suit deliveries;
-  the check here leaves a DNS-rebinding window between the check and the connection that
-  the connect-time guard does not have.
+  ``SafeFetcher`` applies), cached for ``DNS_CACHE_SECONDS``.
 * At most ``MAX_RESPONSE_BYTES`` of a response body are read (and responses are asked for
   uncompressed), only to quote it in ``last_error``.
 """
@@ -21,16 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import ssl
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import httpx
 
 from bridge import __version__
 from bridge.errors import PermanentDelivery, RetryableDelivery
 from bridge.federation.addresses import Resolver, is_public_address, system_resolver
+from bridge.federation.delivery.http1 import Http1Transport
 from bridge.federation.delivery.policy import one_line
 
 ACTIVITY_JSON = "application/activity+json"
@@ -52,113 +50,35 @@ class NotClosing(httpx.AsyncBaseTransport):
         return None
 
 
-class Clients:
-    """An ``httpx.AsyncClient`` per host with jobs in flight, plus ``keep_idle`` idle ones."""
-
-    def __init__(self, make: Callable[[], httpx.AsyncClient], keep_idle: int = 64) -> None:
-        self._make = make
-        self._keep_idle = keep_idle
-        self._active: dict[str, tuple[httpx.AsyncClient, int]] = {}
-        self._idle: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
-
-    @contextlib.asynccontextmanager
-    async def use(self, host: str) -> AsyncIterator[httpx.AsyncClient]:
-        entry = self._active.get(host)
-        if entry is None:
-            client = self._idle.pop(host, None) or self._make()
-            users = 0
-        else:
-            client, users = entry
-        self._active[host] = (client, users + 1)
-        try:
-            yield client
-        finally:
-            client, users = self._active[host]
-            if users > 1:
-                self._active[host] = (client, users - 1)
-            else:
-                del self._active[host]
-                self._idle[host] = client
-                while len(self._idle) > self._keep_idle:
-                    _, old = self._idle.popitem(last=False)
-                    task = asyncio.get_running_loop().create_task(old.aclose())
-                    self._closing.add(task)
-                    task.add_done_callback(self._closing.discard)
-
-    async def aclose(self) -> None:
-        clients = [c for c, _ in self._active.values()] + list(self._idle.values())
-        self._active.clear()
-        self._idle.clear()
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.aclose()
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
-
-
-class SharedClient(Clients):
-    """The same client for every host (a transport lent by the caller)."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        super().__init__(lambda: client)
-        self._client = client
-
-    @contextlib.asynccontextmanager
-    async def use(self, host: str) -> AsyncIterator[httpx.AsyncClient]:
-        yield self._client
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-def make_clients(
+def make_client(
     *,
     user_agent: str,
     timeout: float,
-    concurrency: int,
     per_host: int,
+    allow_private: bool,
+    resolver: Resolver | None,
     transport: httpx.AsyncBaseTransport | None,
-) -> Clients:
-    """Clients per host on the real network, or one shared client over a lent transport."""
+) -> httpx.AsyncClient:
+    """The worker's client: over ``Http1Transport`` on the real network, else over the
+    transport the caller lent (tests), which the client will not close."""
     headers = {"User-Agent": user_agent, "Accept": ACTIVITY_JSON, "Accept-Encoding": "identity"}
-    if transport is not None:
-        limits = httpx.Limits(
-            max_connections=concurrency,
-            max_keepalive_connections=concurrency,
-            keepalive_expiry=30.0,
+    inner: httpx.AsyncBaseTransport
+    if transport is None:
+        inner = Http1Transport(
+            per_host=per_host,
+            max_body=MAX_RESPONSE_BYTES,
+            allow_private=allow_private,
+            resolver=resolver,
         )
-        return SharedClient(
-            httpx.AsyncClient(
-                transport=NotClosing(transport),
-                limits=limits,
-                timeout=httpx.Timeout(timeout),
-                follow_redirects=False,
-                trust_env=False,
-                headers=headers,
-            )
-        )
-    tls: list[ssl.SSLContext] = []  # made on first use: loading CAs takes a while
-    size = min(per_host, concurrency)
-    limits = httpx.Limits(
-        max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0
+    else:
+        inner = NotClosing(transport)
+    return httpx.AsyncClient(
+        transport=inner,
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+        headers=headers,
     )
-
-    def make() -> httpx.AsyncClient:
-        if not tls:
-            tls.append(httpx.create_ssl_context(trust_env=False))
-        return httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(
-                verify=tls[0], limits=limits, trust_env=False, retries=0
-            ),
-            limits=limits,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers=headers,
-        )
-
-    return Clients(make)
 
 
 class HostLimits:

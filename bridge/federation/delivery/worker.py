@@ -27,7 +27,13 @@ import httpx
 
 from bridge.config import SiteConfig
 from bridge.db import Database
-from bridge.errors import DeliveryError, InboxGone, PermanentDelivery, RetryableDelivery
+from bridge.errors import (
+    BlockedAddressError,
+    DeliveryError,
+    InboxGone,
+    PermanentDelivery,
+    RetryableDelivery,
+)
 from bridge.federation.addresses import Resolver
 from bridge.federation.delivery import queue
 from bridge.federation.delivery.policy import (
@@ -40,10 +46,9 @@ from bridge.federation.delivery.policy import (
 from bridge.federation.delivery.transport import (
     ACTIVITY_JSON,
     AddressGuard,
-    Clients,
     HostLimits,
     default_user_agent,
-    make_clients,
+    make_client,
     read_some,
 )
 from bridge.federation.signatures import HTTPSignatureAuth, PrivateKey, SchemeMemory, SchemeSetting
@@ -69,15 +74,16 @@ class DeliveryStats:
 class DeliveryWorker:
     """Sends due deliveries: ``run_until_idle()`` once, or ``run_forever(stop)`` in the daemon.
 
-    One worker per process may run at a time; several processes may share a database (each
-    claims rows in a transaction, so a row is never sent by two of them).  ``recover()`` must
-    only be called when no other worker is running (at daemon start).
+        One worker per process may run at a time; several processes may share a database (each
+        claims rows in a transaction, so a row is never sent by two of them).  ``recover()`` must
+        only be called when no other worker is running (at daemon start).
 
-    ``from_config`` builds one from the site's settings.  Extra keyword arguments beyond the
-    basic ones: ``base_url``/``user_agent`` (the User-Agent is ``indiebridge/<version> (+<base
-    url>)``, the base URL defaulting to the key id's origin), ``resolver`` (DNS for the
-    private-address check; tests map fake hosts), ``rng`` (jitter), ``retry_policy`` (instead
-    of ``schedule``), ``batch_size`` and ``poll_interval``.
+        ``from_config`` builds one from the site's settings.  Extra keyword arguments beyond the
+        basic ones: ``base_url``/``user_agent`` (the User-Agent is ``indiebridge/<version> (+<base
+        url>)``, the base URL defaulting to the key id's origin), ``resolver`` (DNS for the
+        private-address check; tests map fake hosts), ``rng`` (jitter), ``retry_policy`` (instead
+        of ``schedule``), ``batch_size``, ``poll_interval`` and ``owner`` (a token stored with each
+    claimed row, so the rows of this worker alone can be recovered if its process dies).
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class DeliveryWorker:
         retry_policy: RetryPolicy | None = None,
         batch_size: int = BATCH_SIZE,
         poll_interval: float = POLL_INTERVAL,
+        owner: str = "",
     ) -> None:
         if concurrency < 1 or per_host < 1 or batch_size < 1:
             raise ValueError("concurrency, per_host and batch_size must be at least 1")
@@ -114,10 +121,12 @@ class DeliveryWorker:
         self.on_gone = on_gone
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.owner = owner
         self.user_agent = user_agent or default_user_agent(base_url, key_id)
         self.stats = DeliveryStats()
         self._transport = transport
         self._guard = AddressGuard(allow_private, resolver)
+        self._resolver = resolver
         self._auth = HTTPSignatureAuth(
             private_key,
             key_id,
@@ -207,9 +216,9 @@ class DeliveryWorker:
         self._global = asyncio.Semaphore(self.concurrency)
         before = DeliveryStats(**vars(self.stats))
         try:
-            async with self._clients() as clients, asyncio.TaskGroup() as tg:
+            async with self._client() as client, asyncio.TaskGroup() as tg:
                 watcher = tg.create_task(self._watch(stop)) if stop is not None else None
-                await self._pump(tg, clients, stop, signal)
+                await self._pump(tg, client, stop, signal)
                 self._stopping = True
                 if watcher is not None:
                     watcher.cancel()
@@ -232,7 +241,7 @@ class DeliveryWorker:
     async def _pump(
         self,
         tg: asyncio.TaskGroup,
-        clients: Clients,
+        client: httpx.AsyncClient,
         stop: asyncio.Event | None,
         signal: asyncio.Event,
     ) -> None:
@@ -240,11 +249,13 @@ class DeliveryWorker:
         while stop is None or not stop.is_set():
             claimed = 0
             if self._pending < low_water or self._pending == 0:
-                jobs = queue.claim(self.db, self.batch_size - self._pending, self.clock())
+                jobs = queue.claim(
+                    self.db, self.batch_size - self._pending, self.clock(), self.owner
+                )
                 claimed = len(jobs)
                 for job in jobs:
                     self._pending += 1
-                    tg.create_task(self._job(clients, job))
+                    tg.create_task(self._job(client, job))
                 if claimed and self._pending < low_water:
                     continue  # the batch was short of room: maybe more is due
             if stop is None and claimed == 0 and self._pending == 0:
@@ -264,29 +275,29 @@ class DeliveryWorker:
         return min(max(due - self.clock(), 0.0), self.poll_interval)
 
     @contextlib.asynccontextmanager
-    async def _clients(self) -> AsyncIterator[Clients]:
-        clients = make_clients(
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        client = make_client(
             user_agent=self.user_agent,
             timeout=self.timeout,
-            concurrency=self.concurrency,
-            per_host=self.per_host,
+            per_host=min(self.per_host, self.concurrency),
+            allow_private=self.allow_private,
+            resolver=self._resolver,
             transport=self._transport,
         )
         try:
-            yield clients
+            yield client
         finally:
-            await clients.aclose()
+            await client.aclose()
 
     # ---- one job ---------------------------------------------------------------------
 
-    async def _job(self, clients: Clients, job: queue.Job) -> None:
+    async def _job(self, client: httpx.AsyncClient, job: queue.Job) -> None:
         try:
             async with self._hosts.hold(job.host), self._global:
                 if self._stopping:
                     queue.release(self.db, job, self.clock())
                     return
-                async with clients.use(job.host) as client:
-                    outcome = await self._attempt(client, job)
+                outcome = await self._attempt(client, job)
             self._record(job, outcome)
         except asyncio.CancelledError:
             queue.release(self.db, job, self.clock())
@@ -300,7 +311,8 @@ class DeliveryWorker:
         """One signed POST: the 2xx status when delivered, else the classified error."""
         try:
             async with asyncio.timeout(self.timeout * 3):
-                await self._guard.check(job.inbox)
+                if self._transport is not None:  # ours checks addresses when it connects
+                    await self._guard.check(job.inbox)
                 request = client.build_request(
                     "POST", job.inbox, content=job.body, headers={"Content-Type": ACTIVITY_JSON}
                 )
@@ -322,6 +334,8 @@ class DeliveryWorker:
             return PermanentDelivery(one_line(f"unsupported URL: {exc}"))
         except httpx.TransportError as exc:
             return RetryableDelivery(one_line(f"connection: {type(exc).__name__} {exc}"))
+        except BlockedAddressError as exc:
+            return PermanentDelivery(one_line(f"refused: {exc}"))
         except httpx.InvalidURL as exc:
             return PermanentDelivery(one_line(f"invalid inbox URL: {exc}"))
         except Exception as exc:  # one broken job must not stop the others
