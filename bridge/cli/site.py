@@ -261,10 +261,11 @@ def serve(
         click.echo(build_with_progress(config, drafts=drafts).summary())
     events.configure(log_format)
     workers = 1 if watch else (workers or processes.default_workers())
+    listen = f"http://{host}:{port}"
+    where = listen if config.base_url.rstrip("/") == listen else f"{config.base_url} on {listen}"
     if workers > 1:
         click.echo(
-            f"Serving {config.base_url} on http://{host}:{port} with {workers} HTTP workers "
-            "and a background process (Ctrl+C to stop)"
+            f"Serving {where} with {workers} HTTP workers and a background process (Ctrl+C to stop)"
         )
         raise SystemExit(processes.serve(config, sock, workers=workers, drafts=drafts))
     # What one client may hold open or send (bridge.federation.limits; SECURITY.md).
@@ -279,7 +280,7 @@ def serve(
             **limits.uvicorn_options(),
         )
     )
-    click.echo(f"Serving {config.base_url} on http://{host}:{port} (Ctrl+C to stop)")
+    click.echo(f"Serving {where} (Ctrl+C to stop)")
     server.run(sockets=[sock])
 
 

@@ -30,6 +30,7 @@ from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.db import Database
 from bridge.federation import delivery, followers, inbox, mention_resolver, outbox
 from bridge.federation.context import Context, make_context
+from bridge.federation.delivery.pool import default_processes
 from bridge.keys import ActorKeys
 from bridge.site.comments import CommentStore
 
@@ -86,13 +87,16 @@ def delivery_pool(
     actor_keys: ActorKeys,
     *,
     poll_interval: float | None = None,
-) -> delivery.DeliveryPool:
+) -> delivery.DeliveryPool | delivery.DeliveryWorker:
     """The daemon's delivery: ``delivery_processes`` child processes on the one queue
     (default ``min(cores, 4)``), with ``delivery_worker``'s 410 rule run in this process.
 
-    ``actor_keys`` is unused here (each child loads the key itself) but keeps the
-    signature of ``delivery_worker``, which the daemon may use instead.
+    One process is the worker itself, in the caller's process: on a one-core server a
+    child would add its memory (about 55 MB) and a hand-off, and could not run in parallel.
     """
+    count = config.delivery_processes or default_processes()
+    if count == 1:
+        return delivery_worker(config, db, actor_keys, poll_interval=poll_interval)
 
     def gone(inbox_url: str) -> None:
         followers.remove_by_inbox(db, inbox_url)

@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -206,21 +207,30 @@ def test_kill_9_of_the_background_process_mid_batch_processes_each_activity_once
 ) -> None:
     blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
     background = blog.wait_until(lambda: processes(blog), what="the process line")["background"]
-    total = 400
-    docs = [activity(blog, n, likes=False) for n in range(total)]
-    assert send_all(blog, remote_key, docs) == Counter({202: total})
-
-    # Kill when comment files exist whose rows are not recorded done: mid-batch.
-    deadline = time.monotonic() + 60
-    while True:
-        done = inbox_states(blog)["done"]
-        written = len(comment_files(blog))
-        if written > done and done < total:
-            os.kill(background, signal.SIGKILL)
+    # Activities are sent from a thread while this one watches for the kill's moment: comment
+    # files exist whose rows are not recorded done (mid-batch).  A round whose rows were all
+    # done before that moment came is followed by another, at most five in all.
+    batch, total, landed, in_flight = 400, 0, False, 0
+    for _ in range(5):
+        docs = [activity(blog, total + n, likes=False) for n in range(batch)]
+        total += batch
+        with ThreadPoolExecutor(1) as pool:
+            sending = pool.submit(send_all, blog, remote_key, docs)
+            deadline = time.monotonic() + 60
+            while not landed:
+                done = inbox_states(blog)["done"]
+                written = len(comment_files(blog))
+                if written > done and done < total:
+                    os.kill(background, signal.SIGKILL)
+                    landed, in_flight = True, written - done
+                elif done == total and sending.done():
+                    break
+                assert time.monotonic() < deadline, "the background process made no progress"
+                time.sleep(0.001)
+            assert sending.result() == Counter({202: batch})
+        if landed:
             break
-        assert done < total, "every row was done before the kill could land mid-batch"
-        assert time.monotonic() < deadline, "the background process made no progress"
-        time.sleep(0.002)
+    assert landed, "five rounds were each done before a kill could land mid-batch"
     at_kill = inbox_states(blog)
     assert at_kill["done"] < total
 
@@ -239,8 +249,11 @@ def test_kill_9_of_the_background_process_mid_batch_processes_each_activity_once
     assert len(files) == total  # one comment per reply
     assert {json.loads(f.read_text())["type"] for f in files} == {"reply"}
     received = Counter(e["id"] for e in events(blog) if e["event"] == "comment-received")
-    assert set(received) == {f.stem for f in files}
     assert set(received.values()) == {1}  # none was received twice
+    assert set(received) <= {f.stem for f in files}
+    # A kill between a comment's write and its log line loses that line (the restarted
+    # process finds the file and writes nothing): only rows in flight at the kill may miss it.
+    assert total - len(received) <= in_flight
 
 
 def test_the_wake_pipe_never_blocks_a_writer_and_loses_no_kind() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,17 @@ def test_each_module_imports_on_its_own(module: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_one_delivery_process_is_the_worker_in_the_background_process_itself(
+    make_site: Callable[..., Path],
+) -> None:
+    """A one-core server (or ``delivery_processes = 1``) gets no child: the worker runs in
+    the caller's process; two or more are a pool of children on the one queue."""
+    config = config_mod.load(make_site({"delivery_processes": 1}))
+    db = Database(config.db_path)
+    made = services.delivery_pool(config, db, keys.load_or_generate(config.state_dir))
+    assert isinstance(made, delivery.DeliveryWorker)
+    config = config_mod.load(make_site({"delivery_processes": 2}))
+    made = services.delivery_pool(config, db, keys.load_or_generate(config.state_dir))
+    assert isinstance(made, delivery.DeliveryPool) and made.processes == 2
