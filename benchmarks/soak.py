@@ -280,7 +280,10 @@ def legit_event(sender: Sender, n: int, posts: list[Any], port: int) -> dict[str
 
         result["shown"] = _wait(followed, started)
         return result
-    result["shown"] = _wait(lambda: store.get(cid) is not None, started)
+    # The file itself, not ``store.get``: this process's comment index would see another
+    # process's new file only at its next refresh (up to a second later).
+    comment_file = store.path(post.slug, cid)
+    result["shown"] = _wait(comment_file.exists, started)
     if kind != "Like":
         result["page"] = _wait(lambda: marker in page.read_text(encoding="utf-8"), started)
     return result
