@@ -12,9 +12,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
@@ -186,6 +189,21 @@ CREATE TABLE IF NOT EXISTS quotes_out (
     answered REAL
 );
 """
+
+
+def read_only(path: Path, read: Callable[[sqlite3.Connection], T], empty: T) -> T:
+    """``read`` on the state database at ``path`` opened read-only (the build's view, which
+    never creates or migrates it); ``empty`` when there is none or it cannot be read."""
+    if not path.exists():
+        return empty
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return read(con)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return empty
 
 
 class Database:

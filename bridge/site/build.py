@@ -46,7 +46,6 @@ __all__ = [
     "Progress",
     "WriteStats",
     "build",
-    "followers_count",
     "recover_output",
     "write_outputs",
 ]
@@ -70,23 +69,6 @@ class BuildResult:
             f"Built {self.posts} posts, {self.pages} pages: {self.files} files "
             f"({self.written} changed) in {self.seconds:.2f}s -> {self.out_dir}"
         )
-
-
-def followers_count(config: SiteConfig) -> int:
-    """Accepted followers from the daemon's store, 0 when there is none yet."""
-    if not config.db_path.exists():
-        return 0
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute("SELECT count(*) FROM followers WHERE state = 'accepted'").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-    return int(row[0]) if row else 0
 
 
 def build(

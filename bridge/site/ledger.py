@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config import SiteConfig
+from bridge.db import read_only
 from bridge.site import quote_card
 from bridge.site.mentions import Account, read_accounts
 from bridge.site.posts import QuotedPost
@@ -185,13 +186,4 @@ def read_file(config: SiteConfig) -> Ledger:
 
     The build's one read of the database: the follower count, the resolved mentions
     and the quote cards come with it."""
-    if not config.db_path.exists():
-        return Ledger()
-    try:
-        con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return read(con, config)
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return Ledger()
+    return read_only(config.db_path, lambda con: read(con, config), Ledger())

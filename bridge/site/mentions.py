@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bridge.config import SiteConfig
+from bridge.db import read_only
 from bridge.site.posts import Post
 
 # user: Mastodon's username characters (letters, digits, _, and . or - inside);
@@ -134,16 +135,7 @@ def link_mentions(body: str, accounts: Mapping[str, Account]) -> str:
 def read_cache(config: SiteConfig) -> dict[str, Account]:
     """Every handle the state database has resolved (expired entries too: a stale link
     beats none while offline); empty without a database."""
-    if not config.db_path.exists():
-        return {}
-    try:
-        con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return read_accounts(con)
-        finally:
-            con.close()
-    except sqlite3.Error:  # no database yet
-        return {}
+    return read_only(config.db_path, read_accounts, {})
 
 
 def read_accounts(con: sqlite3.Connection) -> dict[str, Account]:

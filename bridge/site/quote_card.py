@@ -46,25 +46,12 @@ CARD_KEYS = ("html_url", "author_name", "author_handle", "author_url", "avatar",
 MAX_CARD_CONTENT = 8_000  # characters of the quoted post's HTML on the page
 
 
-def read_cache(config: SiteConfig) -> tuple[dict[str, QuotedPost], dict[str, dict[str, str]]]:
-    """The cached cards by quoted URL, and our requests by slug (``quoted``, ``state``,
-    ``stamp``); both empty without a database or before the tables existed."""
-    if not config.db_path.exists():
-        return {}, {}
-    try:
-        con = sqlite3.connect(f"file:{config.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return read_rows(con, config)
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return {}, {}
-
-
 def read_rows(
     con: sqlite3.Connection, config: SiteConfig
 ) -> tuple[dict[str, QuotedPost], dict[str, dict[str, str]]]:
-    """``read_cache`` from an open connection (the build's one read, ``site.ledger``)."""
+    """The cached cards by quoted URL, and our requests by slug (``quoted``, ``state``,
+    ``stamp``), from the build's one read of the database (``site.ledger``); both empty
+    before the tables existed."""
     try:
         cards = con.execute("SELECT url, object_id, card FROM quote_cache").fetchall()
         asked = con.execute("SELECT slug, quoted, state, stamp FROM quotes_out").fetchall()

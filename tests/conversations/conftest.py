@@ -28,12 +28,13 @@ def anyio_backend() -> str:
 def harness_factory(make_site: Callable[..., Path]) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
-    def make(**overrides: Any) -> Harness:
+    def make(remote: Remote | None = None, **overrides: Any) -> Harness:
+        """A harness on a fresh site; ``remote`` serves the fediverse (default ``Remote()``)."""
         folder = make_site({"allow_private_addresses": True, **overrides})
         shutil.rmtree(folder / "content" / "comments")  # start without the site's own reply
         config = config_mod.load(folder)
         site_mod.build(config)
-        remote = Remote()
+        remote = remote or Remote()
         ctx = make_context(
             config,
             Database(config.db_path),

@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bridge import config as config_mod
 from bridge.conversations import emoji
-from bridge.db import Database
-from bridge.federation.context import make_context
-from bridge.keys import load as load_keys
-from bridge.site import build as site_mod
 from bridge.site.sanitize import sanitize_html
 from tests.conversations.fediverse_harness import (
     ALICE,
@@ -87,22 +81,9 @@ class Images(Remote):
 
 
 @pytest.fixture
-def emoji_harness(make_site: Callable[..., Path]) -> Iterator[tuple[Harness, Images]]:
-    folder = make_site({"allow_private_addresses": True})
-    shutil.rmtree(folder / "content" / "comments")
-    config = config_mod.load(folder)
-    site_mod.build(config)
+def emoji_harness(harness_factory: Callable[..., Harness]) -> tuple[Harness, Images]:
     remote = Images()
-    ctx = make_context(
-        config,
-        Database(config.db_path),
-        load_keys(config.state_dir),
-        transport=httpx.MockTransport(remote.handler),
-    )
-    h = Harness(ctx, remote, folder)
-    h.actor(ALICE, "Alice")
-    yield h, remote
-    ctx.db.close()
+    return harness_factory(remote), remote
 
 
 def emoji_tag(name: str, url: str, media: str = "image/png") -> dict[str, Any]:

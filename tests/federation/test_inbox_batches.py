@@ -11,13 +11,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from bridge import config as config_mod
-from bridge import keys as keymod
-from bridge.db import Database
-from bridge.federation.context import Context, make_context
+from bridge.federation.context import Context
 from bridge.federation.inbox import InboxProcessor, InboxWriter, RateLimiter
 from bridge.federation.inbox.writer import Row
 from bridge.site.posts import Comment, CommentAuthor
@@ -25,19 +21,6 @@ from bridge.site.posts import Comment, CommentAuthor
 pytestmark = pytest.mark.anyio
 
 ACTOR = "https://remote.example/users/alice"
-
-
-@pytest.fixture
-def ctx(site: Path) -> Context:
-    config = config_mod.load(site)
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise AssertionError(f"unexpected network access: {request.url}")
-
-    db = Database(config.db_path)
-    return make_context(
-        config, db, keymod.load(config.state_dir), transport=httpx.MockTransport(refuse)
-    )
 
 
 def row(n: int, activity_id: str | None = None) -> Row:

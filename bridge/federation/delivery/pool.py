@@ -46,6 +46,7 @@ from typing import Any
 from bridge.config import SiteConfig
 from bridge.db import Database
 from bridge.federation.delivery import queue
+from bridge.federation.delivery.worker import call_in_loop
 
 log = logging.getLogger("bridge.federation.delivery")
 
@@ -159,18 +160,8 @@ class DeliveryPool:
 
     def wake(self) -> None:
         """Ask every child to look at the queue now; safe from any thread."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._poke()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
-                loop.call_soon_threadsafe(self._poke)
+        if self._loop is not None:
+            call_in_loop(self._loop, self._poke)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Keep ``processes`` children delivering until ``stop`` is set; then stop them."""

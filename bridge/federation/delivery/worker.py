@@ -71,6 +71,19 @@ class DeliveryStats:
     gone: int = 0
 
 
+def call_in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    """Run ``fn`` in ``loop``: now when called from it, else soon; safe from any thread."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn()
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+            loop.call_soon_threadsafe(fn)
+
+
 class DeliveryWorker:
     """Sends due deliveries: ``run_until_idle()`` once, or ``run_forever(stop)`` in the daemon.
 
@@ -173,18 +186,8 @@ class DeliveryWorker:
 
     def wake(self) -> None:
         """Look at the queue now (call after ``enqueue``); safe from any thread."""
-        loop, signal = self._loop, self._signal
-        if loop is None or signal is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            signal.set()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
-                loop.call_soon_threadsafe(signal.set)
+        if self._loop is not None and self._signal is not None:
+            call_in_loop(self._loop, self._signal.set)
 
     async def run_until_idle(self) -> DeliveryStats:
         """Deliver every job due now, concurrently; return when none is due or in flight.
