@@ -25,6 +25,7 @@ from bridge.site import images, mentions, quote_card
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
+from bridge.site.ledger import Ledger
 from bridge.site.ledger import read_file as read_ledger
 from bridge.site.output import (
     Output,
@@ -37,6 +38,7 @@ from bridge.site.output import (
     write_outputs,
 )
 from bridge.site.pages import Renderer
+from bridge.site.parse_cache import might_mention
 from bridge.site.plan import Plan
 from bridge.site.posts import Comment, Page, Post
 
@@ -97,7 +99,7 @@ def build(
     warnings = images.check(config, posts, pages, strict=strict)
     ledger = read_ledger(config)  # the one read of the state database
     # Cache only, never the network; a preview's handle is the real blog's (config.handle).
-    posts, unresolved = mentions.apply(posts, ledger.mentions, own=config.handle)
+    posts, unresolved = _apply_mentions(posts, ledger, own=config.handle)
     warnings += unresolved
     posts = quote_card.apply(posts, ledger.quote_cards, ledger.quote_requests)  # cache only
     comments, comment_digests = _load_comments(config)
@@ -138,6 +140,17 @@ def _load_content(config: SiteConfig, drafts: bool) -> tuple[list[Post], list[Pa
         return load_content(config, drafts=drafts, renderer=markdown)
     finally:
         markdown.close()
+
+
+def _apply_mentions(posts: list[Post], ledger: Ledger, own: str) -> tuple[list[Post], list[str]]:
+    """``mentions.apply`` on the posts whose HTML holds an ``@``: the others have none,
+    and a cached post's HTML is then not even read (``parse_cache.StoredPost``)."""
+    candidates = [post for post in posts if might_mention(post)]
+    if not candidates:
+        return posts, []
+    linked, warnings = mentions.apply(candidates, ledger.mentions, own=own)
+    by_id = {id(old): new for old, new in zip(candidates, linked, strict=True)}
+    return [by_id.get(id(post), post) for post in posts], warnings
 
 
 def _load_comments(config: SiteConfig) -> tuple[dict[str, list[Comment]], dict[str, str]]:
