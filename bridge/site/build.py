@@ -25,19 +25,23 @@ from bridge.site import images, mentions, quote_card
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
+from bridge.site.kept import forget_blocks
 from bridge.site.ledger import Ledger
 from bridge.site.ledger import read_file as read_ledger
+from bridge.site.manifest import forget_manifests
 from bridge.site.output import (
     Output,
     Progress,
     WriteStats,
     build_lock,
     check_output_dir,
+    count,
     previous_outputs,
     recover_output,
     write_outputs,
 )
 from bridge.site.pages import Renderer
+from bridge.site.parse_cache import forget_resident as forget_parse_cache
 from bridge.site.parse_cache import might_mention
 from bridge.site.plan import Plan
 from bridge.site.posts import Comment, Page, Post
@@ -48,6 +52,7 @@ __all__ = [
     "Progress",
     "WriteStats",
     "build",
+    "forget_resident_state",
     "recover_output",
     "write_outputs",
 ]
@@ -119,7 +124,7 @@ def build(
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.
     with build_lock(config, out_dir):
-        stats = write_outputs(config, out_dir, iter(outputs), progress, len(outputs))
+        stats = write_outputs(config, out_dir, iter(outputs), progress, count(outputs))
     return BuildResult(
         out_dir=out_dir,
         posts=len(posts),
@@ -158,3 +163,12 @@ def _load_comments(config: SiteConfig) -> tuple[dict[str, list[Comment]], dict[s
     store = CommentStore(config.content_dir)
     comments = store.by_post()
     return comments, {slug: store.digest(slug) for slug in comments}
+
+
+def forget_resident_state() -> None:
+    """Drop what this process keeps between builds (the parse cache's rows and items, the
+    manifests), so the next build reads everything from disk as a fresh command does."""
+    forget_parse_cache()
+    forget_manifests()
+    forget_blocks()
+    images.forget_kept()

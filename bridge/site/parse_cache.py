@@ -132,6 +132,13 @@ class ParseCache:
         self.stats: dict[str, tuple[int, int]] = {}  # rel -> the stat to record
         self.dirty: set[str] = set()  # rows whose stat changed
         self.parsed: list[str] = []  # parsed by this build (not from the cache)
+        self.items: dict[str, Post | Page] = {}  # rel -> item made from its row (resident)
+        self._resident = _resident_for(self.path, self.key)
+        if self._resident is not None:  # this process's own: rows and items in memory
+            self._con: sqlite3.Connection | None = self._resident.con
+            self._texts = self._resident.texts
+            self.old, self.items = self._resident.rows, self._resident.items
+            return
         self._texts = _Texts(self.path)
         self._con = _open_cache(self.path, self.key)
         if self._con is not None:
@@ -167,9 +174,12 @@ class ParseCache:
                 return None
             if stat != row[:2]:
                 self.dirty.add(rel)  # same bytes, new stat: only the stat is written
-        item = self._item(row[2], row[3], row[4])
-        if item is None:
-            return None
+        item = self.items.get(rel)
+        if item is None or item.digest != row[2]:
+            item = self._item(row[2], row[3], row[4])
+            if item is None:
+                return None
+            self.items[rel] = item
         self.new[rel] = item
         self.stats[rel] = stat
         return item
@@ -222,7 +232,9 @@ class ParseCache:
         for rel in self.parsed:
             item = self.new[rel]
             if isinstance(item, Post):
-                state = {k: v for k, v in vars(item).items() if k not in _LAZY}
+                state = {
+                    k: v for k, v in vars(item).items() if k in _POST_FIELDS and k not in _LAZY
+                }
                 state["_at"] = "@" in item.html
                 kind, data = "post", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 texts.append((rel, item.digest, item.body, item.html))
@@ -244,12 +256,106 @@ class ParseCache:
                     [(*self.stats[rel], rel) for rel in self.dirty if rel not in self.parsed],
                 )
         except sqlite3.Error:
-            pass  # a cache that cannot be written only costs speed
+            self._drop_resident()  # a cache that cannot be written only costs speed
+            return
+        if self._resident is not None:  # what the database now holds, kept in memory
+            for rel in gone:
+                self.old.pop(rel, None)
+                self.items.pop(rel, None)
+            for rel, size, mtime, digest, kind, data in items:
+                self.old[rel] = (size, mtime, digest, kind, data)
+                self.items[rel] = self.new[rel]
+            for rel in self.dirty:
+                if rel not in self.parsed:
+                    self.old[rel] = (*self.stats[rel], *self.old[rel][2:])
+
+    def _drop_resident(self) -> None:
+        if self._resident is not None:
+            _residents.pop(str(self.path), None)
+            self._resident = None
 
     def close(self) -> None:
-        if self._con is not None:
+        if self._resident is not None:
+            self._resident.release()
+        elif self._con is not None:
             self._con.close()
-            self._con = None
+        self._con = None
+
+
+class _Resident:
+    """The cache as this process last read or wrote it: its connection, its rows, and
+    the items made from them, valid while no other connection wrote to the file (SQLite's
+    ``data_version``) and the file is the same (its inode).  One build at a time uses it;
+    a build running beside another in the same process reads the file itself."""
+
+    def __init__(self, path: Path, key: str, con: sqlite3.Connection) -> None:
+        self.path, self.key, self.con = path, key, con
+        self.texts = _Texts(path)
+        self.rows: dict[str, tuple[int, int, str, str, bytes]] = {}
+        self.items: dict[str, Post | Page] = {}
+        self.lock = threading.Lock()
+        self.inode = os.stat(path).st_ino
+        self.version = -1
+
+    def current(self) -> bool:
+        try:
+            if os.stat(self.path).st_ino != self.inode:
+                return False
+            (version,) = self.con.execute("PRAGMA data_version").fetchone()
+        except (OSError, sqlite3.Error):
+            return False
+        if version == self.version:
+            return True
+        try:
+            rows = self.con.execute("SELECT rel, size, mtime_ns, digest, kind, data FROM items")
+            self.rows = {row[0]: row[1:] for row in rows}
+        except sqlite3.Error:
+            return False
+        self.items = {}
+        self.version = version
+        return True
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+_residents: dict[str, _Resident] = {}
+
+
+def _resident_for(path: Path, key: str) -> _Resident | None:
+    """This process's resident cache at ``path`` for ``key``, locked for one build; None
+    when another build of this process holds it or the file cannot be used."""
+    resident = _residents.get(str(path))
+    if resident is not None:
+        if not resident.lock.acquire(blocking=False):
+            return None
+        if resident.key == key and resident.current():
+            return resident
+        _residents.pop(str(path), None)
+        with contextlib.suppress(sqlite3.Error):
+            resident.con.close()
+    con = _open_cache(path, key)
+    if con is None:
+        return None
+    try:
+        resident = _Resident(path, key, con)
+        resident.lock.acquire()
+        if not resident.current():
+            raise sqlite3.DatabaseError("not readable")
+    except (OSError, sqlite3.Error):
+        con.close()
+        return None
+    _residents[str(path)] = resident
+    return resident
+
+
+def forget_resident() -> None:
+    """Drop what this process keeps of every parse cache (as a fresh process starts)."""
+    for resident in list(_residents.values()):
+        if resident.lock.acquire(blocking=False):
+            resident.con.close()
+            resident.lock.release()
+    _residents.clear()
 
 
 _SCHEMA = (
@@ -266,7 +372,9 @@ def _open_cache(path: Path, key: str) -> sqlite3.Connection | None:
     for attempt in range(2):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(path, timeout=30)
+            # One build at a time uses a connection, but a resident one may serve builds
+            # from more than one thread (the daemon's).
+            con = sqlite3.connect(path, timeout=30, check_same_thread=False)
         except (OSError, sqlite3.Error):
             return None
         try:

@@ -25,12 +25,14 @@ from bridge import __version__, keys
 from bridge.config import SiteConfig
 from bridge.site import activities, collections, featured, feeds, gone, webfinger
 from bridge.site.importing import redirects
+from bridge.site.kept import kept_block, remember_block
 from bridge.site.ledger import Ledger
-from bridge.site.output import Output
+from bridge.site.output import Kept, Output
 from bridge.site.pages import Renderer
 from bridge.site.plan_keys import ids, key_of, shown_in_list, stock_templates, whole_post
 from bridge.site.posts import Comment, Page, Post, tag_slug
 from bridge.site.preview import notice
+from bridge.site.static_headers import HEADERS_FILE
 
 
 def _json(doc: Any) -> bytes:
@@ -86,7 +88,7 @@ class Plan:
         # (``bridge.site.output.previous_outputs``); nothing by default.
         self.previous: Callable[[str, str], bytes | None] = lambda rel, key: None
 
-    def outputs(self) -> Iterator[Output]:
+    def outputs(self) -> Iterator[Output | Kept]:
         """Every output of the site, in the order the writer takes them."""
         yield from self._post_outputs()
         yield from self._home_outputs()
@@ -167,52 +169,67 @@ class Plan:
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
 
-    def _post_outputs(self) -> Iterator[Output]:
+    def _post_outputs(self) -> Iterator[Output | Kept]:
         """Post pages and their ActivityStreams documents; each outbox page comes right
         after the posts it lists, so it reuses the Creates just signed for their
-        create.json."""
+        create.json.  A post's block made of what it was at this process's last build
+        is one ``Kept`` (``bridge.site.kept``)."""
         posts, template = self.posts, self.renderer.template_digest("post.html")
         federated_seen = 0
         for i, post in enumerate(posts):
             newer = posts[i - 1] if i > 0 else None
             older = posts[i + 1] if i + 1 < len(posts) else None
             comments_digest = self.comment_digests.get(post.slug, "")
-            neighbours = (
+            made_of = (
+                self.base_key,
+                template,
+                post.slug,
+                post.digest,
+                "draft" if post.draft else "",
+                comments_digest,
+                self.object_id(post),
                 f"{newer.slug}:{newer.title}" if newer else "",
                 f"{older.slug}:{older.title}" if older else "",
             )
-            object_id = self.object_id(post)
-            page_key = key_of(
-                self.base_key, template, post.digest, comments_digest, object_id, *neighbours
-            )
-            yield Output(
-                f"posts/{post.slug}/index.html",
-                page_key,
-                partial(self._post_page, post, newer, older),
-                cut=False,  # parallel workers part posts only after an outbox page
-            )
+            block = partial(self._post_block, post, newer, older, made_of)
+            kept = kept_block(post.slug, made_of, block)
+            if kept is not None:
+                yield kept
+            else:
+                yield from remember_block(post.slug, made_of, list(block()))
             if post.draft:
                 continue
-            object_key = self._object_key(post)
-            yield Output(
-                self._object_rel(post), object_key, partial(self._object_json, post), cut=False
-            )
-            yield Output(
-                self._create_rel(post),
-                object_key,
-                partial(self._create_json, post),
-                cut=False,
-            )
-            # replies, context (FEP-7888, paged), likes, shares: only those with items;
-            # the empty ones are answered without a file (collections.empty_document).
-            collections_key = key_of(self.base_key, "coll", post.slug, comments_digest)
-            comments = self.comments.get(post.slug, [])
-            for rel, doc in collections.post_documents(self.config, post.slug, comments):
-                yield Output(rel, collections_key, partial(_json, doc), cut=False)
             federated_seen += 1
             size = collections.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
                 yield self.outbox_page(-(-federated_seen // size))
+
+    def _post_block(
+        self, post: Post, newer: Post | None, older: Post | None, made_of: tuple[str, ...]
+    ) -> Iterator[Output]:
+        """The outputs of one post; their keys are made only of ``made_of``."""
+        base_key, template, _, digest, _, comments_digest, object_id, *neighbours = made_of
+        page_key = key_of(base_key, template, digest, comments_digest, object_id, *neighbours)
+        yield Output(
+            f"posts/{post.slug}/index.html",
+            page_key,
+            partial(self._post_page, post, newer, older),
+            cut=False,  # parallel workers part posts only after an outbox page
+        )
+        if post.draft:
+            return
+        object_key = self._object_key(post)
+        yield Output(
+            self._object_rel(post), object_key, partial(self._object_json, post), cut=False
+        )
+        create = partial(self._create_json, post)
+        yield Output(self._create_rel(post), object_key, create, cut=False)
+        # replies, context (FEP-7888, paged), likes, shares: only those with items;
+        # the empty ones are answered without a file (collections.empty_document).
+        collections_key = key_of(base_key, "coll", post.slug, comments_digest)
+        comments = self.comments.get(post.slug, [])
+        for rel, doc in collections.post_documents(self.config, post.slug, comments):
+            yield Output(rel, collections_key, partial(_json, doc), cut=False)
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
@@ -272,9 +289,11 @@ class Plan:
     def _tag_outputs(self) -> Iterator[Output]:
         renderer = self.renderer
         tags: dict[str, tuple[str, list[Post]]] = {}
+        slugs: dict[str, str] = {}
         for post in self.posts:
             for tag in post.tags:
-                tags.setdefault(tag_slug(tag), (tag, []))[1].append(post)
+                slug = slugs.get(tag) or slugs.setdefault(tag, tag_slug(tag))
+                tags.setdefault(slug, (tag, []))[1].append(post)
         template, entry = renderer.template_digest("tag.html"), self._entry_key("tag.html")
         for slug, (tag, tagged) in sorted(tags.items()):
             key = key_of(self.base_key, template, slug, *map(entry, tagged))
@@ -476,21 +495,3 @@ def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) 
     if len(cache) >= 4 * collections.OUTBOX_PAGE_SIZE:
         cache.clear()
     cache[slug] = doc
-
-
-HEADERS_FILE = """\
-# Netlify / Cloudflare Pages style headers: Mastodon refuses an actor served as
-# application/json, so every ActivityPub document is served as activity+json.
-/ap/*
-  Content-Type: application/activity+json
-  Access-Control-Allow-Origin: *
-/.well-known/webfinger
-  Content-Type: application/jrd+json
-  Access-Control-Allow-Origin: *
-/.well-known/host-meta
-  Content-Type: application/xrd+xml
-/.well-known/nodeinfo
-  Content-Type: application/json
-/nodeinfo/*
-  Content-Type: application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"
-"""

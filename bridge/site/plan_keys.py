@@ -48,10 +48,15 @@ def whole_post(post: Post) -> str:
 
 def shown_in_list(post: Post) -> str:
     """What the default ``_entry.html`` shows of a post: a note's or an unsummarised
-    post's text (so its digest), else only its front matter."""
-    text = post.digest if post.title is None or not post.summary else ""
-    parts = (post.slug, post.title or "", post.summary or "", post.content_warning or "")
-    return repr((*parts, post.date.isoformat(), post.tags, post.pinned, text))
+    post's text (so its digest), else only its front matter.  Kept on the post (a
+    frozen value): a home page and each tag page ask for it again."""
+    shown = post.__dict__.get("_shown_in_list")
+    if shown is None:
+        text = post.digest if post.title is None or not post.summary else ""
+        parts = (post.slug, post.title or "", post.summary or "", post.content_warning or "")
+        shown = repr((*parts, post.date.isoformat(), post.tags, post.pinned, text))
+        object.__setattr__(post, "_shown_in_list", shown)
+    return str(shown)
 
 
 def ids(posts: list[Post]) -> Iterator[str]:

@@ -13,6 +13,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bridge import config as config_mod
 from bridge.site import build as site_build
 
@@ -60,11 +62,16 @@ EDITS: list[tuple[str, Callable[[Path], None]]] = [
 ]
 
 
-def test_incremental_builds_equal_cold_builds(site: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("resident", [False, True], ids=["command", "resident"])
+def test_incremental_builds_equal_cold_builds(site: Path, tmp_path: Path, resident: bool) -> None:
+    """``resident``: one process builds after each edit, keeping what it read (as
+    ``serve --watch`` does); otherwise each build starts from the files, as a command."""
     config = config_mod.load(site)
     site_build.build(config)
     for name, edit in EDITS:
         edit(site)
+        if not resident:
+            site_build.forget_resident_state()
         result = site_build.build(config)
         incremental = _tree(config.output_dir)
         cold = _cold(site, tmp_path / f"cold-{name.replace(' ', '-')}")

@@ -33,7 +33,12 @@ def _write(site: Path, text: str, *, age: float = 10.0) -> Path:
     return path
 
 
-def _load(site: Path) -> tuple[dict[str, Post], content.MarkdownRenderer]:
+def _load(
+    site: Path, *, resident: bool = False
+) -> tuple[dict[str, Post], content.MarkdownRenderer]:
+    """Load as a fresh command does (or, ``resident``, keeping what this process read)."""
+    if not resident:
+        parse_cache.forget_resident()
     config = config_mod.load(site)
     renderer = content.MarkdownRenderer(config.cache_dir)
     try:
@@ -121,6 +126,7 @@ def test_an_edit_deletion_and_new_file_change_only_their_rows(site: Path) -> Non
 def test_a_broken_cache_file_is_rebuilt_not_an_error(site: Path, junk: bytes) -> None:
     _write(site, TEXT.format(n=1))
     first, _ = _load(site)
+    parse_cache.forget_resident()  # the process that wrote it has ended
     path = config_mod.load(site).cache_dir / "parsed.sqlite3"
     for suffix in ("-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -153,3 +159,35 @@ def test_a_stored_post_reads_its_text_on_first_use_and_pickles_as_a_post(site: P
     assert post.html == parsed[POST].html and "body" in vars(post)
     plain = pickle.loads(pickle.dumps(post))
     assert type(plain) is Post and plain == parsed[POST]
+
+
+def test_a_resident_process_keeps_rows_and_items_until_another_writer(site: Path) -> None:
+    """``serve --watch`` keeps the rows and the posts made from them between builds;
+    a write by another process (another connection) makes it read the rows again."""
+    _write(site, TEXT.format(n=1))
+    _load(site)
+    first, _ = _load(site, resident=True)
+    again, _ = _load(site, resident=True)
+    assert again[POST] is first[POST]  # not even unpickled again
+    path = config_mod.load(site).cache_dir / "parsed.sqlite3"
+    with sqlite3.connect(path) as con:  # another writer: same rows, a new data_version
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('another', 'writer')")
+    after, _ = _load(site, resident=True)
+    assert after[POST] is not first[POST] and after[POST] == first[POST]
+    _write(site, TEXT.format(n=4))  # an edit: parsed, then kept as parsed
+    edited, renderer = _load(site, resident=True)
+    assert renderer.rendered == 1 and "Hello @ 4." in edited[POST].html
+    kept, renderer = _load(site, resident=True)
+    assert kept[POST] is edited[POST] and renderer.rendered == 0
+
+
+def test_a_replaced_cache_file_is_not_served_from_memory(site: Path) -> None:
+    _write(site, TEXT.format(n=1))
+    first, _ = _load(site, resident=True)
+    path = config_mod.load(site).cache_dir / "parsed.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    again, _ = _load(site, resident=True)
+    assert again[POST] is not first[POST] and again[POST] == first[POST]  # parsed anew
+    with sqlite3.connect(path) as con:  # into a new file
+        assert (POST,) in con.execute("SELECT rel FROM items").fetchall()
