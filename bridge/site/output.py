@@ -153,14 +153,16 @@ def _unless_kept(
         if not isinstance(out, Kept):
             yield out
             continue
-        held = {path: old.get(path) or ["", ""] for path, _ in out.entries}
-        if any(held[path][0] != key for path, key in out.entries):
-            yield from out.expand()
-            continue
-        manifest.update(held)
-        stats.files += len(out.entries)
-        if progress:
-            progress(stats.files, total)
+        for path, key in out.entries:
+            entry = old.get(path)
+            if entry is None or entry[0] != key:
+                yield from out.expand()  # (its entries so far are written over)
+                break
+            manifest[path] = entry
+        else:
+            stats.files += len(out.entries)
+            if progress:
+                progress(stats.files, total)
 
 
 def _write_changes(

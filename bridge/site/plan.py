@@ -71,7 +71,7 @@ class Plan:
         self.base_key = key_of(
             __version__,
             settings,
-            actor_keys.public_pem,
+            actor_keys.fingerprint,  # the files' bytes: parsed only to sign
             str(renderer.live_reload),
             moved,
             repr(renderer.menu),  # on every page
@@ -175,21 +175,21 @@ class Plan:
         create.json.  A post's block made of what it was at this process's last build
         is one ``Kept`` (``bridge.site.kept``)."""
         posts, template = self.posts, self.renderer.template_digest("post.html")
+        labels = ["", *(f"{p.slug}:{p.title}" for p in posts), ""]  # as a neighbour
         federated_seen = 0
         for i, post in enumerate(posts):
             newer = posts[i - 1] if i > 0 else None
             older = posts[i + 1] if i + 1 < len(posts) else None
-            comments_digest = self.comment_digests.get(post.slug, "")
             made_of = (
                 self.base_key,
                 template,
                 post.slug,
                 post.digest,
                 "draft" if post.draft else "",
-                comments_digest,
+                self.comment_digests.get(post.slug, ""),
                 self.object_id(post),
-                f"{newer.slug}:{newer.title}" if newer else "",
-                f"{older.slug}:{older.title}" if older else "",
+                labels[i],
+                labels[i + 2],
             )
             block = partial(self._post_block, post, newer, older, made_of)
             kept = kept_block(post.slug, made_of, block)
