@@ -7,7 +7,10 @@ renaming it, touching a backup) becomes ONE build, ``delay`` seconds (0.2) after
 event.  Builds run in the watcher's own thread, one at a time, through ``site.build``, so
 only the outputs whose inputs changed are rewritten and the new tree is swapped in
 atomically: a broken post or template leaves the last good output in place, and
-the error goes to ``on_build`` as an exception instead of a ``BuildResult``.
+the error goes to ``on_build`` as an exception instead of a ``BuildResult``.  Being one
+long-lived process, the watcher's builds keep what they read between saves (the parsed
+posts, the manifest, each post's planned outputs and image checks: ``bridge.site.kept``),
+so a save costs its post's work and the pages that show it, plus one stat a post.
 
 Only writes count: opening or reading a file (which the build itself does) is not an event
 the observer subscribes to, and hidden files and editor leftovers (``.#x``, ``x~``,

@@ -48,29 +48,47 @@ _POST_FIELDS = tuple(f.name for f in dataclasses.fields(Post))
 
 class _Texts:
     """Reads a cached post's body and HTML on first use; its own connection per process
-    (a forked worker never uses its parent's) and a lock for the daemon's threads."""
+    (a forked worker never uses its parent's) and a lock for the daemon's threads.  After
+    ``BULK`` single reads, the rest are read in one query: something is going through
+    every post (``publish`` looks for mentions), and one query each would cost more than
+    the whole-file cache did."""
+
+    BULK = 64
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
         self._pid = 0
+        self._reads = 0
+        self._all: dict[tuple[str, str], tuple[str, str]] | None = None
 
     def fetch(self, rel: str, digest: str) -> tuple[str, str]:
         with self._lock:
-            try:
-                if self._con is None or self._pid != os.getpid():
-                    uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                    self._con = sqlite3.connect(uri, uri=True, check_same_thread=False)
-                    self._pid = os.getpid()
-                row = self._con.execute(
-                    "SELECT body, html FROM texts WHERE rel = ? AND digest = ?", (rel, digest)
-                ).fetchone()
-            except sqlite3.Error:
-                row = None
-        if row is None:  # another build replaced it since this one read the file's row
+            found = self._all.pop((rel, digest), None) if self._all is not None else None
+            if found is None:
+                found = self._read(rel, digest)
+        if found is None:  # another build replaced it since this one read the file's row
             raise ContentError(rel, 1, "changed while the site was being built; build again")
-        return str(row[0]), str(row[1])
+        return found
+
+    def _read(self, rel: str, digest: str) -> tuple[str, str] | None:
+        try:
+            if self._con is None or self._pid != os.getpid():
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._pid, self._reads, self._all = os.getpid(), 0, None
+            self._reads += 1
+            if self._reads == self.BULK and self._all is None:
+                rows = self._con.execute("SELECT rel, digest, body, html FROM texts")
+                self._all = {(r, d): (str(b), str(h)) for r, d, b, h in rows}
+                return self._all.pop((rel, digest), None)
+            row = self._con.execute(
+                "SELECT body, html FROM texts WHERE rel = ? AND digest = ?", (rel, digest)
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return (str(row[0]), str(row[1])) if row else None
 
 
 class StoredPost(Post):

@@ -191,3 +191,18 @@ def test_a_replaced_cache_file_is_not_served_from_memory(site: Path) -> None:
     assert again[POST] is not first[POST] and again[POST] == first[POST]  # parsed anew
     with sqlite3.connect(path) as con:  # into a new file
         assert (POST,) in con.execute("SELECT rel FROM items").fetchall()
+
+
+def test_going_through_every_cached_post_reads_the_texts_in_one_query(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parse_cache._Texts, "BULK", 3)
+    for n in range(8):
+        path = site / f"content/posts/2026-02-0{n + 1}-bulk-{n}.md"
+        path.write_text(TEXT.format(n=n).replace("Cached", f"Bulk {n}"), encoding="utf-8")
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    parsed, _ = _load(site)
+    cached, _ = _load(site)
+    assert all(isinstance(p, parse_cache.StoredPost) for p in cached.values())
+    assert {rel: p.html for rel, p in cached.items()} == {rel: p.html for rel, p in parsed.items()}
+    assert [p.body for p in cached.values()] == [p.body for p in parsed.values()]
