@@ -206,3 +206,21 @@ def test_going_through_every_cached_post_reads_the_texts_in_one_query(
     assert all(isinstance(p, parse_cache.StoredPost) for p in cached.values())
     assert {rel: p.html for rel, p in cached.items()} == {rel: p.html for rel, p in parsed.items()}
     assert [p.body for p in cached.values()] == [p.body for p in parsed.values()]
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "date: 2026-01-20T10:00:00+05:30\nupdated: 2026-01-21T08:00:00.123456Z\n",
+        "date: 2026-01-20\nimages:\n  - url: static/a.png\n    alt: An image\n",
+        "date: 2026-01-20T10:00:00Z\nsummary: Short\ncontent_warning: cw\nin_reply_to: https://x.example/1\n"
+        "original_url: https://old.example/p\npinned: true\nquote_of: https://q.example/2\n",
+    ],
+)
+def test_a_row_gives_back_the_post_as_parsed(site: Path, front: str) -> None:
+    _write(site, f"---\ntitle: Row\n{front}tags: [a, b]\n---\nBody @ x.\n")
+    parsed, _ = _load(site)
+    cached, _ = _load(site)
+    assert isinstance(cached[POST], parse_cache.StoredPost)
+    assert cached[POST] == parsed[POST]
+    assert cached[POST].date.utcoffset() == parsed[POST].date.utcoffset()
