@@ -182,7 +182,9 @@ watcher.stop()
 def watch_save(table: common.Table, n: int) -> None:
     site, _ = _site(n)
     child = [sys.executable, "-c", WATCH_CHILD, str(site), "3", str(int(time.time()))]
-    run = _check(common.run(child, env=_env(), timeout=3600), "watch mode")
+    # From the site folder: ``python -c`` puts the current folder first on sys.path,
+    # which from a checkout would import its bridge package instead of ``--baseline``'s.
+    run = _check(common.run(child, cwd=site, env=_env(), timeout=3600), "watch mode")
     rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     table.add(
         "commands",
