@@ -3,6 +3,7 @@ and it still delivers what the queue holds."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import time
@@ -96,3 +97,32 @@ def test_dry_run_with_nothing_new_says_so_and_delivers_nothing(
     result = CliRunner().invoke(main, ["publish", "--dry-run", "--site", str(folder)])
     assert result.exit_code == 0, result.output
     assert NOTHING in result.output and "Delivered" not in result.output
+
+
+def test_a_post_without_links_does_not_load_the_microformats_parser(
+    make_site: Callable[..., Path],
+) -> None:
+    """Sending webmentions needs no mf2 parser (that is the receiving side's): a new post
+    whose text links nowhere is published without importing it."""
+    folder = make_site({"federate_since": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)})
+    _publish(folder)
+    (folder / "content" / "posts" / "plain-words.md").write_text(
+        f"---\ntitle: Plain words\ndate: {time.strftime('%Y-%m-%d')}\n---\nNo links at all.\n",
+        "utf-8",
+    )
+    code = (
+        "import sys\n"
+        "from bridge.cli import main\n"
+        "main(['publish', '--site', sys.argv[1]], standalone_mode=False)\n"
+        "print('mf2py loaded:', 'mf2py' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 new, 0 updated, 0 deleted" in done.stdout
+    assert "mf2py loaded: False" in done.stdout
