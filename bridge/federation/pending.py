@@ -54,30 +54,29 @@ def publish_due(config: SiteConfig, db: Database, posts: Sequence[Post]) -> bool
     """True unless ``outbox.publish`` of ``posts`` would queue and record nothing."""
     if config.federate_since is None and db.get_meta("federate_since") is None:
         return True  # the first publish remembers its moment
-    rows = {
-        str(r[0]): (str(r[1]), str(r[2]), str(r[3] or ""))
-        for r in db.query("SELECT slug, object_id, state, file_stamp FROM published")
+    live = {
+        str(r[0]): (str(r[1]), str(r[2] or ""))
+        for r in db.query("SELECT slug, object_id, file_stamp FROM published WHERE state = 'live'")
     }
     gone = {
         str(r[0])
         for r in db.query("SELECT object_id FROM federated_objects WHERE deleted IS NOT NULL")
     }
-    out = str(config.output_dir)
-    current = set()
+    out, base = str(config.output_dir), config.base_url
+    slugs = set()
     for post in posts:
-        current.add(post.slug)
-        row = rows.get(post.slug)
+        slugs.add(post.slug)
+        row = live.get(post.slug)
         if row is None:
-            return True  # never published
-        object_id, state, stamp = row
-        rel = config.local_path(object_id)
-        if state != "live" or object_id in gone or rel is None:
-            return True  # deleted, or written again under a new id
-        seen = published.file_stamp(out + "/" + rel.lstrip("/"))
+            return True  # never published, or deleted: a Create
+        object_id, stamp = row
+        if object_id in gone or not object_id.startswith(base + "/"):
+            return True  # written again under a new id
+        seen = published.file_stamp(out + object_id[len(base) :])
         if not seen or seen != stamp:
             return True  # rebuilt (or gone): its digest decides
-    if any(state == "live" and slug not in current for slug, (_, state, _) in rows.items()):
-        return True  # a Delete to send
+    if len(live) != len(slugs):
+        return True  # a live post disappeared: a Delete
     return _actor_changed(config, db) or _pins_changed(config, db)
 
 
