@@ -249,3 +249,25 @@ def test_processes_default_to_cores_up_to_four_and_the_setting_overrides(
     for wrong in (-1, 17, True, "2"):
         with pytest.raises(ConfigError, match="'delivery_processes' must be a whole number from"):
             config_mod.load(make_site({"delivery_processes": wrong}))
+
+
+def test_children_run_at_a_lower_priority_than_the_daemon(
+    site_config: SiteConfig, db: Database
+) -> None:
+    """Sending yields the cores to receiving under contention (``child.NICE``)."""
+    from bridge.federation.delivery.child import NICE
+
+    pool = DeliveryPool(site_config, db, processes=1, poll_interval=0.2)
+    nices: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(pool.run_forever(stop))
+        await wait_for(lambda: pool.ready == 1)
+        nices.extend(os.getpriority(os.PRIO_PROCESS, c.pid) for c in pool._children.values())
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert nices == [min(ours + NICE, 19)]

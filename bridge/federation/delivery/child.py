@@ -12,6 +12,12 @@ The parent (``pool.DeliveryPool``) starts it with pipes on stdin and stdout:
 
 SIGINT is ignored (a Ctrl-C in the terminal reaches the whole process group; the daemon
 stops its children itself); SIGTERM stops the child like end of file.
+
+A child runs at a lower scheduling priority (``NICE``, added to the daemon's): on a small
+server a fan-out's signing would otherwise take the cores the HTTP workers need, and the
+inbox's latency would follow.  With idle cores a niced child runs as fast as before; under
+contention receiving goes first and sending waits (a delivery is retried anyway, an inbox
+request that times out may not be).
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
 import signal
 import sys
 from typing import BinaryIO
 
 from bridge.federation.delivery.pool import HEADER, MAX_SPEC_BYTES, ChildSpec
+
+NICE = 10
 
 
 def read_spec(stream: BinaryIO) -> ChildSpec:
@@ -97,6 +106,8 @@ async def run(spec: ChildSpec) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
+        os.nice(NICE)
     spec = read_spec(sys.stdin.buffer)
     logging.basicConfig(
         level=spec.log_level,
