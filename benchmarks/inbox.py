@@ -292,6 +292,8 @@ def run(
             f"{memory.processes} processes then ({processes.default_workers()} HTTP workers, "
             "background, supervisor, delivery children); target < 150 MB, judged on this",
         )
+        cpu = ", ".join(f"{r} {sec:.1f} s" for r, sec in memory.cpu_by_role().items())
+        table.add("inbox", "  CPU (user + system) during the loads, by process", "", cpu)
         table.add(
             "inbox",
             "  summed peak RSS (VmHWM) / summed RSS sampled",

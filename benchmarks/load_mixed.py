@@ -293,6 +293,8 @@ def main() -> None:
         f"({followers} seeded followers + load actors that followed before the publish)"
     )
     print(f"  drained (all processed, all delivered) {drain_s:.1f} s after the load")
+    cpu = ", ".join(f"{role} {sec:.1f} s" for role, sec in memory.cpu_by_role().items())
+    print(f"  CPU (user + system) from the load's start until drained, by process: {cpu}")
     print(
         f"  daemon memory: {memory.pss_mb:.0f} MB summed PSS (peak of samples, "
         f"{memory.processes} processes), {rss:.0f} MB summed peak RSS"

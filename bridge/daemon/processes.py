@@ -126,12 +126,15 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when the supervisor dies, even by kill -9."""
+def _die_with_parent(parent: int, role: str) -> None:
+    """Linux: the kernel kills this process when the supervisor dies, even by kill -9.
+    The process is also named after its role (``ib-http-1``, ``ib-background``: what
+    ``ps -o comm``, ``top`` and ``/proc/PID/comm`` show)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            libc.prctl(15, f"ib-{role}".encode()[:15])  # PR_SET_NAME
     if os.getppid() != parent:  # the supervisor died before the line above ran
         os._exit(1)
 
@@ -236,7 +239,7 @@ def _child(role: str, target: Callable[[], None], parent: int) -> NoReturn:
         for sig in _SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        _die_with_parent(parent)
+        _die_with_parent(parent, role)
         target()
         code = 0
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -181,9 +182,11 @@ def test_two_http_workers_and_a_background_process_take_signed_activities(
     pids = blog.wait_until(lambda: processes(blog), what="the process line")
     assert sorted(pids) == ["background", "http-1", "http-2"]
     assert blog.proc is not None
-    for pid in pids.values():
+    for role, pid in pids.items():
         assert os.path.exists(f"/proc/{pid}"), pid
         assert pid != blog.proc.pid
+        if sys.platform.startswith("linux"):  # named after its role, for ps and top
+            assert Path(f"/proc/{pid}/comm").read_text().strip() == f"ib-{role}"
     assert blog.get("/posts/hello/").status_code == 200  # pages, from the workers
 
     docs = [activity(blog, n) for n in range(80)]

@@ -155,6 +155,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
         os.nice(NICE)
+    if sys.platform.startswith("linux"):  # named for ps and top, as serve's processes are
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None).prctl(15, b"ib-delivery")  # PR_SET_NAME
     spec = read_spec(sys.stdin.buffer)
     logging.basicConfig(
         level=spec.log_level,
