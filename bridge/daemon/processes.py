@@ -21,6 +21,13 @@ wakes every worker; every background loop also polls the database once a
 kernel to kill it when the supervisor dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of
 ``serve`` leaves no orphan holding the port.
 
+Priority: the background process runs at ``nice +5`` (``BACKGROUND_NICE``; its delivery
+children lower still).  On a small server it needs several times the HTTP workers' CPU
+(processing, rebuilds), and a request waiting for a core behind it is what the inbox's
+p99 is made of.  With spare cores nothing changes; under a steady flood the background
+process still gets whatever the workers leave, about as much over a second as before,
+only after the requests that are waiting.
+
 Memory: the supervisor imports what every role runs (``PRELOAD``) and freezes the garbage
 collector's view of those objects (``gc.freeze()``) before it forks, so the children share
 the pages of the code and module objects instead of each importing its own copy, and a
@@ -59,6 +66,8 @@ RESTART_WINDOW = 60.0
 STOP_TIMEOUT = 15.0
 WAKE_KINDS = frozenset("iwdb")
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+BACKGROUND_NICE = 5
+"""Added to the background process's scheduling priority (module docstring)."""
 PRELOAD = (
     "uvicorn",
     "uvicorn.protocols.http.httptools_impl",
@@ -277,6 +286,8 @@ def background(config: SiteConfig, sock: socket.socket, pipe: WakePipe, drafts: 
     """The background process: every worker of the daemon, no HTTP server."""
     sock.close()
     os.close(pipe.write_fd)
+    with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
+        os.nice(BACKGROUND_NICE)
     asyncio.run(_background(config, pipe, drafts))
 
 
