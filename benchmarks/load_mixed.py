@@ -49,9 +49,11 @@ from benchmarks import common, daemon_server
 from benchmarks import inbox as inbox_bench
 
 SETTINGS = {
-    "full": {"followers": 10_000, "seconds": 30.0, "connections": 128, "resend": 500},
+    "full": {"followers": 10_000, "seconds": 30.0, "connections": 64, "resend": 500},
     "short": {"followers": 1_000, "seconds": 8.0, "connections": 64, "resend": 200},
 }
+# At most 64 connections: past limits.MAX_CONCURRENT (64) requests at once an HTTP
+# worker answers 503, and the kernel may hand one worker most of the connections.
 RATE = 1000.0
 """Requests offered per second (the issue's row), in both modes."""
 TARGET_P99_MS = (50.0, 20.0)
