@@ -153,6 +153,8 @@ class ParseCache:
         self.dirty: set[str] = set()  # rows whose stat changed
         self.parsed: list[str] = []  # parsed by this build (not from the cache)
         self.items: dict[str, Post | Page] = {}  # rel -> item made from its row (resident)
+        with contextlib.suppress(OSError):  # the whole-file cache this replaced (117 MB)
+            (config.cache_dir / "parsed.pickle").unlink(missing_ok=True)
         self._resident = _resident_for(self.path, self.key)
         if self._resident is not None:  # this process's own: rows and items in memory
             self._con: sqlite3.Connection | None = self._resident.con

@@ -224,3 +224,11 @@ def test_a_row_gives_back_the_post_as_parsed(site: Path, front: str) -> None:
     assert isinstance(cached[POST], parse_cache.StoredPost)
     assert cached[POST] == parsed[POST]
     assert cached[POST].date.utcoffset() == parsed[POST].date.utcoffset()
+
+
+def test_the_whole_file_cache_it_replaced_is_removed(site: Path) -> None:
+    old = config_mod.load(site).cache_dir / "parsed.pickle"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"an old cache")
+    _load(site)
+    assert not old.exists()
