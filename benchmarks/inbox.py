@@ -24,6 +24,7 @@ import pickle
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -381,7 +382,7 @@ def _reply_latency(
     publisher.start()
     time.sleep(min(3.0, seconds / 4))  # the backlog and the fan-out are under way
     gap = (seconds - (time.perf_counter() - started_load) - 1.0) / max(replies, 1)
-    took, stored_in, missing = _send_and_watch(port, timed, gap, started_load + seconds)
+    seen = _send_and_watch(port, timed, gap, started_load + seconds)
     loader.join()
     publisher.join()
     offered = f"offered {rate:.0f}/s for {seconds:g} s"
@@ -393,13 +394,20 @@ def _reply_latency(
     )
     if publish_error:
         note += f"; the publish failed: {str(publish_error[0])[:200]}"
-    if missing:
-        note += f"; {missing} of {missing + len(took)} never shown within {REPLY_TIMEOUT:g} s"
-    if not took:
+    if seen.busy:
+        note += f"; {seen.busy} answers 503 (sent again 0.1 s later)"
+    if seen.refused:
+        note += f"; refused: {seen.refused}"
+    if seen.missing:
+        note += f"; {seen.missing} never shown within {REPLY_TIMEOUT:g} s"
+    if not seen.shown:
         return f"> {REPLY_TIMEOUT:g} s", note
-    value = f"median {common.seconds(_median(took))}, max {common.seconds(max(took))}"
-    written_note = f"comment file written after a median {common.seconds(_median(stored_in))}"
-    return value, f"{len(took)} replies; {written_note}; {note}"
+    value = f"median {common.seconds(_median(seen.shown))}, max {common.seconds(max(seen.shown))}"
+    steps = (
+        f"202 after a median {common.seconds(_median(seen.answered))}, comment file written "
+        f"after {common.seconds(_median(seen.written))}"
+    )
+    return value, f"{len(seen.shown)} replies; {steps}; {note}"
 
 
 def _median(values: list[float]) -> float:
@@ -440,45 +448,73 @@ def _sink_port_of(site: Path) -> int:
     return int(json.loads(doc)["inbox"].split(":")[2].split("/")[0])
 
 
+@dataclass
+class _Replies:
+    """What ``_send_and_watch`` saw, in seconds from each reply's first send."""
+
+    shown: list[float] = field(default_factory=list)
+    written: list[float] = field(default_factory=list)  # the comment file appeared
+    answered: list[float] = field(default_factory=list)  # the 202 came back
+    busy: int = 0  # 503 answers (the HTTP side sheds load), each sent again 0.1 s later
+    refused: list[str] = field(default_factory=list)  # other answers than 202 and 503
+    missing: int = 0  # sent, accepted, never shown within ``REPLY_TIMEOUT``
+
+
 def _send_and_watch(
     port: int, timed: list[tuple[bytes, str, Path, Path]], gap: float, load_ends: float
-) -> tuple[list[float], list[float], int]:
+) -> _Replies:
     """Send each reply ``gap`` seconds after the previous one (while the load runs) and watch
-    them all: (seconds to shown, seconds to the comment file, how many never showed)."""
-    import socket
-
-    took: list[float] = []
-    stored_in: list[float] = []
+    them all until shown, or ``REPLY_TIMEOUT`` seconds."""
+    out = _Replies()
     waiting: list[tuple[float, str, Path, Path]] = []  # (sent at, marker, comment file, page)
-    written: dict[str, float] = {}
+    written: set[str] = set()
     queue = list(timed)
     next_at = time.perf_counter()
-    deadline = load_ends + REPLY_TIMEOUT
-    missing = 0
-    while (queue or waiting) and time.perf_counter() < deadline:
+    while (queue or waiting) and time.perf_counter() < load_ends + REPLY_TIMEOUT:
         now = time.perf_counter()
         if queue and now >= next_at:
             raw, marker, stored, page = queue.pop(0)
             if now < load_ends:  # only replies sent while the load runs count
-                with socket.create_connection(("127.0.0.1", port)) as conn:
-                    conn.sendall(raw)
-                    conn.recv(4096)
-                waiting.append((now, marker, stored, page))
+                status = _post(port, raw, out)
+                if status == "202":
+                    waiting.append((now, marker, stored, page))
+                else:
+                    out.refused.append(status)
             next_at = now + gap
         for item in list(waiting):
             sent_at, marker, stored, page = item
             if marker not in written and stored.exists():
-                written[marker] = time.perf_counter()
-                stored_in.append(written[marker] - sent_at)
+                written.add(marker)
+                out.written.append(time.perf_counter() - sent_at)
             try:
                 shown = marker in page.read_text(encoding="utf-8")
             except OSError:
                 shown = False
             if shown:
-                took.append(time.perf_counter() - sent_at)
+                out.shown.append(time.perf_counter() - sent_at)
                 waiting.remove(item)
             elif time.perf_counter() > sent_at + REPLY_TIMEOUT:
-                missing += 1
+                out.missing += 1
                 waiting.remove(item)
         time.sleep(0.01)
-    return took, stored_in, missing + len(waiting)
+    out.missing += len(waiting)
+    return out
+
+
+def _post(port: int, raw: bytes, out: _Replies) -> str:
+    """Send one request until it is not answered 503 (at most 10 s); its last status."""
+    import socket
+
+    started = time.perf_counter()
+    status = "none"
+    while time.perf_counter() - started < 10:
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(raw)
+            answer = conn.recv(4096)
+        status = answer.split(b" ", 2)[1].decode() if answer else "none"
+        if status != "503":
+            break
+        out.busy += 1
+        time.sleep(0.1)
+    out.answered.append(time.perf_counter() - started)
+    return status
