@@ -97,6 +97,14 @@ class Rebuilder:
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        # A reply written by another thread (a batch of comment files) wakes this loop.
+        self.comments.cache.on_urgent = lambda: loop.call_soon_threadsafe(self.event.set)
+        try:
+            await self._run(loop, stop)
+        finally:
+            self.comments.cache.on_urgent = None
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await _first(self.event.wait(), stop.wait())
             if stop.is_set():

@@ -45,43 +45,55 @@ class CommentCache:
 
     def __init__(self, parse: Callable[[dict[str, Any]], Comment]) -> None:
         self.parse = parse
-        self.files: dict[str, tuple[Stamp, bytes, Comment | None]] = {}
+        self.files: dict[str, dict[str, tuple[Stamp, bytes, Comment | None]]] = {}
+        """Folder -> file name -> (stamp, bytes, parsed comment or None if broken)."""
         self.served: dict[str, Folder] = {}
         self.only: frozenset[str] = frozenset()
         self.refresher: int | None = None  # the thread ``refreshing`` applies to
         self.urgent: set[str] = set()
         """Posts with a change readers see first (a reply written or removed, not a like)
         that no build has read yet."""
+        self.urgent_lock = threading.Lock()
+        self.on_urgent: Callable[[], None] | None = None
+        """Called (from any thread) when a post becomes urgent: the daemon's rebuilder."""
         self.lock = threading.RLock()
 
     def folder(self, path: Path, *, build: bool = False) -> Folder:
         """The comments of one post folder, current; for a ``build``, those a refresh holds
         back (and a build's current read is what later refreshes hold back)."""
         slug = path.name
-        with self.lock:
-            if build and self.refresher == threading.get_ident() and slug not in self.only:
-                held = self.served.get(slug)
-                if held is not None:
-                    return held
-            if build:
-                self.urgent.discard(slug)  # before the listing: a later write adds it again
-            current = self._read(path)
-            if build:
+        if build:
+            with self.lock:
+                if self.refresher == threading.get_ident() and slug not in self.only:
+                    held = self.served.get(slug)
+                    if held is not None:
+                        return held
+            with self.urgent_lock:  # before the listing: a later write adds it again
+                self.urgent.discard(slug)
+        current = self._read(path)
+        if build:
+            with self.lock:
                 self.served[slug] = current
-            return current
+        return current
 
     def note_urgent(self, slug: str) -> None:
-        with self.lock:
+        with self.urgent_lock:
             self.urgent.add(slug)
+        waker = self.on_urgent
+        if waker is not None:
+            waker()
 
     def urgent_slugs(self) -> frozenset[str]:
-        with self.lock:
+        with self.urgent_lock:
             return frozenset(self.urgent)
 
     def _read(self, path: Path) -> Folder:
+        """Read a folder, parsing only files whose stamp changed (no lock is held while
+        reading: two threads reading one folder at once both get a current result)."""
         h = hashlib.sha256()
         comments: list[Comment] = []
-        seen: set[str] = set()
+        known = self.files.get(str(path), {})
+        fresh: dict[str, tuple[Stamp, bytes, Comment | None]] = {}
         try:
             entries = sorted(
                 (e for e in os.scandir(path) if e.name.endswith(".json")), key=lambda e: e.name
@@ -89,27 +101,23 @@ class CommentCache:
         except OSError:
             entries = []
         for entry in entries:
-            key = entry.path
-            seen.add(key)
             try:
                 st = entry.stat()
             except OSError:
                 continue
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-            cached = self.files.get(key)
+            cached = known.get(entry.name)
             if cached is None or cached[0] != stamp:
                 try:
-                    data = Path(key).read_bytes()
+                    data = Path(entry.path).read_bytes()
                 except OSError:
                     continue
                 cached = (stamp, data, self._parse(data))
-                self.files[key] = cached
+            fresh[entry.name] = cached
             h.update(entry.name.encode() + b"\0" + cached[1])
             if cached[2] is not None:
                 comments.append(cached[2])
-        prefix = str(path) + os.sep
-        for gone in [k for k in self.files if k.startswith(prefix) and k not in seen]:
-            del self.files[gone]
+        self.files[str(path)] = fresh  # files gone from the folder are forgotten
         return Folder(tuple(comments), h.hexdigest())
 
     def _parse(self, data: bytes) -> Comment | None:
