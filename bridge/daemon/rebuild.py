@@ -97,8 +97,12 @@ class Rebuilder:
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+
         # A reply written by another thread (a batch of comment files) wakes this loop.
-        self.comments.cache.on_urgent = lambda: loop.call_soon_threadsafe(self.event.set)
+        def wake() -> None:
+            loop.call_soon_threadsafe(self.event.set)
+
+        self.comments.cache.on_urgent = wake
         try:
             await self._run(loop, stop)
         finally:
