@@ -24,7 +24,7 @@ import markdown
 from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
-from bridge.site import frontmatter, hashtags, inline_tags
+from bridge.site import frontmatter, hashtags, inline_tags, markdown_inline
 from bridge.site import posts as posts_module
 from bridge.site.frontmatter import (
     PAGE_KEYS,
@@ -48,8 +48,17 @@ __all__ = [
 ]
 
 MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
-# Bump when the Markdown settings change, so cached HTML is re-rendered.
+# Bump when the Markdown settings change, so cached HTML is re-rendered.  The prescanning
+# inline pass renders the same bytes as the stock one (markdown_inline), so it is not part.
 RENDER_VERSION = "md1:" + ",".join(MD_EXTENSIONS) + ":" + markdown.__version__
+
+
+def new_converter() -> markdown.Markdown:
+    """The site's Markdown converter: ``MD_EXTENSIONS``, with the inline pass prescanned."""
+    return markdown.Markdown(
+        extensions=[*MD_EXTENSIONS, markdown_inline.PrescanExtension()], output_format="html"
+    )
+
 
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 
@@ -63,7 +72,7 @@ _worker_md: markdown.Markdown | None = None
 def _render_in_worker(text: str) -> str:
     global _worker_md
     if _worker_md is None:
-        _worker_md = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+        _worker_md = new_converter()
     return _worker_md.reset().convert(text)
 
 
@@ -90,7 +99,7 @@ class MarkdownRenderer:
     def _md(self) -> markdown.Markdown:
         # Setting up the extensions takes ~35 ms: not worth it when every body is cached.
         if self._converter is None:
-            self._converter = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+            self._converter = new_converter()
         return self._converter
 
     def _db(self) -> sqlite3.Connection | None:
