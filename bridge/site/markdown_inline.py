@@ -8,9 +8,11 @@ ellipses), about 2,000 Python calls for an ordinary post, and most of them find 
 a post without a quotation mark still pays for every quote pattern on every paragraph.
 That was half of a post's Markdown time.
 
-``PrescanInlineProcessor`` first asks the pattern's own compiled expression, in C, whether
-it matches anywhere from the current position, and goes on to the next pattern at once
-when it does not.  That is exactly what the stock code concludes for such a pattern: for
+``PrescanInlineProcessor`` first looks, per text, which of a few literals it holds (every
+quote pattern needs a quotation mark, a link a ``[``, emphasis a ``*`` or ``_``: ``NEEDS``)
+and leaves out the patterns that need an absent one.  For each pattern left it asks the
+pattern's own compiled expression, in C, whether it matches anywhere from the current
+position, and goes on to the next pattern at once when it does not.  That is exactly what the stock code concludes for such a pattern: for
 a pattern of the new style (``inlinepatterns.InlineProcessor``), ``__applyPattern`` runs
 ``finditer`` over the same text from the same position, and with no match it returns the
 text unchanged, unmatched, with the position reset to 0.  When the expression does match,
@@ -96,6 +98,8 @@ class PrescanInlineProcessor(treeprocessors.InlineProcessor):
         super().__init__(md)
         self.inlinePatterns = patterns
         self._table: list[tuple[Any, Search | None, tuple[str, ...]]] = []
+        self._literals: tuple[str, ...] = ()
+        self._plans: dict[tuple[str, ...], list[int]] = {}
 
     def run(self, tree: Any, ancestors: list[str] | None = None) -> Any:
         # The registry is sorted and fixed for the duration of a conversion.
@@ -107,31 +111,41 @@ class PrescanInlineProcessor(treeprocessors.InlineProcessor):
             else:
                 table.append((p, None, ("",)))
         self._table = table
+        self._literals = tuple(sorted({lit for _, _, needs in table for lit in needs if lit}))
+        self._plans = {}
         return super().run(tree, ancestors)
+
+    def _plan(self, present: tuple[str, ...]) -> list[int]:
+        """The indexes of the patterns that can match a text holding the ``present``
+        literals (and none of the others): the rest are skipped without a call."""
+        plan = [
+            i
+            for i, (_, search, needs) in enumerate(self._table)
+            if search is None or any(lit == "" or lit in present for lit in needs)
+        ]
+        self._plans[present] = plan
+        return plan
 
     def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:
         if isinstance(data, util.AtomicString):
             return data
+        present = tuple([lit for lit in self._literals if lit in data])
+        plan = self._plans.get(present)
+        if plan is None:
+            plan = self._plan(present)
         table = self._table
         apply = getattr(self, _APPLY)
-        count = len(table)
-        startIndex = 0  # the stock method's names, to compare them
-        while patternIndex < count:
-            pattern, search, needs = table[patternIndex]
-            if search is not None:
-                for literal in needs:
-                    if literal in data:
-                        hit = search(data, startIndex) is not None
-                        break
-                else:
-                    hit = False
-                if not hit:  # what __applyPattern would return: (data, False, 0)
-                    patternIndex += 1
-                    startIndex = 0
-                    continue
-            data, matched, startIndex = apply(pattern, data, patternIndex, startIndex)
-            if not matched:
-                patternIndex += 1
+        # Literals only ever leave the text (a match becomes a placeholder of letters and
+        # digits), so a pattern left out of the plan stays unable to match.
+        for index in plan:
+            if index < patternIndex:
+                continue
+            pattern, search, _ = table[index]
+            startIndex = 0  # the stock method's names, to compare them
+            while search is None or search(data, startIndex) is not None:
+                data, matched, startIndex = apply(pattern, data, index, startIndex)
+                if not matched:
+                    break  # and __applyPattern reset the position to 0: the next pattern
         return data
 
 
