@@ -12,12 +12,13 @@ That was half of a post's Markdown time.
 quote pattern needs a quotation mark, a link a ``[``, emphasis a ``*`` or ``_``: ``NEEDS``)
 and leaves out the patterns that need an absent one.  For each pattern left it asks the
 pattern's own compiled expression, in C, whether it matches anywhere from the current
-position, and goes on to the next pattern at once when it does not.  That is exactly what the stock code concludes for such a pattern: for
-a pattern of the new style (``inlinepatterns.InlineProcessor``), ``__applyPattern`` runs
-``finditer`` over the same text from the same position, and with no match it returns the
-text unchanged, unmatched, with the position reset to 0.  When the expression does match,
-the stock method runs as before (it may still reject the match).  Patterns of the old
-style are always handed to the stock method.
+position, and goes on to the next pattern at once when it does not.  That is exactly what
+the stock code concludes for such a pattern: for a pattern of the new style
+(``inlinepatterns.InlineProcessor``), ``__applyPattern`` runs ``finditer`` over the same
+text from the same position, and with no match it returns the text unchanged, unmatched,
+with the position reset to 0.  When the expression does match, the stock method runs as
+before (it may still reject the match).  Patterns of the old style are always handed to
+the stock method.
 
 The stock class keeps its loop in a private (name-mangled) method, so the replacement
 overrides ``_InlineProcessor__handleInline``; when a Python-Markdown release renames it,
