@@ -37,6 +37,8 @@ import markdown
 from markdown import inlinepatterns, treeprocessors, util
 from markdown.extensions import Extension, smarty
 
+from bridge.site import markdown_blocks
+
 _HANDLE = "_InlineProcessor__handleInline"
 _APPLY = "_InlineProcessor__applyPattern"
 
@@ -151,13 +153,15 @@ class PrescanInlineProcessor(treeprocessors.InlineProcessor):
 
 
 class PrescanExtension(Extension):
-    """Replace the ``inline`` and ``smarty`` tree processors with prescanning ones.
+    """Replace the ``inline`` and ``smarty`` tree processors with prescanning ones, and
+    the block parser with ``markdown_blocks.PrescanBlockParser``.
 
     List it after the extensions whose patterns it should see (``smarty`` registers its
     processor in its own ``extendMarkdown``).
     """
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
+        markdown_blocks.install(md)
         if not available():
             return
         for name, priority in REPLACED.items():
