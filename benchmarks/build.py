@@ -50,14 +50,15 @@ def _check(run: common.Run, what: str) -> common.Run:
     return run
 
 
-def _cpu_measured(args: list[str], **kwargs: object) -> tuple[common.Run, float]:
+def _cpu_measured(args: list[str], **kwargs: object) -> tuple[common.Run, float, str]:
     """``common.measured`` and the CPU time it took (user + system of the command and of
     every process it waited for: a build's forked workers, Hugo's threads).  Other work on
     the machine moves wall times far more than CPU times."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = common.measured(args, **kwargs)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return run, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return run, user + system, f"user {common.seconds(user)} + sys {common.seconds(system)}"
 
 
 def _report(run: common.Run) -> dict[str, float]:
@@ -78,7 +79,7 @@ def run(
     site = corpus.write_indiebridge(root / "indiebridge", items)
     env = _env(src)
 
-    cold, cold_cpu = _cpu_measured(_indiebridge(site, src), cwd=site, env=env)
+    cold, cold_cpu, cold_split = _cpu_measured(_indiebridge(site, src), cwd=site, env=env)
     _check(cold, "indiebridge build")
     figures["cold"] = cold.seconds
     figures["cold_cpu"] = cold_cpu
@@ -88,7 +89,7 @@ def run(
         common.seconds(cold.seconds),
         cold.stdout.strip().splitlines()[-1].split(" in ")[0] if cold.stdout else "",
     )
-    table.add("build", f"N={n} {label}: cold build CPU", common.seconds(cold_cpu), "user + sys")
+    table.add("build", f"N={n} {label}: cold build CPU", common.seconds(cold_cpu), cold_split)
     table.add("build", f"N={n} {label}: cold build peak RSS", common.mb(cold.peak_rss_mb))
     figures["cold_rss"] = cold.peak_rss_mb
     files = re.search(r"(\d+) files", cold.stdout)
@@ -149,7 +150,7 @@ def run(
     if common.have("pelican"):
         out = pelican_site / "output"
         shutil.rmtree(out, ignore_errors=True)
-        pel, pel_cpu = _cpu_measured(
+        pel, pel_cpu, pel_split = _cpu_measured(
             ["pelican", "content", "-s", "pelicanconf.py", "-o", "output", "-q"],
             cwd=pelican_site,
         )
@@ -157,7 +158,7 @@ def run(
         figures["pelican"] = pel.seconds
         figures["pelican_cpu"] = pel_cpu
         table.add("build", f"N={n} Pelican: cold full build", common.seconds(pel.seconds))
-        table.add("build", f"N={n} Pelican: cold build CPU", common.seconds(pel_cpu), "user + sys")
+        table.add("build", f"N={n} Pelican: cold build CPU", common.seconds(pel_cpu), pel_split)
         table.add("build", f"N={n} Pelican: peak RSS", common.mb(pel.peak_rss_mb))
     else:
         table.add("build", f"N={n} Pelican", "skipped", "not installed (benchmarks/setup.sh)")
@@ -165,11 +166,13 @@ def run(
     if common.have("hugo"):
         shutil.rmtree(hugo_site / "public", ignore_errors=True)
         shutil.rmtree(hugo_site / "resources", ignore_errors=True)
-        hugo, hugo_cpu = _cpu_measured(["hugo", "--quiet", "-d", "public"], cwd=hugo_site)
+        hugo, hugo_cpu, hugo_split = _cpu_measured(
+            ["hugo", "--quiet", "-d", "public"], cwd=hugo_site
+        )
         _check(hugo, "hugo")
         figures["hugo"] = hugo.seconds
         table.add("build", f"N={n} Hugo: cold full build", common.seconds(hugo.seconds))
-        table.add("build", f"N={n} Hugo: cold build CPU", common.seconds(hugo_cpu), "user + sys")
+        table.add("build", f"N={n} Hugo: cold build CPU", common.seconds(hugo_cpu), hugo_split)
         table.add("build", f"N={n} Hugo: peak RSS", common.mb(hugo.peak_rss_mb))
     else:
         table.add("build", f"N={n} Hugo", "skipped", "not installed (benchmarks/setup.sh)")
