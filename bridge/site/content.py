@@ -24,7 +24,7 @@ import markdown
 from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
-from bridge.site import frontmatter, hashtags, inline_tags, markdown_inline
+from bridge.site import frontmatter, hashtags, inline_tags
 from bridge.site import posts as posts_module
 from bridge.site.frontmatter import (
     PAGE_KEYS,
@@ -49,12 +49,16 @@ __all__ = [
 
 MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
 # Bump when the Markdown settings change, so cached HTML is re-rendered.  The prescanning
-# inline pass renders the same bytes as the stock one (markdown_inline), so it is not part.
+# passes render the same bytes as the stock ones (markdown_inline, markdown_blocks), so
+# they are not part of it.
 RENDER_VERSION = "md1:" + ",".join(MD_EXTENSIONS) + ":" + markdown.__version__
 
 
 def new_converter() -> markdown.Markdown:
-    """The site's Markdown converter: ``MD_EXTENSIONS``, with the inline pass prescanned."""
+    """The site's Markdown converter: ``MD_EXTENSIONS``, with the inline passes and the
+    block parser prescanned (imported here: a build whose bodies are cached needs neither)."""
+    from bridge.site import markdown_inline
+
     return markdown.Markdown(
         extensions=[*MD_EXTENSIONS, markdown_inline.PrescanExtension()], output_format="html"
     )
