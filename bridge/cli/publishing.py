@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from bridge.cli._common import build_with_progress, friendly, load_config, open_db, site_option
+
+if TYPE_CHECKING:
+    from bridge.config import SiteConfig
+    from bridge.site.posts import Post
 
 
 @click.command()
@@ -34,17 +40,32 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     import asyncio
 
     from bridge import keys
-    from bridge.daemon import services
 
     config = load_config(site_dir)
     keys.ensure(config.state_dir)
     built = build_with_progress(config)
-    changed, unresolved = asyncio.run(services.resolve_mentions(config, list(built.built_posts)))
-    if changed:  # newly resolved mentions become links: build again (from the cache)
-        built = build_with_progress(config)
+    lookups, quiet = _pending(config, built.built_posts, dry_run=dry_run)
+    unresolved: list[str] = []
+    if lookups:
+        from bridge.daemon import services
+
+        posts = list(built.built_posts)
+        changed, unresolved = asyncio.run(services.resolve_mentions(config, posts))
+        if changed:  # newly resolved mentions become links: build again (from the cache)
+            built = build_with_progress(config)
+        quiet = False
     click.echo(built.summary())
     for line in unresolved:
         click.echo(f"warning: {line}", err=True)
+    if quiet:  # nothing to queue, record or deliver: the HTTP stack and keys stay unloaded
+        from bridge.federation.publish_report import PublishReport
+
+        click.echo(PublishReport(dry_run=dry_run).summary())
+        if not dry_run:
+            click.echo(_DAEMON if _daemon_running(config) else _delivered(0, 0, 0, 0))
+        return
+    from bridge.daemon import services
+
     posts = list(built.built_posts)  # parsed once, by the build
     outcome = asyncio.run(
         services.publish_and_deliver(
@@ -61,12 +82,40 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
         state = f"HTTP {result.status}" if result.status else (result.error or "failed")
         click.echo(f"webmention {result.target}: {state}")
     if stats is None:
-        click.echo("A daemon is running: it delivers the queue.")
+        click.echo(_DAEMON)
         return
-    click.echo(
-        f"Delivered {stats.delivered}, retrying later {stats.retrying}, "
-        f"failed {stats.failed}, gone {stats.gone}"
-    )
+    click.echo(_delivered(stats.delivered, stats.retrying, stats.failed, stats.gone))
+
+
+_DAEMON = "A daemon is running: it delivers the queue."
+
+
+def _delivered(delivered: int, retrying: int, failed: int, gone: int) -> str:
+    return f"Delivered {delivered}, retrying later {retrying}, failed {failed}, gone {gone}"
+
+
+def _daemon_running(config: SiteConfig) -> bool:
+    from bridge.daemon.lock import DaemonLock, lock_path
+
+    return DaemonLock.held(lock_path(config))
+
+
+def _pending(config: SiteConfig, posts: Sequence[Post], *, dry_run: bool) -> tuple[bool, bool]:
+    """(handles or quoted posts to look up, nothing at all to do): read from the state
+    database and the built files (``bridge.federation.pending``), before anything that
+    sending needs is loaded."""
+    from bridge.db import Database
+    from bridge.federation import pending
+
+    db = Database(config.db_path)
+    try:
+        if pending.lookups_due(config, db, posts):
+            return True, False
+        if pending.publish_due(config, db, posts):
+            return False, False
+        return False, dry_run or _daemon_running(config) or not pending.deliveries_due(db)
+    finally:
+        db.close()
 
 
 @click.command()

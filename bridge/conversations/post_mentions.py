@@ -28,7 +28,9 @@ class PostWebmentions:
 
     async def send(self, source: str, html: str, old_links: list[str]) -> list[Any]:
         """Webmentions from ``source`` to every link of ``html`` and to links it dropped."""
-        from bridge.conversations import webmentions
+        from bridge.conversations import webmention_outbox  # not the receiving side (mf2)
 
-        results: list[Any] = await webmentions.send_for_post(self.ctx, source, html, old_links)
+        results: list[Any] = await webmention_outbox.send_for_post(
+            self.ctx, source, html, old_links
+        )
         return results

@@ -30,11 +30,9 @@ Update and Delete in their inboxes as well.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bridge.db import now
@@ -42,6 +40,9 @@ from bridge.errors import BridgeError, PublishError
 from bridge.federation import delivery, mention_resolver, pins, published, quoting
 from bridge.federation.actors import first_id
 from bridge.federation.context import Context
+from bridge.federation.publish_report import Planned as Planned
+from bridge.federation.publish_report import PublishReport as PublishReport
+from bridge.federation.published import object_digest as object_digest
 from bridge.site import activities, proofs
 from bridge.site.posts import Post
 
@@ -59,58 +60,6 @@ class Webmentions(Protocol):
     async def send(self, source: str, html: str, old_links: list[str]) -> list[Any]:
         """Send webmentions from ``source`` to the links of ``html`` and to ``old_links``."""
         ...
-
-
-@dataclass
-class Planned:
-    """One activity a publish queues (or, with ``dry_run``, would queue)."""
-
-    activity: dict[str, Any]
-    inboxes: list[str]
-
-    def describe(self) -> str:
-        obj = self.activity.get("object")
-        target = obj.get("id") if isinstance(obj, dict) else obj
-        n = len(self.inboxes)
-        return f"{self.activity['type']} {target} -> {n} inbox{'es' if n != 1 else ''}"
-
-
-@dataclass
-class PublishReport:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    recorded: list[str] = field(default_factory=list)  # backfilled: in the outbox, not pushed
-    profile: bool = False  # Update(actor) sent
-    queued: int = 0
-    planned: list[Planned] = field(default_factory=list)
-    dry_run: bool = False
-    webmentions: list[Any] = field(default_factory=list)
-
-    def summary(self) -> str:
-        recorded = (
-            f" ({len(self.recorded)} older posts recorded without announcing)"
-            if self.recorded
-            else ""
-        )
-        if not (self.created or self.updated or self.deleted or self.profile):
-            return f"Nothing to send: no post or profile changed since the last publish{recorded}."
-        changes = (
-            f"{len(self.created)} new, {len(self.updated)} updated, {len(self.deleted)} deleted"
-        )
-        if self.profile:
-            changes += ", profile updated"
-        if not any(p.inboxes for p in self.planned):
-            return f"{changes}{recorded}; no followers yet: nothing to deliver."
-        if self.dry_run:
-            return f"Dry run: {changes}{recorded}; would queue {self.queued} deliveries."
-        return f"{changes}{recorded}; {self.queued} deliveries queued"
-
-
-def object_digest(obj: dict[str, Any]) -> str:
-    """What a change means: the object without its proof."""
-    data = {k: v for k, v in obj.items() if k != "proof"}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def federate_since(ctx: Context, *, remember: bool = True) -> dt.datetime:
@@ -209,12 +158,13 @@ async def publish(
     rows = {r["slug"]: r for r in ctx.db.query("SELECT * FROM published")}
     wm_jobs: list[tuple[Post, list[str]]] = []
     restamped: list[tuple[str, str]] = []  # unchanged objects whose file was rewritten
+    out = str(ctx.config.output_dir)  # one string: 10,000 Path joins cost more than the stats
 
     for post in sorted(posts, key=lambda p: p.date):
         object_id = book.object_id(ctx.config, post.slug)
         row = rows.get(post.slug)
         live = row is not None and row["state"] == "live" and row["object_id"] == object_id
-        stamp = published.file_stamp(ctx.config.output_dir / _object_rel(ctx, object_id))
+        stamp = published.file_stamp(f"{out}/{_object_rel(ctx, object_id)}")
         if live and row is not None and stamp and row["file_stamp"] == stamp:
             continue  # the very file its digest was taken from
         obj = _load_object(ctx, object_id)

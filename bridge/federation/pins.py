@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.federation import delivery
-from bridge.federation.context import Context
+from bridge.config import SiteConfig
 from bridge.site import featured, proofs
+
+if TYPE_CHECKING:  # the delivery and HTTP stack load only when a pin is sent
+    from bridge.federation.context import Context
 
 log = logging.getLogger("indiebridge.publish")
 
@@ -26,7 +28,12 @@ META_KEY = "featured_ids"
 
 def pinned_ids(ctx: Context) -> list[str]:
     """Ids listed by the built ``featured`` collection, newest pin first."""
-    path = ctx.config.output_dir / "ap" / "featured.json"
+    return pinned_in(ctx.config)
+
+
+def pinned_in(config: SiteConfig) -> list[str]:
+    """``pinned_ids`` of the site ``config`` builds."""
+    path = config.output_dir / "ap" / "featured.json"
     try:
         doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -45,6 +52,8 @@ def publish_pins(ctx: Context, inboxes: list[str], moment: dt.datetime) -> int:
 
     A post that was deleted is not "unpinned": its ``Delete`` already removes it everywhere.
     """
+    from bridge.federation import delivery
+
     current = pinned_ids(ctx)
     stored = ctx.db.get_meta(META_KEY)
     if stored is None or not inboxes:

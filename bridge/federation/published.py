@@ -11,6 +11,8 @@ that has no file answers: 410 Gone for a deleted post's HTML page and for each o
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -31,7 +33,13 @@ class Chain:
     last_updated: str = ""
 
 
-def file_stamp(path: Path) -> str:
+def object_digest(obj: dict[str, Any]) -> str:
+    """What a change means: the object without its proof."""
+    data = {k: v for k, v in obj.items() if k != "proof"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def file_stamp(path: str | Path) -> str:
     """Size, modification time and inode of a built file, "" when there is none.
 
     ``publish`` keeps the stamp of the object file each digest was taken from, and reads
