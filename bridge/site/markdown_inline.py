@@ -105,17 +105,20 @@ class PrescanInlineProcessor(treeprocessors.InlineProcessor):
         self._plans: dict[tuple[str, ...], list[int]] = {}
 
     def run(self, tree: Any, ancestors: list[str] | None = None) -> Any:
-        # The registry is sorted and fixed for the duration of a conversion.
-        table: list[tuple[Any, Search | None, tuple[str, ...]]] = []
-        for p in self.inlinePatterns:
-            if isinstance(p, inlinepatterns.InlineProcessor):
-                regex = p.getCompiledRegExp()
-                table.append((p, regex.search, NEEDS.get(regex.pattern, ("",))))
-            else:
-                table.append((p, None, ("",)))
-        self._table = table
-        self._literals = tuple(sorted({lit for _, _, needs in table for lit in needs if lit}))
-        self._plans = {}
+        # The registry is sorted and fixed once the extensions are set up: the table and
+        # the plans are kept from one conversion to the next while it holds the same items.
+        patterns = list(self.inlinePatterns)
+        if [p for p, _, _ in self._table] != patterns:
+            table: list[tuple[Any, Search | None, tuple[str, ...]]] = []
+            for p in patterns:
+                if isinstance(p, inlinepatterns.InlineProcessor):
+                    regex = p.getCompiledRegExp()
+                    table.append((p, regex.search, NEEDS.get(regex.pattern, ("",))))
+                else:
+                    table.append((p, None, ("",)))
+            self._table = table
+            self._literals = tuple(sorted({lit for _, _, need in table for lit in need if lit}))
+            self._plans = {}
         return super().run(tree, ancestors)
 
     def _plan(self, present: tuple[str, ...]) -> list[int]:
