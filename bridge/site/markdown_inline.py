@@ -88,10 +88,20 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+TESTED_MAJOR = 3
+"""The Python-Markdown major release whose private inline loop this was written against
+and whose output the tests compare; another major release gets the stock processors."""
+
+
 def available() -> bool:
-    """Whether this Python-Markdown has the private methods the fast path builds on."""
+    """Whether this Python-Markdown is the tested major release and has the private
+    methods the fast path builds on."""
     stock = treeprocessors.InlineProcessor
-    return callable(getattr(stock, _HANDLE, None)) and callable(getattr(stock, _APPLY, None))
+    return (
+        markdown.__version_info__[0] == TESTED_MAJOR
+        and callable(getattr(stock, _HANDLE, None))
+        and callable(getattr(stock, _APPLY, None))
+    )
 
 
 class PrescanInlineProcessor(treeprocessors.InlineProcessor):

@@ -98,6 +98,16 @@ def test_stock_processors_kept_when_the_private_loop_is_gone(
     assert md.convert('It\'s "fine" -- really...') == stock().convert('It\'s "fine" -- really...')
 
 
+def test_another_major_release_gets_the_stock_processors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(markdown, "__version_info__", (markdown_inline.TESTED_MAJOR + 1, 0, 0))
+    assert not markdown_inline.available()
+    md = new_converter()
+    for name in markdown_inline.REPLACED:
+        assert type(md.treeprocessors[name]) is not markdown_inline.PrescanInlineProcessor
+
+
 def _patterns() -> dict[str, re.Pattern[str]]:
     md = new_converter()
     found = {}
