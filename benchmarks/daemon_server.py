@@ -3,13 +3,18 @@ benchmarks.daemon_server SITE PORT [WORKERS]`` (loopback only).
 
 Without WORKERS, ``serve``'s default layout: one HTTP worker per core (at most 4) on the
 one socket and one background process (``bridge.daemon.processes``).  ``tree_peak_rss_mb``
-adds up the peak RSS of the supervisor and every process under it.
+adds up the peak RSS of the supervisor and every process under it; ``MemoryPeak`` samples
+the summed PSS (and RSS) of the same processes while a load runs.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def command(site: Path, port: int, workers: int | None = None) -> list[str]:
@@ -33,6 +38,81 @@ def tree_peak_rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total_kb / 1024 if total_kb else float("nan")
+
+
+def tree_memory_kb(pid: int) -> tuple[int, int]:
+    """(summed RSS, summed PSS) of ``pid`` and its descendants now, in KiB.
+
+    PSS (``/proc/PID/smaps_rollup``) divides each page among the processes that map it,
+    so the sum over a process tree counts a page shared after ``fork`` once, as the
+    machine does; summed RSS counts it once per process.
+    """
+    rss = pss = 0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:  # gone meanwhile, or not Linux
+            continue
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss, pss
+
+
+class MemoryPeak(threading.Thread):
+    """Samples ``tree_memory_kb`` every ``interval`` seconds until ``stop()``; keeps the
+    highest summed PSS and RSS seen (``pss_mb``, ``rss_mb``) and the process count then,
+    and each process's CPU time (``cpu_by_role``)."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.pss_mb = 0.0
+        self.rss_mb = 0.0
+        self.processes = 0
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self._start_cpu: dict[int, float] = {}
+        self._done = threading.Event()
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds (user + system) each kind of process used while sampled, by its
+        name (``/proc/PID/comm``, which ``serve`` sets per role); a process that exited
+        counts up to its last sample."""
+        out: dict[str, float] = {}
+        for p, (comm, cpu) in self._cpu.items():
+            role = comm.rstrip("0123456789").rstrip("-")
+            out[role] = out.get(role, 0.0) + cpu - self._start_cpu.get(p, 0.0)
+        return dict(sorted(out.items(), key=lambda item: -item[1]))
+
+    def run(self) -> None:
+        self.sample()
+        self._start_cpu = {p: cpu for p, (_, cpu) in self._cpu.items()}
+        while not self._done.is_set():
+            self.sample()
+            self._done.wait(self.interval)
+
+    def sample(self) -> None:
+        for p in [self.pid, *_descendants(self.pid)]:
+            try:
+                comm = Path(f"/proc/{p}/comm").read_text().strip()
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # utime and stime (fields 14 and 15 of stat), in clock ticks
+            self._cpu[p] = (comm, (int(fields[11]) + int(fields[12])) / _TICKS)
+        rss, pss = tree_memory_kb(self.pid)
+        if pss / 1024 > self.pss_mb:
+            self.pss_mb = pss / 1024
+            self.processes = 1 + len(_descendants(self.pid))
+        self.rss_mb = max(self.rss_mb, rss / 1024)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+        self.sample()
 
 
 def _descendants(pid: int) -> list[int]:

@@ -10,17 +10,23 @@ minute for CI).
 * ``ACTORS`` simulated remote actors on as many host names (their documents and keys are
   pre-seeded in the cache, as a first fetch would leave them) send pre-signed Follows,
   Likes and reply Creates (``benchmarks.inbox`` builds and signs them; the
-  ``benchmarks.loadgen`` client sends them over keep-alive connections, closed loop).
+  ``benchmarks.loadgen`` client sends them over keep-alive connections at a fixed offered
+  rate, 1,000/s, each latency counted from the moment its request was due, so a late
+  send counts against the server).
 * About a second into the load a new post is published (``indiebridge publish`` in
-  another process, as the owner would): its Create fans out to ``FOLLOWERS`` distinct
-  loopback inboxes (``benchmarks.sink``), competing with the inbox for the daemon.
+  another process, as the owner would): its Create fans out to ``followers`` distinct
+  loopback inboxes (``benchmarks.sink``; 10,000 in the full run, as the issue's row
+  "inbox p99 at an offered 1,000/s with a 10,000-delivery fan-out running" asks),
+  competing with the inbox for the daemon.  How long the fan-out overlapped the load is
+  printed beside the p99, so a fan-out that ended early cannot flatter the figure.
 * Afterwards a sample of the accepted requests is sent again (redeliveries), then the
   store is checked: every accepted activity has exactly one inbox row, processed, and
   exactly the effects it should have (one follower per following actor, one like per
   (actor, post), one reply comment per Create), and every fan-out delivery is done.
 
-Printed: sustained accepted requests/s, p50/p99 latency, the daemon's peak RSS
-(``VmHWM``), fan-out deliveries/s, and the exactly-once check.  Exit status 1 when the
+Printed: accepted requests/s, p50/p99 latency against the target (p99 < 50 ms, stretch
+< 20 ms), the daemon's memory (summed PSS sampled, summed peak RSS), fan-out
+deliveries/s and its overlap with the load, and the exactly-once check.  Exit status 1 when the
 exactly-once check fails; figures themselves never fail the run.
 """
 
@@ -43,9 +49,14 @@ from benchmarks import common, daemon_server
 from benchmarks import inbox as inbox_bench
 
 SETTINGS = {
-    "full": {"followers": 3000, "seconds": 30.0, "connections": 32, "resend": 500},
-    "short": {"followers": 600, "seconds": 8.0, "connections": 16, "resend": 200},
+    "full": {"followers": 10_000, "seconds": 30.0, "connections": 64, "resend": 500},
+    "short": {"followers": 1_000, "seconds": 8.0, "connections": 64, "resend": 200},
 }
+# At most 64 connections: past limits.MAX_CONCURRENT (64) requests at once an HTTP
+# worker answers 503, and the kernel may hand one worker most of the connections.
+RATE = 1000.0
+"""Requests offered per second (the issue's row), in both modes."""
+TARGET_P99_MS = (50.0, 20.0)
 POSTS = 3
 DRAIN_TIMEOUT = 120.0
 
@@ -205,7 +216,7 @@ def main() -> None:
     site_mod.build(config.load(site))
     cli(site, "publish", "--no-webmentions")  # records the corpus; announces nothing old
     t0 = time.perf_counter()
-    requests = inbox_bench.build_requests(int(seconds * 700) + resend, 0, port, pems, site)
+    requests = inbox_bench.build_requests(int(seconds * RATE) + resend, 0, port, pems, site)
     reqfile = common.WORK / "load-mixed-requests.pickle"
     reqfile.write_bytes(pickle.dumps(requests))
     print(f"signed {len(requests)} requests in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -224,9 +235,13 @@ def main() -> None:
             publish_error.append(exc)
 
     with common.server(sink, sink_port), common.server(daemon, port) as proc:
+        memory = daemon_server.MemoryPeak(proc.pid)
+        memory.start()
         publisher = threading.Thread(target=publish_soon)
         publisher.start()
-        load = inbox_bench._loadgen(reqfile, port, connections, seconds)
+        load_started = time.time()
+        load = inbox_bench._loadgen(reqfile, port, connections, seconds, rate=RATE)
+        load_ended = load_started + load["seconds"]
         publisher.join()
         if publish_error:
             raise RuntimeError(f"publish failed: {publish_error[0]}")
@@ -235,6 +250,7 @@ def main() -> None:
         # Redeliveries of already accepted activities: answered 202, stored nothing new.
         resent = inbox_bench._loadgen(_prefix(reqfile, min(resend, answered)), port, 4, seconds)
         drained, drain_s = wait_drained(site, fanout_id, followers)
+        memory.stop()
         rss = daemon_server.tree_peak_rss_mb(proc.pid)
         fan = query(
             site,
@@ -248,16 +264,27 @@ def main() -> None:
     if not drained:
         problems.append(f"not drained after {DRAIN_TIMEOUT:g} s")
     fan_s = (fan[1] - fan[0]) if fan[2] else float("nan")
+    overlap = max(0.0, min(fan[1], load_ended) - max(fan[0], load_started)) if fan[2] else 0.0
+    p99 = load["p99_ms"]
+    verdict = "met" if p99 < TARGET_P99_MS[0] else "not met"
+    if p99 < TARGET_P99_MS[1]:
+        verdict += ", stretch met"
 
     print(common.machine_line())
     print(
         f"mixed load ({'short' if args.short else 'full'}): {inbox_bench.ACTORS} remote actors, "
-        f"{followers} followers, {connections} connections, {seconds:g} s"
+        f"{followers} followers, {RATE:.0f}/s offered on up to {connections} connections, "
+        f"{seconds:g} s"
     )
     print(
-        f"  inbox: {accepted_n / load['seconds']:.0f} accepted requests/s sustained "
+        f"  inbox: {accepted_n / load['seconds']:.0f} accepted requests/s "
         f"({accepted_n} in {load['seconds']:.1f} s), p50 {load['p50_ms']:.1f} ms, "
-        f"p99 {load['p99_ms']:.1f} ms; statuses {load['statuses']}"
+        f"p99 {p99:.1f} ms; statuses {load['statuses']}"
+    )
+    print(
+        f"  p99 at an offered {RATE:.0f}/s with a {fan[2]}-delivery fan-out running "
+        f"(overlapping the load for {overlap:.1f} s): {p99:.1f} ms; target < "
+        f"{TARGET_P99_MS[0]:g} ms, stretch < {TARGET_P99_MS[1]:g} ms: {verdict}"
     )
     print(
         f"  redeliveries: {sum(resent['statuses'].values())} re-sent, statuses {resent['statuses']}"
@@ -268,7 +295,12 @@ def main() -> None:
         f"({followers} seeded followers + load actors that followed before the publish)"
     )
     print(f"  drained (all processed, all delivered) {drain_s:.1f} s after the load")
-    print(f"  daemon peak RSS: {rss:.0f} MB")
+    cpu = ", ".join(f"{role} {sec:.1f} s" for role, sec in memory.cpu_by_role().items())
+    print(f"  CPU (user + system) from the load's start until drained, by process: {cpu}")
+    print(
+        f"  daemon memory: {memory.pss_mb:.0f} MB summed PSS (peak of samples, "
+        f"{memory.processes} processes), {rss:.0f} MB summed peak RSS"
+    )
     if problems:
         print("  exactly once: NO")
         for p in problems:

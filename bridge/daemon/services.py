@@ -30,7 +30,7 @@ from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.db import Database
 from bridge.federation import delivery, followers, inbox, mention_resolver, outbox
 from bridge.federation.context import Context, make_context
-from bridge.federation.delivery.pool import default_processes
+from bridge.federation.delivery.pool import IDLE_EXIT, default_processes
 from bridge.keys import ActorKeys
 from bridge.site.comments import CommentStore
 
@@ -102,7 +102,10 @@ def delivery_pool(
         followers.remove_by_inbox(db, inbox_url)
 
     options = {} if poll_interval is None else {"poll_interval": poll_interval}
-    return delivery.DeliveryPool.from_config(config, db, on_gone=gone, **options)
+    # On demand: children start when a row is due and exit after IDLE_EXIT s of nothing.
+    return delivery.DeliveryPool.from_config(
+        config, db, on_gone=gone, idle_exit=IDLE_EXIT, **options
+    )
 
 
 def inbox_handlers() -> dict[str, inbox.Handler]:

@@ -43,7 +43,7 @@ from bridge import keys as keymod
 from bridge.db import Database, now
 from bridge.errors import FetchError, SignatureError
 from bridge.federation.fetch import SafeFetcher
-from bridge.federation.key_fetch import FetchBudget, PendingKeys
+from bridge.federation.key_fetch import FetchBudget, ParsedKeys, PendingKeys
 from bridge.federation.signatures import PublicKeyInfo
 
 AP_ACCEPT = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
@@ -209,6 +209,7 @@ class Actors:
         self.auth = auth
         self.budget = budget or FetchBudget()
         self.pending = pending or PendingKeys()
+        self.parsed = ParsedKeys()
 
     async def fetch_document(self, url: str) -> dict[str, Any]:
         """Signed GET of an ActivityStreams document, on the origin it was served from."""
@@ -292,7 +293,8 @@ class Actors:
         if not refresh or not self.budget.may_refresh(key_id):
             row = self.db.one("SELECT owner, pem, fetched FROM keys WHERE key_id = ?", (key_id,))
             if row and now() - row["fetched"] < ACTOR_TTL:
-                return PublicKeyInfo(key_id, row["owner"], _load_public_key(row["pem"]))
+                key = self.parsed.load(key_id, row["pem"], _load_public_key)
+                return PublicKeyInfo(key_id, row["owner"], key)
             doc = self.pending.get(key_id)
             if doc is not None:
                 return _key_in(doc, key_id)

@@ -16,6 +16,13 @@ in check (tests in tests/security/test_inbox_unverified.py):
   signature made with it verifies (``Actors.confirm``).  At most ``max_entries`` entries
   are kept, each for at most ``ttl`` seconds, so a failed verification leaves no lasting
   trace.
+
+``ParsedKeys`` is not a bound but a cost: parsing a PEM public key takes about as long as
+the RSA check itself, so each process keeps the parsed key object by key id, for the PEM
+it was parsed from.  The database row is still read for every request (its ``fetched``
+time and PEM decide, whichever process wrote them); only the parse is skipped when the PEM
+is the one already parsed.  At most ``PARSED_MAX`` keys are kept, least recently used
+first out.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ KEY_FETCHES_PER_MINUTE = 30
 REFRESH_INTERVAL = 60.0
 PENDING_MAX = 256
 PENDING_TTL = 600.0
+PARSED_MAX = 2048
 
 
 def origin_key(url: str) -> str:
@@ -97,6 +105,33 @@ class FetchBudget:
         self._refreshed[key_id] = self.clock()
         while len(self._refreshed) > self._max_origins:
             self._refreshed.popitem(last=False)
+
+
+class ParsedKeys:
+    """Parsed public keys by key id, each with the PEM it was parsed from (bounded LRU)."""
+
+    def __init__(self, max_entries: int = PARSED_MAX) -> None:
+        self.max_entries = max_entries
+        self._keys: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+
+    def load(self, key_id: str, pem: str, parse: Callable[[str], Any]) -> Any:
+        """``parse(pem)``, or the object it returned last time for this key id and PEM.
+
+        A key id whose PEM changed (a rotated key) is parsed again; ``parse`` raising
+        leaves nothing kept."""
+        entry = self._keys.get(key_id)
+        if entry is not None and entry[0] == pem:
+            self._keys.move_to_end(key_id)
+            return entry[1]
+        key = parse(pem)
+        self._keys[key_id] = (pem, key)
+        self._keys.move_to_end(key_id)
+        while len(self._keys) > self.max_entries:
+            self._keys.popitem(last=False)
+        return key
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge import config as config_mod
-from bridge.daemon.processes import WakePipe, default_workers
+from bridge.daemon.processes import BACKGROUND_NICE, WakePipe, default_workers
 from bridge.db import Database
 from bridge.federation.signatures import sign_request
 from tests.e2e.blog import Blog
@@ -181,9 +182,15 @@ def test_two_http_workers_and_a_background_process_take_signed_activities(
     pids = blog.wait_until(lambda: processes(blog), what="the process line")
     assert sorted(pids) == ["background", "http-1", "http-2"]
     assert blog.proc is not None
-    for pid in pids.values():
+    for role, pid in pids.items():
         assert os.path.exists(f"/proc/{pid}"), pid
         assert pid != blog.proc.pid
+        if sys.platform.startswith("linux"):  # named after its role, for ps and top
+            assert Path(f"/proc/{pid}/comm").read_text().strip() == f"ib-{role}"
+    ours = os.getpriority(os.PRIO_PROCESS, blog.proc.pid)
+    # Receiving goes first: the background process yields the cores to the workers.
+    assert os.getpriority(os.PRIO_PROCESS, pids["http-1"]) == ours
+    assert os.getpriority(os.PRIO_PROCESS, pids["background"]) == min(ours + BACKGROUND_NICE, 19)
     assert blog.get("/posts/hello/").status_code == 200  # pages, from the workers
 
     docs = [activity(blog, n) for n in range(80)]

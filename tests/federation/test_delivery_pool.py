@@ -249,3 +249,90 @@ def test_processes_default_to_cores_up_to_four_and_the_setting_overrides(
     for wrong in (-1, 17, True, "2"):
         with pytest.raises(ConfigError, match="'delivery_processes' must be a whole number from"):
             config_mod.load(make_site({"delivery_processes": wrong}))
+
+
+def test_children_run_at_a_lower_priority_than_the_daemon(
+    site_config: SiteConfig, db: Database
+) -> None:
+    """Sending yields the cores to receiving under contention (``child.NICE``)."""
+    from bridge.federation.delivery.child import NICE
+
+    pool = DeliveryPool(site_config, db, processes=1, poll_interval=0.2)
+    nices: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(pool.run_forever(stop))
+        await wait_for(lambda: pool.ready == 1)
+        nices.extend(os.getpriority(os.PRIO_PROCESS, c.pid) for c in pool._children.values())
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert nices == [min(ours + NICE, 19)]
+
+
+def test_on_demand_children_start_when_rows_fall_due_and_exit_when_idle(
+    web: WebServer, site_config: SiteConfig, db: Database
+) -> None:
+    """``idle_exit`` (the daemon's set-up): no child while nothing is due; a wake or a row
+    falling due starts them; each exits after ``idle_exit`` s of nothing; nothing is lost."""
+    paths = [f"/users/{i}/inbox" for i in range(30)]
+    for path in paths:
+        web.route(path, status=202, body="", methods=["POST"])
+    pool = DeliveryPool(site_config, db, processes=2, poll_interval=0.2, idle_exit=1.0)
+    seen: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(pool.run_forever(stop))
+        await asyncio.sleep(1.0)
+        seen.append(pool.started)  # nothing queued: no child
+        actor = site_config.actor_id
+        enqueue(db, activity(0, actor), [web.url(p) for p in paths[:20]])
+        pool.wake()
+        await wait_for(lambda: states(db)["done"] == 20)
+        seen.append(pool.started)
+        await wait_for(lambda: pool.running == 0, seconds=10)  # idle: both exited
+        # A row due in a second, with no wake: the pool's poll of the queue starts a child.
+        enqueue(db, activity(1, actor), [web.url(p) for p in paths[20:]])
+        with db.tx() as con:
+            con.execute(
+                "UPDATE deliveries SET next_try = ? WHERE state = 'queued'", (time.time() + 1,)
+            )
+        await wait_for(lambda: states(db)["done"] == 30)
+        seen.append(pool.started)
+        await wait_for(lambda: pool.running == 0, seconds=10)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert seen[0] == 0
+    assert 1 <= seen[1] <= 2
+    assert seen[2] > seen[1]  # started again for the later row
+    assert pool.restarts == 0  # leaving when idle is not a crash
+    assert states(db) == Counter({"done": 30})
+    received = Counter((json.loads(r.body)["id"], r.path) for r in web.requests)
+    assert len(received) == 30 and max(received.values()) == 1
+
+
+def test_a_child_runs_without_the_optional_packages_it_never_uses() -> None:
+    """``pool.LAUNCH`` keeps httpx's command line and httpcore's trio support out of the
+    child (about 8 MB each) and the child's modules still import."""
+    from bridge.federation.delivery.pool import LAUNCH, NOT_IMPORTED
+
+    setup = LAUNCH.split("; from ", 1)[0]
+    code = (
+        setup + "; import bridge.federation.delivery.child, bridge.federation.delivery.worker"
+        "; print(sorted(n for n in sys.modules if n.split('.')[0] in "
+        f"{NOT_IMPORTED!r} and sys.modules[n] is not None))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.stdout.strip() == "[]"
