@@ -53,7 +53,9 @@ class Rebuilder:
     reply's pages are rendered again (``comment_cache``).  A full build starts ``delay``
     seconds after the first request, and no sooner than ``FULL_EVERY`` after the previous
     full build: a flood of likes becomes one build every ``FULL_EVERY`` seconds, and a
-    reply arriving meanwhile is built without waiting for it.
+    reply arriving meanwhile is built without waiting for it.  Under a flood, builds are at
+    least ``delay`` seconds apart, so the inbox's processing gets the process between them;
+    an idle daemon builds a reply's page at once.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Rebuilder:
         self.comments = CommentStore(config.content_dir)
         self._full_wanted = False  # a request() without a post: moderation, a watched save
         self.last_full = -math.inf  # event-loop time the last full build started
+        self.last_end = -math.inf  # and the last build of either kind ended
         self._watcher: SiteWatcher | None = None
 
     def watch_with(self, watcher: SiteWatcher) -> None:
@@ -126,6 +129,8 @@ class Rebuilder:
                     )
                 if stop.is_set():
                     return
+            # Back-to-back builds would leave the inbox no time: ``delay`` after the last.
+            await asyncio.sleep(max(0.0, self.last_end + self.delay - loop.time()))
             self.event.clear()
             urgent = self.comments.cache.urgent_slugs()
             started = loop.time()
@@ -144,6 +149,7 @@ class Rebuilder:
                 log.error("rebuild failed: %s", exc)
                 continue
             finally:
+                self.last_end = loop.time()
                 if self.dirty or self._full_wanted or self.comments.cache.urgent_slugs():
                     self.event.set()  # what changed meanwhile, and the likes held back
             because = f" (comments on {', '.join(slugs)})" if slugs else ""
