@@ -100,6 +100,7 @@ def main() -> None:
                 )
                 for key, what in (
                     ("cold", "cold build"),
+                    ("cold_cpu", "cold build CPU"),
                     ("touch", "one-post rebuild"),
                     ("template", "template rebuild"),
                 ):

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS inbox (
     next_try REAL NOT NULL DEFAULT 0  -- a retried row is not due before this moment
 );
 CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, received);
+-- Unprocessed rows readers see, started first; unprocessed rows by actor (inbox/order.py).
+CREATE INDEX IF NOT EXISTS inbox_first ON inbox(received)
+    WHERE status = 'new' AND type IN ('Create', 'Delete', 'Update');
+CREATE INDEX IF NOT EXISTS inbox_pending_actor ON inbox(actor, received) WHERE status = 'new';
 -- Activities we send; the body is stored once, deliveries point at it.
 CREATE TABLE IF NOT EXISTS outgoing (
     id TEXT PRIMARY KEY,

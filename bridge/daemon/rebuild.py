@@ -7,8 +7,9 @@ Three things ask the running daemon to rebuild the site:
 * moderation done by a CLI command in another process (``site_changes.ChangePoller``);
 * in ``serve --watch``, a saved post, template or ``site.toml``.
 
-Without ``--watch``, ``Rebuilder.run`` debounces requests (a burst becomes one build,
-``delay`` seconds after the first) and builds in a thread.  With ``--watch`` the
+Without ``--watch``, ``Rebuilder.run`` builds in a thread: a reply's page at once, likes
+and boosts coalesced into one full build every ``FULL_EVERY`` seconds at most (see
+``Rebuilder``).  With ``--watch`` the
 ``SiteWatcher`` already builds on saves, so ``watch_with`` hands the requests to it
 instead (``start_daemon_watcher`` sets that up).
 """
@@ -16,8 +17,11 @@ instead (``start_daemon_watcher`` sets that up).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from bridge.config import SiteConfig
 from bridge.daemon import events
@@ -25,22 +29,53 @@ from bridge.daemon.autopublish import daemon_publisher
 from bridge.daemon.build_report import Echo, terminal_reporter
 from bridge.daemon.livereload import ReloadHub, end_streams_on_exit
 from bridge.daemon.watch import SiteWatcher
+from bridge.site.comments import CommentStore
 
 if TYPE_CHECKING:
     from bridge.federation.context import Context
+    from bridge.site.build import BuildResult
 
 log = logging.getLogger("indiebridge.daemon")
 
 
-class Rebuilder:
-    """Debounced rebuilds: a burst of changes becomes one build, run in a thread."""
+FULL_EVERY = 2.0
+"""Seconds between full rebuilds while comments keep changing: likes and boosts wait at most
+this long (plus a build) to show; a reply does not wait for it."""
 
-    def __init__(self, config: SiteConfig, delay: float = 0.3, *, drafts: bool = False) -> None:
+
+class Rebuilder:
+    """Rebuilds in a thread: a reply's page at once, a burst of likes coalesced.
+
+    Each build either reads every post's current comments (a full build) or, when a reply
+    (any comment readers see first: ``CommentStore`` notes it) is waiting and a full build
+    ran less than ``FULL_EVERY`` seconds ago, only the current comments of the posts with
+    such a change; every other post keeps the comments of its last build, so only the
+    reply's pages are rendered again (``comment_cache``).  A full build starts ``delay``
+    seconds after the first request, and no sooner than ``FULL_EVERY`` after the previous
+    full build: a flood of likes becomes one build every ``FULL_EVERY`` seconds, and a
+    reply arriving meanwhile is built without waiting for it.  Under a flood, builds are at
+    least ``delay`` seconds apart, so the inbox's processing gets the process between them;
+    an idle daemon builds a reply's page at once.
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        delay: float = 0.3,
+        *,
+        drafts: bool = False,
+        full_every: float = FULL_EVERY,
+    ) -> None:
         self.config = config
         self.delay = delay
         self.drafts = drafts
+        self.full_every = full_every
         self.event = asyncio.Event()
         self.dirty: set[str] = set()
+        self.comments = CommentStore(config.content_dir)
+        self._full_wanted = False  # a request() without a post: moderation, a watched save
+        self.last_full = -math.inf  # event-loop time the last full build started
+        self.last_end = -math.inf  # and the last build of either kind ended
         self._watcher: SiteWatcher | None = None
 
     def watch_with(self, watcher: SiteWatcher) -> None:
@@ -50,34 +85,73 @@ class Rebuilder:
     def mark_dirty(self, slug: str) -> None:
         """A comment on post ``slug`` changed: rebuild (the ``Context`` hook)."""
         self.dirty.add(slug)
-        self.request()
+        self._wake()
 
     def request(self) -> None:
-        """Ask for a rebuild soon; safe to call many times."""
+        """Ask for a full rebuild soon; safe to call many times."""
+        self._full_wanted = True
+        self._wake()
+
+    def _wake(self) -> None:
         if self._watcher is not None:
             self._watcher.request_build()
         else:
             self.event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        from bridge.site import build as site
+        loop = asyncio.get_running_loop()
 
+        # A reply written by another thread (a batch of comment files) wakes this loop.
+        def wake() -> None:
+            loop.call_soon_threadsafe(self.event.set)
+
+        self.comments.cache.on_urgent = wake
+        try:
+            await self._run(loop, stop)
+        finally:
+            self.comments.cache.on_urgent = None
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            waiter = asyncio.ensure_future(self.event.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+            await _first(self.event.wait(), stop.wait())
             if stop.is_set():
                 return
-            await asyncio.sleep(self.delay)
+            # Likes wait for the next full build; a reply arriving meanwhile ends the wait.
+            first = loop.time()
+            while not self.comments.cache.urgent_slugs():
+                full_at = max(first + self.delay, self.last_full + self.full_every)
+                if loop.time() >= full_at:
+                    break
+                self.event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        _first(self.event.wait(), stop.wait()), full_at - loop.time()
+                    )
+                if stop.is_set():
+                    return
+            # Back-to-back builds would leave the inbox no time: ``delay`` after the last.
+            await asyncio.sleep(max(0.0, self.last_end + self.delay - loop.time()))
             self.event.clear()
-            slugs, self.dirty = sorted(self.dirty), set()
+            urgent = self.comments.cache.urgent_slugs()
+            started = loop.time()
+            full = self._full_wanted or not urgent or started - self.last_full >= self.full_every
+            refresh = None if full else urgent
+            if full:
+                self._full_wanted = False
+                slugs, self.dirty = sorted(self.dirty), set()
+                self.last_full = started
+            else:
+                slugs = sorted(urgent)
+                self.dirty -= urgent
             try:
-                result = await asyncio.to_thread(site.build, self.config, drafts=self.drafts)
+                result = await asyncio.to_thread(self._build, refresh)
             except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
                 log.error("rebuild failed: %s", exc)
                 continue
+            finally:
+                self.last_end = loop.time()
+                if self.dirty or self._full_wanted or self.comments.cache.urgent_slugs():
+                    self.event.set()  # what changed meanwhile, and the likes held back
             because = f" (comments on {', '.join(slugs)})" if slugs else ""
             events.event(
                 "rebuild",
@@ -85,7 +159,24 @@ class Rebuilder:
                 pages=len(result.changed),
                 seconds=round(result.seconds, 3),
                 posts=slugs,
+                full=full,
             )
+
+    def _build(self, refresh: frozenset[str] | None) -> BuildResult:
+        from bridge.site import build as site
+
+        with self.comments.refreshing(refresh):
+            return site.build(self.config, drafts=self.drafts)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def start_daemon_watcher(

@@ -43,15 +43,19 @@ import os
 import re
 from collections import deque
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.site.comment_cache import CommentCache, cache_for
 from bridge.site.comment_index import CommentIndex, index_for, syncfs
 from bridge.site.posts import SLUG_RE, Comment, CommentAuthor
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
 MAX_THREAD_DEPTH = 20
+REACTION_TYPES = frozenset({"like", "repost"})
+"""Comment types whose page changes may wait for the daemon's next full rebuild."""
 
 
 def comment_id(protocol: str, key: str) -> str:
@@ -172,6 +176,8 @@ class CommentStore:
         if self._unsynced is not None:
             self._unsynced.append(path)
         self.index.add(comment.id, post_slug)
+        if comment.type not in REACTION_TYPES:
+            self.cache.note_urgent(post_slug)
         return path
 
     def get(self, cid: str) -> tuple[str, Comment] | None:
@@ -194,38 +200,47 @@ class CommentStore:
             return False
         self.path(found[0], cid).unlink(missing_ok=True)
         self.index.forget(cid)
+        if found[1].type not in REACTION_TYPES:
+            self.cache.note_urgent(found[0])
         return True
 
     @staticmethod
     def _read(path: Path) -> Comment:
         return from_json(json.loads(path.read_text(encoding="utf-8")))
 
+    @property
+    def cache(self) -> CommentCache:
+        return cache_for(self.root, from_json)
+
     def iter_all(self) -> Iterable[tuple[str, Comment]]:
+        """Every comment, by post folder then file name; broken files are skipped (a
+        hand-broken file must not stop the build; ``comments list`` shows it)."""
         if not self.root.is_dir():
             return
         for folder in sorted(self.root.iterdir()):
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob("*.json")):
-                try:
-                    yield folder.name, self._read(path)
-                except (ValueError, KeyError, OSError):
-                    continue  # a hand-broken file must not stop the build; `comments list` shows it
+            if folder.is_dir():
+                for comment in self.cache.folder(folder).comments:
+                    yield folder.name, comment
 
     def by_post(self) -> dict[str, list[Comment]]:
+        """Comments by post slug, for a build (``refreshing`` may hold some back)."""
         out: dict[str, list[Comment]] = {}
-        for slug, comment in self.iter_all():
-            out.setdefault(slug, []).append(comment)
+        if not self.root.is_dir():
+            return out
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir():
+                for comment in self.cache.folder(folder, build=True).comments:
+                    out.setdefault(folder.name, []).append(comment)
         return out
 
     def digest(self, slug: str) -> str:
         """Hash of a post's comment files: a change re-renders only that post's pages."""
-        folder = self.root / slug
-        h = hashlib.sha256()
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.json")):
-                h.update(path.name.encode() + b"\0" + path.read_bytes())
-        return h.hexdigest()
+        return self.cache.folder(self.root / slug, build=True).digest
+
+    def refreshing(self, slugs: Iterable[str] | None) -> AbstractContextManager[None]:
+        """Builds run by this thread inside read current comments only for ``slugs``
+        (``comment_cache``); None: for every post."""
+        return self.cache.refreshing(None if slugs is None else frozenset(slugs))
 
 
 # ---- threading -------------------------------------------------------------------------------

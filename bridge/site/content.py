@@ -44,8 +44,21 @@ __all__ = [
 ]
 
 MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
-# Bump when the Markdown settings change, so cached HTML is re-rendered.
+# Bump when the Markdown settings change, so cached HTML is re-rendered.  The prescanning
+# passes render the same bytes as the stock ones (markdown_inline, markdown_blocks), so
+# they are not part of it.
 RENDER_VERSION = "md1:" + ",".join(MD_EXTENSIONS) + ":" + markdown.__version__
+
+
+def new_converter() -> markdown.Markdown:
+    """The site's Markdown converter: ``MD_EXTENSIONS``, with the inline passes and the
+    block parser prescanned (imported here: a build whose bodies are cached needs neither)."""
+    from bridge.site import markdown_inline
+
+    return markdown.Markdown(
+        extensions=[*MD_EXTENSIONS, markdown_inline.PrescanExtension()], output_format="html"
+    )
+
 
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 
@@ -59,7 +72,7 @@ _worker_md: markdown.Markdown | None = None
 def _render_in_worker(text: str) -> str:
     global _worker_md
     if _worker_md is None:
-        _worker_md = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+        _worker_md = new_converter()
     return _worker_md.reset().convert(text)
 
 
@@ -86,7 +99,7 @@ class MarkdownRenderer:
     def _md(self) -> markdown.Markdown:
         # Setting up the extensions takes ~35 ms: not worth it when every body is cached.
         if self._converter is None:
-            self._converter = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html")
+            self._converter = new_converter()
         return self._converter
 
     def _db(self) -> sqlite3.Connection | None:

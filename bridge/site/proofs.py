@@ -164,9 +164,49 @@ def canonicalize(obj: Any) -> bytes:
         ValueError: NaN, Infinity or a lone surrogate.
         TypeError: a value that is not JSON (sets, bytes, non-string keys...).
     """
+    if _plain(obj):
+        try:
+            return _PLAIN_ENCODER.encode(obj).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the full serializer names the problem
     out: list[str] = []
     _serialize(obj, out)
     return "".join(out).encode("utf-8")
+
+
+# For the documents a build signs (strings, ASCII member names, small integers, no floats)
+# ``json``'s C encoder writes RFC 8785's bytes: members sorted by code point, which for
+# ASCII names is the order of UTF-16 code units; integers as ``str``; the same string
+# escapes (``encode_basestring``, above); no whitespace.  Three times faster than
+# ``_serialize``; anything else (a float, a big integer, a non-ASCII or non-string name,
+# a subclass) takes ``_serialize``.  tests/site/test_proofs.py compares the two.
+_PLAIN_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    allow_nan=False,
+    sort_keys=True,
+    separators=(",", ":"),
+    check_circular=False,
+)
+_SAFE_INT = 2**53
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``_PLAIN_ENCODER`` writes ``value`` exactly as ``_serialize`` does."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(item) is not str and not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) is str or _plain(item) for item in value)
+    if kind is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    return False
 
 
 # ---- proofs ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from bridge.errors import FetchError, SignatureError
 from bridge.keys import ed25519_multibase, unbase58btc
+from bridge.site import proofs as proofs_module
 from bridge.site.proofs import (
     canonicalize,
     proof_hash_data,
@@ -122,6 +123,54 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
+
+
+def _full_serializer(value: Any) -> bytes:
+    out: list[str] = []
+    proofs_module._serialize(value, out)
+    return "".join(out).encode("utf-8")
+
+
+plain_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) - 2, max_value=2**53 + 2)
+    | st.text()
+    | st.sampled_from(["\u2028", "\x00\x1f\x7f", '"\\/', "\U0001f600", "\ufb33", "a\ud800"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(
+            st.text(max_size=3) | st.sampled_from(["\ufb33", "\U0001f600", "@id"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(plain_values)
+def test_jcs_fast_path_writes_the_full_serializers_bytes(value: Any) -> None:
+    """The C-encoder path (strings, ASCII names, small integers) is byte-identical, and
+    a lone surrogate still fails as ``_serialize`` fails."""
+    try:
+        expected = _full_serializer(value)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match="surrogate"):
+            canonicalize(value)
+        assert "surrogate" in str(exc)
+        return
+    assert canonicalize(value) == expected
+
+
+def test_jcs_fast_path_taken_for_a_built_document_and_left_for_the_rest() -> None:
+    doc = {"@context": ["https://www.w3.org/ns/activitystreams", {"x": "y"}], "n": 3, "b": True}
+    assert proofs_module._plain(doc)
+    assert canonicalize(doc) == _full_serializer(doc)
+    for other in ({"f": 1.0}, {"n": 2**53 + 1}, {"\u00e9": 1}, {1: "x"}, [{"s": {1, 2}}]):
+        assert not proofs_module._plain(other)
+    assert canonicalize({"f": 1.0, "g": 1e21}) == b'{"f":1,"g":1e+21}'
 
 
 @given(json_values)

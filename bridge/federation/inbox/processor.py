@@ -22,6 +22,11 @@ all the fetches it makes; and ``process_pending`` returns after ``wait`` seconds
 slow rows are still running, so rows that arrive meanwhile are started at once instead of
 queuing behind them.  Unknown types are marked done.
 
+Each round starts what readers see (replies and their Updates and Deletes) before likes,
+boosts and follows, but never an Undo or a Delete before what it undoes (``order``).  An
+Undo or a Delete also waits for the rows of its actor started before it, and those started
+after it wait for it, so one round never interleaves them.
+
 Outcomes are committed in batches: the handlers of one ``process_pending`` call write
 comment files without an ``fsync`` each (``CommentStore.deferring``); when the call's rows
 have finished, one flush makes every file written so far durable (``syncfs`` on Linux),
@@ -46,7 +51,7 @@ from bridge.errors import BridgeError, FetchError
 from bridge.federation.actors import host_of
 from bridge.federation.context import Context
 from bridge.federation.delivery.transport import HostLimits
-from bridge.federation.inbox import retention
+from bridge.federation.inbox import order, retention
 from bridge.federation.inbox.handlers import Handler
 from bridge.federation.inbox.shapes import shape_error
 from bridge.site.comments import CommentStore
@@ -93,6 +98,9 @@ class InboxProcessor:
         self.retry_delay = retry_delay
         self.clock = clock
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._by_actor: dict[str, list[tuple[asyncio.Task[None], bool]]] = {}
+        """Rows running per actor, in the order started, and whether each is an Undo or a
+        Delete (``_start``)."""
         self._bugs: list[Exception] = []
         self._finished = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,7 +112,8 @@ class InboxProcessor:
         self._store: CommentStore | None = None
 
     async def process_pending(self, limit: int = 100, *, wait: float | None = WAIT) -> int:
-        """Start up to ``limit`` due rows; return how many rows finished during the call.
+        """Start due rows (``order.due_rows``: what readers see first) until ``limit`` run;
+        return how many rows finished during the call.
 
         Waits for the rows in flight at most ``wait`` seconds (``None``: until all are
         done, as tests do).  Raises the first handler bug seen since the last call.
@@ -112,17 +121,12 @@ class InboxProcessor:
         self._bind_loop()
         self._maybe_prune()
         await self._commit()  # rows that finished after the last call returned
-        rows = self.ctx.db.query(
-            "SELECT id, actor, body, tries, forwarded FROM inbox WHERE status = 'new' "
-            "AND next_try <= ? ORDER BY received LIMIT ?",
-            (self.clock(), limit + len(self._in_flight)),
-        )
+        room = limit - len(self._in_flight)
+        busy = self._in_flight.keys() | self._outcomes.keys()
+        rows = order.due_rows(self.ctx.db, self.clock(), room, busy) if room > 0 else []
         ctx = self._batch_context()
         for row in rows:
-            busy = row["id"] in self._in_flight or row["id"] in self._outcomes
-            if not busy and len(self._in_flight) < limit:
-                task = asyncio.get_running_loop().create_task(self._run(ctx, dict(row)))
-                self._in_flight[row["id"]] = task
+            self._start(ctx, dict(row))
         if self._in_flight:
             await asyncio.wait(list(self._in_flight.values()), timeout=wait)
         await self._commit()
@@ -173,6 +177,7 @@ class InboxProcessor:
         if self._loop is not loop:  # primitives belong to one event loop
             self._loop = loop
             self._in_flight = {}
+            self._by_actor = {}
             self._origins = HostLimits(self.per_origin)
             self._global = asyncio.Semaphore(self.concurrency)
 
@@ -182,8 +187,33 @@ class InboxProcessor:
             self._pruned_at = moment
             retention.prune(self.ctx.db, moment)
 
-    async def _run(self, ctx: Context, row: dict[str, Any]) -> None:
+    def _start(self, ctx: Context, row: dict[str, Any]) -> None:
+        """Start ``row``.  An Undo or a Delete runs after every row of its actor started
+        before it; any row runs after the last Undo or Delete of its actor started before it."""
+        barrier = row["type"] in order.BARRIER_TYPES
+        started = [t for t in self._by_actor.get(row["actor"], []) if not t[0].done()]
+        if barrier:
+            before = [task for task, _ in started]
+        else:
+            before = [task for task, was_barrier in started if was_barrier][-1:]
+        task = asyncio.get_running_loop().create_task(self._run(ctx, row, before))
+        self._in_flight[row["id"]] = task
+        self._by_actor[row["actor"]] = [*started, (task, barrier)]
+        task.add_done_callback(lambda _: self._forget_actor(row["actor"]))
+
+    def _forget_actor(self, actor: str) -> None:
+        running = [t for t in self._by_actor.get(actor, []) if not t[0].done()]
+        if running:
+            self._by_actor[actor] = running
+        else:
+            self._by_actor.pop(actor, None)
+
+    async def _run(
+        self, ctx: Context, row: dict[str, Any], before: list[asyncio.Task[None]]
+    ) -> None:
         try:
+            if before:
+                await asyncio.wait(before)  # their outcomes are their own; only the order matters
             async with self._origins.hold(host_of(row["actor"])), self._global:
                 bug = await self.process_one(
                     row["id"], row["body"], row["tries"], bool(row["forwarded"]), ctx=ctx
