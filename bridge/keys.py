@@ -96,6 +96,11 @@ class ActorKeys:
         return self._rsa
 
     @property
+    def fingerprint(self) -> str:
+        """What the public keys are made of (``LazyActorKeys`` hashes the files)."""
+        return self.public_pem + "\0" + self.ed25519_multibase
+
+    @property
     def ed25519(self) -> ed25519.Ed25519PrivateKey:
         return self._ed25519
 
@@ -133,6 +138,23 @@ class LazyActorKeys(ActorKeys):
         if self._ed_loaded is None:
             self._ed_loaded = _read_ed25519(self._folder)
         return self._ed_loaded
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of both key files' bytes, without parsing them (a build's keys depend
+        on the public keys; parsing the RSA key and importing ``cryptography`` was a
+        tenth of a one-post rebuild as a command)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in (RSA_FILE, ED25519_FILE):
+            try:
+                h.update((self._folder / name).read_bytes() + b"\0")
+            except FileNotFoundError:
+                raise _missing(self._folder / name) from None
+            except OSError as exc:
+                raise KeyFileError(f"{self._folder / name}: cannot be read ({exc})") from None
+        return h.hexdigest()
 
     @property
     def public_pem(self) -> str:

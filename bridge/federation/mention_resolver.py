@@ -27,6 +27,7 @@ from bridge.errors import BridgeError, FetchError
 from bridge.federation import quoting, webfinger_client
 from bridge.federation.context import Context
 from bridge.site import mentions
+from bridge.site.parse_cache import might_mention
 from bridge.site.posts import Post
 
 log = logging.getLogger("indiebridge.publish")
@@ -88,6 +89,8 @@ async def resolve(ctx: Context, posts: Sequence[Post]) -> tuple[int, list[str]]:
     changed, warnings = 0, []
     tried: dict[str, str | None] = {}  # handle -> error, None when resolved
     for post in posts:
+        if not might_mention(post):  # no @: a cached post's HTML is not even read
+            continue
         for handle in mentions.find_handles(post.html):
             if handle == own or (handle in cached and cached[handle] > now):
                 continue

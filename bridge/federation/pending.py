@@ -28,6 +28,7 @@ from bridge.config import SiteConfig
 from bridge.db import Database
 from bridge.federation import pins, published
 from bridge.site import mentions
+from bridge.site.parse_cache import might_mention
 from bridge.site.posts import Post
 
 
@@ -44,6 +45,8 @@ def lookups_due(
     for post in posts:
         if post.quote_of and quoted.get(post.quote_of, 0.0) <= moment:
             return True
+        if not might_mention(post):  # no @: a cached post's HTML is not even read
+            continue
         for handle in mentions.find_handles(post.html):
             if handle != own and handles.get(handle, 0.0) <= moment:
                 return True

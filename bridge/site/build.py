@@ -25,18 +25,24 @@ from bridge.site import images, mentions, quote_card
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
+from bridge.site.kept import forget_blocks
+from bridge.site.ledger import Ledger
 from bridge.site.ledger import read_file as read_ledger
+from bridge.site.manifest import forget_manifests
 from bridge.site.output import (
     Output,
     Progress,
     WriteStats,
     build_lock,
     check_output_dir,
+    count,
     previous_outputs,
     recover_output,
     write_outputs,
 )
 from bridge.site.pages import Renderer
+from bridge.site.parse_cache import forget_resident as forget_parse_cache
+from bridge.site.parse_cache import might_mention
 from bridge.site.plan import Plan
 from bridge.site.posts import Comment, Page, Post
 
@@ -46,6 +52,7 @@ __all__ = [
     "Progress",
     "WriteStats",
     "build",
+    "forget_resident_state",
     "recover_output",
     "write_outputs",
 ]
@@ -97,7 +104,7 @@ def build(
     warnings = images.check(config, posts, pages, strict=strict)
     ledger = read_ledger(config)  # the one read of the state database
     # Cache only, never the network; a preview's handle is the real blog's (config.handle).
-    posts, unresolved = mentions.apply(posts, ledger.mentions, own=config.handle)
+    posts, unresolved = _apply_mentions(posts, ledger, own=config.handle)
     warnings += unresolved
     posts = quote_card.apply(posts, ledger.quote_cards, ledger.quote_requests)  # cache only
     comments, comment_digests = _load_comments(config)
@@ -117,7 +124,7 @@ def build(
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.
     with build_lock(config, out_dir):
-        stats = write_outputs(config, out_dir, iter(outputs), progress, len(outputs))
+        stats = write_outputs(config, out_dir, iter(outputs), progress, count(outputs))
     return BuildResult(
         out_dir=out_dir,
         posts=len(posts),
@@ -140,8 +147,28 @@ def _load_content(config: SiteConfig, drafts: bool) -> tuple[list[Post], list[Pa
         markdown.close()
 
 
+def _apply_mentions(posts: list[Post], ledger: Ledger, own: str) -> tuple[list[Post], list[str]]:
+    """``mentions.apply`` on the posts whose HTML holds an ``@``: the others have none,
+    and a cached post's HTML is then not even read (``parse_cache.StoredPost``)."""
+    candidates = [post for post in posts if might_mention(post)]
+    if not candidates:
+        return posts, []
+    linked, warnings = mentions.apply(candidates, ledger.mentions, own=own)
+    by_id = {id(old): new for old, new in zip(candidates, linked, strict=True)}
+    return [by_id.get(id(post), post) for post in posts], warnings
+
+
 def _load_comments(config: SiteConfig) -> tuple[dict[str, list[Comment]], dict[str, str]]:
     """Comments by post slug, and a digest of each post's comments (part of its keys)."""
     store = CommentStore(config.content_dir)
     comments = store.by_post()
     return comments, {slug: store.digest(slug) for slug in comments}
+
+
+def forget_resident_state() -> None:
+    """Drop what this process keeps between builds (the parse cache's rows and items, the
+    manifests), so the next build reads everything from disk as a fresh command does."""
+    forget_parse_cache()
+    forget_manifests()
+    forget_blocks()
+    images.forget_kept()

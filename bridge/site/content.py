@@ -8,20 +8,15 @@ problem is a ``ContentError`` whose message starts with ``content/posts/x.md:LIN
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import pickle
 import re
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import markdown
 
-from bridge import __version__
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.site import frontmatter, hashtags, inline_tags
@@ -34,6 +29,7 @@ from bridge.site.frontmatter import (
     post_fields,
     split_front_matter,
 )
+from bridge.site.parse_cache import ParseCache
 from bridge.site.posts import Page, Post, slugify
 
 __all__ = [
@@ -226,17 +222,18 @@ def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRende
     )
 
 
-def _markdown_files(folder: Path) -> Iterable[Path]:
+def _markdown_names(folder: Path) -> list[str]:
+    """The Markdown files' names in ``folder``, sorted (names, not paths: pathlib's cost
+    for 10,000 posts was a tenth of a rebuild)."""
     try:
         with os.scandir(folder) as entries:
-            names = sorted(
+            return sorted(
                 e.name
                 for e in entries
                 if e.name.endswith(".md") and not e.name.startswith(".") and e.is_file()
             )
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [folder / name for name in names]
 
 
 RESERVED_PAGE_SLUGS = {"posts", "tags", "archive", "page", "ap", "static", "feed", "inbox"}
@@ -253,102 +250,27 @@ def load(
     """
     own = renderer is None
     renderer = renderer or MarkdownRenderer(config.cache_dir)
-    cache = _ParseCache(config)
+    modules = (__file__, posts_module.__file__, frontmatter.__file__, inline_tags.__file__)
+    cache = ParseCache(config, RENDER_VERSION, (*modules, hashtags.__file__))
     renderer.defer()
     try:
         posts, pages = _load(config, drafts, renderer, cache)
         done = renderer.finish()
+        if done:
+            pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
+            cache.rendered(done)
+        if config.inline_hashtags:  # once Markdown is done; cached posts are tagged already
+            cache.tag_parsed(lambda post: inline_tags.tag_post(post, config))
+        posts = [cache.post(p.source) for p in posts]  # with their HTML, tagged
+        cache.save()
     except BaseException:
         renderer.cancel()
         raise
     finally:
+        cache.close()
         if own:
             renderer.close()
-    if done:
-        pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
-        cache.rendered(done)
-    if config.inline_hashtags:  # once Markdown is done; cached posts are tagged already
-        cache.tag_parsed(config)
-    posts = [cache.post(p.source) for p in posts]  # with their HTML, tagged
-    cache.save()
     return posts, pages
-
-
-class _ParseCache:
-    """Posts and pages as parsed by the last build, reused when a file's bytes, its path
-    and the settings are the same (parsing is a pure function of those): a rebuild then
-    reads each file and hashes it, but parses only the files that changed.
-
-    A pickle under ``.indiebridge/cache/`` (the site's private state, beside its keys).
-    """
-
-    VERSION = "parsed-1"
-
-    def __init__(self, config: SiteConfig) -> None:
-        self.path = config.cache_dir / "parsed.pickle"
-        # The parsing code is part of the key too: a changed parser must not reuse old Posts.
-        h = hashlib.sha256(f"{self.VERSION}\0{RENDER_VERSION}\0{__version__}\0".encode())
-        modules = (__file__, posts_module.__file__, frontmatter.__file__, inline_tags.__file__)
-        for module in (*modules, hashtags.__file__):
-            with contextlib.suppress(OSError, TypeError):
-                h.update(Path(str(module)).read_bytes())
-        h.update(repr(replace(config, site_dir=Path("."))).encode())
-        self.key = h.hexdigest()
-        self.old: dict[str, Post | Page] = {}
-        self.new: dict[str, Post | Page] = {}
-        self.parsed: list[str] = []  # parsed by this build (not from the cache)
-        self.changed = False
-        try:
-            with self.path.open("rb") as fh:
-                key, entries = pickle.load(fh)  # noqa: S301 - our own private cache
-            if key == self.key and isinstance(entries, dict):
-                self.old = entries
-        except (OSError, ValueError, TypeError, EOFError, pickle.UnpicklingError, AttributeError):
-            pass  # no cache, an old or a broken one: parse everything
-
-    def get(self, rel: str, raw: bytes, renderer: MarkdownRenderer) -> Post | Page | None:
-        item = self.old.get(rel)
-        if item is None or item.digest != hashlib.sha256(raw).hexdigest():
-            return None
-        renderer.cached += 1  # its Markdown comes from a cache, as it would have
-        self.new[rel] = item
-        return item
-
-    def put(self, rel: str, item: Post | Page) -> None:
-        self.new[rel] = item
-        self.parsed.append(rel)
-        self.changed = True
-
-    def post(self, rel: str) -> Post:
-        item = self.new[rel]
-        assert isinstance(item, Post), rel
-        return item
-
-    def tag_parsed(self, config: SiteConfig) -> None:
-        """Link the inline hashtags of the posts parsed by this build (``inline_tags``);
-        kept so, the cache spares the next builds the scan (1-2 ms a post)."""
-        for rel in self.parsed:
-            item = self.new[rel]
-            if isinstance(item, Post):
-                self.new[rel] = inline_tags.tag_post(item, config)
-
-    def rendered(self, done: dict[str, str]) -> None:
-        """Swap the placeholders of deferred Markdown for the HTML."""
-        for rel, item in self.new.items():
-            if item.html in done:
-                self.new[rel] = replace(item, html=done[item.html])
-
-    def save(self) -> None:
-        if not self.changed and self.new.keys() == self.old.keys():
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as fh:
-                pickle.dump((self.key, self.new), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs speed
 
 
 def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
@@ -377,32 +299,33 @@ def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
         return None
 
 
-def _cached(cache: _ParseCache, path: Path, rel: str, renderer: MarkdownRenderer) -> Any:
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None  # parsing says why
-    return cache.get(rel, raw, renderer)
+def _cached(
+    cache: ParseCache, path: str, rel: str, renderer: MarkdownRenderer
+) -> Post | Page | None:
+    item = cache.get(path, rel)
+    if item is not None:
+        renderer.cached += 1  # its Markdown comes from a cache, as it would have
+    return item
 
 
 def _load(
-    config: SiteConfig, drafts: bool, renderer: MarkdownRenderer, cache: _ParseCache
+    config: SiteConfig, drafts: bool, renderer: MarkdownRenderer, cache: ParseCache
 ) -> tuple[list[Post], list[Page]]:
     site = config.site_dir
     posts: list[Post] = []
     seen: dict[str, str] = {}
     folder = config.content_dir / "posts"
     prefix = folder.relative_to(site).as_posix()
-    for path in _markdown_files(folder):
-        rel = f"{prefix}/{path.name}"
-        post = _cached(cache, path, rel, renderer)
+    for name in _markdown_names(folder):
+        rel, full = f"{prefix}/{name}", f"{folder}/{name}"
+        post = _cached(cache, full, rel, renderer)
         if not isinstance(post, Post):
-            post = parse_post(path, rel, config, renderer)
-            cache.put(rel, post)
+            post = parse_post(folder / name, rel, config, renderer)
+            cache.put(full, rel, post)
         if post.slug in seen:
             raise ContentError(
                 rel,
-                key_line(path.read_text(encoding="utf-8"), "slug"),
+                key_line((folder / name).read_text(encoding="utf-8"), "slug"),
                 f"duplicate slug '{post.slug}' (also used by {seen[post.slug]})",
             )
         seen[post.slug] = rel
@@ -413,12 +336,12 @@ def _load(
     page_seen: dict[str, str] = {}
     folder = config.content_dir / "pages"
     prefix = folder.relative_to(site).as_posix()
-    for path in _markdown_files(folder):
-        rel = f"{prefix}/{path.name}"
-        page = _cached(cache, path, rel, renderer)
+    for name in _markdown_names(folder):
+        rel, full = f"{prefix}/{name}", f"{folder}/{name}"
+        page = _cached(cache, full, rel, renderer)
         if not isinstance(page, Page):
-            page = parse_page(path, rel, config, renderer)
-            cache.put(rel, page)
+            page = parse_page(folder / name, rel, config, renderer)
+            cache.put(full, rel, page)
         if page.slug in page_seen or page.slug in RESERVED_PAGE_SLUGS:
             other = page_seen.get(page.slug, "a built-in section")
             raise ContentError(rel, 1, f"duplicate slug '{page.slug}' (also used by {other})")

@@ -12,42 +12,47 @@ so a processor sees None for "not given" and never has to look at the mapping it
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.site.hashtags import hashtag_name
 from bridge.site.posts import SLUG_RE, Image
 
-try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
-    _Base: type[Any] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Base = yaml.SafeLoader
 
+@functools.cache
+def _loader() -> type[Any]:
+    """The YAML loader, made on first use: a build whose posts are all cached never
+    imports PyYAML (a tenth of a no-op build's start-up)."""
+    import yaml
 
-class _Loader(_Base):  # type: ignore[misc]
-    """Safe loading that refuses a key given twice (YAML would keep the last silently)."""
+    try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
+        base: type[Any] = yaml.CSafeLoader
+    except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+        base = yaml.SafeLoader
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' is given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+    class Loader(base):  # type: ignore[misc]
+        """Safe loading that refuses a key given twice (YAML would keep the last silently)."""
 
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key}' is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
-_Loader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    lambda loader, node: loader.construct_mapping(node),
-)
+    Loader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+        lambda loader, node: loader.construct_mapping(node),
+    )
+    return Loader
 
 
 def split_front_matter(text: str, rel: str) -> tuple[dict[str, Any], str, int]:
@@ -65,8 +70,10 @@ def split_front_matter(text: str, rel: str) -> tuple[dict[str, Any], str, int]:
     else:
         raise ContentError(rel, 1, "front matter is not closed by a '---' line")
     raw = "\n".join(lines[1:end])
+    import yaml
+
     try:
-        data = yaml.load(raw, Loader=_Loader) if raw.strip() else {}  # noqa: S506 - SafeLoader
+        data = yaml.load(raw, Loader=_loader()) if raw.strip() else {}  # noqa: S506 - SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 2) if mark is not None else 1

@@ -13,7 +13,8 @@ site's ``static/``), so it exists when one of them holds the file.
 The local Markdown images of each post (as written, resolved, and the line naming them
 once one was missing) are kept in ``.indiebridge/cache/image-refs.json`` by the post's
 file digest and slug: a rebuild looks again only at the posts that changed, and checks
-that each image still exists.
+that each image still exists.  A resident process keeps each post's result while no
+static folder changed (``_kept``), and then reads and writes no file at all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -169,25 +171,80 @@ def check(
     """Raise for a missing front matter image (or, ``strict``, any missing image); return
     one warning line per missing Markdown image otherwise."""
     checker = _Checker(config)
-    cache = _RefCache(config)
+    where = (str(config.site_dir), config.base_url, *checker.static)
+    signature = _static_signature(checker.static)
+    kept = _kept.get(where)
+    known = kept[1] if kept is not None and signature is not None and kept[0] == signature else {}
+    # With every post known to this process, the file is neither read nor written: it
+    # is for the next fresh process, which looks again at the posts it lacks.
+    cache = _RefCache(config) if not known else None
+    found: dict[str, list[ContentError]] = {}
     warnings: list[str] = []
     for post in posts:
-        for image in post.images:
-            rel = _local_rel(config, image.url)
-            if rel is not None and not checker.exists(rel):
-                raise _error(checker, post.source, rel, "images")
         key = f"{post.slug}:{post.digest}"
-        refs = cache.get(key)
-        if refs is None:
-            refs = _local_refs(checker, post.body, config.post_url(post.slug))
-            cache.put(key, refs)
-        warnings += _missing(checker, cache, post.source, refs, strict)
+        missing = known.get(key)
+        if missing is None:
+            missing = _post_missing(checker, cache, post, key, config)
+        found[key] = missing
+        if missing and strict:
+            raise missing[0]
+        warnings += map(str, missing)
     for page in pages:
         url = f"{config.base_url}/{page.slug}/"
         refs = _local_refs(checker, page.body, url)
         warnings += _missing(checker, None, page.source, refs, strict)
-    cache.save()
+    if cache is not None:
+        cache.save()
+    if signature is not None:
+        _kept[where] = (signature, found)
     return warnings
+
+
+# A resident process (``serve --watch``, the daemon) keeps each post's missing images, by
+# its slug and digest, while no folder of the static folders changed: adding or removing
+# a file changes its folder's mtime.  Not kept when a folder changed within RACY_NS (a
+# change in the same clock tick would keep the mtime).
+_kept: dict[tuple[str, ...], tuple[tuple[tuple[str, int], ...], dict[str, list[ContentError]]]] = {}
+RACY_NS = 2_000_000_000
+
+
+def _static_signature(folders: list[str]) -> tuple[tuple[str, int], ...] | None:
+    signature: list[tuple[str, int]] = []
+    now = time.time_ns()
+    for folder in folders:
+        if not os.path.isdir(folder):
+            signature.append((folder, -1))
+            continue
+        for root, _dirs, _files in os.walk(folder):
+            try:
+                mtime = os.stat(root).st_mtime_ns
+            except OSError:
+                return None
+            if now - mtime < RACY_NS:
+                return None
+            signature.append((root, mtime))
+    return tuple(signature)
+
+
+def forget_kept() -> None:
+    """Drop what this process keeps of image checks (as a fresh process starts)."""
+    _kept.clear()
+
+
+def _post_missing(
+    checker: _Checker, cache: _RefCache | None, post: Post, key: str, config: SiteConfig
+) -> list[ContentError]:
+    """The post's missing Markdown images as errors; raises for a front matter one."""
+    for image in post.images:
+        rel = _local_rel(config, image.url)
+        if rel is not None and not checker.exists(rel):
+            raise _error(checker, post.source, rel, "images")
+    refs = cache.get(key) if cache is not None else None
+    if refs is None:
+        refs = _local_refs(checker, post.body, config.post_url(post.slug))
+        if cache is not None:
+            cache.put(key, refs)
+    return _missing_errors(checker, cache, post.source, refs)
 
 
 def _local_refs(checker: _Checker, body: str, page_url: str) -> list[Ref]:
@@ -206,7 +263,16 @@ def _local_refs(checker: _Checker, body: str, page_url: str) -> list[Ref]:
 def _missing(
     checker: _Checker, cache: _RefCache | None, source: str, refs: list[Ref], strict: bool
 ) -> list[str]:
-    warnings: list[str] = []
+    errors = _missing_errors(checker, cache, source, refs)
+    if errors and strict:
+        raise errors[0]
+    return [str(error) for error in errors]
+
+
+def _missing_errors(
+    checker: _Checker, cache: _RefCache | None, source: str, refs: list[Ref]
+) -> list[ContentError]:
+    errors: list[ContentError] = []
     for ref in refs:
         written, rel, line = ref
         if checker.exists(rel):
@@ -215,11 +281,8 @@ def _missing(
             line = ref[2] = _error(checker, source, written, None, *_needles(written)).line
             if cache is not None:  # remembered with the post
                 cache.changed = True
-        error = ContentError(source, line, f"image {written!r} not found")
-        if strict:
-            raise error
-        warnings.append(str(error))
-    return warnings
+        errors.append(ContentError(source, line, f"image {written!r} not found"))
+    return errors
 
 
 def _needles(written: str) -> tuple[str, str]:

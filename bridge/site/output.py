@@ -24,18 +24,22 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bridge.config import SiteConfig
 from bridge.errors import BuildError
 from bridge.site import parallel
+from bridge.site.manifest import Manifest
+from bridge.site.manifest import keep_manifest as _keep_manifest
+from bridge.site.manifest import manifest_path as _manifest_path
+from bridge.site.manifest import pending_path as _pending_manifest_path
+from bridge.site.manifest import read_manifest as _read_manifest
+from bridge.site.manifest import write_manifest as _write_manifest
 from bridge.site.preview import preview_dir
 
 Progress = Callable[[int, int], None]
-Manifest = dict[str, list[str]]  # output path -> [key, sha256 of the bytes]
 
 
 @dataclass
@@ -51,6 +55,26 @@ class Output:
 
 
 @dataclass
+class Kept:
+    """Outputs planned before from the same inputs (``bridge.site.kept``): taken as they
+    are when the manifest holds every (path, key) pair, without looking at the files (one
+    deleted by hand comes back at the next command build), else planned (``expand``)."""
+
+    entries: list[tuple[str, str]]
+    expand: Callable[[], Iterator[Output]]
+
+
+def planned(outputs: Iterable[Output | Kept]) -> Iterator[Output]:
+    """Every output, ``Kept`` ones planned again (a fresh tree needs them all)."""
+    for out in outputs:
+        yield from out.expand() if isinstance(out, Kept) else (out,)
+
+
+def count(outputs: Iterable[Output | Kept]) -> int:
+    return sum(len(out.entries) if isinstance(out, Kept) else 1 for out in outputs)
+
+
+@dataclass
 class WriteStats:
     """What one write did: outputs seen, files written, outputs rendered, paths changed."""
 
@@ -58,19 +82,6 @@ class WriteStats:
     written: int = 0
     rendered: int = 0
     changed: list[str] = field(default_factory=list)
-
-
-def _manifest_path(config: SiteConfig, out_dir: Path) -> Path:
-    name = hashlib.sha256(str(out_dir).encode()).hexdigest()[:12]
-    return config.state_dir / f"manifest-{name}.json"
-
-
-def _read_manifest(path: Path) -> Manifest:
-    try:
-        manifest: Manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return manifest
 
 
 def previous_outputs(config: SiteConfig, out_dir: Path) -> Callable[[str, str], bytes | None]:
@@ -112,7 +123,7 @@ def _write_failed(out_dir: Path, exc: OSError, then: str) -> BuildError:
 def write_outputs(
     config: SiteConfig,
     out_dir: Path,
-    outputs: Iterator[Output],
+    outputs: Iterator[Output | Kept],
     progress: Progress | None,
     total: int,
 ) -> WriteStats:
@@ -125,14 +136,39 @@ def write_outputs(
     old = _read_manifest(_manifest_path(config, out_dir))
     _remove_stale_siblings(out_dir)
     if not old or not out_dir.is_dir():
-        return _write_fresh_tree(config, out_dir, outputs, progress, total)
+        return _write_fresh_tree(config, out_dir, planned(outputs), progress, total)
     return _write_changes(config, out_dir, outputs, progress, total, old)
+
+
+def _unless_kept(
+    outputs: Iterator[Output | Kept],
+    old: Manifest,
+    manifest: Manifest,
+    stats: WriteStats,
+    progress: Progress | None,
+    total: int,
+) -> Iterator[Output]:
+    """The outputs to look at; a ``Kept`` whose pairs the old manifest holds is not one."""
+    for out in outputs:
+        if not isinstance(out, Kept):
+            yield out
+            continue
+        for path, key in out.entries:
+            entry = old.get(path)
+            if entry is None or entry[0] != key:
+                yield from out.expand()  # (its entries so far are written over)
+                break
+            manifest[path] = entry
+        else:
+            stats.files += len(out.entries)
+            if progress:
+                progress(stats.files, total)
 
 
 def _write_changes(
     config: SiteConfig,
     out_dir: Path,
-    outputs: Iterator[Output],
+    outputs: Iterator[Output | Kept],
     progress: Progress | None,
     total: int,
     old: Manifest,
@@ -146,7 +182,7 @@ def _write_changes(
     stage = out_dir.with_name(f".{out_dir.name}.stage-{os.getpid()}")
     root = str(out_dir)
     try:
-        for out in outputs:
+        for out in _unless_kept(outputs, old, manifest, stats, progress, total):
             # Strings and os.path here: most outputs are unchanged, and pathlib's overhead
             # for tens of thousands of them was most of a no-op rebuild.
             _check_rel(out_dir, out.path)
@@ -228,6 +264,7 @@ def _switch(
         _apply_journal(config, out_dir, journal)
     except OSError as exc:
         raise _write_failed(out_dir, exc, "build again to complete it") from None
+    _keep_manifest(_manifest_path(config, out_dir), manifest)
 
 
 def _write_fresh_tree(
@@ -263,6 +300,7 @@ def _write_fresh_tree(
         stats.rendered = stats.written = stats.files = len(todo)
         _swap_in(new_dir, out_dir)
         _write_manifest(_manifest_path(config, out_dir), manifest)
+        _keep_manifest(_manifest_path(config, out_dir), manifest)
     except BaseException as exc:
         shutil.rmtree(new_dir, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -323,10 +361,6 @@ def build_lock(config: SiteConfig, out_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _pending_manifest_path(config: SiteConfig, out_dir: Path) -> Path:
-    return _manifest_path(config, out_dir).with_suffix(".next")
 
 
 def _journal_path(out_dir: Path) -> Path:
@@ -431,13 +465,6 @@ def _remove_stale_siblings(out_dir: Path) -> None:
         except OSError:
             continue  # someone else's process: leave its folder alone
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(manifest, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def check_output_dir(config: SiteConfig, out_dir: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import html
 import itertools
 import json
@@ -26,20 +25,14 @@ from bridge import __version__, keys
 from bridge.config import SiteConfig
 from bridge.site import activities, collections, featured, feeds, gone, webfinger
 from bridge.site.importing import redirects
+from bridge.site.kept import kept_block, remember_block
 from bridge.site.ledger import Ledger
-from bridge.site.output import Output
+from bridge.site.output import Kept, Output
 from bridge.site.pages import Renderer
+from bridge.site.plan_keys import ids, key_of, shown_in_list, stock_templates, whole_post
 from bridge.site.posts import Comment, Page, Post, tag_slug
 from bridge.site.preview import notice
-
-
-def _h(*parts: str | bytes) -> str:
-    """The key of an output: a hash of the parts it is made from."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else p.encode())
-        h.update(b"\0")
-    return h.hexdigest()
+from bridge.site.static_headers import HEADERS_FILE
 
 
 def _json(doc: Any) -> bytes:
@@ -75,10 +68,10 @@ class Plan:
         # Keyed on the loaded settings (not the file's bytes), so overrides re-render too.
         settings = repr(dataclasses.replace(config, site_dir=Path(".")))
         moved = json.dumps(self.ledger.moved_to)  # a move changes the actor and every page
-        self.base_key = _h(
+        self.base_key = key_of(
             __version__,
             settings,
-            actor_keys.public_pem,
+            actor_keys.fingerprint,  # the files' bytes: parsed only to sign
             str(renderer.live_reload),
             moved,
             repr(renderer.menu),  # on every page
@@ -88,12 +81,14 @@ class Plan:
         self.federated = [p for p in posts if not p.draft]
         # Signed documents kept between the outputs that embed them (see ``_remember``).
         self._objects: dict[str, dict[str, Any]] = {}
+        self._object_ids: dict[str, str] = {}  # slug -> object id (asked for 6 times a post)
+        self._stock: dict[str, bool] = {}  # template -> only the default theme's in effect
         self._creates: dict[str, dict[str, Any]] = {}
         # (path, key) -> the bytes the last build wrote there with that key, else None
         # (``bridge.site.output.previous_outputs``); nothing by default.
         self.previous: Callable[[str, str], bytes | None] = lambda rel, key: None
 
-    def outputs(self) -> Iterator[Output]:
+    def outputs(self) -> Iterator[Output | Kept]:
         """Every output of the site, in the order the writer takes them."""
         yield from self._post_outputs()
         yield from self._home_outputs()
@@ -112,7 +107,10 @@ class Plan:
 
     def object_id(self, post: Post) -> str:
         """The post's current ActivityStreams id (a new generation after a Delete)."""
-        return self.ledger.object_id(self.config, post.slug)
+        found = self._object_ids.get(post.slug)
+        if found is None:
+            found = self._object_ids[post.slug] = self.ledger.object_id(self.config, post.slug)
+        return found
 
     def _object_rel(self, post: Post) -> str:
         return (self.config.local_path(self.object_id(post)) or "").lstrip("/")
@@ -136,7 +134,7 @@ class Plan:
 
     def _object_key(self, post: Post) -> str:
         """The key of the post's object and its Create: all either is made from."""
-        return _h(self.base_key, "as", post.digest, self.object_id(post))
+        return key_of(self.base_key, "as", post.digest, self.object_id(post))
 
     def _create_rel(self, post: Post) -> str:
         return self._object_rel(post).removesuffix(".json") + "/create.json"
@@ -171,52 +169,67 @@ class Plan:
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
 
-    def _post_outputs(self) -> Iterator[Output]:
+    def _post_outputs(self) -> Iterator[Output | Kept]:
         """Post pages and their ActivityStreams documents; each outbox page comes right
         after the posts it lists, so it reuses the Creates just signed for their
-        create.json."""
+        create.json.  A post's block made of what it was at this process's last build
+        is one ``Kept`` (``bridge.site.kept``)."""
         posts, template = self.posts, self.renderer.template_digest("post.html")
+        labels = ["", *(f"{p.slug}:{p.title}" for p in posts), ""]  # as a neighbour
         federated_seen = 0
         for i, post in enumerate(posts):
             newer = posts[i - 1] if i > 0 else None
             older = posts[i + 1] if i + 1 < len(posts) else None
-            comments_digest = self.comment_digests.get(post.slug, "")
-            neighbours = (
-                f"{newer.slug}:{newer.title}" if newer else "",
-                f"{older.slug}:{older.title}" if older else "",
+            made_of = (
+                self.base_key,
+                template,
+                post.slug,
+                post.digest,
+                "draft" if post.draft else "",
+                self.comment_digests.get(post.slug, ""),
+                self.object_id(post),
+                labels[i],
+                labels[i + 2],
             )
-            object_id = self.object_id(post)
-            page_key = _h(
-                self.base_key, template, post.digest, comments_digest, object_id, *neighbours
-            )
-            yield Output(
-                f"posts/{post.slug}/index.html",
-                page_key,
-                partial(self._post_page, post, newer, older),
-                cut=False,  # parallel workers part posts only after an outbox page
-            )
+            block = partial(self._post_block, post, newer, older, made_of)
+            kept = kept_block(post.slug, made_of, block)
+            if kept is not None:
+                yield kept
+            else:
+                yield from remember_block(post.slug, made_of, list(block()))
             if post.draft:
                 continue
-            object_key = self._object_key(post)
-            yield Output(
-                self._object_rel(post), object_key, partial(self._object_json, post), cut=False
-            )
-            yield Output(
-                self._create_rel(post),
-                object_key,
-                partial(self._create_json, post),
-                cut=False,
-            )
-            # replies, context (FEP-7888, paged), likes, shares: only those with items;
-            # the empty ones are answered without a file (collections.empty_document).
-            collections_key = _h(self.base_key, "coll", post.slug, comments_digest)
-            comments = self.comments.get(post.slug, [])
-            for rel, doc in collections.post_documents(self.config, post.slug, comments):
-                yield Output(rel, collections_key, partial(_json, doc), cut=False)
             federated_seen += 1
             size = collections.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
                 yield self.outbox_page(-(-federated_seen // size))
+
+    def _post_block(
+        self, post: Post, newer: Post | None, older: Post | None, made_of: tuple[str, ...]
+    ) -> Iterator[Output]:
+        """The outputs of one post; their keys are made only of ``made_of``."""
+        base_key, template, _, digest, _, comments_digest, object_id, *neighbours = made_of
+        page_key = key_of(base_key, template, digest, comments_digest, object_id, *neighbours)
+        yield Output(
+            f"posts/{post.slug}/index.html",
+            page_key,
+            partial(self._post_page, post, newer, older),
+            cut=False,  # parallel workers part posts only after an outbox page
+        )
+        if post.draft:
+            return
+        object_key = self._object_key(post)
+        yield Output(
+            self._object_rel(post), object_key, partial(self._object_json, post), cut=False
+        )
+        create = partial(self._create_json, post)
+        yield Output(self._create_rel(post), object_key, create, cut=False)
+        # replies, context (FEP-7888, paged), likes, shares: only those with items;
+        # the empty ones are answered without a file (collections.empty_document).
+        collections_key = key_of(base_key, "coll", post.slug, comments_digest)
+        comments = self.comments.get(post.slug, [])
+        for rel, doc in collections.post_documents(self.config, post.slug, comments):
+            yield Output(rel, collections_key, partial(_json, doc), cut=False)
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
@@ -234,8 +247,8 @@ class Plan:
         """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
         federated, size = self.federated, collections.OUTBOX_PAGE_SIZE
         chunk = federated[(n - 1) * size : n * size]
-        ids = [*_ids(chunk), *(self.object_id(p) for p in chunk)]
-        key = _h(self.base_key, "outbox-page", str(n), str(len(federated)), *ids)
+        parts = [*ids(chunk), *(self.object_id(p) for p in chunk)]
+        key = key_of(self.base_key, "outbox-page", str(n), str(len(federated)), *parts)
         return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
 
     def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
@@ -253,7 +266,8 @@ class Plan:
         for n in range(1, total_pages + 1):
             chunk = listed[(n - 1) * per_page : n * per_page]
             path = "index.html" if n == 1 else f"page/{n}/index.html"
-            key = _h(self.base_key, template, str(n), str(total_pages), *(p.digest for p in chunk))
+            entry = self._entry_key("index.html")
+            key = key_of(self.base_key, template, str(n), str(total_pages), *map(entry, chunk))
             yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
 
     def _home_url(self, n: int) -> str:
@@ -275,18 +289,20 @@ class Plan:
     def _tag_outputs(self) -> Iterator[Output]:
         renderer = self.renderer
         tags: dict[str, tuple[str, list[Post]]] = {}
+        slugs: dict[str, str] = {}
         for post in self.posts:
             for tag in post.tags:
-                tags.setdefault(tag_slug(tag), (tag, []))[1].append(post)
-        template = renderer.template_digest("tag.html")
+                slug = slugs.get(tag) or slugs.setdefault(tag, tag_slug(tag))
+                tags.setdefault(slug, (tag, []))[1].append(post)
+        template, entry = renderer.template_digest("tag.html"), self._entry_key("tag.html")
         for slug, (tag, tagged) in sorted(tags.items()):
-            key = _h(self.base_key, template, slug, *(p.digest for p in tagged))
+            key = key_of(self.base_key, template, slug, *map(entry, tagged))
             yield Output(f"tags/{slug}/index.html", key, partial(self._tag_page, tag, tagged, slug))
         yield Output(
             "archive/index.html",
             # What the archive shows of each post: an edit to a titled post's body
             # does not change it (an untitled note shows the start of its text).
-            _h(
+            key_of(
                 self.base_key,
                 renderer.template_digest("archive.html"),
                 "archive",
@@ -297,14 +313,26 @@ class Plan:
         for page in self.pages:
             yield Output(
                 f"{page.slug}/index.html",
-                _h(self.base_key, renderer.template_digest("page.html"), page.digest),
+                key_of(self.base_key, renderer.template_digest("page.html"), page.digest),
                 partial(self._page, page),
             )
         yield Output(
             "404.html",
-            _h(self.base_key, renderer.template_digest("404.html"), "404"),
+            key_of(self.base_key, renderer.template_digest("404.html"), "404"),
             lambda: renderer.not_found().encode(),
         )
+
+    def _entry_key(self, name: str) -> Callable[[Post], str]:
+        """What a list page (``name``: the home or a tag page) is made from of each post.
+
+        The default theme's ``_entry.html`` shows a titled post's summary, not its body:
+        with only the default templates in effect, a body edit to a post with a summary
+        leaves its tag pages alone (rendering a tag page of 500 posts took 0.3 s).  A
+        site's own templates may show anything of a post: then the whole post counts."""
+        stock = self._stock.get(name)
+        if stock is None:
+            stock = self._stock[name] = stock_templates(self.renderer, name)
+        return shown_in_list if stock else whole_post
 
     def _tag_page(self, tag: str, tagged: list[Post], slug: str) -> bytes:
         return self.renderer.tag(tag, tagged, self.config.tag_url(slug)).encode()
@@ -316,7 +344,7 @@ class Plan:
 
     def _feed_outputs(self) -> Iterator[Output]:
         config, posts = self.config, self.posts
-        feed_key = _h(self.base_key, "feed", *(p.digest for p in posts[: feeds.FEED_SIZE]))
+        feed_key = key_of(self.base_key, "feed", *(p.digest for p in posts[: feeds.FEED_SIZE]))
         yield Output("feed.xml", feed_key, lambda: feeds.atom(config, posts).encode())
         yield Output("feed.json", feed_key, lambda: feeds.json_feed(config, posts).encode())
 
@@ -328,41 +356,41 @@ class Plan:
         first = min((p.date for p in federated), default=None)
         yield Output(
             "ap/actor.json",
-            _h(self.base_key, "actor", first.isoformat() if first else ""),
+            key_of(self.base_key, "actor", first.isoformat() if first else ""),
             lambda: _json(self.actor_doc()),
         )
         pins = featured.pinned(federated)
         yield Output(
             "ap/featured.json",
-            _h(self.base_key, "featured", *_ids(pins)),
+            key_of(self.base_key, "featured", *ids(pins)),
             lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
         )
         if config.featured_tags:  # the most used tags (toot:featuredTags)
             yield Output(
                 "ap/featured-tags.json",
-                _h(self.base_key, "featured-tags", *(p.digest for p in federated)),
+                key_of(self.base_key, "featured-tags", *(p.digest for p in federated)),
                 lambda: _json(featured.tags_collection(config, federated)),
             )
         if not federated:
             yield self.outbox_page(1)
         yield Output(
             "ap/outbox.json",
-            _h(self.base_key, "outbox", str(len(federated))),
+            key_of(self.base_key, "outbox", str(len(federated))),
             lambda: _json(self._outbox_collection()),
         )
         yield Output(
             "ap/followers.json",
-            _h(self.base_key, str(self.followers_count)),
+            key_of(self.base_key, str(self.followers_count)),
             lambda: _json(collections.followers_collection(config, self.followers_count)),
         )
         yield Output(
             collections.SHARED_EMPTY,
-            _h(self.base_key, "empty"),
+            key_of(self.base_key, "empty"),
             lambda: _json(collections.shared_empty(config)),
         )
         yield Output(
             "ap/following.json",
-            _h(self.base_key, "following"),
+            key_of(self.base_key, "following"),
             lambda: _json(collections.ordered_collection(config.following_url, [])),
         )
 
@@ -375,33 +403,33 @@ class Plan:
     def _discovery_outputs(self) -> Iterator[Output]:
         config, base_key = self.config, self.base_key
         yield Output(
-            ".well-known/webfinger", _h(base_key, "wf"), lambda: _json(webfinger.jrd(config))
+            ".well-known/webfinger", key_of(base_key, "wf"), lambda: _json(webfinger.jrd(config))
         )
         yield Output(
             ".well-known/host-meta",
-            _h(base_key, "hm"),
+            key_of(base_key, "hm"),
             lambda: webfinger.host_meta(config).encode(),
         )
         yield Output(
             ".well-known/nodeinfo",
-            _h(base_key, "ni"),
+            key_of(base_key, "ni"),
             lambda: _json(webfinger.nodeinfo_links(config)),
         )
         for version in ("2.1", "2.0"):
             yield Output(
                 f"nodeinfo/{version}",
-                _h(base_key, "nodeinfo", version, str(len(self.posts))),
+                key_of(base_key, "nodeinfo", version, str(len(self.posts))),
                 partial(self._nodeinfo_json, len(self.federated), version),
             )
-        yield Output("_headers", _h(base_key, "headers"), lambda: HEADERS_FILE.encode())
+        yield Output("_headers", key_of(base_key, "headers"), lambda: HEADERS_FILE.encode())
         # Deleted posts: their page and 410 rules for static hosts (bridge.site.gone).
         yield Output(
             gone.PAGE,
-            _h(base_key, self.renderer.template_digest("page.html"), "gone"),
+            key_of(base_key, self.renderer.template_digest("page.html"), "gone"),
             self._gone_page,
         )
         for rel, text in self._server_rules().items():
-            yield Output(rel, _h(base_key, "rules", rel, text), partial(str.encode, text))
+            yield Output(rel, key_of(base_key, "rules", rel, text), partial(str.encode, text))
 
     def _server_rules(self) -> dict[str, str]:
         """Files for web servers: 301s from imported posts' old URLs to their new ones
@@ -446,7 +474,7 @@ class Plan:
                         static["static/" + file.relative_to(folder).as_posix()] = file
         for rel, source in sorted(static.items()):
             data = source.read_bytes()
-            yield Output(rel, _h("static", data), partial(bytes, data))
+            yield Output(rel, key_of("static", data), partial(bytes, data))
 
 
 def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
@@ -460,10 +488,6 @@ def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, A
     }
 
 
-def _ids(posts: list[Post]) -> Iterator[str]:
-    return (f"{p.slug}:{p.digest}" for p in posts)
-
-
 def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) -> None:
     """Keep a signed document for the next outputs that embed it (its Create, its outbox
     page), so each is signed once per build; a few pages' worth at most, so memory stays
@@ -471,21 +495,3 @@ def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) 
     if len(cache) >= 4 * collections.OUTBOX_PAGE_SIZE:
         cache.clear()
     cache[slug] = doc
-
-
-HEADERS_FILE = """\
-# Netlify / Cloudflare Pages style headers: Mastodon refuses an actor served as
-# application/json, so every ActivityPub document is served as activity+json.
-/ap/*
-  Content-Type: application/activity+json
-  Access-Control-Allow-Origin: *
-/.well-known/webfinger
-  Content-Type: application/jrd+json
-  Access-Control-Allow-Origin: *
-/.well-known/host-meta
-  Content-Type: application/xrd+xml
-/.well-known/nodeinfo
-  Content-Type: application/json
-/nodeinfo/*
-  Content-Type: application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"
-"""

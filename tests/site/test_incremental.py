@@ -1,0 +1,117 @@
+"""An incremental build equals a cold build of the same content, file by file.
+
+Every cache a rebuild leans on (the parse cache, the manifest's keys, the list pages keyed
+on what they show of each post, a watcher's memory) must never leave a file behind that a
+build from nothing would write differently.  Each step edits the content the way an
+author does, rebuilds over the previous output, and compares the whole tree with a cold
+build of a copy that has no caches and no previous output.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bridge import config as config_mod
+from bridge.site import build as site_build
+
+POSTS = "content/posts"
+ARTICLE = f"{POSTS}/2026-01-10-first-article.md"
+NOTE = f"{POSTS}/2026-01-12-quick-note.md"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _cold(site: Path, dest: Path) -> dict[str, bytes]:
+    """A build of a copy of ``site`` without caches, manifests or output."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(site, dest, ignore=shutil.ignore_patterns("public", "cache", "manifest-*"))
+    site_build.build(config_mod.load(dest))
+    return _tree(dest / "public")
+
+
+def _edit(site: Path, rel: str, old: str, new: str) -> None:
+    path = site / rel
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (rel, old)
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _new_post(site: Path) -> None:
+    (site / POSTS / "2026-01-30-brand-new.md").write_text(
+        "---\ntitle: Brand new\ndate: 2026-01-30T08:00:00Z\ntags: [python, fresh]\n"
+        "summary: A new post.\n---\nA new post with #inline tags and a body.\n",
+        encoding="utf-8",
+    )
+
+
+EDITS: list[tuple[str, Callable[[Path], None]]] = [
+    ("body", lambda s: _edit(s, ARTICLE, "This is the **first**", "This is the **edited**")),
+    ("title", lambda s: _edit(s, ARTICLE, "title: The first article", "title: A retitled one")),
+    ("tags", lambda s: _edit(s, ARTICLE, "tags: [python, IndieWeb]", "tags: [python, moved]")),
+    ("date", lambda s: _edit(s, NOTE, "date: 2026-01-12", "date: 2026-01-25")),
+    ("note body", lambda s: _edit(s, NOTE, "\n---\n", "\n---\nA new first line.\n\n")),
+    ("new post", _new_post),
+    ("delete", lambda s: (s / ARTICLE).unlink()),
+]
+
+
+@pytest.mark.parametrize("resident", [False, True], ids=["command", "resident"])
+def test_incremental_builds_equal_cold_builds(site: Path, tmp_path: Path, resident: bool) -> None:
+    """``resident``: one process builds after each edit, keeping what it read (as
+    ``serve --watch`` does); otherwise each build starts from the files, as a command."""
+    config = config_mod.load(site)
+    site_build.build(config)
+    for name, edit in EDITS:
+        edit(site)
+        if not resident:
+            site_build.forget_resident_state()
+        result = site_build.build(config)
+        cold = _cold(site, tmp_path / f"cold-{name.replace(' ', '-')}")
+        trees = {"public": _tree(config.output_dir)}
+        if resident:  # a second folder: the blocks this process kept are not its own
+            other = tmp_path / "other-public"
+            site_build.build(config, out_dir=other)
+            trees["other"] = _tree(other)
+        for folder, incremental in trees.items():
+            assert incremental.keys() == cold.keys(), (name, folder)
+            differ = sorted(rel for rel in cold if incremental[rel] != cold[rel])
+            assert differ == [], f"{folder} after the {name} edit"
+        assert result.written > 0, name  # each edit changed something
+
+
+def test_a_body_edit_leaves_the_tag_pages_of_a_summarised_post_alone(site: Path) -> None:
+    """The default theme lists a titled post by its summary: its tag pages keep their
+    keys when only its body changes, and change when its title does."""
+    config = config_mod.load(site)
+    site_build.build(config)
+    _edit(site, ARTICLE, "This is the **first**", "This is the **edited**")
+    changed = site_build.build(config).changed
+    assert "posts/first-article/index.html" in changed
+    assert not [p for p in changed if p.startswith("tags/")]
+    _edit(site, ARTICLE, "title: The first article", "title: A retitled one")
+    changed = site_build.build(config).changed
+    assert "tags/python/index.html" in changed
+
+
+def test_a_site_template_for_entries_keys_tag_pages_on_the_whole_post(site: Path) -> None:
+    """A site's own ``_entry.html`` may show anything of a post (here its body): then a
+    body edit re-renders the tag pages too."""
+    templates = site / "templates"
+    templates.mkdir(exist_ok=True)
+    theme = config_mod.DEFAULT_THEME / "templates" / "_entry.html"
+    (templates / "_entry.html").write_text(
+        theme.read_text(encoding="utf-8") + "{{ post.html | safe }}\n", encoding="utf-8"
+    )
+    config = config_mod.load(site)
+    site_build.build(config)
+    _edit(site, ARTICLE, "This is the **first**", "This is the **edited**")
+    changed = site_build.build(config).changed
+    assert "tags/python/index.html" in changed
+    assert b"<strong>edited</strong>" in (config.output_dir / "tags/python/index.html").read_bytes()
