@@ -192,6 +192,7 @@ class Daemon:
             self.watcher = start_daemon_watcher(self.ctx, self.hub, self.rebuilder)
 
     async def shutdown(self) -> None:
+        await self.writer.close()
         if self.notify is not None:
             await self.ctx.fetcher.aclose()
             self.db.close()

@@ -137,6 +137,7 @@ async def harness(site: Path, remote_keys: dict[str, rsa.RSAPrivateKey]) -> Asyn
     h = Harness(site, remote_keys)
     yield h
     await h.client.aclose()
+    await h.daemon.writer.close()
     await h.daemon.ctx.fetcher.aclose()
     h.daemon.db.close()
 

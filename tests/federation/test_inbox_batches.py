@@ -35,6 +35,24 @@ async def test_requests_arriving_together_share_one_transaction(ctx: Context) ->
     assert results == [True] * 50
     assert writer.batches == 1
     assert ctx.db.one("SELECT count(*) AS n FROM inbox")["n"] == 50  # type: ignore[index]
+    await writer.close()
+    ctx.db.close()
+
+
+async def test_close_lets_the_batch_in_flight_commit_and_ends_the_writers_thread(
+    ctx: Context,
+) -> None:
+    import threading
+
+    writer = InboxWriter(ctx.db)
+    pending = asyncio.ensure_future(asyncio.gather(*(writer.store(row(n)) for n in range(20))))
+    await asyncio.sleep(0)  # the requests are waiting for their batch
+    await writer.close()
+    assert await pending == [True] * 20
+    assert ctx.db.one("SELECT count(*) AS n FROM inbox")["n"] == 20  # type: ignore[index]
+    assert not [t for t in threading.enumerate() if t.name.startswith("inbox-writer")]
+    assert await writer.store(row(99)) is True  # a later store starts a new thread
+    await writer.close()
     ctx.db.close()
 
 
@@ -42,6 +60,7 @@ async def test_a_batch_is_capped_and_the_rest_commits_in_the_next(ctx: Context) 
     writer = InboxWriter(ctx.db, max_batch=16)
     assert await asyncio.gather(*(writer.store(row(n)) for n in range(40))) == [True] * 40
     assert writer.batches == 3
+    await writer.close()
     ctx.db.close()
 
 
@@ -52,6 +71,7 @@ async def test_a_redelivery_in_the_same_batch_or_a_later_one_is_not_new(ctx: Con
     assert (first, again) == (True, False)
     assert await writer.store(same) is False
     assert ctx.db.one("SELECT count(*) AS n FROM inbox")["n"] == 1  # type: ignore[index]
+    await writer.close()
     ctx.db.close()
 
 
@@ -68,7 +88,8 @@ async def test_each_store_returns_only_after_its_row_committed(ctx: Context) -> 
         assert await asyncio.gather(*(store_then_look(n) for n in range(20))) == [1] * 20
     finally:
         other.close()
-        ctx.db.close()
+        await writer.close()
+    ctx.db.close()
 
 
 async def test_a_failed_transaction_fails_every_request_of_its_batch(ctx: Context) -> None:
@@ -78,6 +99,7 @@ async def test_a_failed_transaction_fails_every_request_of_its_batch(ctx: Contex
     assert all(isinstance(r, sqlite3.Error) for r in results), results
     assert ctx.db.one("SELECT count(*) AS n FROM inbox")["n"] == 0  # type: ignore[index]
     assert await writer.store(row(2)) is True  # the writer goes on
+    await writer.close()
     ctx.db.close()
 
 

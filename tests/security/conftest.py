@@ -380,6 +380,7 @@ class InboxHarness:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.daemon.writer.close()
         await self.ctx.fetcher.aclose()
         self.db.close()
 

@@ -258,6 +258,7 @@ async def test_signed_post_whose_key_redirects_to_metadata_is_401_without_connec
         only_loopback_hop(spy, web)
         assert ctx.db.query("SELECT * FROM inbox") == []
     finally:
+        await daemon.writer.close()
         await ctx.fetcher.aclose()
         ctx.db.close()
         daemon.db.close()

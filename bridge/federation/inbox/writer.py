@@ -54,6 +54,16 @@ class InboxWriter:
         self.batches = 0
         """Transactions committed so far (the tests and the benchmark read it)."""
 
+    async def close(self) -> None:
+        """Let the batch in flight commit, then end the writer's thread (the daemon's
+        shutdown; a later ``store`` starts a new one)."""
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(Exception):
+                await self._flusher
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.shutdown, wait=True)
+
     async def store(self, row: Row) -> bool:
         """Insert ``row`` with the others arriving now; True when it is new."""
         loop = asyncio.get_running_loop()
