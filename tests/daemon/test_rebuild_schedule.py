@@ -60,13 +60,8 @@ async def wait_for(check: object, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_reply_is_built_at_once_while_likes_wait_for_the_full_build(
-    site: Path,
-) -> None:
-    cfg = config_mod.load(site)
-    site_mod.build(cfg)
-    store = CommentStore(cfg.content_dir)
-    rebuilder = Rebuilder(cfg, delay=0.01, full_every=600.0)
+def record_builds(rebuilder: Rebuilder) -> list[frozenset[str] | None]:
+    """The ``refresh`` argument of each build ``rebuilder`` runs from now on (None: full)."""
     builds: list[frozenset[str] | None] = []
     real = rebuilder._build
 
@@ -75,6 +70,17 @@ async def test_a_reply_is_built_at_once_while_likes_wait_for_the_full_build(
         return real(refresh)
 
     rebuilder._build = recording  # type: ignore[method-assign]
+    return builds
+
+
+async def test_a_reply_is_built_at_once_while_likes_wait_for_the_full_build(
+    site: Path,
+) -> None:
+    cfg = config_mod.load(site)
+    site_mod.build(cfg)
+    store = CommentStore(cfg.content_dir)
+    rebuilder = Rebuilder(cfg, delay=0.01, full_every=600.0)
+    builds = record_builds(rebuilder)
     stop = asyncio.Event()
     task = asyncio.create_task(rebuilder.run(stop))
     try:
@@ -106,14 +112,7 @@ async def test_likes_alone_are_coalesced_into_one_full_build(site: Path) -> None
     site_mod.build(cfg)
     store = CommentStore(cfg.content_dir)
     rebuilder = Rebuilder(cfg, delay=0.3)
-    builds: list[frozenset[str] | None] = []
-    real = rebuilder._build
-
-    def recording(refresh: frozenset[str] | None) -> BuildResult:
-        builds.append(refresh)
-        return real(refresh)
-
-    rebuilder._build = recording  # type: ignore[method-assign]
+    builds = record_builds(rebuilder)
     stop = asyncio.Event()
     task = asyncio.create_task(rebuilder.run(stop))
     try:
