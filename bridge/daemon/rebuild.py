@@ -52,6 +52,8 @@ class BuildPipe(Protocol):
 
     def send(self, kind: str, slug: str = "") -> bool: ...
 
+    def hold(self, kind: str, slug: str = "") -> None: ...
+
     def flush(self) -> bool: ...
 
 
@@ -99,14 +101,18 @@ class Rebuilder:
 
     def forward_to(self, pipe: BuildPipe) -> None:
         """From now on another process builds (``bridge.daemon.rebuild_process``): what
-        changed is written to ``pipe``, and ``run`` only writes what did not fit at once."""
+        changed is written to ``pipe`` (a reply at once, by the thread that wrote it; a
+        post's other changes once the event loop's current round of rows has run), and
+        ``run`` only writes what is held or did not fit at once.  Call from the event
+        loop's thread (``mark_dirty`` sets ``event``)."""
         self._pipe = pipe
         self.comments.cache.forward = lambda slug: self._send("u", slug)
 
     def mark_dirty(self, slug: str) -> None:
         """A comment on post ``slug`` changed: rebuild (the ``Context`` hook)."""
-        if self._pipe is not None:
-            self._send("d", slug)
+        if self._pipe is not None:  # likes wait anyway: one write for a burst (``run``)
+            self._pipe.hold("d", slug)
+            self.event.set()
             return
         self.dirty.add(slug)
         self._wake()
@@ -147,7 +153,7 @@ class Rebuilder:
             self.comments.cache.on_urgent = None
 
     async def _forward(self, pipe: BuildPipe, stop: asyncio.Event) -> None:
-        """Write the lines that did not fit in the pipe, until they do."""
+        """Write the lines held or that did not fit in the pipe, until they do."""
         while not stop.is_set():
             await _first(self.event.wait(), stop.wait())
             self.event.clear()

@@ -72,10 +72,14 @@ class BuildPipe:
     def send(self, kind: str, slug: str = "") -> bool:
         """Queue one line and write what fits; True when nothing is left unwritten.
         Never blocks; safe from any thread."""
-        line = f"{kind} {slug}\n" if slug else f"{kind}\n"
         with self._lock:
-            self._unsent[line] = None
+            self._unsent[_line(kind, slug)] = None
             return self._write()
+
+    def hold(self, kind: str, slug: str = "") -> None:
+        """Queue one line for the next ``send`` or ``flush`` (a burst becomes one write)."""
+        with self._lock:
+            self._unsent[_line(kind, slug)] = None
 
     def flush(self) -> bool:
         """Write the lines left over; True when none is left."""
@@ -118,6 +122,10 @@ class BuildPipe:
             kind, _, slug = raw.decode("utf-8", "replace").partition(" ")
             out.append((kind, slug))
         return out
+
+
+def _line(kind: str, slug: str) -> str:
+    return f"{kind} {slug}\n" if slug else f"{kind}\n"
 
 
 def apply(rebuilder: Rebuilder, messages: Iterable[tuple[str, str]]) -> None:
