@@ -1,0 +1,330 @@
+"""The build stamp: a command build with nothing to do, found before anything is planned.
+
+After each successful build from a command, the stamp records everything ``build()``
+reads and everything it wrote; the next command build compares the stamp with the disk
+and, when every entry matches, prints what the build printed (its warnings and its
+summary, with nothing changed) without loading a post or planning an output.
+
+What the stamp holds (``.indiebridge/manifest-<folder>.stamp``, one per output folder):
+
+* the key: this module's ``VERSION``, the package's version, the Python version, the
+  site's settings as loaded (``SiteConfig``, which ``site.toml`` and any override make)
+  and the build's arguments (output folder, drafts, strict, live reload);
+* every input file, by path, size and mtime (ns), walked with ``os.scandir``:
+  ``content/`` whole (posts, pages, comments, anything beside them), the site's
+  ``templates/`` and ``static/``, the default theme, ``site.toml``, the key files, the
+  output folder's manifest, the ``bridge`` package's own files and the files of the
+  libraries rendering depends on (Markdown, Jinja, MarkupSafe, PyYAML, nh3, Pygments,
+  cryptography);
+* the rows the build reads from the state database (``ledger.fingerprint``, a hash of
+  exactly the rows ``ledger.read`` reads: the daemon's other writes change nothing);
+* every output the manifest lists, by path, size and mtime (ns);
+* the build's result: post, page and file counts and the warnings it printed;
+* what ``publish`` asks of the posts (``PostFacts``), so a publish with nothing new
+  needs no post either.
+
+Any doubt gives the full, unchanged build: no stamp, an unreadable one, another key, a
+file added, removed or changed, a stat within ``RACY_NS`` of the scan that took it (a
+same-size write in the same clock tick keeps the mtime; ``parse_cache`` does the same),
+a half-done switch or staging folder beside the output, other database rows.  The
+build itself needs none of this: the stamp only decides whether it runs.
+
+Only builds run for a command use it (``for_command``, which the command line's
+``build_with_progress`` enters): a resident process (``serve --watch``, the daemon)
+builds because something changed and keeps its own state between builds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import importlib.util
+import marshal
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__
+from bridge.config import CONFIG_NAME, DEFAULT_THEME, SiteConfig
+from bridge.site import ledger
+from bridge.site.build_result import BuildResult
+from bridge.site.manifest import manifest_path, read_manifest
+from bridge.site.mentions import find_handles
+from bridge.site.parse_cache import might_mention
+from bridge.site.posts import Post
+
+VERSION = "build-stamp-1"
+RACY_NS = 2_000_000_000
+# The libraries whose files shape the output (an upgrade changes them).
+LIBRARIES = ("markdown", "jinja2", "markupsafe", "yaml", "nh3", "pygments", "cryptography")
+
+_wanted: ContextVar[bool] = ContextVar("build_stamp_wanted", default=False)
+
+Stats = dict[str, tuple[int, int]]  # path -> (size, mtime_ns)
+
+
+@contextlib.contextmanager
+def for_command() -> Iterator[None]:
+    """Builds inside use the stamp (a command's builds; see the module docstring)."""
+    token = _wanted.set(True)
+    try:
+        yield
+    finally:
+        _wanted.reset(token)
+
+
+@contextlib.contextmanager
+def _bypassed() -> Iterator[None]:
+    token = _wanted.set(False)
+    try:
+        yield
+    finally:
+        _wanted.reset(token)
+
+
+@dataclasses.dataclass(frozen=True)
+class PostFacts:
+    """What ``bridge.federation.pending`` asks of the built posts: their slugs, the
+    ``@user@host`` handles their HTML holds, and the posts they quote."""
+
+    slugs: tuple[str, ...]
+    handles: frozenset[str]
+    quoted: frozenset[str]
+
+    @classmethod
+    def of(cls, posts: Sequence[Post]) -> PostFacts:
+        return cls.from_rows({p.slug: _facts_row(p) for p in posts})
+
+    @classmethod
+    def from_rows(cls, rows: dict[str, tuple[str, tuple[str, ...], str]]) -> PostFacts:
+        return cls(
+            slugs=tuple(rows),
+            handles=frozenset(h for _, handles, _ in rows.values() for h in handles),
+            quoted=frozenset(q for _, _, q in rows.values() if q),
+        )
+
+
+def _facts_row(post: Post) -> tuple[str, tuple[str, ...], str]:
+    """(digest, handles, quoted URL) of one built post; a cached post's HTML is read only
+    when it holds an ``@``."""
+    handles = tuple(find_handles(post.html)) if might_mention(post) else ()
+    return (post.digest, handles, post.quote_of or "")
+
+
+class Unchanged(BuildResult):
+    """The result of a build the stamp found nothing to do for.  ``facts`` answer
+    ``publish``'s questions; ``built_posts``, when something asks for them, come from a
+    full build (which then writes nothing)."""
+
+    def __init__(self, facts: PostFacts, rebuild: Callable[[], BuildResult], **fields: Any) -> None:
+        self._posts: tuple[Post, ...] | None = None
+        self._rebuild = rebuild
+        self.facts = facts
+        super().__init__(**fields)
+
+    @property
+    def built_posts(self) -> tuple[Post, ...]:
+        if self._posts is None:
+            with _bypassed():
+                self._posts = self._rebuild().built_posts
+        return self._posts
+
+    @built_posts.setter
+    def built_posts(self, value: tuple[Post, ...]) -> None:
+        self._posts = value or None  # () from BuildResult's __init__: not read yet
+
+    def __repr__(self) -> str:
+        return f"Unchanged({self.summary()!r})"
+
+
+class Stamp:
+    """One build's view of its stamp: ``unchanged`` (a result when nothing changed),
+    ``save(result)`` after a successful build.  ``build`` is ``site.build.build``, run
+    (without the stamp) when an unchanged build's posts are asked for."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        out_dir: Path,
+        build: Callable[..., BuildResult],
+        *,
+        drafts: bool,
+        strict: bool,
+        live_reload: bool,
+    ) -> None:
+        self.config, self.out_dir = config, out_dir
+        self.path = manifest_path(config, out_dir).with_suffix(".stamp")
+        self.wanted = _wanted.get()
+        self.unchanged: Unchanged | None = None
+        self.old: dict[str, Any] = {}
+        if not self.wanted:
+            return
+        started = time.perf_counter()
+        self.key = repr(
+            (VERSION, __version__, sys.version, config, str(out_dir), drafts, strict, live_reload)
+        )
+        self.scan_ns = time.time_ns()
+        self.inputs = _inputs(config, out_dir)
+        self.db = ledger.fingerprint(config)
+        self.old = _load(self.path)
+        if self.old.get("key") != self.key:
+            self.old = {}  # nor are its facts of use
+            return
+        if (
+            self.old.get("racy", True)
+            or self.old.get("inputs") != self.inputs
+            or self.old.get("db") != self.db
+            or _leftovers(out_dir)
+            or _output_stats(out_dir, self.old.get("outputs", ())) != self.old.get("stats")
+        ):
+            return
+        posts, pages, files = self.old["counts"]
+        rebuild = functools.partial(
+            build, config, out_dir=out_dir, drafts=drafts, strict=strict, live_reload=live_reload
+        )
+        self.unchanged = Unchanged(
+            PostFacts.from_rows(self.old["facts"]),
+            rebuild,
+            out_dir=out_dir,
+            posts=posts,
+            pages=pages,
+            files=files,
+            written=0,
+            rendered=0,
+            seconds=time.perf_counter() - started,
+            warnings=list(self.old["warnings"]),
+        )
+
+    def save(self, result: BuildResult) -> None:
+        """Record this build (inputs as scanned before it, outputs as they are now)."""
+        if not self.wanted:
+            return
+        manifest = read_manifest(manifest_path(self.config, self.out_dir))
+        outputs = tuple(sorted(manifest))
+        output_scan = time.time_ns()
+        stats = _output_stats(self.out_dir, outputs)
+        old_facts = self.old.get("facts", {})
+        facts = {}
+        for post in result.built_posts:
+            row = old_facts.get(post.slug)
+            facts[post.slug] = row if row and row[0] == post.digest else _facts_row(post)
+        racy = (
+            stats is None
+            or any(m >= self.scan_ns - RACY_NS for _, m in self.inputs.values())
+            or any(m >= output_scan - RACY_NS for _, m in stats)
+        )
+        data = {
+            "key": self.key,
+            "racy": racy,
+            "inputs": self.inputs,
+            "db": self.db,
+            "outputs": outputs,
+            "stats": stats,
+            "counts": (result.posts, result.pages, result.files),
+            "warnings": tuple(result.warnings),
+            "facts": facts,
+        }
+        tmp = self.path.with_suffix(".stamp-tmp")
+        try:
+            tmp.write_bytes(marshal.dumps(data))
+            os.replace(tmp, self.path)
+        except (OSError, ValueError):  # a stamp that cannot be written only costs speed
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                self.path.unlink()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = marshal.loads(path.read_bytes())  # noqa: S302 - our own private file
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _inputs(config: SiteConfig, out_dir: Path) -> Stats:
+    """Every input file's (size, mtime_ns), by path (see the module docstring)."""
+    found: Stats = {}
+    seen: set[tuple[int, int]] = set()
+    for folder in (
+        config.content_dir,
+        config.site_dir / "templates",
+        config.site_dir / "static",
+        DEFAULT_THEME,
+        config.state_dir / "keys",
+        Path(__file__).resolve().parent.parent,  # the bridge package
+    ):
+        _walk(str(folder), found, seen)
+    files = [config.site_dir / CONFIG_NAME, manifest_path(config, out_dir)]
+    for name in LIBRARIES:
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.origin:
+                files.append(Path(spec.origin))
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            found[str(file)] = (-1, -1)
+            continue
+        found[str(file)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def _walk(folder: str, found: Stats, seen: set[tuple[int, int]]) -> None:
+    """The files under ``folder`` (symlinks followed, each folder once)."""
+    try:
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            return
+        seen.add((st.st_dev, st.st_ino))
+        entries = list(os.scandir(folder))
+    except OSError:
+        found[folder] = (-1, -1)  # missing (or unreadable): it must stay so
+        return
+    for entry in entries:
+        if entry.name == "__pycache__":
+            continue
+        try:
+            if entry.is_dir():
+                _walk(entry.path, found, seen)
+                continue
+            st = entry.stat()
+        except OSError:
+            found[entry.path] = (-1, -1)
+            continue
+        found[entry.path] = (st.st_size, st.st_mtime_ns)
+
+
+def _output_stats(out_dir: Path, outputs: Sequence[str]) -> list[tuple[int, int]] | None:
+    """(size, mtime_ns) of each output, in order; None when one is missing."""
+    try:
+        fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        stat = os.stat
+        out = []
+        for rel in outputs:
+            st = stat(rel, dir_fd=fd, follow_symlinks=False)
+            out.append((st.st_size, st.st_mtime_ns))
+        return out
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _leftovers(out_dir: Path) -> bool:
+    """Whether a killed build left a journal or a staging folder beside the output (the
+    full build completes or removes it)."""
+    prefix = f".{out_dir.name}."
+    try:
+        return any(name.startswith(prefix) for name in os.listdir(out_dir.parent))
+    except OSError:
+        return True
