@@ -37,8 +37,6 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     delivers it and exits when only retries scheduled for later remain. When nothing
     changed it says so.
     """
-    import asyncio
-
     from bridge import keys
 
     config = load_config(site_dir)
@@ -47,6 +45,8 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     lookups, quiet = _pending(config, _facts(built), dry_run=dry_run)
     unresolved: list[str] = []
     if lookups:
+        import asyncio
+
         from bridge.daemon import services
 
         posts = list(built.built_posts)
@@ -64,6 +64,8 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
         if not dry_run:
             click.echo(_DAEMON if _daemon_running(config) else _delivered(0, 0, 0, 0))
         return
+    import asyncio
+
     from bridge.daemon import services
 
     posts = list(built.built_posts)  # parsed once, by the build

@@ -145,7 +145,12 @@ class Unchanged(BuildResult):
 class Stamp:
     """One build's view of its stamp: ``unchanged`` (a result when nothing changed),
     ``save(result)`` after a successful build.  ``build`` is ``site.build.build``, run
-    (without the stamp) when an unchanged build's posts are asked for."""
+    (without the stamp) when an unchanged build's posts are asked for.
+
+    A build that wrote or removed a file leaves a stamp that is never trusted (its
+    outputs are seconds old), holding only the posts' facts for the next one to reuse;
+    so a one-post rebuild neither walks the inputs nor stats the outputs.  The next
+    build, writing nothing, takes the stamp that the one after it can trust."""
 
     def __init__(
         self,
@@ -162,22 +167,25 @@ class Stamp:
         self.wanted = _wanted.get()
         self.unchanged: Unchanged | None = None
         self.old: dict[str, Any] = {}
+        self.inputs: Stats | None = None
         if not self.wanted:
             return
         started = time.perf_counter()
         self.key = repr(
             (VERSION, __version__, sys.version, config, str(out_dir), drafts, strict, live_reload)
         )
+        # Before the build reads anything: a change from here on is newer than the stamp.
         self.scan_ns = time.time_ns()
-        self.inputs = _inputs(config, out_dir)
         self.db = ledger.fingerprint(config)
         self.old = _load(self.path)
         if self.old.get("key") != self.key:
             self.old = {}  # nor are its facts of use
             return
+        if self.old.get("racy", True):
+            return
+        self.inputs = _inputs(config, out_dir)
         if (
-            self.old.get("racy", True)
-            or self.old.get("inputs") != self.inputs
+            self.old.get("inputs") != self.inputs
             or self.old.get("db") != self.db
             or _leftovers(out_dir)
             or _output_stats(out_dir, self.old.get("outputs", ())) != self.old.get("stats")
@@ -201,34 +209,32 @@ class Stamp:
         )
 
     def save(self, result: BuildResult) -> None:
-        """Record this build (inputs as scanned before it, outputs as they are now)."""
+        """Record this build: the inputs (as they were when it started: anything changed
+        since makes the stamp untrusted) and the outputs as they are now."""
         if not self.wanted:
             return
-        manifest = read_manifest(manifest_path(self.config, self.out_dir))
-        outputs = tuple(sorted(manifest))
-        output_scan = time.time_ns()
-        stats = _output_stats(self.out_dir, outputs)
         old_facts = self.old.get("facts", {})
         facts = {}
         for post in result.built_posts:
             row = old_facts.get(post.slug)
             facts[post.slug] = row if row and row[0] == post.digest else _facts_row(post)
-        racy = (
-            stats is None
-            or any(m >= self.scan_ns - RACY_NS for _, m in self.inputs.values())
-            or any(m >= output_scan - RACY_NS for _, m in stats)
-        )
-        data = {
-            "key": self.key,
-            "racy": racy,
-            "inputs": self.inputs,
-            "db": self.db,
-            "outputs": outputs,
-            "stats": stats,
-            "counts": (result.posts, result.pages, result.files),
-            "warnings": tuple(result.warnings),
-            "facts": facts,
-        }
+        data: dict[str, Any] = {"key": self.key, "racy": True, "facts": facts}
+        if not (result.written or result.changed):
+            inputs = self.inputs if self.inputs is not None else _inputs(self.config, self.out_dir)
+            outputs = tuple(sorted(read_manifest(manifest_path(self.config, self.out_dir))))
+            output_scan = time.time_ns()
+            stats = _output_stats(self.out_dir, outputs)
+            data |= {
+                "racy": stats is None
+                or any(m >= self.scan_ns - RACY_NS for _, m in inputs.values())
+                or any(m >= output_scan - RACY_NS for _, m in stats),
+                "inputs": inputs,
+                "db": self.db,
+                "outputs": outputs,
+                "stats": stats,
+                "counts": (result.posts, result.pages, result.files),
+                "warnings": tuple(result.warnings),
+            }
         tmp = self.path.with_suffix(".stamp-tmp")
         try:
             tmp.write_bytes(marshal.dumps(data))
