@@ -184,19 +184,38 @@ class Stamp:
         if self.old.get("racy", True):
             return
         self.inputs = _inputs(config, out_dir)
+        try:
+            self.unchanged = self._unchanged(build, drafts, strict, live_reload, started)
+        except (KeyError, TypeError, ValueError):  # a stamp of another shape: not trusted
+            self.unchanged = None
+
+    def _unchanged(
+        self,
+        build: Callable[..., BuildResult],
+        drafts: bool,
+        strict: bool,
+        live_reload: bool,
+        started: float,
+    ) -> Unchanged | None:
+        old, out_dir = self.old, self.out_dir
         if (
-            self.old.get("inputs") != self.inputs
-            or self.old.get("db") != self.db
+            old["inputs"] != self.inputs
+            or old["db"] != self.db
             or _leftovers(out_dir)
-            or _output_stats(out_dir, self.old.get("outputs", ())) != self.old.get("stats")
+            or _output_stats(out_dir, old["outputs"]) != old["stats"]
         ):
-            return
-        posts, pages, files = self.old["counts"]
+            return None
+        posts, pages, files = old["counts"]
         rebuild = functools.partial(
-            build, config, out_dir=out_dir, drafts=drafts, strict=strict, live_reload=live_reload
+            build,
+            self.config,
+            out_dir=out_dir,
+            drafts=drafts,
+            strict=strict,
+            live_reload=live_reload,
         )
-        self.unchanged = Unchanged(
-            PostFacts.from_rows(self.old["facts"]),
+        return Unchanged(
+            PostFacts.from_rows(old["facts"]),
             rebuild,
             out_dir=out_dir,
             posts=posts,
@@ -205,7 +224,7 @@ class Stamp:
             written=0,
             rendered=0,
             seconds=time.perf_counter() - started,
-            warnings=list(self.old["warnings"]),
+            warnings=[str(w) for w in old["warnings"]],
         )
 
     def save(self, result: BuildResult) -> None:
@@ -213,29 +232,20 @@ class Stamp:
         since makes the stamp untrusted) and the outputs as they are now."""
         if not self.wanted:
             return
-        old_facts = self.old.get("facts", {})
+        old_facts = self.old.get("facts")
+        old_facts = old_facts if isinstance(old_facts, dict) else {}
         facts = {}
         for post in result.built_posts:
             row = old_facts.get(post.slug)
-            facts[post.slug] = row if row and row[0] == post.digest else _facts_row(post)
-        data: dict[str, Any] = {"key": self.key, "racy": True, "facts": facts}
-        if not (result.written or result.changed):
-            inputs = self.inputs if self.inputs is not None else _inputs(self.config, self.out_dir)
-            outputs = tuple(sorted(read_manifest(manifest_path(self.config, self.out_dir))))
-            output_scan = time.time_ns()
-            stats = _output_stats(self.out_dir, outputs)
-            data |= {
-                "racy": stats is None
-                or any(m >= self.scan_ns - RACY_NS for _, m in inputs.values())
-                or any(m >= output_scan - RACY_NS for _, m in stats),
-                "inputs": inputs,
-                "db": self.db,
-                "outputs": outputs,
-                "stats": stats,
-                "counts": (result.posts, result.pages, result.files),
-                "warnings": tuple(result.warnings),
-            }
-        tmp = self.path.with_suffix(".stamp-tmp")
+            kept = isinstance(row, tuple) and len(row) == 3 and row[0] == post.digest
+            facts[post.slug] = row if kept else _facts_row(post)
+        now = time.time_ns()
+        wrote = self.old.get("wrote_ns", 0)
+        wrote = now if result.written or result.changed or not isinstance(wrote, int) else wrote
+        data: dict[str, Any] = {"key": self.key, "racy": True, "facts": facts, "wrote_ns": wrote}
+        if wrote < now - RACY_NS:  # no output written within 2 s by a command build
+            data |= self._trusted(result)
+        tmp = self.path.with_suffix(f".stamp-{os.getpid()}")
         try:
             tmp.write_bytes(marshal.dumps(data))
             os.replace(tmp, self.path)
@@ -243,6 +253,25 @@ class Stamp:
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 self.path.unlink()
+
+    def _trusted(self, result: BuildResult) -> dict[str, Any]:
+        """The stamp's inputs and outputs; ``racy`` unless every stat is older than 2 s
+        before the scan that took it (the inputs': the scan before the build)."""
+        inputs = self.inputs if self.inputs is not None else _inputs(self.config, self.out_dir)
+        if any(m >= self.scan_ns - RACY_NS for _, m in inputs.values()):
+            return {}  # an input changed within 2 s of the build: stats not trusted
+        outputs = tuple(sorted(read_manifest(manifest_path(self.config, self.out_dir))))
+        output_scan = time.time_ns()
+        stats = _output_stats(self.out_dir, outputs)
+        return {
+            "racy": stats is None or any(m >= output_scan - RACY_NS for _, m in stats),
+            "inputs": inputs,
+            "db": self.db,
+            "outputs": outputs,
+            "stats": stats,
+            "counts": (result.posts, result.pages, result.files),
+            "warnings": tuple(result.warnings),
+        }
 
 
 def _load(path: Path) -> dict[str, Any]:
