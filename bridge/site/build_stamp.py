@@ -36,6 +36,7 @@ builds because something changed and keeps its own state between builds.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import functools
@@ -58,7 +59,7 @@ from bridge.site.mentions import find_handles
 from bridge.site.parse_cache import might_mention
 from bridge.site.posts import Post
 
-VERSION = "build-stamp-1"
+VERSION = "build-stamp-2"
 RACY_NS = 2_000_000_000
 # The libraries whose files shape the output (an upgrade changes them).
 LIBRARIES = ("markdown", "jinja2", "markupsafe", "yaml", "nh3", "pygments", "cryptography")
@@ -202,7 +203,7 @@ class Stamp:
             old["inputs"] != self.inputs
             or old["db"] != self.db
             or _leftovers(out_dir)
-            or _output_stats(out_dir, old["outputs"]) != old["stats"]
+            or _bytes(_output_stats(out_dir, old["outputs"])) != old["stats"]
         ):
             return None
         posts, pages, files = old["counts"]
@@ -264,11 +265,11 @@ class Stamp:
         output_scan = time.time_ns()
         stats = _output_stats(self.out_dir, outputs)
         return {
-            "racy": stats is None or any(m >= output_scan - RACY_NS for _, m in stats),
+            "racy": stats is None or max(stats[1::2], default=0) >= output_scan - RACY_NS,
             "inputs": inputs,
             "db": self.db,
             "outputs": outputs,
-            "stats": stats,
+            "stats": _bytes(stats),
             "counts": (result.posts, result.pages, result.files),
             "warnings": tuple(result.warnings),
         }
@@ -336,23 +337,29 @@ def _walk(folder: str, found: Stats, seen: set[tuple[int, int]]) -> None:
         found[entry.path] = (st.st_size, st.st_mtime_ns)
 
 
-def _output_stats(out_dir: Path, outputs: Sequence[str]) -> list[tuple[int, int]] | None:
-    """(size, mtime_ns) of each output, in order; None when one is missing."""
+def _output_stats(out_dir: Path, outputs: Sequence[str]) -> array.array[int] | None:
+    """Size and mtime_ns of each output, in order, in one array (a list of 31,000 pairs
+    took 10 ms to read back); None when one is missing."""
     try:
         fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
         stat = os.stat
-        out = []
+        out = array.array("q")
         for rel in outputs:
             st = stat(rel, dir_fd=fd, follow_symlinks=False)
-            out.append((st.st_size, st.st_mtime_ns))
+            out.append(st.st_size)
+            out.append(st.st_mtime_ns)
         return out
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def _bytes(stats: array.array[int] | None) -> bytes | None:
+    return None if stats is None else stats.tobytes()
 
 
 def _leftovers(out_dir: Path) -> bool:
