@@ -1,9 +1,11 @@
 """The build stamp: a command build with nothing to do, found before anything is planned.
 
-After each successful build from a command, the stamp records everything ``build()``
-reads and everything it wrote; the next command build compares the stamp with the disk
-and, when every entry matches, prints what the build printed (its warnings and its
-summary, with nothing changed) without loading a post or planning an output.
+After a command's build that wrote nothing, the stamp records everything ``build()``
+reads and every output; the next command build compares the stamp with the disk and,
+when every entry matches, prints what the build printed (its warnings and its summary,
+with nothing changed) without loading a post or planning an output.  A build that wrote
+files leaves only the posts' facts (below) for the next one: its outputs are too new to
+trust, and so a one-post rebuild pays for no walk.
 
 What the stamp holds (``.indiebridge/manifest-<folder>.stamp``, one per output folder):
 
@@ -22,6 +24,9 @@ What the stamp holds (``.indiebridge/manifest-<folder>.stamp``, one per output f
 * the build's result: post, page and file counts and the warnings it printed;
 * what ``publish`` asks of the posts (``PostFacts``), so a publish with nothing new
   needs no post either.
+
+Not in it: the caches under ``.indiebridge/cache/`` (each a function of the inputs
+above) and the clock (the build reads no time).
 
 Any doubt gives the full, unchanged build: no stamp, an unreadable one, another key, a
 file added, removed or changed, a stat within ``RACY_NS`` of the scan that took it (a
