@@ -318,11 +318,12 @@ async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool, builds: 
 def _rebuilds(
     config: SiteConfig, sock: socket.socket, pipe: WakePipe, builds: BuildPipe, drafts: bool
 ) -> None:
-    """The rebuild process (``bridge.daemon.rebuild_process``), at the background's priority."""
+    """The rebuild process (``bridge.daemon.rebuild_process``), below the background's
+    priority (``rebuild_process.NICE``)."""
     sock.close()
     os.close(pipe.read_fd)
     os.close(pipe.write_fd)
-    run_rebuilds(config, builds, drafts, nice=BACKGROUND_NICE)
+    run_rebuilds(config, builds, drafts)
 
 
 def preload() -> None:
