@@ -7,7 +7,7 @@ the outbox page that embeds its Create: each is signed once).  Workers write the
 themselves: creating files is system time (about 0.6 ms a file on ordinary disks), which
 then runs on every core too.  The parent keeps the order, the manifest and the progress.
 
-As ``content._render_parallel`` does for Markdown: only from a process with one thread
+As ``parse_pool`` does for posts and pages: only from a process with one thread
 (forking copies locks other threads hold; the daemon builds in a thread), with ``fork``
 (workers inherit the plan, its templates and keys, and never import ``__main__`` again),
 and in-process whenever a pool cannot be had.
