@@ -129,3 +129,21 @@ def test_a_duplicate_slug_is_found_after_a_forked_parse(site: Path, forks: list[
     assert forks
     assert info.value.path == "content/posts/2025-03-09-extra-0.md"
     assert "duplicate slug 'extra-0'" in info.value.message
+
+
+def test_no_workers_from_a_process_with_threads(site: Path, forks: list[int]) -> None:
+    """The daemon builds in a thread: forking then could copy a lock another thread holds,
+    so the files are parsed in-process, to the same posts."""
+    import threading
+
+    _add_posts(site, 3)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        posts, _, renderer = _load(site)
+    finally:
+        release.set()
+        other.join()
+    assert forks == []
+    assert renderer.rendered == len(posts) + 1  # and the page
