@@ -109,12 +109,33 @@ def _render_run(bounds: tuple[int, int]) -> list[Written]:
             target = f"{root}/{out.path}"
             folder = os.path.dirname(target)
             if folder not in made:
-                os.makedirs(folder, exist_ok=True)
+                _folder(folder)
                 made.add(folder)
             data = out.render()
-            with open(target, "wb") as fh:
-                fh.write(data)
+            _write(target, data)
             done.append((out.key, hashlib.sha256(data).hexdigest()))
         except Exception:  # noqa: BLE001 - the parent renders it again to raise the error
             done.append(None)
     return done
+
+
+def _folder(path: str) -> None:
+    """Make ``path``; its parent is nearly always there (``makedirs`` stats it first)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def _write(path: str, data: bytes) -> None:
+    """Create ``path`` holding ``data`` in three system calls: ``open()`` adds an fstat,
+    an ioctl and an lseek to each of a cold build's thousands of files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
