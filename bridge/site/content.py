@@ -8,12 +8,14 @@ problem is a ``ContentError`` whose message starts with ``content/posts/x.md:LIN
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import markdown
@@ -180,10 +182,6 @@ class MarkdownRenderer:
         except sqlite3.Error:
             return frozenset()
 
-    def rendered_elsewhere(self, rendered: list[tuple[str, str]]) -> None:
-        """Cache (Markdown, HTML) pairs that workers rendered."""
-        self._store(rendered)
-
     def render(self, text: str) -> str:
         key = self._key(text)
         con = self._db()
@@ -324,7 +322,35 @@ def load(
     return posts, pages
 
 
-PARSER = parse_pool.Parser(make_post, make_page, cache_key, render_in_worker)
+_store_con: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, connection)
+
+
+def store_rendered(cache_path: Path | None, rendered: list[tuple[str, str]]) -> None:
+    """Add (key, HTML) rows to the Markdown cache at ``cache_path`` through this process's
+    own connection (a forked worker's, never one its parent opened; kept for the worker's
+    next rows, as closing the last connection checkpoints and deletes the WAL file)."""
+    global _store_con
+    if cache_path is None:
+        return
+    if _store_con is None or _store_con[:2] != (os.getpid(), cache_path):
+        try:
+            con = sqlite3.connect(cache_path, timeout=30, isolation_level=None)
+            con.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            return
+        _store_con = (os.getpid(), cache_path, con)
+    con = _store_con[2]
+    with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written only costs speed
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany("INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)", rendered)
+        finally:
+            con.execute("COMMIT")
+
+
+PARSER = parse_pool.Parser(
+    make_post, make_page, cache_key, render_in_worker, partial(store_rendered, None)
+)
 
 
 def _cached(
@@ -350,23 +376,24 @@ def _parsed_in_workers(
     file a worker failed on is left out), and the posts whose hashtags it linked."""
     if len(todo) < parse_pool.PARALLEL_MIN:
         return {}, set()
-    results = parse_pool.parse(config, PARSER, todo, renderer.keys())
+    cached = renderer.keys()
+    renderer.close()  # the workers write to the cache (reopened when next used)
+    parser = PARSER._replace(store=partial(store_rendered, renderer.cache_path))
+    results = parse_pool.parse(config, parser, todo, cached)
     if results is None:
         return {}, set()
     made: dict[str, Post | Page] = {}
     tagged: set[str] = set()
-    rendered: list[tuple[str, str]] = []
     for (_, _, rel), result in zip(todo, results, strict=True):
         if result is None:
             continue
-        item, markdown_html = result
-        if markdown_html is None:  # a body the cache holds: read here
-            item = replace(item, html=renderer.render(item.body))
-        else:
-            rendered.append((item.body, markdown_html))
+        item, rendered_there = result
+        if rendered_there:
+            renderer.rendered += 1
             tagged.add(rel)
+        else:  # a body the cache holds: read here
+            item = replace(item, html=renderer.render(item.body))
         made[rel] = item
-    renderer.rendered_elsewhere(rendered)
     return made, tagged
 
 

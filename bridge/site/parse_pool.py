@@ -32,10 +32,10 @@ PARALLEL_MIN = 64
 """Fewer files to parse than this are parsed in-process (a worker pool costs ~0.1 s)."""
 
 Task = tuple[Literal["post", "page"], str, str]  # kind, path, path relative to the site
-# The item, and the HTML its Markdown gave when rendered here (the item's is then final:
-# a post's hashtags are linked); None for a body the Markdown cache holds, whose ``html``
-# is empty for the parent to fill.  None: the worker failed on this file.
-Parsed = tuple[Post | Page, str | None] | None
+# The item, and whether its Markdown was rendered here (its ``html`` is then final: a
+# post's hashtags are linked), else its body is in the Markdown cache and its ``html`` is
+# empty for the parent to fill.  None: the worker failed on this file.
+Parsed = tuple[Post | Page, bool] | None
 Render = Callable[[str], str]
 
 
@@ -46,9 +46,15 @@ class Parser(NamedTuple):
     page: Callable[[Path, str, SiteConfig, Render], Page]
     cache_key: Callable[[str], str]  # a body's key in the Markdown cache
     markdown: Render
+    # Adds (key, HTML) rows to the Markdown cache, through a connection of its own.
+    store: Callable[[list[tuple[str, str]]], None]
 
 
-_forked: tuple[SiteConfig, Parser, frozenset[str]] | None = None  # set before forking
+_forked: tuple[SiteConfig, Parser, list[Task], frozenset[str]] | None = None  # before forking
+
+RUN = 16
+"""Files a worker takes at a time: posts differ in length, and the last run must not keep
+one core working alone; each run's Markdown goes into the cache in one transaction."""
 
 
 def parse(
@@ -57,7 +63,10 @@ def parse(
     """Parse ``tasks`` in forked workers, in order; None when workers cannot be used here
     (too few files, one core, more than one thread) and nothing was parsed.
 
-    ``cached``: the Markdown cache's keys; those bodies are not rendered."""
+    ``cached``: the Markdown cache's keys; those bodies are not rendered.  The caller must
+    hold no connection to the Markdown cache: the workers open their own to add what they
+    render (SQLite forbids using a connection across a fork, and a new one in the child
+    would share the parent's locks)."""
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
@@ -71,41 +80,58 @@ def parse(
         context = multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork
         return None
-    # Small chunks: posts differ in length, and the last chunk must not keep one core
-    # working alone.
-    chunk = max(1, min(16, len(tasks) // (workers * 8)))
-    _forked = (config, parser, cached)
+    runs = [(start, min(start + RUN, len(tasks))) for start in range(0, len(tasks), RUN)]
+    results: list[Parsed] = []
+    _forked = (config, parser, tasks, cached)
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return list(pool.map(_parse_one, tasks, chunksize=chunk))
+            for done in pool.map(_parse_run, runs):
+                results += done
     except (OSError, BrokenProcessPool):  # pragma: no cover - the caller parses in-process
         return None
     finally:
         _forked = None
+    return results
 
 
-def _parse_one(task: Task) -> Parsed:
-    """In a worker: one file parsed, its Markdown rendered unless cached."""
+def _parse_run(bounds: tuple[int, int]) -> list[Parsed]:
+    """In a worker: the files ``bounds`` of the list set before forking, parsed, and the
+    Markdown rendered for them added to the cache."""
     assert _forked is not None
-    config, parser, cached = _forked
+    config, parser, tasks, cached = _forked
+    rendered: list[tuple[str, str]] = []
+    done = [_parse_one(config, parser, task, cached, rendered) for task in tasks[slice(*bounds)]]
+    if rendered:
+        parser.store(rendered)
+    return done
+
+
+def _parse_one(
+    config: SiteConfig,
+    parser: Parser,
+    task: Task,
+    cached: frozenset[str],
+    rendered: list[tuple[str, str]],
+) -> Parsed:
+    """One file parsed, its Markdown rendered (and appended to ``rendered``) unless cached."""
     kind, path, rel = task
-    rendered: list[str] = []
+    made: list[tuple[str, str]] = []
 
     def render(body: str) -> str:
-        if cached and parser.cache_key(body) in cached:
+        key = parser.cache_key(body)
+        if key in cached:
             return ""  # the parent reads it from the cache
-        rendered.append(parser.markdown(body))
-        return rendered[0]
+        made.append((key, parser.markdown(body)))
+        return made[0][1]
 
     try:
         if kind == "page":
-            page = parser.page(Path(path), rel, config, render)
-            return page, rendered[0] if rendered else None
-        post = parser.post(Path(path), rel, config, render)
-        if not rendered:
-            return post, None
-        if config.inline_hashtags:
-            post = inline_tags.tag_post(post, config)
-        return post, rendered[0]
+            item: Post | Page = parser.page(Path(path), rel, config, render)
+        else:
+            item = parser.post(Path(path), rel, config, render)
+            if made and config.inline_hashtags:
+                item = inline_tags.tag_post(item, config)
     except Exception:  # noqa: BLE001 - the parent parses it again to raise the error
         return None
+    rendered += made
+    return item, bool(made)
