@@ -5,11 +5,12 @@ matter, renders their Markdown and links their inline hashtags, so the parent on
 and stats the files and every core works from the start of the build (the parent used to
 read and parse every file before a pool rendered the Markdown: a phase on one core).
 
-A worker never opens a database: it is given the keys of the bodies the Markdown cache
-holds (``MarkdownRenderer.keys``) and leaves those bodies to the parent, which reads
-their HTML from the cache and stores what the workers rendered.  A file a worker could not
-parse comes back as None, and the parent parses it again in-process, which raises its
-``ContentError`` in file order, as a build without workers does.
+A worker is given the keys of the bodies the Markdown cache holds
+(``MarkdownRenderer.keys``) and leaves those bodies to the parent, which reads their HTML
+from the cache; what it renders it adds to the cache itself, a run of files at a time,
+through a connection of its own (the parent holds none while they run).  A file a
+worker could not parse comes back as None, and the parent parses it again in-process,
+which raises its ``ContentError`` in file order, as a build without workers does.
 
 As ``bridge.site.parallel`` does for the outputs: only from a process with one thread
 (forking copies locks other threads hold; the daemon builds in a thread), with ``fork``
