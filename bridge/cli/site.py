@@ -224,10 +224,10 @@ def serve(
 
     HTTP worker processes share the port and answer requests: static files (with
     ActivityPub content negotiation), the actor and shared inboxes, the Webmention
-    endpoint. One background process delivers activities, processes the inbox and
-    rebuilds pages when comments arrive. With --workers 1 (and with --watch) one process
-    does both. With --watch, saving a post, template or site.toml rebuilds what changed
-    and open tabs reload.
+    endpoint. One background process delivers activities and processes the inbox, and
+    one rebuild process rebuilds pages when comments arrive. With --workers 1 (and with
+    --watch) one process does all of it. With --watch, saving a post, template or
+    site.toml rebuilds what changed and open tabs reload.
 
     On a laptop, where the address served is not base_url, it runs a preview instead: the
     site is built for that address (styles, images, links and feeds all work there) and

@@ -9,7 +9,9 @@ The layout (docs/architecture.md, "Processes"):
   inherited socket (the kernel hands each connection to one of them) and only answer
   requests: pages, the inbox's receive path, webmention receipt, ``/interact``;
 * **one background process** runs everything stateful: the inbox processor, webmention
-  verification, the delivery worker, rebuilds, the moderation poller, the feed bridge.
+  verification, the delivery worker, the moderation poller, the feed bridge;
+* **one rebuild process** rebuilds the site when comments change, told what changed by the
+  background process (``bridge.daemon.rebuild_process``).
 
 Wake-ups cross processes through one pipe the supervisor creates before forking
 (``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
@@ -54,6 +56,7 @@ from typing import NoReturn
 
 from bridge.config import SiteConfig
 from bridge.daemon import events
+from bridge.daemon.rebuild_process import BuildPipe, run_rebuilds
 
 log = logging.getLogger("indiebridge.daemon")
 
@@ -282,19 +285,22 @@ def http_worker(
     server.run(sockets=[sock])
 
 
-def background(config: SiteConfig, sock: socket.socket, pipe: WakePipe, drafts: bool) -> None:
-    """The background process: every worker of the daemon, no HTTP server."""
+def background(
+    config: SiteConfig, sock: socket.socket, pipe: WakePipe, drafts: bool, builds: BuildPipe
+) -> None:
+    """The background process: every worker of the daemon but rebuilds, no HTTP server."""
     sock.close()
     os.close(pipe.write_fd)
     with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
         os.nice(BACKGROUND_NICE)
-    asyncio.run(_background(config, pipe, drafts))
+    asyncio.run(_background(config, pipe, drafts, builds))
 
 
-async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool) -> None:
+async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool, builds: BuildPipe) -> None:
     from bridge.daemon.app import Daemon
 
     daemon = Daemon(config, drafts=drafts)
+    daemon.rebuilder.forward_to(builds)  # the rebuild process builds (rebuild_process)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in _SIGNALS:
@@ -307,6 +313,17 @@ async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool) -> None:
     finally:
         loop.remove_reader(pipe.read_fd)
         await daemon.shutdown()
+
+
+def _rebuilds(
+    config: SiteConfig, sock: socket.socket, pipe: WakePipe, builds: BuildPipe, drafts: bool
+) -> None:
+    """The rebuild process (``bridge.daemon.rebuild_process``), below the background's
+    priority (``rebuild_process.NICE``)."""
+    sock.close()
+    os.close(pipe.read_fd)
+    os.close(pipe.write_fd)
+    run_rebuilds(config, builds, drafts)
 
 
 def preload() -> None:
@@ -322,9 +339,10 @@ def preload() -> None:
 def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool) -> int:
     """Run ``workers`` HTTP workers and the background process until stopped."""
     preload()
-    pipe = WakePipe()
+    pipe, builds = WakePipe(), BuildPipe()
     roles: dict[str, Callable[[], None]] = {
-        "background": lambda: background(config, sock, pipe, drafts)
+        "background": lambda: background(config, sock, pipe, drafts, builds),
+        "rebuild": lambda: _rebuilds(config, sock, pipe, builds, drafts),
     }
     for n in range(workers):
         roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts)
