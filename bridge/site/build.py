@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images, mentions, quote_card
+from bridge.site import images, quote_card
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -153,6 +153,8 @@ def _apply_mentions(posts: list[Post], ledger: Ledger, own: str) -> tuple[list[P
     candidates = [post for post in posts if might_mention(post)]
     if not candidates:
         return posts, []
+    from bridge.site import mentions  # only for a post with an ``@``
+
     linked, warnings = mentions.apply(candidates, ledger.mentions, own=own)
     by_id = {id(old): new for old, new in zip(candidates, linked, strict=True)}
     return [by_id.get(id(post), post) for post in posts], warnings

@@ -75,6 +75,9 @@ def _extension_objects() -> list[markdown.extensions.Extension]:
 
     from markdown.extensions import extra
 
+    from bridge.site.markdown_pygments import import_fenced_code
+
+    import_fenced_code()  # without Pygments, which this converter never calls
     names = [
         part for name in MD_EXTENSIONS for part in (extra.extensions if name == "extra" else [name])
     ]
