@@ -31,6 +31,7 @@ The live-reload hub is in ``bridge.daemon.livereload``, the one-line build messa
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -160,6 +161,8 @@ class SiteWatcher:
     # A build with no list of written names stats every post at least this often (s):
     # it catches what no event reports (a post that links to a file outside content/).
     FULL_SCAN_EVERY = 60.0
+    SETTLE_AFTER = 0.25  # idle seconds after a build (the reloaded page is fetched first)
+    UNFREEZE_EVERY = 20  # settles (see ``_settle_memory``)
 
     def __init__(
         self,
@@ -193,6 +196,8 @@ class SiteWatcher:
         # a folder event, a build asked for from outside, a failed build).
         self._names: set[str] | None = None
         self._full_scan = 0.0  # when the last build without a list started (monotonic)
+        self._settle_at: float | None = None  # when to collect the last build's garbage
+        self._settles = 0
         self._stopping = False
         self._idle = threading.Event()
         self._idle.set()
@@ -236,6 +241,8 @@ class SiteWatcher:
             self._thread.join()
             self._thread = None
         self._watches.clear()
+        if self._settles:
+            gc.unfreeze()  # the collector sees every object again
 
     def __enter__(self) -> SiteWatcher:
         return self.start()
@@ -314,25 +321,59 @@ class SiteWatcher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while True:
-                    if self._stopping:
-                        self._idle.set()
-                        return
-                    if self._due is not None:
-                        wait = self._due - time.monotonic()
-                        if wait <= 0:
-                            break
-                        self._cond.wait(wait)
-                    else:
-                        self._idle.set()
-                        self._cond.wait()
-                self._due = None
-                reload_config, self._reload_config = self._reload_config, False
-                rescan, self._rescan = self._rescan, False
-                names = self._take_names()
+                job = self._next_job()
+                if job == "stop":
+                    return
+                if job == "build":
+                    reload_config, self._reload_config = self._reload_config, False
+                    rescan, self._rescan = self._rescan, False
+                    names = self._take_names()
+            if job == "settle":
+                self._settle_memory()
+                continue
             if rescan:
                 self._schedule_folders()
             self._build(reload_config, None if rescan else names)
+            with self._cond:
+                self._settle_at = time.monotonic() + self.SETTLE_AFTER
+
+    def _next_job(self) -> str:
+        """Wait (the lock held) for the next thing to do: "build", "settle" or "stop"."""
+        while True:
+            if self._stopping:
+                self._idle.set()
+                return "stop"
+            now = time.monotonic()
+            if self._due is not None:
+                if self._due <= now:
+                    self._due = None
+                    return "build"
+                self._cond.wait(self._due - now)
+                continue
+            self._idle.set()
+            if self._settle_at is None:
+                self._cond.wait()
+            elif self._settle_at <= now:
+                self._settle_at = None
+                return "settle"
+            else:
+                self._cond.wait(self._settle_at - now)
+
+    def _settle_memory(self) -> None:
+        """Collect the last build's garbage, then freeze what is left out of the cyclic
+        collector's view (``gc.freeze``), while nothing is being built.
+
+        A process that keeps 10,000 posts' rows, items and planned blocks has a million
+        objects the collector would otherwise walk in every full collection, and a build
+        set one off most times: 60-110 ms of a 0.3 s rebuild.  Frozen objects are still
+        freed when no longer referenced; a cycle among them is not, so every
+        ``UNFREEZE_EVERY`` settles the collector sees everything again, and ``stop()``
+        gives it all back."""
+        self._settles += 1
+        if self._settles % self.UNFREEZE_EVERY == 0:
+            gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def _build(self, reload_config: bool, names: set[str] | None) -> None:
         from bridge.site import build as site

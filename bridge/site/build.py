@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images, quote_card
+from bridge.site import images, plan_lists, quote_card
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -173,4 +173,5 @@ def forget_resident_state() -> None:
     forget_parse_cache()
     forget_manifests()
     forget_blocks()
+    plan_lists.forget()
     images.forget_kept()
