@@ -4,6 +4,7 @@ Incremental == cold with such lists is in tests/site/test_incremental.py."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +125,25 @@ def test_folder_events_and_hidden_names_are_recorded(
     (site / "content/posts/sub").mkdir()
     _saved(site, builds, "This is the **one**", "This is the **two**")
     assert told[before] is None
+
+
+def test_an_idle_watcher_freezes_what_builds_left_and_gives_it_back_when_stopped(
+    site: Path,
+) -> None:
+    """Once idle after a build, the watcher collects its garbage and freezes the rest
+    (``SiteWatcher._settle_memory``); ``stop()`` unfreezes, so nothing stays hidden from
+    the collector after watching ends."""
+    gc.unfreeze()
+    builds = Builds()
+    watcher = SiteWatcher(config_mod.load(site), builds, live_reload=False)
+    watcher.SETTLE_AFTER = 0.05
+    watcher.start()
+    try:
+        builds.wait(1)
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gc.get_freeze_count() > 0
+    finally:
+        watcher.stop()
+    assert gc.get_freeze_count() == 0
