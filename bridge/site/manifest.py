@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,14 @@ def encode(manifest: Manifest) -> str:
         if hit is not None and hit[0] is entry:
             add(hit[1])
             continue
-        if len(entry) == 2 and plain(rel) and plain(entry[0]) and plain(entry[1]):
+        if type(entry) is list and len(entry) == 2 and _plain(plain, rel, *entry):
             text = f'"{rel}": ["{entry[0]}", "{entry[1]}"]'
-        else:
+        else:  # anything else a hand-edited manifest may hold, as json.dumps writes it
             text = f"{json.dumps(rel)}: {json.dumps(entry)}"
         _encoded[rel] = (entry, text)
         add(text)
     return "{" + ", ".join(parts) + "}"
+
+
+def _plain(match: Callable[[str], object], *texts: object) -> bool:
+    return all(type(t) is str and match(t) for t in texts)

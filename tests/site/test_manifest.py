@@ -4,6 +4,7 @@ it wrote before (a resident process writes a manifest of 30,000 entries after ea
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,8 +14,12 @@ from bridge.site import manifest as manifest_mod
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
 
 
-@given(st.dictionaries(TEXT, st.lists(TEXT, min_size=0, max_size=3), max_size=20))
-def test_encode_is_json_dumps_byte_for_byte(manifest: dict[str, list[str]]) -> None:
+VALUE = st.one_of(TEXT, st.integers(), st.none())
+
+
+@given(st.dictionaries(TEXT, st.lists(VALUE, min_size=0, max_size=3) | VALUE, max_size=20))
+def test_encode_is_json_dumps_byte_for_byte(manifest: dict[str, Any]) -> None:
+    """Any entries, also what a hand-edited manifest may hold."""
     manifest_mod.forget_manifests()
     assert manifest_mod.encode(manifest) == json.dumps(manifest)
     assert manifest_mod.encode(manifest) == json.dumps(manifest)  # from the kept texts
