@@ -5,10 +5,12 @@ those keys goes through every post: grouping 10,000 posts by tag, and hashing wh
 list shows of each, was a fifth of a watch-mode rebuild.  A process that builds again
 (``serve --watch``, the daemon) keeps the last lists it made with the posts they were made
 from (``_last``).  When the posts are the same objects but a few (the parse cache keeps an
-unchanged post's object), and each of those few shows in every list exactly what the one
-it replaces showed (``_face``: a body edit of a summarised post), every key would come out
-the same: the last keys are taken, with the new posts put in the lists they render from.
-Otherwise, and in a fresh process, the lists are made anew.
+unchanged post's object), and each of those few stays in the same lists at the same place
+(``_place``: its slug, date, tags and pin), only the pages that show one of them
+differently (``_face``: a new title or summary) are keyed again, and the others keep
+their keys (a body edit of a summarised post re-keys none); every list renders from the
+new posts.  Otherwise, and in a fresh process, the lists are made anew.
+``tests/site/test_plan_lists.py`` compares each with the lists made anew.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Lists:
     home: tuple[tuple[str, str, list[Post]], ...]  # (path, key, the page's posts)
     tags: tuple[tuple[str, str, str, list[Post]], ...]  # (slug, tag, key, tagged posts)
     archive: str  # the archive's key
+    shown: tuple[str, ...]  # what the archive shows of each post, in order
     slugs: dict[str, str]  # tag -> its slug
 
 
@@ -70,9 +73,14 @@ def archive_entry(post: Post) -> str:
 
 
 def _face(post: Post, entries: tuple[Entry, Entry]) -> tuple[object, ...]:
-    """Everything of a post that any list key or list order is made from."""
+    """Everything of a post that a list page's key is made from."""
     index_entry, tag_entry = entries
-    return (index_entry(post), tag_entry(post), archive_entry(post), post.tags, post.pinned)
+    return (index_entry(post), tag_entry(post), archive_entry(post))
+
+
+def _place(post: Post) -> tuple[object, ...]:
+    """Everything of a post that decides which lists show it, and where."""
+    return (post.slug, post.date, post.tags, post.pinned)
 
 
 def _make(
@@ -98,37 +106,58 @@ def _make(
         (slug, tag, key_of(base_key, tag_template, slug, *map(tag_entry, tagged)), tagged)
         for slug, (tag, tagged) in sorted(grouped.items())
     )
-    archive = key_of(base_key, archive_template, "archive", *map(archive_entry, posts))
-    return Lists(made_of, tuple(posts), tuple(home), tags, archive, slugs)
+    shown = tuple(map(archive_entry, posts))
+    archive = key_of(base_key, archive_template, "archive", *shown)
+    return Lists(made_of, tuple(posts), tuple(home), tags, archive, shown, slugs)
 
 
 def _reuse(
     last: Lists, posts: list[Post], made_of: tuple[str, ...], entries: tuple[Entry, Entry]
 ) -> Lists | None:
-    """The last lists with ``posts`` in them, when every key would come out the same."""
+    """The last lists with ``posts`` in them, each page that shows a changed post
+    differently keyed again; None when a change moves a post in or between lists."""
     if last.made_of != made_of or len(last.posts) != len(posts):
         return None
-    swaps: dict[int, Post] = {}
-    touched: set[str] = set()
-    for old, new in zip(last.posts, posts, strict=True):
+    swaps: dict[int, Post] = {}  # id of the old post -> the new one
+    shown_anew: set[int] = set()  # ids of the old posts that show differently
+    touched: set[str] = set()  # the tags of the changed posts
+    archive = list(last.shown)
+    for i, (old, new) in enumerate(zip(last.posts, posts, strict=True)):
         if old is new:
             continue
-        if len(swaps) == MAX_SWAPS or _face(old, entries) != _face(new, entries):
+        if len(swaps) == MAX_SWAPS or _place(old) != _place(new):
             return None
         swaps[id(old)] = new
         touched.update(last.slugs[tag] for tag in old.tags)
+        if _face(old, entries) != _face(new, entries):
+            shown_anew.add(id(old))
+            archive[i] = archive_entry(new)
     if not swaps:
         return last
+    base_key, index_template, tag_template, archive_template = made_of[:4]
+    index_entry, tag_entry = entries
 
     def put(listed: list[Post]) -> list[Post]:
         return [swaps.get(id(post), post) for post in listed]
 
-    home = tuple(
-        (path, key, put(chunk)) if any(id(p) in swaps for p in chunk) else (path, key, chunk)
-        for path, key, chunk in last.home
-    )
-    tags = tuple(
-        (slug, tag, key, put(tagged)) if slug in touched else (slug, tag, key, tagged)
-        for slug, tag, key, tagged in last.tags
-    )
-    return Lists(made_of, tuple(posts), home, tags, last.archive, last.slugs)
+    home = []
+    for n, (path, key, chunk) in enumerate(last.home, start=1):
+        if any(id(p) in swaps for p in chunk):
+            if any(id(p) in shown_anew for p in chunk):
+                entry = map(index_entry, put(chunk))
+                key = key_of(base_key, index_template, str(n), str(len(last.home)), *entry)
+            chunk = put(chunk)
+        home.append((path, key, chunk))
+    tags = []
+    for slug, tag, key, tagged in last.tags:
+        if slug in touched:
+            if any(id(p) in shown_anew for p in tagged):
+                key = key_of(base_key, tag_template, slug, *map(tag_entry, put(tagged)))
+            tagged = put(tagged)
+        tags.append((slug, tag, key, tagged))
+    shown = tuple(archive)
+    if shown != last.shown:
+        archive_key = key_of(base_key, archive_template, "archive", *shown)
+    else:
+        archive_key = last.archive
+    return Lists(made_of, tuple(posts), tuple(home), tuple(tags), archive_key, shown, last.slugs)

@@ -57,16 +57,33 @@ def test_a_body_edit_keeps_the_keys_and_lists_the_new_post(site: Path) -> None:
     assert not [p for p in listed if p.slug == new.slug and p is not new]
 
 
-def test_a_title_edit_or_another_entry_makes_the_lists_anew(site: Path) -> None:
+def test_a_title_edit_re_keys_only_the_pages_that_show_the_post(site: Path) -> None:
     posts = _posts(site)
     before = _fresh(posts)
-    retitled, _ = _swapped(posts, title="Another title")
+    retitled, new = _swapped(posts, title="Another title")
     made = _lists(retitled)
-    assert made.archive != before.archive
     assert _keys(made) == _keys(_fresh(retitled))
+    old_home = {path: key for path, key, _ in before.home}
+    changed_home = {path for path, key, _ in made.home if key != old_home[path]}
+    assert changed_home == {path for path, _, chunk in made.home if new in chunk}
+    old_tags = {slug: key for slug, _, key, _ in before.tags}
+    changed_tags = {slug for slug, _, key, _ in made.tags if key != old_tags[slug]}
+    assert changed_tags == {made.slugs[tag] for tag in new.tags}
+    assert made.archive != before.archive
+
+
+def test_a_date_edit_or_another_entry_makes_the_lists_anew(site: Path) -> None:
+    posts = _posts(site)
+    _fresh(posts)
+    redated, _ = _swapped(posts, date=posts[-1].date)
+    assert _keys(_lists(redated)) == _keys(_fresh(redated))
     # A site's own entry template: the whole post counts, so a body edit re-keys its lists.
-    _fresh(posts, whole_post)
-    edited, _ = _swapped(posts, body="changed", digest="0" * 64)
+    before = _fresh(posts, whole_post)
+    edited, new = _swapped(posts, body="changed", digest="0" * 64)
     whole = _lists(edited, whole_post)
     assert _keys(whole) == _keys(_fresh(edited, whole_post))
+    old_tags = {slug: key for slug, _, key, _ in before.tags}
+    assert {s for s, _, k, _ in whole.tags if k != old_tags[s]} == {
+        whole.slugs[tag] for tag in new.tags
+    }
     assert whole.archive == before.archive  # a titled post's body is not in the archive
