@@ -65,8 +65,10 @@ def keep_manifest(path: Path, manifest: Manifest) -> None:
 
 def forget_manifests() -> None:
     """Drop the manifests this process keeps (as a fresh process would start)."""
+    global _writes
     _kept.clear()
     _encoded.clear()
+    _writes = 0
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
@@ -90,13 +92,19 @@ def _write_text(path: Path, text: str) -> None:
 # output path -> (an entry list as written, its JSON text): a resident process writes a
 # manifest of 30,000 entries after every save, and encoding them all was 25-30 ms of it.
 # Entries are never mutated (a build makes a new list for a new entry), so the same list
-# is the same text.  Made while writing, at the cost ``json.dumps`` had.
+# is the same text.  Made from a process's second write on (a command writes one
+# manifest, for which ``json.dumps`` is cheaper), at the cost ``json.dumps`` had.
 _encoded: dict[str, tuple[list[str], str]] = {}
+_writes = 0
 _PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but quote and backslash: as is
 
 
 def encode(manifest: Manifest) -> str:
     """``json.dumps(manifest)``, byte for byte (``tests/site/test_manifest.py``)."""
+    global _writes
+    _writes += 1
+    if _writes == 1:
+        return json.dumps(manifest)
     if len(_encoded) > 2 * len(manifest) + 1000:  # another site or many removed outputs
         _encoded.clear()
     parts: list[str] = []

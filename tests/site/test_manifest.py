@@ -21,7 +21,8 @@ VALUE = st.one_of(TEXT, st.integers(), st.none())
 def test_encode_is_json_dumps_byte_for_byte(manifest: dict[str, Any]) -> None:
     """Any entries, also what a hand-edited manifest may hold."""
     manifest_mod.forget_manifests()
-    assert manifest_mod.encode(manifest) == json.dumps(manifest)
+    assert manifest_mod.encode(manifest) == json.dumps(manifest)  # a process's first
+    assert manifest_mod.encode(manifest) == json.dumps(manifest)  # its texts made
     assert manifest_mod.encode(manifest) == json.dumps(manifest)  # from the kept texts
 
 
@@ -29,6 +30,8 @@ def test_a_changed_entry_is_encoded_again_and_an_unchanged_one_is_reused() -> No
     manifest_mod.forget_manifests()
     kept = ["k1", "s1"]
     first = {"a/index.html": kept, "b/index.html": ["k2", "s2"]}
+    manifest_mod.encode(first)  # json.dumps: a command writes one manifest
+    assert not manifest_mod._encoded
     manifest_mod.encode(first)
     second = {"a/index.html": kept, "b/index.html": ["k3", "s3"], 'c"\\.json': ["k", "é"]}
     assert manifest_mod.encode(second) == json.dumps(second)
