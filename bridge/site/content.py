@@ -21,6 +21,7 @@ from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.site import frontmatter, hashtags, inline_tags
 from bridge.site import posts as posts_module
+from bridge.site.cache_log import close_keeping_log
 from bridge.site.frontmatter import (
     PAGE_KEYS,
     POST_KEYS,
@@ -145,9 +146,9 @@ class MarkdownRenderer:
         return self._con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        if self._con is not None and self.cache_path is not None:
+            close_keeping_log(self._con, self.cache_path)  # no checkpoint at each close
+        self._con = None
 
     def defer(self) -> None:
         self._deferring = True

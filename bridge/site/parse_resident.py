@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sqlite3
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
+from bridge.site.cache_log import close_keeping_log
 
 if TYPE_CHECKING:
     from bridge.site.posts import Page, Post
@@ -160,12 +162,16 @@ def _resident_for(path: Path, key: str) -> _Resident | None:
 
 
 def forget_resident() -> None:
-    """Drop what this process keeps of every parse cache (as a fresh process starts)."""
+    """Drop what this process keeps of every parse cache (as a fresh process starts);
+    also at exit, so the connections close without a checkpoint (``cache_log``)."""
     for resident in list(_residents.values()):
         if resident.lock.acquire(blocking=False):
-            resident.con.close()
+            close_keeping_log(resident.con, resident.path)
             resident.lock.release()
     _residents.clear()
+
+
+atexit.register(forget_resident)
 
 
 _SCHEMA = (
