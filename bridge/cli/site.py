@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +12,8 @@ import click
 from bridge.cli._common import build_with_progress, friendly, load_config, site_option
 
 if TYPE_CHECKING:
+    import socket
+
     from bridge.config import SiteConfig
 
 SITE_TOML = """\
@@ -233,6 +234,8 @@ def serve(
     site is built for that address (styles, images, links and feeds all work there) and
     nothing federates. Behind a reverse proxy, run it with --production.
     """
+    import socket  # (not at the top: a one-post `build` does not need it)
+
     import uvicorn
 
     from bridge import keys

@@ -24,6 +24,7 @@ from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.site import frontmatter, hashtags, inline_tags, parse_pool
 from bridge.site import posts as posts_module
+from bridge.site.cache_log import close_keeping_log
 from bridge.site.frontmatter import (
     PAGE_KEYS,
     POST_KEYS,
@@ -78,6 +79,9 @@ def _extension_objects() -> list[markdown.extensions.Extension]:
 
     from markdown.extensions import extra
 
+    from bridge.site.markdown_pygments import import_fenced_code
+
+    import_fenced_code()  # without Pygments, which this converter never calls
     names = [
         part for name in MD_EXTENSIONS for part in (extra.extensions if name == "extra" else [name])
     ]
@@ -148,9 +152,9 @@ class MarkdownRenderer:
         return self._con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        if self._con is not None and self.cache_path is not None:
+            close_keeping_log(self._con, self.cache_path)  # no checkpoint at each close
+        self._con = None
 
     def defer(self) -> None:
         self._deferring = True
