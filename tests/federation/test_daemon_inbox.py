@@ -329,6 +329,7 @@ async def test_manual_approval_holds_follow_pending(make_site: Any, remote_keys:
         assert [a["type"] for a, _ in h.sent] == ["Accept"]
     finally:
         await h.client.aclose()
+        await h.daemon.writer.close()
         await h.daemon.ctx.fetcher.aclose()
         h.daemon.db.close()
 
