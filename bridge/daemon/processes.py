@@ -53,7 +53,9 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from bridge.config import SiteConfig
-from bridge.daemon import events
+from bridge.daemon import events, services
+from bridge.federation.delivery import forkserver
+from bridge.federation.delivery.forkserver import ForkServer
 
 log = logging.getLogger("indiebridge.daemon")
 
@@ -78,6 +80,7 @@ PRELOAD = (
     "bridge.federation.limits",
     "bridge.conversations.webmentions",
     "bridge.site.build",
+    "bridge.federation.delivery.child",
 )
 """Modules the children import anyway: imported once, before the fork (optional ones,
 like ``uvloop``, are skipped when missing)."""
@@ -266,7 +269,12 @@ def _child(role: str, target: Callable[[], None], parent: int) -> NoReturn:
 
 
 def http_worker(
-    config: SiteConfig, sock: socket.socket, pipe: WakePipe, workers: int, drafts: bool
+    config: SiteConfig,
+    sock: socket.socket,
+    pipe: WakePipe,
+    workers: int,
+    drafts: bool,
+    forks: ForkServer | None = None,
 ) -> None:
     """One HTTP worker: the daemon's routes under uvicorn, on the shared socket."""
     import uvicorn
@@ -275,6 +283,8 @@ def http_worker(
     from bridge.federation import limits
 
     os.close(pipe.read_fd)
+    if forks is not None:
+        forks.close()
     app = limits.HTTPLimits(create_app(config, drafts=drafts, notify=pipe.send, workers=workers))
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", proxy_headers=True, **limits.uvicorn_options())
@@ -282,19 +292,40 @@ def http_worker(
     server.run(sockets=[sock])
 
 
-def background(config: SiteConfig, sock: socket.socket, pipe: WakePipe, drafts: bool) -> None:
+def background(
+    config: SiteConfig,
+    sock: socket.socket,
+    pipe: WakePipe,
+    drafts: bool,
+    forks: ForkServer | None = None,
+) -> None:
     """The background process: every worker of the daemon, no HTTP server."""
     sock.close()
     os.close(pipe.write_fd)
     with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
         os.nice(BACKGROUND_NICE)
-    asyncio.run(_background(config, pipe, drafts))
+    asyncio.run(_background(config, pipe, drafts, forks))
 
 
-async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool) -> None:
+def fork_server(sock: socket.socket, pipe: WakePipe, forks: ForkServer) -> None:
+    """The delivery children's fork server (``bridge.federation.delivery.forkserver``): no
+    socket, no pipe, no thread, no database; its children run below the background
+    process's priority, as children it started would."""
+    sock.close()
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(BACKGROUND_NICE)
+    from bridge.federation.delivery import child
+
+    forks.serve(lambda: child.main(forked=True), close=(pipe.read_fd, pipe.write_fd))
+
+
+async def _background(
+    config: SiteConfig, pipe: WakePipe, drafts: bool, forks: ForkServer | None
+) -> None:
     from bridge.daemon.app import Daemon
 
-    daemon = Daemon(config, drafts=drafts)
+    spawner = forks.client() if forks is not None else None
+    daemon = Daemon(config, drafts=drafts, spawner=spawner)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in _SIGNALS:
@@ -323,12 +354,16 @@ def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool
     """Run ``workers`` HTTP workers and the background process until stopped."""
     preload()
     pipe = WakePipe()
-    roles: dict[str, Callable[[], None]] = {
-        "background": lambda: background(config, sock, pipe, drafts)
-    }
+    forks = ForkServer() if forkserver.supported() and services.delivery_children(config) else None
+    roles: dict[str, Callable[[], None]] = {}
+    if forks is not None:
+        roles["forkserver"] = lambda: fork_server(sock, pipe, forks)
+    roles["background"] = lambda: background(config, sock, pipe, drafts, forks)
     for n in range(workers):
-        roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts)
+        roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts, forks)
     supervisor = Supervisor(roles)
     code = supervisor.run()
     sock.close()
+    if forks is not None:
+        forks.close()
     return code

@@ -209,6 +209,42 @@ def test_two_http_workers_and_a_background_process_take_signed_activities(
         assert not os.path.exists(f"/proc/{pid}"), f"process {pid} outlived serve"
 
 
+def test_delivery_children_are_forked_by_a_fork_server_with_nothing_inherited(
+    blog: Blog, remote_key: rsa.RSAPrivateKey
+) -> None:
+    """``bridge.federation.delivery.forkserver``: the supervisor forks a fork server, which
+    holds one thread and only its socket besides stdin, stdout and stderr (the listening
+    socket and the wake pipe closed); a Follow's Accept makes a delivery due, and the
+    delivery child is the fork server's child, single-threaded when it starts."""
+    site_toml = blog.root / "site.toml"
+    site_toml.write_text("delivery_processes = 2\n" + site_toml.read_text(), encoding="utf-8")
+    blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
+    found = blog.wait_until(
+        lambda: [e for e in events(blog) if e["event"] == "processes"], what="the process line"
+    )
+    server = found[-1]["forkserver"]
+    assert Path(f"/proc/{server}/comm").read_text().strip() == "ib-forkserver"
+    assert "Threads:\t1\n" in Path(f"/proc/{server}/status").read_text()
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{server}/fd"))
+    assert fds[:3] == [0, 1, 2] and len(fds) == 4
+    assert os.readlink(f"/proc/{server}/fd/{fds[3]}").startswith("socket:")
+
+    actor = actor_id(0)
+    follow = {"id": f"{actor}/follows/1", "type": "Follow", "actor": actor}
+    follow["object"] = config_mod.load(blog.root).actor_id
+    assert send_all(blog, remote_key, [follow]) == Counter({202: 1})
+
+    def children() -> list[int]:
+        return [int(p) for p in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+
+    def named() -> list[int]:  # named once it runs the child's code
+        return [p for p in children() if Path(f"/proc/{p}/comm").read_text() == "ib-delivery\n"]
+
+    assert blog.wait_until(named, what="a delivery child")
+    blog.stop()
+    assert not os.path.exists(f"/proc/{server}")
+
+
 def test_kill_9_of_the_background_process_mid_batch_processes_each_activity_once(
     blog: Blog, remote_key: rsa.RSAPrivateKey
 ) -> None:
