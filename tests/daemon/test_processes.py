@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -318,3 +319,38 @@ def test_the_wake_pipe_never_blocks_a_writer_and_loses_no_kind() -> None:
 def test_default_workers_is_one_per_core_at_most_four() -> None:
     assert 1 <= default_workers() <= 4
     assert default_workers() == min(len(os.sched_getaffinity(0)), 4)
+
+
+PRELOAD_CHECK = """
+import json, os, sys, threading
+from bridge import config
+from bridge.daemon import processes
+from bridge.federation.addresses import tls_context
+processes.preload(config.load(sys.argv[1]))
+fds = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # the listing's own descriptor, closed by now
+        pass
+print(json.dumps({"threads": threading.active_count(), "fds": fds,
+                  "tls": tls_context.cache_info().currsize}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) -> None:
+    """What the supervisor makes before forking (``processes.preload``) is memory only:
+    no thread, no database file or socket left open for a child to inherit; the TLS
+    context every child uses is made."""
+    out = subprocess.run(
+        [sys.executable, "-c", PRELOAD_CHECK, str(blog.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    seen = json.loads(out.stdout)
+    assert seen["threads"] == 1
+    assert seen["tls"] == 1
+    assert not [fd for fd in seen["fds"] if "sqlite" in fd or fd.startswith("socket:")]
