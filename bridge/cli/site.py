@@ -233,11 +233,14 @@ def serve(
     site is built for that address (styles, images, links and feeds all work there) and
     nothing federates. Behind a reverse proxy, run it with --production.
     """
+    from bridge.daemon import processes
+
+    processes.keep_out_unused()  # before uvicorn and httpx are imported
     import uvicorn
 
     from bridge import keys
     from bridge.daemon import app as daemon
-    from bridge.daemon import events, processes
+    from bridge.daemon import events
     from bridge.federation import limits
     from bridge.site import preview
 

@@ -50,12 +50,13 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from bridge.config import SiteConfig
-from bridge.daemon import events, services
-from bridge.federation.delivery import forkserver
-from bridge.federation.delivery.forkserver import ForkServer
+from bridge.daemon import events
+
+if TYPE_CHECKING:
+    from bridge.federation.delivery.forkserver import ForkServer
 
 log = logging.getLogger("indiebridge.daemon")
 
@@ -83,9 +84,15 @@ PRELOAD = (
     "bridge.federation.delivery.child",
     "bridge.conversations.fediverse",
     "bridge.conversations.quotes",
+    "markdown.extensions.fenced_code",  # with pygments, at the first rebuild
+    "markdown.extensions.codehilite",
 )
 """Modules the children import anyway: imported once, before the fork (optional ones,
 like ``uvloop``, are skipped when missing)."""
+NEVER_USED = ("rich", "trio")
+"""Optional packages no process of ``serve`` uses, which httpx (its command line) and
+httpcore (trio support) import when installed: kept out (a few MB) the way
+``delivery.pool.NOT_IMPORTED`` keeps them out of an interpreter-started delivery child."""
 
 
 def default_workers() -> int:
@@ -351,6 +358,7 @@ def preload(config: SiteConfig | None = None) -> None:
     """Import ``PRELOAD``, make the C libraries' first-use set-up (``warm``), and freeze
     what is alive now out of the collector's reach, so forked children keep sharing those
     pages (module docstring)."""
+    keep_out_unused()
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -359,6 +367,14 @@ def preload(config: SiteConfig | None = None) -> None:
         warm(config)
     gc.collect()
     gc.freeze()
+
+
+def keep_out_unused() -> None:
+    """Mark ``NEVER_USED`` absent (call before anything imports httpx): the packages that
+    would import them fall back, as they do when those are not installed."""
+    for name in NEVER_USED:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def limit_arenas() -> None:
@@ -388,8 +404,12 @@ def warm(config: SiteConfig) -> None:
 def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool) -> int:
     """Run ``workers`` HTTP workers and the background process until stopped."""
     preload(config)
+    from bridge.daemon import services
+    from bridge.federation.delivery import forkserver
+
     pipe = WakePipe()
-    forks = ForkServer() if forkserver.supported() and services.delivery_children(config) else None
+    use_forks = forkserver.supported() and services.delivery_children(config)
+    forks = forkserver.ForkServer() if use_forks else None
     roles: dict[str, Callable[[], None]] = {}
     if forks is not None:
         roles["forkserver"] = lambda: fork_server(sock, pipe, forks)

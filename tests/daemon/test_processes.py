@@ -333,8 +333,9 @@ for fd in os.listdir("/proc/self/fd"):
         fds.append(os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:  # the listing's own descriptor, closed by now
         pass
+unused = [m for m in processes.NEVER_USED if sys.modules.get(m) is not None]
 print(json.dumps({"threads": threading.active_count(), "fds": fds,
-                  "tls": tls_context.cache_info().currsize}))
+                  "tls": tls_context.cache_info().currsize, "unused": unused}))
 """
 
 
@@ -342,7 +343,7 @@ print(json.dumps({"threads": threading.active_count(), "fds": fds,
 def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) -> None:
     """What the supervisor makes before forking (``processes.preload``) is memory only:
     no thread, no database file or socket left open for a child to inherit; the TLS
-    context every child uses is made."""
+    context every child uses is made; packages no process uses are not imported."""
     out = subprocess.run(
         [sys.executable, "-c", PRELOAD_CHECK, str(blog.root)],
         capture_output=True,
@@ -353,4 +354,5 @@ def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) 
     seen = json.loads(out.stdout)
     assert seen["threads"] == 1
     assert seen["tls"] == 1
+    assert seen["unused"] == []  # httpx and httpcore imported without rich and trio
     assert not [fd for fd in seen["fds"] if "sqlite" in fd or fd.startswith("socket:")]
