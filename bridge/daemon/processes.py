@@ -53,7 +53,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from bridge.config import SiteConfig
-from bridge.daemon import events
 
 if TYPE_CHECKING:
     from bridge.federation.delivery.forkserver import ForkServer
@@ -170,6 +169,8 @@ class Supervisor:
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until processes keep dying (1)."""
+        from bridge.daemon import events  # here: importing this module stays light
+
         previous = {sig: signal.signal(sig, _raise_stop) for sig in _SIGNALS}
         try:
             started = {role: self._start(role) for role in self.roles}
@@ -189,6 +190,8 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _watch(self) -> int:
+        from bridge.daemon import events
+
         while True:
             pid, status = os.wait()
             role = self.pids.pop(pid, None)

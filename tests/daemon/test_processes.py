@@ -325,8 +325,8 @@ PRELOAD_CHECK = """
 import json, os, sys, threading
 from bridge import config
 from bridge.daemon import processes
-from bridge.federation.addresses import tls_context
 processes.preload(config.load(sys.argv[1]))
+from bridge.federation.addresses import tls_context
 fds = []
 for fd in os.listdir("/proc/self/fd"):
     try:
