@@ -5,7 +5,8 @@
 * ``indiebridge build`` with nothing changed, median of 3;
 * ``indiebridge publish`` with nothing new: the corpus is published once first (no
   followers, no webmentions: every post is recorded, nothing is sent), then the same
-  command is timed, median of 3;
+  command is timed, median of 3; then ``indiebridge build`` on the same corpus, median
+  of 3 (a build with nothing changed stops at its stamp, ``bridge.site.build_stamp``);
 * watch mode, save -> reload event: ``SiteWatcher`` with its default debounce and a
   ``ReloadHub``, as ``serve --watch`` runs them, in a child process; from the moment a
   post is saved to the moment the hub broadcast the build that rewrote its page (whose
@@ -133,6 +134,13 @@ def publish_noop(table: common.Table, n: int) -> None:
         common.seconds(_median(times)),
         f"target < 1 s (CPU {common.seconds(_median(cpus))}; the first publish, "
         f"recording {n} posts: {common.seconds(first.seconds)})",
+    )
+    noop = [_timed(_cli("build"), "build", cwd=site, env=env) for _ in "abc"]
+    table.add(
+        "commands",
+        f"N={n} `indiebridge build`, nothing changed (median of 3)",
+        common.seconds(_median([r.seconds for r, _ in noop])),
+        f"target < 1 s (CPU {common.seconds(_median([c for _, c in noop]))})",
     )
 
 

@@ -116,13 +116,16 @@ def build_with_progress(
     strict: bool = False,
     live_reload: bool = False,
 ) -> BuildResult:
-    """``site.build`` with a progress bar on a terminal, then one line per warning."""
+    """``site.build`` with a progress bar on a terminal, then one line per warning; a
+    command's build, which stops early when nothing changed (``site.build_stamp``)."""
     from bridge.site import build as site
+    from bridge.site import build_stamp
 
     run = functools.partial(
         site.build, config, out_dir=out_dir, drafts=drafts, strict=strict, live_reload=live_reload
     )
-    result = _with_progress_bar(run)
+    with build_stamp.for_command():
+        result = _with_progress_bar(run)
     if result.warnings:  # one write: a site with thousands of warnings paid one echo each
         click.echo("".join(f"warning: {w}\n" for w in result.warnings), err=True, nl=False)
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,8 @@ from bridge.cli._common import build_with_progress, friendly, load_config, open_
 
 if TYPE_CHECKING:
     from bridge.config import SiteConfig
-    from bridge.site.posts import Post
+    from bridge.site.build import BuildResult
+    from bridge.site.build_stamp import PostFacts
 
 
 @click.command()
@@ -37,16 +37,16 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
     delivers it and exits when only retries scheduled for later remain. When nothing
     changed it says so.
     """
-    import asyncio
-
     from bridge import keys
 
     config = load_config(site_dir)
     keys.ensure(config.state_dir)
     built = build_with_progress(config)
-    lookups, quiet = _pending(config, built.built_posts, dry_run=dry_run)
+    lookups, quiet = _pending(config, _facts(built), dry_run=dry_run)
     unresolved: list[str] = []
     if lookups:
+        import asyncio
+
         from bridge.daemon import services
 
         posts = list(built.built_posts)
@@ -64,6 +64,8 @@ def publish(site_dir: Path, no_webmentions: bool, dry_run: bool) -> None:
         if not dry_run:
             click.echo(_DAEMON if _daemon_running(config) else _delivered(0, 0, 0, 0))
         return
+    import asyncio
+
     from bridge.daemon import services
 
     posts = list(built.built_posts)  # parsed once, by the build
@@ -100,7 +102,15 @@ def _daemon_running(config: SiteConfig) -> bool:
     return DaemonLock.held(lock_path(config))
 
 
-def _pending(config: SiteConfig, posts: Sequence[Post], *, dry_run: bool) -> tuple[bool, bool]:
+def _facts(built: BuildResult) -> PostFacts:
+    """What ``pending`` asks of the posts: kept by the stamp when the build found nothing
+    changed (its posts are then not loaded unless a publish is due)."""
+    from bridge.site.build_stamp import PostFacts, Unchanged
+
+    return built.facts if isinstance(built, Unchanged) else PostFacts.of(built.built_posts)
+
+
+def _pending(config: SiteConfig, facts: PostFacts, *, dry_run: bool) -> tuple[bool, bool]:
     """(handles or quoted posts to look up, nothing at all to do): read from the state
     database and the built files (``bridge.federation.pending``), before anything that
     sending needs is loaded."""
@@ -109,9 +119,9 @@ def _pending(config: SiteConfig, posts: Sequence[Post], *, dry_run: bool) -> tup
 
     db = Database(config.db_path)
     try:
-        if pending.lookups_due(config, db, posts):
+        if pending.lookups_due(config, db, facts):
             return True, False
-        if pending.publish_due(config, db, posts):
+        if pending.publish_due(config, db, facts):
             return False, False
         return False, dry_run or _daemon_running(config) or not pending.deliveries_due(db)
     finally:

@@ -1,5 +1,9 @@
 """Whether ``publish`` has anything to do, found from the state database and the built files.
 
+The posts are asked about through ``PostFacts`` (slugs, handles, quoted posts): made from
+the built posts, or kept by the build stamp when the build found nothing changed, so a
+publish with nothing new loads no post at all.
+
 ``indiebridge publish`` asks three questions before it loads the HTTP stack, the delivery
 worker or the keys; when every answer is no, it prints what a publish would print and
 stops (at 10,000 posts, importing and setting up what sending needs took more time than
@@ -28,32 +32,31 @@ from bridge.config import SiteConfig
 from bridge.db import Database
 from bridge.federation import pins, published
 from bridge.site import mentions
-from bridge.site.parse_cache import might_mention
+from bridge.site.build_stamp import PostFacts
 from bridge.site.posts import Post
 
 
 def lookups_due(
-    config: SiteConfig, db: Database, posts: Sequence[Post], *, now: float | None = None
+    config: SiteConfig,
+    db: Database,
+    posts: PostFacts | Sequence[Post],
+    *,
+    now: float | None = None,
 ) -> bool:
     """True when a handle or a quoted post of ``posts`` is missing from its cache or
     expired (the same test as ``mention_resolver.resolve`` and ``quoting.fetch_quoted``)."""
+    facts = _facts(posts)
     moment = time.time() if now is None else now
     rows = db.query("SELECT handle, expires FROM mention_cache")
     handles = {str(r[0]): float(r[1]) for r in rows}
     quoted = {str(r[0]): float(r[1]) for r in db.query("SELECT url, expires FROM quote_cache")}
+    if any(quoted.get(url, 0.0) <= moment for url in facts.quoted):
+        return True
     own = mentions.normalise(config.handle)
-    for post in posts:
-        if post.quote_of and quoted.get(post.quote_of, 0.0) <= moment:
-            return True
-        if not might_mention(post):  # no @: a cached post's HTML is not even read
-            continue
-        for handle in mentions.find_handles(post.html):
-            if handle != own and handles.get(handle, 0.0) <= moment:
-                return True
-    return False
+    return any(h != own and handles.get(h, 0.0) <= moment for h in facts.handles)
 
 
-def publish_due(config: SiteConfig, db: Database, posts: Sequence[Post]) -> bool:
+def publish_due(config: SiteConfig, db: Database, posts: PostFacts | Sequence[Post]) -> bool:
     """True unless ``outbox.publish`` of ``posts`` would queue and record nothing."""
     if config.federate_since is None and db.get_meta("federate_since") is None:
         return True  # the first publish remembers its moment
@@ -67,9 +70,9 @@ def publish_due(config: SiteConfig, db: Database, posts: Sequence[Post]) -> bool
     }
     out, base = str(config.output_dir), config.base_url
     slugs = set()
-    for post in posts:
-        slugs.add(post.slug)
-        row = live.get(post.slug)
+    for slug in _facts(posts).slugs:
+        slugs.add(slug)
+        row = live.get(slug)
         if row is None:
             return True  # never published, or deleted: a Create
         object_id, stamp = row
@@ -81,6 +84,10 @@ def publish_due(config: SiteConfig, db: Database, posts: Sequence[Post]) -> bool
     if len(live) != len(slugs):
         return True  # a live post disappeared: a Delete
     return _actor_changed(config, db) or _pins_changed(config, db)
+
+
+def _facts(posts: PostFacts | Sequence[Post]) -> PostFacts:
+    return posts if isinstance(posts, PostFacts) else PostFacts.of(posts)
 
 
 def _actor_changed(config: SiteConfig, db: Database) -> bool:

@@ -16,12 +16,13 @@ their mtime.  A broken build or a full disk leaves the previous output untouched
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
 from bridge.site import images, mentions, quote_card
+from bridge.site.build_result import BuildResult
+from bridge.site.build_stamp import Stamp
 from bridge.site.comments import CommentStore
 from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
@@ -58,26 +59,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class BuildResult:
-    out_dir: Path
-    posts: int
-    pages: int
-    files: int
-    written: int
-    rendered: int
-    seconds: float
-    changed: list[str] = field(default_factory=list)
-    built_posts: tuple[Post, ...] = ()  # the posts as parsed, newest first (for publish)
-    warnings: list[str] = field(default_factory=list)  # one line each, e.g. a missing image
-
-    def summary(self) -> str:
-        return (
-            f"Built {self.posts} posts, {self.pages} pages: {self.files} files "
-            f"({self.written} changed) in {self.seconds:.2f}s -> {self.out_dir}"
-        )
-
-
 def build(
     config: SiteConfig,
     *,
@@ -100,6 +81,9 @@ def build(
     started = time.perf_counter()
     out_dir = (out_dir or config.output_dir).resolve()
     check_output_dir(config, out_dir)
+    stamp = Stamp(config, out_dir, build, drafts=drafts, strict=strict, live_reload=live_reload)
+    if stamp.unchanged is not None:  # nothing read or written changed since the last build
+        return stamp.unchanged
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
     ledger = read_ledger(config)  # the one read of the state database
@@ -125,7 +109,7 @@ def build(
     # `build` from the command line otherwise race on the manifest and the switch.
     with build_lock(config, out_dir):
         stats = write_outputs(config, out_dir, iter(outputs), progress, count(outputs))
-    return BuildResult(
+    result = BuildResult(
         out_dir=out_dir,
         posts=len(posts),
         pages=len(pages),
@@ -137,6 +121,8 @@ def build(
         built_posts=tuple(posts),
         warnings=warnings,
     )
+    stamp.save(result)
+    return result
 
 
 def _load_content(config: SiteConfig, drafts: bool) -> tuple[list[Post], list[Page]]:

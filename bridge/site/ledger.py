@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,3 +188,37 @@ def read_file(config: SiteConfig) -> Ledger:
     The build's one read of the database: the follower count, the resolved mentions
     and the quote cards come with it."""
     return read_only(config.db_path, lambda con: read(con, config), Ledger())
+
+
+# Exactly the statements ``read`` runs (``test_ledger`` checks it): their rows, hashed,
+# tell a build whether anything it reads from the state database changed, whatever else
+# the daemon writes meanwhile (``bridge.site.build_stamp``).
+FINGERPRINT_QUERIES = (
+    "SELECT slug, object_id, state FROM published",
+    "SELECT object_id, slug, as_type, deleted FROM federated_objects",
+    "SELECT value FROM meta WHERE key = ?",
+    "SELECT count(*) FROM followers WHERE state = 'accepted'",
+    "SELECT handle, actor_id, profile_url, inbox FROM mention_cache",
+    "SELECT url, object_id, card FROM quote_cache",
+    "SELECT slug, quoted, state, stamp FROM quotes_out",
+)
+
+
+def fingerprint(config: SiteConfig) -> str:
+    """A hash of the rows ``read_file`` reads; "" without a database, and a value that
+    matches nothing when it cannot be read."""
+    if not config.db_path.exists():
+        return ""
+    found = read_only(config.db_path, _fingerprint, None)
+    return found if found is not None else f"unreadable {time.time_ns()}"
+
+
+def _fingerprint(con: sqlite3.Connection) -> str:
+    h = hashlib.sha256()
+    for query in FINGERPRINT_QUERIES:
+        try:
+            rows = con.execute(query, (MOVED_TO,) if "?" in query else ()).fetchall()
+        except sqlite3.OperationalError:  # a table an older database lacks
+            rows = None
+        h.update(repr((query, rows)).encode())
+    return h.hexdigest()

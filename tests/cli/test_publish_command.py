@@ -10,12 +10,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bridge import config as config_mod
 from bridge.cli import main
 from bridge.db import Database
 from bridge.federation import delivery
+from bridge.site import build as site_build
+from bridge.site import build_stamp
 
 REPO = Path(__file__).resolve().parents[2]
 NOTHING = "Nothing to send: no post or profile changed since the last publish."
@@ -126,3 +129,49 @@ def test_a_post_without_links_does_not_load_the_microformats_parser(
     assert done.returncode == 0, done.stderr
     assert "1 new, 0 updated, 0 deleted" in done.stdout
     assert "mf2py loaded: False" in done.stdout
+
+
+def _settle_stamp(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust stats however fresh (``build_stamp.RACY_NS``), and build until a build
+    stops at its stamp."""
+    monkeypatch.setattr(build_stamp, "RACY_NS", 0)
+    runner = CliRunner()
+    for _ in range(2):
+        assert runner.invoke(main, ["build", "--site", str(folder)]).exit_code == 0
+
+
+def test_nothing_new_at_a_settled_stamp_loads_no_post(
+    make_site: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_site()
+    _publish(folder)
+    _settle_stamp(folder, monkeypatch)
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a post was loaded")
+
+    monkeypatch.setattr(site_build, "load_content", no_loading)
+    output = _publish(folder)
+    assert NOTHING in output and ZERO in output
+
+
+def test_a_due_delivery_at_a_settled_stamp_publishes_the_built_posts(
+    make_site: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that has something to do after a build stopped at its stamp gets the
+    posts from a full build: nothing is taken for deleted."""
+    folder = make_site()
+    _publish(folder)
+    _settle_stamp(folder, monkeypatch)
+    config = config_mod.load(folder)
+    db = Database(config.db_path)
+    try:
+        live = db.one("SELECT count(*) AS n FROM published WHERE state = 'live'")
+        activity = {"id": f"{config.base_url}/ap/test-activity", "type": "Create"}
+        delivery.enqueue(db, activity, ["http://127.0.0.1:9/inbox"], now=time.time() - 1)
+        output = _publish(folder)
+        assert NOTHING in output and ZERO not in output
+        after = db.one("SELECT count(*) AS n FROM published WHERE state = 'live'")
+        assert live is not None and after is not None and live["n"] == after["n"] > 0
+    finally:
+        db.close()
