@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, corpus
 
 SECTIONS = ("build", "delivery", "inbox", "startup", "commands")
 
@@ -86,6 +86,7 @@ def main() -> None:
     started = time.perf_counter()
     base = baseline_checkout(args.baseline) if args.baseline else None
     print(f"# {common.machine_line()}", file=sys.stderr)
+    corpus.defer_deletes(common.WORK / ".trash")  # old trees deleted at exit (see there)
 
     if "startup" in sections:
         startup(table)

@@ -48,8 +48,12 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str) -> list[str]:
-    if _SRC is None and common.have("indiebridge"):
-        return ["indiebridge", *args]
+    """The installed ``indiebridge`` script beside this interpreter, for this checkout and
+    ``--baseline``'s alike (``PYTHONPATH`` picks the package); not the one on ``PATH``,
+    which may be a version manager's shell shim (pyenv's costs 50-200 ms a run)."""
+    script = Path(sys.executable).with_name("indiebridge")
+    if script.is_file():
+        return [str(script), *args]
     return [sys.executable, "-m", "bridge", *args]
 
 

@@ -291,7 +291,7 @@ def run(
             "daemon memory under the load: summed PSS (peak of samples)",
             common.mb(memory.pss_mb),
             f"{memory.processes} processes then ({processes.default_workers()} HTTP workers, "
-            "background, supervisor, delivery children); target < 150 MB, judged on this",
+            "background, rebuild, supervisor, delivery children); target < 150 MB, judged on this",
         )
         cpu = ", ".join(f"{r} {sec:.1f} s" for r, sec in memory.cpu_by_role().items())
         table.add("inbox", "  CPU (user + system) during the loads, by process", "", cpu)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +12,8 @@ import click
 from bridge.cli._common import build_with_progress, friendly, load_config, site_option
 
 if TYPE_CHECKING:
+    import socket
+
     from bridge.config import SiteConfig
 
 SITE_TOML = """\
@@ -224,15 +225,17 @@ def serve(
 
     HTTP worker processes share the port and answer requests: static files (with
     ActivityPub content negotiation), the actor and shared inboxes, the Webmention
-    endpoint. One background process delivers activities, processes the inbox and
-    rebuilds pages when comments arrive. With --workers 1 (and with --watch) one process
-    does both. With --watch, saving a post, template or site.toml rebuilds what changed
-    and open tabs reload.
+    endpoint. One background process delivers activities and processes the inbox, and
+    one rebuild process rebuilds pages when comments arrive. With --workers 1 (and with
+    --watch) one process does all of it. With --watch, saving a post, template or
+    site.toml rebuilds what changed and open tabs reload.
 
     On a laptop, where the address served is not base_url, it runs a preview instead: the
     site is built for that address (styles, images, links and feeds all work there) and
     nothing federates. Behind a reverse proxy, run it with --production.
     """
+    import socket  # (not at the top: a one-post `build` does not need it)
+
     from bridge.daemon import processes
 
     processes.keep_out_unused()  # before uvicorn and httpx are imported

@@ -28,7 +28,13 @@ from bridge.errors import BridgeError
 from bridge.federation.context import Context
 from bridge.site.posts import Comment
 
-__all__ = ["note_change", "queue_salmention", "run_due_salmentions", "salmention"]
+__all__ = [
+    "note_change",
+    "queue_salmention",
+    "queue_salmentions",
+    "run_due_salmentions",
+    "salmention",
+]
 
 log = logging.getLogger("indiebridge.webmentions")
 
@@ -40,10 +46,15 @@ SALMENTION_INTERVAL = 600.0  # at most one Salmention per post in this many seco
 
 def note_change(ctx: Context, slug: str, comment: Comment) -> None:
     """A comment under ``slug`` was written or removed: rebuild the post's pages and, for an
-    approved reply, queue a Salmention."""
+    approved reply, queue a Salmention (for the inbox processor's batch: once per post and
+    batch, when the batch's files are written, ``CommentStore.after_batch``)."""
     ctx.mark_dirty(slug)
     if comment.status == "approved" and comment.type == "reply":
-        queue_salmention(ctx.db, slug)
+        db = ctx.db
+        if not ctx.comments.after_batch(
+            "salmention", lambda slugs: queue_salmentions(db, slugs), slug
+        ):
+            queue_salmention(db, slug)
 
 
 def read_queue(db: Database) -> dict[str, float]:
@@ -58,6 +69,13 @@ def read_queue(db: Database) -> dict[str, float]:
 
 def queue_salmention(db: Database, slug: str) -> None:
     """Note that ``slug``'s replies changed; ``run_due_salmentions`` sends after the rebuild."""
+    queue_salmentions(db, [slug])
+
+
+def queue_salmentions(db: Database, slugs: list[str]) -> None:
+    """``queue_salmention`` for each of ``slugs``, in one transaction."""
+    if not slugs:
+        return
     with db.tx() as con:
         row = con.execute("SELECT value FROM meta WHERE key = ?", (SALMENTION_KEY,)).fetchone()
         try:
@@ -66,7 +84,9 @@ def queue_salmention(db: Database, slug: str) -> None:
             queue = {}
         if not isinstance(queue, dict):
             queue = {}
-        queue[slug] = time.time()
+        moment = time.time()
+        for slug in slugs:
+            queue[slug] = moment
         con.execute(
             "INSERT INTO meta(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

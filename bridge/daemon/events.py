@@ -73,15 +73,20 @@ def configure(log_format: str = "text") -> None:
 class LoggedCommentStore(CommentStore):
     """The comment store of the daemon's ``Context``: new comments are logged."""
 
-    def write(self, post_slug: str, comment: Comment) -> Any:
-        new = not self.path(post_slug, comment.id).exists()
-        path = super().write(post_slug, comment)
-        if new:
-            who = comment.author.handle or comment.author.name
-            if comment.status == "pending":
-                name, what = "comment-held", "held for approval"
-            else:
-                name, what = "comment-received", comment.status
+    def write(
+        self, post_slug: str, comment: Comment, landed: Callable[[], None] | None = None
+    ) -> Any:
+        if self.exists(post_slug, comment.id):
+            return super().write(post_slug, comment, landed)
+        who = comment.author.handle or comment.author.name
+        if comment.status == "pending":
+            name, what = "comment-held", "held for approval"
+        else:
+            name, what = "comment-received", comment.status
+
+        def logged() -> None:  # once the file is there (a deferred write lands later)
+            if landed is not None:
+                landed()
             event(
                 name,
                 f"{name.replace('-', ' ')}: {comment.type} by {who} on {post_slug} ({what})",
@@ -91,7 +96,8 @@ class LoggedCommentStore(CommentStore):
                 type=comment.type,
                 status=comment.status,
             )
-        return path
+
+        return super().write(post_slug, comment, logged)
 
     def delete(self, cid: str) -> bool:
         gone = super().delete(cid)

@@ -9,7 +9,9 @@ The layout (docs/architecture.md, "Processes"):
   inherited socket (the kernel hands each connection to one of them) and only answer
   requests: pages, the inbox's receive path, webmention receipt, ``/interact``;
 * **one background process** runs everything stateful: the inbox processor, webmention
-  verification, the delivery worker, rebuilds, the moderation poller, the feed bridge.
+  verification, the delivery worker, the moderation poller, the feed bridge;
+* **one rebuild process** rebuilds the site when comments change, told what changed by the
+  background process (``bridge.daemon.rebuild_process``).
 
 Wake-ups cross processes through one pipe the supervisor creates before forking
 (``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
@@ -55,6 +57,7 @@ from typing import TYPE_CHECKING, NoReturn
 from bridge.config import SiteConfig
 
 if TYPE_CHECKING:
+    from bridge.daemon.rebuild_process import BuildPipe
     from bridge.federation.delivery.forkserver import ForkServer
 
 log = logging.getLogger("indiebridge.daemon")
@@ -309,17 +312,18 @@ def background(
     sock: socket.socket,
     pipe: WakePipe,
     drafts: bool,
+    builds: BuildPipe,
     forks: ForkServer | None = None,
 ) -> None:
-    """The background process: every worker of the daemon, no HTTP server."""
+    """The background process: every worker of the daemon but rebuilds, no HTTP server."""
     sock.close()
     os.close(pipe.write_fd)
     with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
         os.nice(BACKGROUND_NICE)
-    asyncio.run(_background(config, pipe, drafts, forks))
+    asyncio.run(_background(config, pipe, drafts, builds, forks))
 
 
-def fork_server(sock: socket.socket, pipe: WakePipe, forks: ForkServer) -> None:
+def fork_server(sock: socket.socket, pipe: WakePipe, builds: BuildPipe, forks: ForkServer) -> None:
     """The delivery children's fork server (``bridge.federation.delivery.forkserver``): no
     socket, no pipe, no thread, no database; its children run below the background
     process's priority, as children it started would."""
@@ -328,16 +332,18 @@ def fork_server(sock: socket.socket, pipe: WakePipe, forks: ForkServer) -> None:
         os.nice(BACKGROUND_NICE)
     from bridge.federation.delivery import child
 
-    forks.serve(lambda: child.main(forked=True), close=(pipe.read_fd, pipe.write_fd))
+    inherited = (pipe.read_fd, pipe.write_fd, builds.read_fd, builds.write_fd)
+    forks.serve(lambda: child.main(forked=True), close=inherited)
 
 
 async def _background(
-    config: SiteConfig, pipe: WakePipe, drafts: bool, forks: ForkServer | None
+    config: SiteConfig, pipe: WakePipe, drafts: bool, builds: BuildPipe, forks: ForkServer | None
 ) -> None:
     from bridge.daemon.app import Daemon
 
     spawner = forks.client() if forks is not None else None
     daemon = Daemon(config, drafts=drafts, spawner=spawner)
+    daemon.rebuilder.forward_to(builds)  # the rebuild process builds (rebuild_process)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in _SIGNALS:
@@ -350,6 +356,26 @@ async def _background(
     finally:
         loop.remove_reader(pipe.read_fd)
         await daemon.shutdown()
+
+
+def _rebuilds(
+    config: SiteConfig,
+    sock: socket.socket,
+    pipe: WakePipe,
+    builds: BuildPipe,
+    drafts: bool,
+    forks: ForkServer | None = None,
+) -> None:
+    """The rebuild process (``bridge.daemon.rebuild_process``), below the background's
+    priority (``rebuild_process.NICE``)."""
+    from bridge.daemon.rebuild_process import run_rebuilds
+
+    sock.close()
+    os.close(pipe.read_fd)
+    os.close(pipe.write_fd)
+    if forks is not None:
+        forks.close()
+    run_rebuilds(config, builds, drafts)
 
 
 ARENAS = 2
@@ -408,15 +434,17 @@ def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool
     """Run ``workers`` HTTP workers and the background process until stopped."""
     preload(config)
     from bridge.daemon import services
+    from bridge.daemon.rebuild_process import BuildPipe
     from bridge.federation.delivery import forkserver
 
-    pipe = WakePipe()
+    pipe, builds = WakePipe(), BuildPipe()
     use_forks = forkserver.supported() and services.delivery_children(config)
     forks = forkserver.ForkServer() if use_forks else None
     roles: dict[str, Callable[[], None]] = {}
     if forks is not None:
-        roles["forkserver"] = lambda: fork_server(sock, pipe, forks)
-    roles["background"] = lambda: background(config, sock, pipe, drafts, forks)
+        roles["forkserver"] = lambda: fork_server(sock, pipe, builds, forks)
+    roles["background"] = lambda: background(config, sock, pipe, drafts, builds, forks)
+    roles["rebuild"] = lambda: _rebuilds(config, sock, pipe, builds, drafts, forks)
     for n in range(workers):
         roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts, forks)
     supervisor = Supervisor(roles)

@@ -9,7 +9,9 @@ Three things ask the running daemon to rebuild the site:
 
 Without ``--watch``, ``Rebuilder.run`` builds in a thread: a reply's page at once, likes
 and boosts coalesced into one full build every ``FULL_EVERY`` seconds at most (see
-``Rebuilder``).  With ``--watch`` the
+``Rebuilder``).  In ``serve``'s production layout that thread is in a process of its own
+(``bridge.daemon.rebuild_process``), and the background process's ``Rebuilder`` only
+forwards the requests to it (``forward_to``).  With ``--watch`` the
 ``SiteWatcher`` already builds on saves, so ``watch_with`` hands the requests to it
 instead (``start_daemon_watcher`` sets that up).
 """
@@ -21,7 +23,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.config import SiteConfig
 from bridge.daemon import events
@@ -38,9 +40,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("indiebridge.daemon")
 
 
+RETRY = 0.05
+"""Seconds between writes of what did not fit in the rebuild process's pipe."""
 FULL_EVERY = 2.0
 """Seconds between full rebuilds while comments keep changing: likes and boosts wait at most
 this long (plus a build) to show; a reply does not wait for it."""
+
+
+class BuildPipe(Protocol):
+    """Where ``forward_to`` writes what changed (``rebuild_process.BuildPipe``)."""
+
+    def send(self, kind: str, slug: str = "") -> bool: ...
+
+    def hold(self, kind: str, slug: str = "") -> None: ...
+
+    def flush(self) -> bool: ...
 
 
 class Rebuilder:
@@ -54,8 +68,8 @@ class Rebuilder:
     seconds after the first request, and no sooner than ``FULL_EVERY`` after the previous
     full build: a flood of likes becomes one build every ``FULL_EVERY`` seconds, and a
     reply arriving meanwhile is built without waiting for it.  Under a flood, builds are at
-    least ``delay`` seconds apart, so the inbox's processing gets the process between them;
-    an idle daemon builds a reply's page at once.
+    least ``gap`` seconds apart (``delay`` unless given), so the inbox's processing gets
+    the process between them; an idle daemon builds a reply's page at once.
     """
 
     def __init__(
@@ -65,9 +79,11 @@ class Rebuilder:
         *,
         drafts: bool = False,
         full_every: float = FULL_EVERY,
+        gap: float | None = None,
     ) -> None:
         self.config = config
         self.delay = delay
+        self.gap = delay if gap is None else gap
         self.drafts = drafts
         self.full_every = full_every
         self.event = asyncio.Event()
@@ -77,20 +93,42 @@ class Rebuilder:
         self.last_full = -math.inf  # event-loop time the last full build started
         self.last_end = -math.inf  # and the last build of either kind ended
         self._watcher: SiteWatcher | None = None
+        self._pipe: BuildPipe | None = None
 
     def watch_with(self, watcher: SiteWatcher) -> None:
         """From now on the watcher builds (``serve --watch``)."""
         self._watcher = watcher
 
+    def forward_to(self, pipe: BuildPipe) -> None:
+        """From now on another process builds (``bridge.daemon.rebuild_process``): what
+        changed is written to ``pipe`` (a reply at once, by the thread that wrote it; a
+        post's other changes once the event loop's current round of rows has run), and
+        ``run`` only writes what is held or did not fit at once.  Call from the event
+        loop's thread (``mark_dirty`` sets ``event``)."""
+        self._pipe = pipe
+        self.comments.cache.forward = lambda slug: self._send("u", slug)
+
     def mark_dirty(self, slug: str) -> None:
         """A comment on post ``slug`` changed: rebuild (the ``Context`` hook)."""
+        if self._pipe is not None:  # likes wait anyway: one write for a burst (``run``)
+            self._pipe.hold("d", slug)
+            self.event.set()
+            return
         self.dirty.add(slug)
         self._wake()
 
     def request(self) -> None:
         """Ask for a full rebuild soon; safe to call many times."""
+        if self._pipe is not None:
+            self._send("f")
+            return
         self._full_wanted = True
         self._wake()
+
+    def _send(self, kind: str, slug: str = "") -> None:
+        assert self._pipe is not None
+        if not self._pipe.send(kind, slug):
+            self.event.set()  # ``run`` writes the rest (from the event loop's thread only)
 
     def _wake(self) -> None:
         if self._watcher is not None:
@@ -99,6 +137,9 @@ class Rebuilder:
             self.event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self._pipe is not None:
+            await self._forward(self._pipe, stop)
+            return
         loop = asyncio.get_running_loop()
 
         # A reply written by another thread (a batch of comment files) wakes this loop.
@@ -110,6 +151,14 @@ class Rebuilder:
             await self._run(loop, stop)
         finally:
             self.comments.cache.on_urgent = None
+
+    async def _forward(self, pipe: BuildPipe, stop: asyncio.Event) -> None:
+        """Write the lines held or that did not fit in the pipe, until they do."""
+        while not stop.is_set():
+            await _first(self.event.wait(), stop.wait())
+            self.event.clear()
+            while not pipe.flush() and not stop.is_set():
+                await asyncio.sleep(RETRY)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -129,8 +178,8 @@ class Rebuilder:
                     )
                 if stop.is_set():
                     return
-            # Back-to-back builds would leave the inbox no time: ``delay`` after the last.
-            await asyncio.sleep(max(0.0, self.last_end + self.delay - loop.time()))
+            # Back-to-back builds would leave the inbox no time: ``gap`` after the last.
+            await asyncio.sleep(max(0.0, self.last_end + self.gap - loop.time()))
             self.event.clear()
             urgent = self.comments.cache.urgent_slugs()
             started = loop.time()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images, mentions, quote_card
+from bridge.site import images, plan_lists, quote_card
 from bridge.site.build_result import BuildResult
 from bridge.site.build_stamp import Stamp
 from bridge.site.comments import CommentStore
@@ -139,6 +139,8 @@ def _apply_mentions(posts: list[Post], ledger: Ledger, own: str) -> tuple[list[P
     candidates = [post for post in posts if might_mention(post)]
     if not candidates:
         return posts, []
+    from bridge.site import mentions  # only for a post with an ``@``
+
     linked, warnings = mentions.apply(candidates, ledger.mentions, own=own)
     by_id = {id(old): new for old, new in zip(candidates, linked, strict=True)}
     return [by_id.get(id(post), post) for post in posts], warnings
@@ -157,4 +159,5 @@ def forget_resident_state() -> None:
     forget_parse_cache()
     forget_manifests()
     forget_blocks()
+    plan_lists.forget()
     images.forget_kept()

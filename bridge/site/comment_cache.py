@@ -56,6 +56,9 @@ class CommentCache:
         self.urgent_lock = threading.Lock()
         self.on_urgent: Callable[[], None] | None = None
         """Called (from any thread) when a post becomes urgent: the daemon's rebuilder."""
+        self.forward: Callable[[str], None] | None = None
+        """Set where another process builds (``bridge.daemon.rebuild_process``): an urgent
+        post is handed to it instead of being kept here."""
         self.lock = threading.RLock()
 
     def folder(self, path: Path, *, build: bool = False) -> Folder:
@@ -77,6 +80,15 @@ class CommentCache:
         return current
 
     def note_urgent(self, slug: str) -> None:
+        """A change readers see first was written under ``slug``."""
+        forward = self.forward
+        if forward is not None:
+            forward(slug)
+        else:
+            self.mark_urgent(slug)
+
+    def mark_urgent(self, slug: str) -> None:
+        """Wait with ``slug`` for the next build (the rebuild process: what it was told)."""
         with self.urgent_lock:
             self.urgent.add(slug)
         waker = self.on_urgent

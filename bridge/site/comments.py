@@ -14,9 +14,11 @@ every store of the process and kept current by this process's writes and deletes
 another process adds (a CLI command, a ``git pull``) is found within a second.
 
 Durability: ``write`` syncs each file before returning.  A batch writer (the inbox
-processor) uses ``deferring()``: its writes skip the per-file ``fsync``, and
-``take_unsynced()`` + ``sync()`` make a whole batch durable at once before the batch is
-recorded as done.
+processor) uses ``deferring()``: its writes and deletes are done by a thread
+(``comment_writer``) while the caller goes on, and skip the per-file ``fsync``;
+``take_unsynced()`` (which waits for them to land) + ``sync()`` make a whole batch durable
+at once before the batch is recorded as done.  Until a deferred write lands, this store's
+reads (``get``, ``exists``) see it; listing reads (``iter_all``, ``by_post``) wait for it.
 
 Threading (``thread``) turns a post's approved replies into a tree *by construction*, since
 ``url`` and ``inReplyTo`` are whatever a stranger wrote:
@@ -42,14 +44,15 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from bridge.site.comment_cache import CommentCache, cache_for
 from bridge.site.comment_index import CommentIndex, index_for, syncfs
+from bridge.site.comment_writer import CommentWriter
 from bridge.site.posts import SLUG_RE, Comment, CommentAuthor
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
@@ -81,8 +84,14 @@ def _parse_dt(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+_FIELDS = tuple(f.name for f in fields(Comment))
+_AUTHOR_FIELDS = tuple(f.name for f in fields(CommentAuthor))
+
+
 def to_json(comment: Comment) -> dict[str, Any]:
-    data = asdict(comment)
+    """The file's fields (``asdict``'s result, without its deep copy of every string)."""
+    data = {name: getattr(comment, name) for name in _FIELDS}
+    data["author"] = {name: getattr(comment.author, name) for name in _AUTHOR_FIELDS}
     data["published"] = _iso(comment.published)
     data["updated"] = _iso(comment.updated)
     return data
@@ -119,6 +128,9 @@ class CommentStore:
     def __init__(self, content_dir: Path) -> None:
         self.root = comments_dir(content_dir)
         self._unsynced: list[Path] | None = None  # a deferring copy's written files
+        self._writer: CommentWriter | None = None  # a deferring copy's writing thread
+        self._after: dict[str, tuple[Callable[[list[str]], None], dict[str, None]]] | None
+        self._after = None  # a deferring copy's ``after_batch`` actions
 
     @property
     def index(self) -> CommentIndex:
@@ -129,12 +141,35 @@ class CommentStore:
         until ``sync``."""
         other = copy.copy(self)
         other._unsynced = []
+        other._writer = CommentWriter()
+        other._after = {}
         return other
 
+    def after_batch(self, name: str, action: Callable[[list[str]], None], key: str) -> bool:
+        """For a deferring store: call ``action`` (the first given under ``name``) once with
+        every ``key`` given under ``name``, when this batch's files have landed and are
+        durable, before the batch is recorded done (``run_after_batch``); False (nothing
+        kept) for an ordinary store."""
+        if self._after is None:
+            return False
+        self._after.setdefault(name, (action, {}))[1][key] = None
+        return True
+
+    def run_after_batch(self) -> None:
+        """Run what ``after_batch`` kept (call once the batch's files are durable)."""
+        if not self._after:
+            return
+        kept, self._after = self._after, {}
+        for action, keys in kept.values():
+            action(list(keys))
+
     def take_unsynced(self) -> list[Path]:
-        """The files written since the last call (call on the thread that writes)."""
+        """The files written since the last call, once the writes asked so far have landed
+        (blocks until then; raises the ``OSError`` of one that failed)."""
         if self._unsynced is None:
             return []
+        if self._writer is not None:
+            self._writer.drain()
         written, self._unsynced = self._unsynced, []
         return written
 
@@ -162,23 +197,53 @@ class CommentStore:
             raise ValueError(f"invalid comment location {post_slug!r}/{cid!r}")
         return self.root / post_slug / f"{cid}.json"
 
-    def write(self, post_slug: str, comment: Comment) -> Path:
+    def write(
+        self, post_slug: str, comment: Comment, landed: Callable[[], None] | None = None
+    ) -> Path:
+        """Write one comment file; ``landed`` is called once it is there (at once, or from
+        the writing thread of a deferring store)."""
         path = self.path(post_slug, comment.id)
+        data = json.dumps(to_json(comment), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        if self._writer is not None:
+            self.index.add(comment.id, post_slug)
+            self._writer.write(
+                path, data, comment, lambda: self._landed(post_slug, comment, path, landed)
+            )
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        data = json.dumps(to_json(comment), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(data)
-            if self._unsynced is None:
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-        if self._unsynced is not None:
-            self._unsynced.append(path)
         self.index.add(comment.id, post_slug)
+        self._landed(post_slug, comment, None, landed)
+        return path
+
+    def _landed(
+        self,
+        post_slug: str,
+        comment: Comment,
+        unsynced: Path | None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """A comment file was written or removed (by the writing thread, if deferred)."""
+        if unsynced is not None and self._unsynced is not None:
+            self._unsynced.append(unsynced)
         if comment.type not in REACTION_TYPES:
             self.cache.note_urgent(post_slug)
-        return path
+        if then is not None:
+            then()
+
+    def exists(self, post_slug: str, cid: str) -> bool:
+        """Whether the comment's file exists (or a deferred write of it is on its way)."""
+        path = self.path(post_slug, cid)
+        if self._writer is not None:
+            waiting, comment = self._writer.state(path)
+            if waiting:
+                return comment is not None
+        return path.exists()
 
     def get(self, cid: str) -> tuple[str, Comment] | None:
         """Find a comment by id in any post folder: (post slug, comment)."""
@@ -188,9 +253,14 @@ class CommentStore:
             slug = self.index.find(cid)
             if slug is None:
                 return None
+            path = self.root / slug / f"{cid}.json"
+            if self._writer is not None:
+                waiting, comment = self._writer.state(path)
+                if waiting:
+                    return None if comment is None else (slug, comment)
             try:
-                return slug, self._read(self.root / slug / f"{cid}.json")
-            except FileNotFoundError:
+                return slug, self._read(path)
+            except (FileNotFoundError, NotADirectoryError):  # deleted, or never landed
                 self.index.forget(cid)
         return None
 
@@ -198,11 +268,20 @@ class CommentStore:
         found = self.get(cid)
         if found is None:
             return False
-        self.path(found[0], cid).unlink(missing_ok=True)
+        slug, comment = found
+        path = self.path(slug, cid)
         self.index.forget(cid)
-        if found[1].type not in REACTION_TYPES:
-            self.cache.note_urgent(found[0])
+        if self._writer is not None:
+            self._writer.delete(path, lambda: self._landed(slug, comment, None))
+            return True
+        path.unlink(missing_ok=True)
+        self._landed(slug, comment, None)
         return True
+
+    def _settled(self) -> None:
+        """Before listing folders: let this store's deferred writes land."""
+        if self._writer is not None:
+            self._writer.wait()
 
     @staticmethod
     def _read(path: Path) -> Comment:
@@ -215,6 +294,7 @@ class CommentStore:
     def iter_all(self) -> Iterable[tuple[str, Comment]]:
         """Every comment, by post folder then file name; broken files are skipped (a
         hand-broken file must not stop the build; ``comments list`` shows it)."""
+        self._settled()
         if not self.root.is_dir():
             return
         for folder in sorted(self.root.iterdir()):
@@ -225,6 +305,7 @@ class CommentStore:
     def by_post(self) -> dict[str, list[Comment]]:
         """Comments by post slug, for a build (``refreshing`` may hold some back)."""
         out: dict[str, list[Comment]] = {}
+        self._settled()
         if not self.root.is_dir():
             return out
         for folder in sorted(self.root.iterdir()):
@@ -235,6 +316,7 @@ class CommentStore:
 
     def digest(self, slug: str) -> str:
         """Hash of a post's comment files: a change re-renders only that post's pages."""
+        self._settled()
         return self.cache.folder(self.root / slug, build=True).digest
 
     def refreshing(self, slugs: Iterable[str] | None) -> AbstractContextManager[None]:

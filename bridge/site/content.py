@@ -8,19 +8,23 @@ problem is a ``ContentError`` whose message starts with ``content/posts/x.md:LIN
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import markdown
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
-from bridge.site import frontmatter, hashtags, inline_tags
+from bridge.site import frontmatter, hashtags, inline_tags, parse_pool
 from bridge.site import posts as posts_module
+from bridge.site.cache_log import close_keeping_log
 from bridge.site.frontmatter import (
     PAGE_KEYS,
     POST_KEYS,
@@ -75,6 +79,9 @@ def _extension_objects() -> list[markdown.extensions.Extension]:
 
     from markdown.extensions import extra
 
+    from bridge.site.markdown_pygments import import_fenced_code
+
+    import_fenced_code()  # without Pygments, which this converter never calls
     names = [
         part for name in MD_EXTENSIONS for part in (extra.extensions if name == "extra" else [name])
     ]
@@ -88,13 +95,15 @@ def _extension_objects() -> list[markdown.extensions.Extension]:
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 
 
-PARALLEL_MIN = 64
-"""Fewer uncached bodies than this are rendered in-process (a worker pool costs ~0.2 s)."""
+def cache_key(text: str) -> str:
+    """A Markdown body's key in the cache: its hash with the Markdown settings'."""
+    return hashlib.sha256((RENDER_VERSION + "\0" + text).encode()).hexdigest()
+
 
 _worker_md: markdown.Markdown | None = None
 
 
-def _render_in_worker(text: str) -> str:
+def render_in_worker(text: str) -> str:
     global _worker_md
     if _worker_md is None:
         _worker_md = new_converter()
@@ -105,8 +114,9 @@ class MarkdownRenderer:
     """Markdown -> HTML with a content-hash cache on disk (one SQLite file).
 
     With ``defer()``, a body missing from the cache is not rendered at once: ``render``
-    returns a placeholder and ``finish()`` renders them all, in one worker process per
-    core when there are many (a first build), and maps each placeholder to its HTML.
+    returns a placeholder and ``finish()`` renders them all and maps each placeholder to
+    its HTML (so a broken file fails before any Markdown).  Many files to parse (a first
+    build) are parsed and rendered in forked workers instead (``parse_pool``).
 
     The cache was one file per body; creating and opening thousands of small files cost
     more than a second per thousand posts on ordinary disks, a single file a few ms.
@@ -142,9 +152,9 @@ class MarkdownRenderer:
         return self._con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        if self._con is not None and self.cache_path is not None:
+            close_keeping_log(self._con, self.cache_path)  # no checkpoint at each close
+        self._con = None
 
     def defer(self) -> None:
         self._deferring = True
@@ -158,17 +168,23 @@ class MarkdownRenderer:
         self._deferring = False
         pending, self._pending = self._pending, {}
         texts = list(pending.values())
-        workers = min(os.cpu_count() or 1, 8)
-        htmls: list[str] | None = None
-        if len(texts) >= PARALLEL_MIN and workers > 1:
-            htmls = _render_parallel(texts, workers)
-        if htmls is None:
-            htmls = [self._md().reset().convert(text) for text in texts]
+        htmls = [self._md().reset().convert(text) for text in texts]
         self._store(list(zip(texts, htmls, strict=True)))
         return dict(zip(pending, htmls, strict=True))
 
     def _key(self, text: str) -> str:
-        return hashlib.sha256((RENDER_VERSION + "\0" + text).encode()).hexdigest()
+        return cache_key(text)
+
+    def keys(self) -> frozenset[str]:
+        """The keys of every body in the cache (``cache_key``), for workers that must
+        know what is cached without opening the database after a fork."""
+        con = self._db()
+        if con is None:
+            return frozenset()
+        try:
+            return frozenset(row[0] for row in con.execute("SELECT key FROM html"))
+        except sqlite3.Error:
+            return frozenset()
 
     def render(self, text: str) -> str:
         key = self._key(text)
@@ -222,26 +238,36 @@ def _read(path: Path, rel: str) -> tuple[str, bytes]:
 
 
 def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Post:
+    return make_post(path, rel, config, renderer.render)
+
+
+def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Page:
+    return make_page(path, rel, config, renderer.render)
+
+
+def make_post(path: Path, rel: str, config: SiteConfig, render: Callable[[str], str]) -> Post:
+    """The post in ``path``, its body turned into HTML by ``render``."""
     text, raw = _read(path, rel)
     meta, body, _ = split_front_matter(text, rel)
     fields = post_fields(meta, text, rel, config, slugify(_DATE_PREFIX.sub("", path.stem)))
     return Post(
         source=rel,
         body=body,
-        html=renderer.render(body),
+        html=render(body),
         digest=hashlib.sha256(raw).hexdigest(),
         **fields,
     )
 
 
-def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Page:
+def make_page(path: Path, rel: str, config: SiteConfig, render: Callable[[str], str]) -> Page:
+    """The page in ``path``, its body turned into HTML by ``render``."""
     text, raw = _read(path, rel)
     meta, body, _ = split_front_matter(text, rel)
     fields = page_fields(meta, text, rel, config, slugify(path.stem))
     return Page(
         source=rel,
         body=body,
-        html=renderer.render(body),
+        html=render(body),
         digest=hashlib.sha256(raw).hexdigest(),
         **fields,
     )
@@ -279,13 +305,15 @@ def load(
     cache = ParseCache(config, RENDER_VERSION, (*modules, hashtags.__file__))
     renderer.defer()
     try:
-        posts, pages = _load(config, drafts, renderer, cache)
+        posts, pages, tagged = _load(config, drafts, renderer, cache)
         done = renderer.finish()
         if done:
             pages = [replace(p, html=done[p.html]) if p.html in done else p for p in pages]
             cache.rendered(done)
         if config.inline_hashtags:  # once Markdown is done; cached posts are tagged already
-            cache.tag_parsed(lambda post: inline_tags.tag_post(post, config))
+            cache.tag_parsed(
+                lambda post: post if post.source in tagged else inline_tags.tag_post(post, config)
+            )
         posts = [cache.post(p.source) for p in posts]  # with their HTML, tagged
         cache.save()
     except BaseException:
@@ -298,30 +326,35 @@ def load(
     return posts, pages
 
 
-def _render_parallel(texts: list[str], workers: int) -> list[str] | None:
-    """Render ``texts`` in forked worker processes; None when that cannot be done here.
+_store_con: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, connection)
 
-    Only from a process with a single thread: forking copies locks held by other threads
-    (the daemon builds in a thread, and renders in-process).  Fork, not spawn or
-    forkserver, so the workers never import the caller's ``__main__`` again.
-    """
-    import multiprocessing
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
-    if threading.active_count() > 1:
-        return None
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:  # pragma: no cover - platforms without fork
-        return None
-    chunk = max(1, len(texts) // (workers * 4))
-    try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return list(pool.map(_render_in_worker, texts, chunksize=chunk))
-    except (OSError, BrokenProcessPool):  # pragma: no cover - render in-process instead
-        return None
+def store_rendered(cache_path: Path | None, rendered: list[tuple[str, str]]) -> None:
+    """Add (key, HTML) rows to the Markdown cache at ``cache_path`` through this process's
+    own connection (a forked worker's, never one its parent opened; kept for the worker's
+    next rows, as closing the last connection checkpoints and deletes the WAL file)."""
+    global _store_con
+    if cache_path is None:
+        return
+    if _store_con is None or _store_con[:2] != (os.getpid(), cache_path):
+        try:
+            con = sqlite3.connect(cache_path, timeout=30, isolation_level=None)
+            con.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            return
+        _store_con = (os.getpid(), cache_path, con)
+    con = _store_con[2]
+    with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written only costs speed
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany("INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)", rendered)
+        finally:
+            con.execute("COMMIT")
+
+
+PARSER = parse_pool.Parser(
+    make_post, make_page, cache_key, render_in_worker, partial(store_rendered, None)
+)
 
 
 def _cached(
@@ -333,24 +366,70 @@ def _cached(
     return item
 
 
+def _files(config: SiteConfig, section: str) -> list[tuple[str, str]]:
+    """(path, path relative to the site) of each Markdown file of ``content/<section>``."""
+    folder = config.content_dir / section
+    prefix = folder.relative_to(config.site_dir).as_posix()
+    return [(f"{folder}/{name}", f"{prefix}/{name}") for name in _markdown_names(folder)]
+
+
+def _parsed_in_workers(
+    config: SiteConfig, todo: list[parse_pool.Task], renderer: MarkdownRenderer
+) -> tuple[dict[str, Post | Page], set[str]]:
+    """The files of ``todo`` parsed by ``parse_pool`` (none when it could not be used; a
+    file a worker failed on is left out), and the posts whose hashtags it linked."""
+    if len(todo) < parse_pool.PARALLEL_MIN:
+        return {}, set()
+    cached = renderer.keys()
+    renderer.close()  # the workers write to the cache (reopened when next used)
+    parser = PARSER._replace(store=partial(store_rendered, renderer.cache_path))
+    results = parse_pool.parse(config, parser, todo, cached)
+    if results is None:
+        return {}, set()
+    made: dict[str, Post | Page] = {}
+    tagged: set[str] = set()
+    for (_, _, rel), result in zip(todo, results, strict=True):
+        if result is None:
+            continue
+        item, rendered_there = result
+        if rendered_there:
+            renderer.rendered += 1
+            tagged.add(rel)
+        else:  # a body the cache holds: read here
+            item = replace(item, html=renderer.render(item.body))
+        made[rel] = item
+    return made, tagged
+
+
 def _load(
     config: SiteConfig, drafts: bool, renderer: MarkdownRenderer, cache: ParseCache
-) -> tuple[list[Post], list[Page]]:
-    site = config.site_dir
+) -> tuple[list[Post], list[Page], set[str]]:
+    """Posts and pages, and the posts whose inline hashtags are linked already."""
+    post_files, page_files = _files(config, "posts"), _files(config, "pages")
+    known: dict[str, Post | Page] = {}
+    for kind, files in ((Post, post_files), (Page, page_files)):
+        for full, rel in files:
+            item = _cached(cache, full, rel, renderer)
+            if isinstance(item, kind):
+                known[rel] = item
+    todo: list[parse_pool.Task] = [
+        *(("post", full, rel) for full, rel in post_files if rel not in known),
+        *(("page", full, rel) for full, rel in page_files if rel not in known),
+    ]
+    made, tagged = _parsed_in_workers(config, todo, renderer)
     posts: list[Post] = []
     seen: dict[str, str] = {}
-    folder = config.content_dir / "posts"
-    prefix = folder.relative_to(site).as_posix()
-    for name in _markdown_names(folder):
-        rel, full = f"{prefix}/{name}", f"{folder}/{name}"
-        post = _cached(cache, full, rel, renderer)
+    for full, rel in post_files:
+        post = known.get(rel)
         if not isinstance(post, Post):
-            post = parse_post(folder / name, rel, config, renderer)
+            post = made.get(rel)
+            if not isinstance(post, Post):  # (a worker's failure: raised here, in order)
+                post = parse_post(Path(full), rel, config, renderer)
             cache.put(full, rel, post)
         if post.slug in seen:
             raise ContentError(
                 rel,
-                key_line((folder / name).read_text(encoding="utf-8"), "slug"),
+                key_line(Path(full).read_text(encoding="utf-8"), "slug"),
                 f"duplicate slug '{post.slug}' (also used by {seen[post.slug]})",
             )
         seen[post.slug] = rel
@@ -359,13 +438,12 @@ def _load(
         posts.append(post)
     pages: list[Page] = []
     page_seen: dict[str, str] = {}
-    folder = config.content_dir / "pages"
-    prefix = folder.relative_to(site).as_posix()
-    for name in _markdown_names(folder):
-        rel, full = f"{prefix}/{name}", f"{folder}/{name}"
-        page = _cached(cache, full, rel, renderer)
+    for full, rel in page_files:
+        page = known.get(rel)
         if not isinstance(page, Page):
-            page = parse_page(folder / name, rel, config, renderer)
+            page = made.get(rel)
+            if not isinstance(page, Page):
+                page = parse_page(Path(full), rel, config, renderer)
             cache.put(full, rel, page)
         if page.slug in page_seen or page.slug in RESERVED_PAGE_SLUGS:
             other = page_seen.get(page.slug, "a built-in section")
@@ -373,4 +451,4 @@ def _load(
         page_seen[page.slug] = rel
         pages.append(page)
     posts.sort(key=lambda p: (p.date, p.slug), reverse=True)
-    return posts, pages
+    return posts, pages, tagged

@@ -11,10 +11,9 @@ complete site:
   once all are rendered a journal lists the moves before the first rename, so a build
   killed while renaming is completed by the next build or daemon start (roll-forward).
 
-Nothing temporary is ever inside the output, so a build killed half-way leaves nothing
-there that would be served or deployed; the staging folders of killed builds are removed
-by the next build.  The manifest (output path -> [key, sha256]) lives in the site's
-private state folder, one per output folder.
+Nothing temporary is ever inside the output: a build killed half-way leaves nothing there to
+be served or deployed, and the next build removes the staging folders of killed builds.  The
+manifest (output path -> [key, sha256], ``manifest.py``) is one per output folder.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from bridge.site.manifest import keep_manifest as _keep_manifest
 from bridge.site.manifest import manifest_path as _manifest_path
 from bridge.site.manifest import pending_path as _pending_manifest_path
 from bridge.site.manifest import read_manifest as _read_manifest
+from bridge.site.manifest import write_entries as _write_entries
 from bridge.site.manifest import write_manifest as _write_manifest
 from bridge.site.preview import preview_dir
 
@@ -248,7 +248,7 @@ def _switch(
     try:
         journal = _journal_path(out_dir)
         pending = _pending_manifest_path(config, out_dir)
-        _write_manifest(pending, manifest)
+        _write_entries(pending, manifest)
         _write_manifest(
             journal,
             {
@@ -299,7 +299,7 @@ def _write_fresh_tree(
             stats.changed.append(out.path)
         stats.rendered = stats.written = stats.files = len(todo)
         _swap_in(new_dir, out_dir)
-        _write_manifest(_manifest_path(config, out_dir), manifest)
+        _write_entries(_manifest_path(config, out_dir), manifest)
         _keep_manifest(_manifest_path(config, out_dir), manifest)
     except BaseException as exc:
         shutil.rmtree(new_dir, ignore_errors=True)

@@ -31,7 +31,6 @@ import marshal
 import os
 import pickle
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,58 +38,22 @@ from typing import Any
 
 from bridge import __version__
 from bridge.config import SiteConfig
-from bridge.errors import ContentError
+from bridge.site import parse_resident
+from bridge.site.parse_resident import (
+    _open_cache,
+    _resident_for,
+    _residents,
+    _Texts,
+    forget_resident,
+    take_watched,
+    watched,
+)
 from bridge.site.posts import Image, Page, Post
 
-__all__ = ["ParseCache", "StoredPost", "might_mention"]
+__all__ = ["ParseCache", "StoredPost", "forget_resident", "might_mention", "watched"]
 
 _LAZY = ("body", "html")
 _POST_FIELDS = tuple(f.name for f in dataclasses.fields(Post))
-
-
-class _Texts:
-    """Reads a cached post's body and HTML on first use; its own connection per process
-    (a forked worker never uses its parent's) and a lock for the daemon's threads.  After
-    ``BULK`` single reads, the rest are read in one query: something is going through
-    every post (``publish`` looks for mentions), and one query each would cost more than
-    the whole-file cache did."""
-
-    BULK = 64
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._con: sqlite3.Connection | None = None
-        self._pid = 0
-        self._reads = 0
-        self._all: dict[tuple[str, str], tuple[str, str]] | None = None
-
-    def fetch(self, rel: str, digest: str) -> tuple[str, str]:
-        with self._lock:
-            found = self._all.pop((rel, digest), None) if self._all is not None else None
-            if found is None:
-                found = self._read(rel, digest)
-        if found is None:  # another build replaced it since this one read the file's row
-            raise ContentError(rel, 1, "changed while the site was being built; build again")
-        return found
-
-    def _read(self, rel: str, digest: str) -> tuple[str, str] | None:
-        try:
-            if self._con is None or self._pid != os.getpid():
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self._con = sqlite3.connect(uri, uri=True, check_same_thread=False)
-                self._pid, self._reads, self._all = os.getpid(), 0, None
-            self._reads += 1
-            if self._reads == self.BULK and self._all is None:
-                rows = self._con.execute("SELECT rel, digest, body, html FROM texts")
-                self._all = {(r, d): (str(b), str(h)) for r, d, b, h in rows}
-                return self._all.pop((rel, digest), None)
-            row = self._con.execute(
-                "SELECT body, html FROM texts WHERE rel = ? AND digest = ?", (rel, digest)
-            ).fetchone()
-        except sqlite3.Error:
-            return None
-        return (str(row[0]), str(row[1])) if row else None
 
 
 class StoredPost(Post):
@@ -140,7 +103,11 @@ class ParseCache:
         parsing code, part of the key too (a changed parser must not reuse old Posts)."""
         self.path = config.cache_dir / "parsed.sqlite3"
         h = hashlib.sha256(f"{self.VERSION}\0{render_version}\0{__version__}\0".encode())
-        for module in (__file__, *modules):  # this module: the shape of a row
+        for module in (
+            __file__,
+            parse_resident.__file__,
+            *modules,
+        ):  # these two: the shape of a row
             with contextlib.suppress(OSError, TypeError):
                 h.update(Path(str(module)).read_bytes())
         h.update(repr(dataclasses.replace(config, site_dir=Path("."))).encode())
@@ -155,11 +122,16 @@ class ParseCache:
         self.items: dict[str, Post | Page] = {}  # rel -> item made from its row (resident)
         with contextlib.suppress(OSError):  # the whole-file cache this replaced (117 MB)
             (config.cache_dir / "parsed.pickle").unlink(missing_ok=True)
+        # The names a watcher saw written since its last build (``watched``), or None.
+        self.trusted: frozenset[str] | None = None
+        names = take_watched(self.path)
         self._resident = _resident_for(self.path, self.key)
         if self._resident is not None:  # this process's own: rows and items in memory
             self._con: sqlite3.Connection | None = self._resident.con
             self._texts = self._resident.texts
             self.old, self.items = self._resident.rows, self._resident.items
+            if not self._resident.reloaded:  # rows only this process wrote since then
+                self.trusted = names
             return
         self._texts = _Texts(self.path)
         self._con = _open_cache(self.path, self.key)
@@ -183,6 +155,9 @@ class ParseCache:
 
     def get(self, path: str, rel: str) -> Post | Page | None:
         row = self.old.get(rel)
+        trusted = self.trusted
+        if trusted is not None and row is not None and path.rpartition("/")[2] not in trusted:
+            return self._found(rel, row, (row[0], row[1]))  # not written: no stat
         stat = self._stat(path)
         if row is None or stat is None:
             return None  # (a file that cannot be stat'ed: parsing says why)
@@ -196,6 +171,11 @@ class ParseCache:
                 return None
             if stat != row[:2]:
                 self.dirty.add(rel)  # same bytes, new stat: only the stat is written
+        return self._found(rel, row, stat)
+
+    def _found(
+        self, rel: str, row: tuple[int, int, str, str, bytes], stat: tuple[int, int]
+    ) -> Post | Page | None:
         item = self.items.get(rel)
         if item is None or item.digest != row[2]:
             item = self._item(row[2], row[3], row[4])
@@ -300,82 +280,6 @@ class ParseCache:
         self._con = None
 
 
-class _Resident:
-    """The cache as this process last read or wrote it: its connection, its rows, and
-    the items made from them, valid while no other connection wrote to the file (SQLite's
-    ``data_version``) and the file is the same (its inode).  One build at a time uses it;
-    a build running beside another in the same process reads the file itself."""
-
-    def __init__(self, path: Path, key: str, con: sqlite3.Connection) -> None:
-        self.path, self.key, self.con = path, key, con
-        self.texts = _Texts(path)
-        self.rows: dict[str, tuple[int, int, str, str, bytes]] = {}
-        self.items: dict[str, Post | Page] = {}
-        self.lock = threading.Lock()
-        self.inode = os.stat(path).st_ino
-        self.version = -1
-
-    def current(self) -> bool:
-        try:
-            if os.stat(self.path).st_ino != self.inode:
-                return False
-            (version,) = self.con.execute("PRAGMA data_version").fetchone()
-        except (OSError, sqlite3.Error):
-            return False
-        if version == self.version:
-            return True
-        try:
-            rows = self.con.execute("SELECT rel, size, mtime_ns, digest, kind, data FROM items")
-            self.rows = {row[0]: row[1:] for row in rows}
-        except sqlite3.Error:
-            return False
-        self.items = {}
-        self.version = version
-        return True
-
-    def release(self) -> None:
-        self.lock.release()
-
-
-_residents: dict[str, _Resident] = {}
-
-
-def _resident_for(path: Path, key: str) -> _Resident | None:
-    """This process's resident cache at ``path`` for ``key``, locked for one build; None
-    when another build of this process holds it or the file cannot be used."""
-    resident = _residents.get(str(path))
-    if resident is not None:
-        if not resident.lock.acquire(blocking=False):
-            return None
-        if resident.key == key and resident.current():
-            return resident
-        _residents.pop(str(path), None)
-        with contextlib.suppress(sqlite3.Error):
-            resident.con.close()
-    con = _open_cache(path, key)
-    if con is None:
-        return None
-    try:
-        resident = _Resident(path, key, con)
-        resident.lock.acquire()
-        if not resident.current():
-            raise sqlite3.DatabaseError("not readable")
-    except (OSError, sqlite3.Error):
-        con.close()
-        return None
-    _residents[str(path)] = resident
-    return resident
-
-
-def forget_resident() -> None:
-    """Drop what this process keeps of every parse cache (as a fresh process starts)."""
-    for resident in list(_residents.values()):
-        if resident.lock.acquire(blocking=False):
-            resident.con.close()
-            resident.lock.release()
-    _residents.clear()
-
-
 # A post's row: its fields but the body and HTML, as plain values for ``marshal`` (an
 # unpickling per row, resolving Post, datetime and Image each time, was a quarter of a
 # no-op build at 10,000 posts); a post with a value of another shape is pickled.
@@ -414,45 +318,3 @@ def _decode(kind: str, data: bytes) -> Any:
     state["images"] = tuple(Image(*i) for i in state["images"])
     state["_at"] = values[-1]
     return state
-
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS items (rel TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-    " digest TEXT, kind TEXT, data BLOB)",
-    "CREATE TABLE IF NOT EXISTS texts (rel TEXT, digest TEXT, body TEXT, html TEXT,"
-    " PRIMARY KEY (rel, digest))",
-)
-
-
-def _open_cache(path: Path, key: str) -> sqlite3.Connection | None:
-    """The parse cache for ``key``: emptied when it was made for another key, made anew
-    when the file is not a usable database (a broken file is never an error)."""
-    for attempt in range(2):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # One build at a time uses a connection, but a resident one may serve builds
-            # from more than one thread (the daemon's).
-            con = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        except (OSError, sqlite3.Error):
-            return None
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            with con:
-                con.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
-                row = con.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
-                if row is None or row[0] != key:  # another parser or shape: start afresh
-                    con.execute("DROP TABLE IF EXISTS items")
-                    con.execute("DROP TABLE IF EXISTS texts")
-                    con.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (key,))
-                for statement in _SCHEMA:
-                    con.execute(statement)
-            return con
-        except sqlite3.Error:
-            con.close()
-            if attempt:
-                return None
-            for suffix in ("", "-wal", "-shm"):  # not a database we can use: start afresh
-                with contextlib.suppress(OSError):
-                    Path(f"{path}{suffix}").unlink()
-    return None

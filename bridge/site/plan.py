@@ -23,14 +23,14 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, collections, featured, feeds, gone, webfinger
+from bridge.site import activities, collections, featured, feeds, gone, plan_lists, webfinger
 from bridge.site.importing import redirects
 from bridge.site.kept import kept_block, remember_block
 from bridge.site.ledger import Ledger
 from bridge.site.output import Kept, Output
 from bridge.site.pages import Renderer
 from bridge.site.plan_keys import ids, key_of, shown_in_list, stock_templates, whole_post
-from bridge.site.posts import Comment, Page, Post, tag_slug
+from bridge.site.posts import Comment, Page, Post
 from bridge.site.preview import notice
 from bridge.site.static_headers import HEADERS_FILE
 
@@ -84,6 +84,7 @@ class Plan:
         self._object_ids: dict[str, str] = {}  # slug -> object id (asked for 6 times a post)
         self._stock: dict[str, bool] = {}  # template -> only the default theme's in effect
         self._creates: dict[str, dict[str, Any]] = {}
+        self._list_pages: plan_lists.Lists | None = None
         # (path, key) -> the bytes the last build wrote there with that key, else None
         # (``bridge.site.output.previous_outputs``); nothing by default.
         self.previous: Callable[[str, str], bytes | None] = lambda rel, key: None
@@ -260,15 +261,22 @@ class Plan:
     # ---- home pages ------------------------------------------------------------------
 
     def _home_outputs(self) -> Iterator[Output]:
-        per_page, template = self.config.posts_per_page, self.renderer.template_digest("index.html")
-        total_pages = max(1, -(-len(self.posts) // per_page))
-        listed = featured.home_order(self.posts)  # pinned posts first
-        for n in range(1, total_pages + 1):
-            chunk = listed[(n - 1) * per_page : n * per_page]
-            path = "index.html" if n == 1 else f"page/{n}/index.html"
-            entry = self._entry_key("index.html")
-            key = key_of(self.base_key, template, str(n), str(total_pages), *map(entry, chunk))
-            yield Output(path, key, partial(self._home_page, chunk, n, total_pages))
+        home = self._lists().home
+        for n, (path, key, chunk) in enumerate(home, start=1):
+            yield Output(path, key, partial(self._home_page, chunk, n, len(home)))
+
+    def _lists(self) -> plan_lists.Lists:
+        """The list pages' keys and posts, made once a build (``plan_lists``)."""
+        if self._list_pages is None:
+            digest = self.renderer.template_digest
+            self._list_pages = plan_lists.lists(
+                self.posts,
+                self.base_key,
+                (digest("index.html"), digest("tag.html"), digest("archive.html")),
+                (self._entry_key("index.html"), self._entry_key("tag.html")),
+                self.config.posts_per_page,
+            )
+        return self._list_pages
 
     def _home_url(self, n: int) -> str:
         base_url = self.config.base_url
@@ -287,27 +295,14 @@ class Plan:
     # ---- tag pages, the archive and the standalone pages ---------------------------------
 
     def _tag_outputs(self) -> Iterator[Output]:
-        renderer = self.renderer
-        tags: dict[str, tuple[str, list[Post]]] = {}
-        slugs: dict[str, str] = {}
-        for post in self.posts:
-            for tag in post.tags:
-                slug = slugs.get(tag) or slugs.setdefault(tag, tag_slug(tag))
-                tags.setdefault(slug, (tag, []))[1].append(post)
-        template, entry = renderer.template_digest("tag.html"), self._entry_key("tag.html")
-        for slug, (tag, tagged) in sorted(tags.items()):
-            key = key_of(self.base_key, template, slug, *map(entry, tagged))
+        renderer, lists = self.renderer, self._lists()
+        for slug, tag, key, tagged in lists.tags:
             yield Output(f"tags/{slug}/index.html", key, partial(self._tag_page, tag, tagged, slug))
         yield Output(
             "archive/index.html",
-            # What the archive shows of each post: an edit to a titled post's body
-            # does not change it (an untitled note shows the start of its text).
-            key_of(
-                self.base_key,
-                renderer.template_digest("archive.html"),
-                "archive",
-                *(f"{p.slug}:{p.date.isoformat()}:{p.title or p.digest}" for p in self.posts),
-            ),
+            # What the archive shows of each post (``plan_lists.archive_entry``): an edit
+            # to a titled post's body does not change it.
+            lists.archive,
             lambda: renderer.archive(self.posts, f"{self.config.base_url}/archive/").encode(),
         )
         for page in self.pages:

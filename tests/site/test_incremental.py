@@ -9,7 +9,9 @@ build of a copy that has no caches and no previous output.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from bridge import config as config_mod
 from bridge.site import build as site_build
+from bridge.site import parse_cache
 
 POSTS = "content/posts"
 ARTICLE = f"{POSTS}/2026-01-10-first-article.md"
@@ -62,16 +65,31 @@ EDITS: list[tuple[str, Callable[[Path], None]]] = [
 ]
 
 
-@pytest.mark.parametrize("resident", [False, True], ids=["command", "resident"])
-def test_incremental_builds_equal_cold_builds(site: Path, tmp_path: Path, resident: bool) -> None:
+def _contents(site: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (site / "content").rglob("*") if p.is_file()}
+
+
+def _written(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
+    """The names a watcher would have seen written between two snapshots."""
+    return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+
+
+@pytest.mark.parametrize("mode", ["command", "resident", "watched"])
+def test_incremental_builds_equal_cold_builds(site: Path, tmp_path: Path, mode: str) -> None:
     """``resident``: one process builds after each edit, keeping what it read (as
-    ``serve --watch`` does); otherwise each build starts from the files, as a command."""
+    ``serve --watch`` does); ``watched``: the same, told which files were written (as
+    its watcher tells it, so the others are not even stat'ed); ``command``: each build
+    starts from the files."""
     config = config_mod.load(site)
+    resident = mode != "command"
     site_build.build(config)
     for name, edit in EDITS:
+        before = _contents(site)
         edit(site)
         if not resident:
             site_build.forget_resident_state()
+        if mode == "watched":
+            parse_cache.watched(config, _written(before, _contents(site)))
         result = site_build.build(config)
         cold = _cold(site, tmp_path / f"cold-{name.replace(' ', '-')}")
         trees = {"public": _tree(config.output_dir)}
@@ -115,3 +133,41 @@ def test_a_site_template_for_entries_keys_tag_pages_on_the_whole_post(site: Path
     changed = site_build.build(config).changed
     assert "tags/python/index.html" in changed
     assert b"<strong>edited</strong>" in (config.output_dir / "tags/python/index.html").read_bytes()
+
+
+def test_a_write_no_watcher_reported_is_built_by_the_next_full_check(
+    site: Path, tmp_path: Path
+) -> None:
+    """Told that nothing was written, a resident build keeps its rows unchecked (the
+    shortcut is real); the build after it, with no word from a watcher (what the watcher
+    sends after lost events, a failed build, a build asked for from outside, and once a
+    minute), checks every file and equals a cold build."""
+    config = config_mod.load(site)
+    site_build.build(config)
+    _edit(site, ARTICLE, "This is the **first**", "This is the **missed**")
+    page = config.output_dir / "posts/first-article/index.html"
+    parse_cache.watched(config, set())
+    site_build.build(config)
+    assert b"<strong>missed</strong>" not in page.read_bytes()
+    parse_cache.watched(config, None)
+    site_build.build(config)
+    assert b"<strong>missed</strong>" in page.read_bytes()
+    assert _tree(config.output_dir) == _cold(site, tmp_path / "cold")
+
+
+def test_a_word_from_a_watcher_is_not_taken_over_rows_another_process_wrote(
+    site: Path,
+) -> None:
+    """When another connection wrote the parse cache since this process's last build (a
+    command run beside ``serve --watch``), the rows are read again and every file is
+    checked, whatever the watcher said: the other writer may have recorded a file as it
+    was before a write this watcher reported to an earlier build."""
+    config = config_mod.load(site)
+    site_build.build(config)
+    _edit(site, ARTICLE, "This is the **first**", "This is the **other**")
+    with contextlib.closing(sqlite3.connect(config.cache_dir / "parsed.sqlite3")) as con, con:
+        con.execute("UPDATE items SET mtime_ns = mtime_ns + 1")  # another writer
+    parse_cache.watched(config, set())
+    site_build.build(config)
+    page = config.output_dir / "posts/first-article/index.html"
+    assert b"<strong>other</strong>" in page.read_bytes()

@@ -144,3 +144,18 @@ def test_only_published_documents_are_signed(
         f"{base}/posts/quick-note.json",
         f"{base}/posts/quick-note/create.json",
     ]
+
+
+def test_a_worker_writes_a_file_as_open_would(tmp_path: Path) -> None:
+    """Same bytes, same permission bits (the umask applies), and a file that was there is
+    truncated, not appended to."""
+    with open(tmp_path / "by-open", "wb") as fh:
+        fh.write(b"x" * 70_000)
+    (tmp_path / "by-worker").write_bytes(b"old content that is longer than what follows" * 9000)
+    parallel._write(str(tmp_path / "by-worker"), b"x" * 70_000)
+    ours, theirs = tmp_path / "by-worker", tmp_path / "by-open"
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert ours.stat().st_mode == theirs.stat().st_mode
+    parallel._folder(str(tmp_path / "a" / "b"))  # a missing parent is made too
+    parallel._folder(str(tmp_path / "a" / "b"))  # and one that exists is fine
+    assert (tmp_path / "a" / "b").is_dir()

@@ -27,14 +27,16 @@ boosts and follows, but never an Undo or a Delete before what it undoes (``order
 Undo or a Delete also waits for the rows of its actor started before it, and those started
 after it wait for it, so one round never interleaves them.
 
-Outcomes are committed in batches: the handlers of one ``process_pending`` call write
-comment files without an ``fsync`` each (``CommentStore.deferring``); when the call's rows
-have finished, one flush makes every file written so far durable (``syncfs`` on Linux),
-and only then one transaction records the outcomes.  A crash, or a ``kill -9`` of the
-process, before that transaction leaves the rows ``new``: they run again after a restart,
-and since a comment's file name is a hash of what it is, running a row again rewrites the
-same file instead of adding a second comment.  Until its outcome is recorded, a finished
-row is not started again by this processor.
+Outcomes are committed in batches: the handlers of one ``process_pending`` call hand
+their comment files to a writing thread, without an ``fsync`` each
+(``CommentStore.deferring``, ``comment_writer``), and go on; when the call's rows have
+finished, the processor waits for those files to land, one flush makes every file written
+so far durable (``syncfs`` on Linux), and only then one transaction records the outcomes.
+A file that could not be written records no outcome of its batch: the rows run again.
+A crash, or a ``kill -9`` of the process, before that transaction leaves the rows
+``new``: they run again after a restart, and since a comment's file name is a hash of what
+it is, running a row again rewrites the same file instead of adding a second comment.
+Until its outcome is recorded, a finished row is not started again by this processor.
 """
 
 from __future__ import annotations
@@ -160,9 +162,19 @@ class InboxProcessor:
             return
         outcomes = list(self._outcomes.items())
         if self._store is not None:
-            written = self._store.take_unsynced()
+            try:  # waits for the writing thread: off the event loop
+                written = await asyncio.to_thread(self._store.take_unsynced)
+            except OSError as exc:
+                # A comment file was not written: no row of the batch is recorded, so they
+                # all run again (rewriting the same files) instead of one being done
+                # without its comment.
+                log.error("comment files could not be written: %s; the rows run again", exc)
+                for activity_id, _ in outcomes:
+                    self._outcomes.pop(activity_id, None)
+                return
             if written:
                 await asyncio.to_thread(self._store.sync, written)
+            self._store.run_after_batch()  # e.g. the batch's Salmentions, queued at once
         with self.ctx.db.tx() as con:
             con.executemany(
                 "UPDATE inbox SET status = ?, tries = tries + 1, error = ?, next_try = ?,"

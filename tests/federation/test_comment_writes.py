@@ -1,0 +1,126 @@
+"""A deferring store's writing thread (``bridge.site.comment_writer``): operations land in
+the order asked, reads see them before they land, a failure is never lost, and the thread
+is gone once the batch is drained.  The last test is the processor's side: a batch with a
+file that could not be written records none of its rows, which run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.conversations import salmention
+from bridge.federation.context import Context
+from bridge.federation.inbox import InboxProcessor
+from bridge.site import comment_writer
+from bridge.site.comments import CommentStore
+from tests.federation.test_inbox_batches import ACTOR, comment
+from tests.federation.test_inbox_batches import reply as like_activity
+from tests.site.test_comment_index import comment as reply
+
+
+def test_a_deferred_write_is_read_before_it_lands_and_a_delete_lands_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    real_land = comment_writer._land
+
+    def slow_land(op: Any) -> None:
+        gate.wait(10)  # the thread waits here until the test has read
+        real_land(op)
+
+    monkeypatch.setattr(comment_writer, "_land", slow_land)
+    store = CommentStore(tmp_path).deferring()
+    path = store.write("hello", reply(1))
+    assert not path.exists()  # still on its way
+    assert store.get(reply(1).id) == ("hello", reply(1))
+    assert store.exists("hello", reply(1).id)
+    assert store.delete(reply(1).id)
+    assert store.get(reply(1).id) is None  # the delete is seen before it lands
+    assert not store.exists("hello", reply(1).id)
+    store.write("hello", reply(2))
+    gate.set()
+    assert store.take_unsynced() == [path, path.with_name(f"{reply(2).id}.json")]
+    assert not path.exists()  # the write landed first, then the delete
+    assert CommentStore(tmp_path).get(reply(2).id) == ("hello", reply(2))
+    assert not [t for t in threading.enumerate() if t.name == "comment-writer"]
+
+
+def test_a_failed_write_is_raised_once_by_the_next_drain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CommentStore(tmp_path).deferring()
+    (tmp_path / "comments").mkdir()
+    (tmp_path / "comments" / "hello").write_text("a file where a folder must be")
+    store.write("hello", reply(1))
+    with pytest.raises(OSError):
+        store.take_unsynced()
+    assert store.get(reply(1).id) is None  # what did not land is not read either
+    assert store.take_unsynced() == []
+
+
+@pytest.mark.anyio
+async def test_rows_whose_comment_was_not_written_run_again(ctx: Context) -> None:
+    with ctx.db.tx() as con:
+        for n in range(3):
+            con.execute(
+                "INSERT INTO inbox(id, type, actor, body, received) VALUES (?, 'Like', ?, ?, ?)",
+                (f"{ACTOR}/likes/{n}", ACTOR, json.dumps(like_activity(n)), float(n)),
+            )
+    runs: list[int] = []
+
+    async def like(c: Context, activity: dict[str, Any], forwarded: bool) -> None:
+        n = int(activity["id"].rsplit("/", 1)[1])
+        runs.append(n)
+        c.comments.write("hello" if n != 1 or len(runs) > 3 else "broken", comment(n))
+
+    folder = ctx.config.content_dir / "comments"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broken").write_text("a file where a folder must be")
+    processor = InboxProcessor(ctx, {"Like": like})
+    processor.clock = lambda: 0.0  # no backoff: the rows are due again at once
+    assert await processor.process_pending(wait=None) == 3
+    assert {r["status"] for r in ctx.db.query("SELECT status FROM inbox")} == {"new"}
+    assert await processor.process_pending(wait=None) == 3  # all three, written this time
+    states = ctx.db.query("SELECT status, tries FROM inbox")
+    assert {(r["status"], r["tries"]) for r in states} == {("done", 1)}
+    assert sorted(runs) == [0, 0, 1, 1, 2, 2]
+    assert len(list((folder / "hello").glob("*.json"))) == 3
+    assert os.path.isfile(folder / "broken")
+    ctx.db.close()
+
+
+@pytest.mark.anyio
+async def test_a_batch_queues_the_salmention_of_a_post_once_its_files_are_there(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ctx.db.tx() as con:
+        for n in range(4):
+            con.execute(
+                "INSERT INTO inbox(id, type, actor, body, received) VALUES (?, 'Like', ?, ?, ?)",
+                (f"{ACTOR}/likes/{n}", ACTOR, json.dumps(like_activity(n)), float(n)),
+            )
+    folder = ctx.config.content_dir / "comments" / "hello"
+    queued: list[tuple[list[str], int]] = []
+    real = salmention.queue_salmentions
+
+    def record(db: Any, slugs: list[str]) -> None:
+        queued.append((slugs, len(list(folder.glob("*.json")))))
+        real(db, slugs)
+
+    monkeypatch.setattr(salmention, "queue_salmentions", record)
+
+    async def replied(c: Context, activity: dict[str, Any], forwarded: bool) -> None:
+        n = int(activity["id"].rsplit("/", 1)[1])
+        c.comments.write("hello", reply(n))
+        salmention.note_change(c, "hello", reply(n))
+
+    processor = InboxProcessor(ctx, {"Like": replied})
+    assert await processor.process_pending(wait=None) == 4
+    assert queued == [(["hello"], 4)]  # once for the batch, after its four files
+    assert set(salmention.read_queue(ctx.db)) == {"hello"}
+    ctx.db.close()
