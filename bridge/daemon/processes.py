@@ -11,7 +11,9 @@ The layout (docs/architecture.md, "Processes"):
 * **one background process** runs everything stateful: the inbox processor, webmention
   verification, the delivery worker, the moderation poller, the feed bridge;
 * **one rebuild process** rebuilds the site when comments change, told what changed by the
-  background process (``bridge.daemon.rebuild_process``).
+  background process (``bridge.daemon.rebuild_process``);
+* **a fork server**, when delivery runs in child processes, forks them for the background
+  process's ``DeliveryPool`` (``bridge.federation.delivery.forkserver``).
 
 Wake-ups cross processes through one pipe the supervisor creates before forking
 (``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
