@@ -236,11 +236,14 @@ def serve(
     """
     import socket  # (not at the top: a one-post `build` does not need it)
 
+    from bridge.daemon import processes
+
+    processes.keep_out_unused()  # before uvicorn and httpx are imported
     import uvicorn
 
     from bridge import keys
     from bridge.daemon import app as daemon
-    from bridge.daemon import events, processes
+    from bridge.daemon import events
     from bridge.federation import limits
     from bridge.site import preview
 

@@ -29,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -50,6 +51,9 @@ from bridge.federation import followers, inbox, outbox, published
 from bridge.federation.context import Context
 from bridge.site import collections, webfinger
 from bridge.site.importing.redirects import read_netlify
+
+if TYPE_CHECKING:
+    from bridge.federation.delivery.forkserver import ForkClient
 
 log = logging.getLogger("indiebridge.daemon")
 
@@ -106,6 +110,7 @@ class Daemon:
         drafts: bool = False,
         notify: Callable[[str], None] | None = None,
         workers: int = 1,
+        spawner: ForkClient | None = None,
     ) -> None:
         self.config = config
         # An HTTP worker of several (``bridge.daemon.processes``) only answers requests and
@@ -119,7 +124,7 @@ class Daemon:
         self.rebuilder = Rebuilder(config, drafts=drafts)  # serve --drafts: rebuilds keep them
         # rows queued by `publish` in another process are found by polling
         self.worker = services.delivery_pool(
-            config, self.db, self.keys, poll_interval=poll_interval
+            config, self.db, self.keys, poll_interval=poll_interval, spawner=spawner
         )
         self.ctx = ctx or services.build_context(
             config,

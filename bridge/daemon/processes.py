@@ -11,7 +11,9 @@ The layout (docs/architecture.md, "Processes"):
 * **one background process** runs everything stateful: the inbox processor, webmention
   verification, the delivery worker, the moderation poller, the feed bridge;
 * **one rebuild process** rebuilds the site when comments change, told what changed by the
-  background process (``bridge.daemon.rebuild_process``).
+  background process (``bridge.daemon.rebuild_process``);
+* **a fork server**, when delivery runs in child processes, forks them for the background
+  process's ``DeliveryPool`` (``bridge.federation.delivery.forkserver``).
 
 Wake-ups cross processes through one pipe the supervisor creates before forking
 (``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
@@ -52,11 +54,13 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from bridge.config import SiteConfig
-from bridge.daemon import events
-from bridge.daemon.rebuild_process import BuildPipe, run_rebuilds
+
+if TYPE_CHECKING:
+    from bridge.daemon.rebuild_process import BuildPipe
+    from bridge.federation.delivery.forkserver import ForkServer
 
 log = logging.getLogger("indiebridge.daemon")
 
@@ -81,9 +85,18 @@ PRELOAD = (
     "bridge.federation.limits",
     "bridge.conversations.webmentions",
     "bridge.site.build",
+    "bridge.federation.delivery.child",
+    "bridge.conversations.fediverse",
+    "bridge.conversations.quotes",
+    "markdown.extensions.fenced_code",  # with pygments, at the first rebuild
+    "markdown.extensions.codehilite",
 )
 """Modules the children import anyway: imported once, before the fork (optional ones,
 like ``uvloop``, are skipped when missing)."""
+NEVER_USED = ("rich", "trio")
+"""Optional packages no process of ``serve`` uses, which httpx (its command line) and
+httpcore (trio support) import when installed: kept out (a few MB) the way
+``delivery.pool.NOT_IMPORTED`` keeps them out of an interpreter-started delivery child."""
 
 
 def default_workers() -> int:
@@ -161,6 +174,8 @@ class Supervisor:
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until processes keep dying (1)."""
+        from bridge.daemon import events  # here: importing this module stays light
+
         previous = {sig: signal.signal(sig, _raise_stop) for sig in _SIGNALS}
         try:
             started = {role: self._start(role) for role in self.roles}
@@ -180,6 +195,8 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _watch(self) -> int:
+        from bridge.daemon import events
+
         while True:
             pid, status = os.wait()
             role = self.pids.pop(pid, None)
@@ -269,7 +286,12 @@ def _child(role: str, target: Callable[[], None], parent: int) -> NoReturn:
 
 
 def http_worker(
-    config: SiteConfig, sock: socket.socket, pipe: WakePipe, workers: int, drafts: bool
+    config: SiteConfig,
+    sock: socket.socket,
+    pipe: WakePipe,
+    workers: int,
+    drafts: bool,
+    forks: ForkServer | None = None,
 ) -> None:
     """One HTTP worker: the daemon's routes under uvicorn, on the shared socket."""
     import uvicorn
@@ -278,6 +300,8 @@ def http_worker(
     from bridge.federation import limits
 
     os.close(pipe.read_fd)
+    if forks is not None:
+        forks.close()
     app = limits.HTTPLimits(create_app(config, drafts=drafts, notify=pipe.send, workers=workers))
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", proxy_headers=True, **limits.uvicorn_options())
@@ -286,20 +310,41 @@ def http_worker(
 
 
 def background(
-    config: SiteConfig, sock: socket.socket, pipe: WakePipe, drafts: bool, builds: BuildPipe
+    config: SiteConfig,
+    sock: socket.socket,
+    pipe: WakePipe,
+    drafts: bool,
+    builds: BuildPipe,
+    forks: ForkServer | None = None,
 ) -> None:
     """The background process: every worker of the daemon but rebuilds, no HTTP server."""
     sock.close()
     os.close(pipe.write_fd)
     with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
         os.nice(BACKGROUND_NICE)
-    asyncio.run(_background(config, pipe, drafts, builds))
+    asyncio.run(_background(config, pipe, drafts, builds, forks))
 
 
-async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool, builds: BuildPipe) -> None:
+def fork_server(sock: socket.socket, pipe: WakePipe, builds: BuildPipe, forks: ForkServer) -> None:
+    """The delivery children's fork server (``bridge.federation.delivery.forkserver``): no
+    socket, no pipe, no thread, no database; its children run below the background
+    process's priority, as children it started would."""
+    sock.close()
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(BACKGROUND_NICE)
+    from bridge.federation.delivery import child
+
+    inherited = (pipe.read_fd, pipe.write_fd, builds.read_fd, builds.write_fd)
+    forks.serve(lambda: child.main(forked=True), close=inherited)
+
+
+async def _background(
+    config: SiteConfig, pipe: WakePipe, drafts: bool, builds: BuildPipe, forks: ForkServer | None
+) -> None:
     from bridge.daemon.app import Daemon
 
-    daemon = Daemon(config, drafts=drafts)
+    spawner = forks.client() if forks is not None else None
+    daemon = Daemon(config, drafts=drafts, spawner=spawner)
     daemon.rebuilder.forward_to(builds)  # the rebuild process builds (rebuild_process)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -316,37 +361,97 @@ async def _background(config: SiteConfig, pipe: WakePipe, drafts: bool, builds: 
 
 
 def _rebuilds(
-    config: SiteConfig, sock: socket.socket, pipe: WakePipe, builds: BuildPipe, drafts: bool
+    config: SiteConfig,
+    sock: socket.socket,
+    pipe: WakePipe,
+    builds: BuildPipe,
+    drafts: bool,
+    forks: ForkServer | None = None,
 ) -> None:
     """The rebuild process (``bridge.daemon.rebuild_process``), below the background's
     priority (``rebuild_process.NICE``)."""
+    from bridge.daemon.rebuild_process import run_rebuilds
+
     sock.close()
     os.close(pipe.read_fd)
     os.close(pipe.write_fd)
+    if forks is not None:
+        forks.close()
     run_rebuilds(config, builds, drafts)
 
 
-def preload() -> None:
-    """Import ``PRELOAD`` and freeze what is alive now out of the collector's reach, so
-    forked children keep sharing those pages (module docstring)."""
+ARENAS = 2
+"""glibc malloc arenas per process (``mallopt(M_ARENA_MAX)``): the default, 8 per core,
+lets each thread (the inbox writer, ``asyncio.to_thread``) grow a heap of its own."""
+
+
+def preload(config: SiteConfig | None = None) -> None:
+    """Import ``PRELOAD``, make the C libraries' first-use set-up (``warm``), and freeze
+    what is alive now out of the collector's reach, so forked children keep sharing those
+    pages (module docstring)."""
+    keep_out_unused()
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    limit_arenas()
+    if config is not None:
+        warm(config)
     gc.collect()
     gc.freeze()
 
 
+def keep_out_unused() -> None:
+    """Mark ``NEVER_USED`` absent (call before anything imports httpx): the packages that
+    would import them fall back, as they do when those are not installed."""
+    for name in NEVER_USED:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
+def limit_arenas() -> None:
+    """At most ``ARENAS`` malloc arenas in this process and the ones it forks (glibc)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).mallopt(-8, ARENAS)  # M_ARENA_MAX
+
+
+def warm(config: SiteConfig) -> None:
+    """What every child does first and would otherwise do in memory of its own: OpenSSL 3
+    builds its key decoders and X.509 tables on first use (reading a PEM key, making a TLS
+    context), SQLite its global state on the first connection.  Done once here, before
+    the fork, those tables are shared pages (about 4 MB less in each process)."""
+    import sqlite3
+
+    from bridge import keys
+    from bridge.federation.addresses import tls_context
+
+    with contextlib.suppress(Exception):  # a missing or broken key is the child's error
+        keys.load(config.state_dir)
+    with contextlib.suppress(Exception):  # the shared one (addresses.tls_context), kept
+        tls_context()
+    sqlite3.connect(":memory:").close()
+
+
 def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool) -> int:
     """Run ``workers`` HTTP workers and the background process until stopped."""
-    preload()
+    preload(config)
+    from bridge.daemon import services
+    from bridge.daemon.rebuild_process import BuildPipe
+    from bridge.federation.delivery import forkserver
+
     pipe, builds = WakePipe(), BuildPipe()
-    roles: dict[str, Callable[[], None]] = {
-        "background": lambda: background(config, sock, pipe, drafts, builds),
-        "rebuild": lambda: _rebuilds(config, sock, pipe, builds, drafts),
-    }
+    use_forks = forkserver.supported() and services.delivery_children(config)
+    forks = forkserver.ForkServer() if use_forks else None
+    roles: dict[str, Callable[[], None]] = {}
+    if forks is not None:
+        roles["forkserver"] = lambda: fork_server(sock, pipe, builds, forks)
+    roles["background"] = lambda: background(config, sock, pipe, drafts, builds, forks)
+    roles["rebuild"] = lambda: _rebuilds(config, sock, pipe, builds, drafts, forks)
     for n in range(workers):
-        roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts)
+        roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts, forks)
     supervisor = Supervisor(roles)
     code = supervisor.run()
     sock.close()
+    if forks is not None:
+        forks.close()
     return code

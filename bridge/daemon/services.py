@@ -35,6 +35,7 @@ from bridge.keys import ActorKeys
 from bridge.site.comments import CommentStore
 
 if TYPE_CHECKING:
+    from bridge.federation.delivery.forkserver import ForkClient
     from bridge.site.posts import Post
 
 
@@ -87,15 +88,17 @@ def delivery_pool(
     actor_keys: ActorKeys,
     *,
     poll_interval: float | None = None,
+    spawner: ForkClient | None = None,
 ) -> delivery.DeliveryPool | delivery.DeliveryWorker:
     """The daemon's delivery: ``delivery_processes`` child processes on the one queue
     (default ``min(cores, 4)``), with ``delivery_worker``'s 410 rule run in this process.
 
     One process is the worker itself, in the caller's process: on a one-core server a
-    child would add its memory (about 55 MB) and a hand-off, and could not run in parallel.
+    child would add its memory and a hand-off, and could not run in parallel.  ``spawner``
+    (``serve``'s layout) forks the children from the supervisor's image instead of starting
+    interpreters (``bridge.federation.delivery.forkserver``).
     """
-    count = config.delivery_processes or default_processes()
-    if count == 1:
+    if not delivery_children(config):
         return delivery_worker(config, db, actor_keys, poll_interval=poll_interval)
 
     def gone(inbox_url: str) -> None:
@@ -104,8 +107,13 @@ def delivery_pool(
     options = {} if poll_interval is None else {"poll_interval": poll_interval}
     # On demand: children start when a row is due and exit after IDLE_EXIT s of nothing.
     return delivery.DeliveryPool.from_config(
-        config, db, on_gone=gone, idle_exit=IDLE_EXIT, **options
+        config, db, on_gone=gone, idle_exit=IDLE_EXIT, spawner=spawner, **options
     )
+
+
+def delivery_children(config: SiteConfig) -> bool:
+    """Whether the daemon delivers from child processes (``delivery_pool``)."""
+    return (config.delivery_processes or default_processes()) > 1
 
 
 def inbox_handlers() -> dict[str, inbox.Handler]:

@@ -29,8 +29,10 @@ NAT64 ``64:ff9b::/96``) that would be refused on its own.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import nullcontext
 
@@ -186,11 +188,20 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one client TLS context of this process: certificates verified against the CA
+    bundle, parsed once (about 2 MB) for every fetcher and the delivery transport.  Nothing
+    changes it but the ALPN list, to HTTP/1.1 alone for every client.  ``serve`` makes it
+    before forking (``processes.warm``), so its processes share the parsed bundle."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport with the connection pool built on ``GuardedBackend``."""
 
     def __init__(self, backend: GuardedBackend, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context(trust_env=False)
+        ssl_context = tls_context()
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         # httpx 0.28 offers no public way to choose the network backend, so the pool it
         # built is swapped for an identical one that uses ours.  Fail loudly if the

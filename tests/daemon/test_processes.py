@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -209,6 +210,42 @@ def test_two_http_workers_and_a_background_process_take_signed_activities(
         assert not os.path.exists(f"/proc/{pid}"), f"process {pid} outlived serve"
 
 
+def test_delivery_children_are_forked_by_a_fork_server_with_nothing_inherited(
+    blog: Blog, remote_key: rsa.RSAPrivateKey
+) -> None:
+    """``bridge.federation.delivery.forkserver``: the supervisor forks a fork server, which
+    holds one thread and only its socket besides stdin, stdout and stderr (the listening
+    socket and the wake pipe closed); a Follow's Accept makes a delivery due, and the
+    delivery child is the fork server's child, single-threaded when it starts."""
+    site_toml = blog.root / "site.toml"
+    site_toml.write_text("delivery_processes = 2\n" + site_toml.read_text(), encoding="utf-8")
+    blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
+    found = blog.wait_until(
+        lambda: [e for e in events(blog) if e["event"] == "processes"], what="the process line"
+    )
+    server = found[-1]["forkserver"]
+    assert Path(f"/proc/{server}/comm").read_text().strip() == "ib-forkserver"
+    assert "Threads:\t1\n" in Path(f"/proc/{server}/status").read_text()
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{server}/fd"))
+    assert fds[:3] == [0, 1, 2] and len(fds) == 4
+    assert os.readlink(f"/proc/{server}/fd/{fds[3]}").startswith("socket:")
+
+    actor = actor_id(0)
+    follow = {"id": f"{actor}/follows/1", "type": "Follow", "actor": actor}
+    follow["object"] = config_mod.load(blog.root).actor_id
+    assert send_all(blog, remote_key, [follow]) == Counter({202: 1})
+
+    def children() -> list[int]:
+        return [int(p) for p in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+
+    def named() -> list[int]:  # named once it runs the child's code
+        return [p for p in children() if Path(f"/proc/{p}/comm").read_text() == "ib-delivery\n"]
+
+    assert blog.wait_until(named, what="a delivery child")
+    blog.stop()
+    assert not os.path.exists(f"/proc/{server}")
+
+
 def test_kill_9_of_the_background_process_mid_batch_processes_each_activity_once(
     blog: Blog, remote_key: rsa.RSAPrivateKey
 ) -> None:
@@ -282,3 +319,40 @@ def test_the_wake_pipe_never_blocks_a_writer_and_loses_no_kind() -> None:
 def test_default_workers_is_one_per_core_at_most_four() -> None:
     assert 1 <= default_workers() <= 4
     assert default_workers() == min(len(os.sched_getaffinity(0)), 4)
+
+
+PRELOAD_CHECK = """
+import json, os, sys, threading
+from bridge import config
+from bridge.daemon import processes
+processes.preload(config.load(sys.argv[1]))
+from bridge.federation.addresses import tls_context
+fds = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # the listing's own descriptor, closed by now
+        pass
+unused = [m for m in processes.NEVER_USED if sys.modules.get(m) is not None]
+print(json.dumps({"threads": threading.active_count(), "fds": fds,
+                  "tls": tls_context.cache_info().currsize, "unused": unused}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) -> None:
+    """What the supervisor makes before forking (``processes.preload``) is memory only:
+    no thread, no database file or socket left open for a child to inherit; the TLS
+    context every child uses is made; packages no process uses are not imported."""
+    out = subprocess.run(
+        [sys.executable, "-c", PRELOAD_CHECK, str(blog.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    seen = json.loads(out.stdout)
+    assert seen["threads"] == 1
+    assert seen["tls"] == 1
+    assert seen["unused"] == []  # httpx and httpcore imported without rich and trio
+    assert not [fd for fd in seen["fds"] if "sqlite" in fd or fd.startswith("socket:")]

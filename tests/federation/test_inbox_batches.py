@@ -169,3 +169,30 @@ async def test_outcomes_are_recorded_only_after_the_batch_comments_are_synced(
     assert {(r["status"], r["tries"]) for r in done} == {("done", 1)}
     assert len(list((ctx.config.content_dir / "comments" / "hello").glob("*.json"))) == 5
     ctx.db.close()
+
+
+async def test_a_batch_waits_for_a_lock_held_elsewhere_without_busy_handler_or_checkpoint(
+    ctx: Context,
+) -> None:
+    """The writer's connection polls for the write lock itself and never checkpoints
+    (``writer.prepare_connection``): another process holding the lock delays the batch,
+    which commits once the lock is free; nothing fails."""
+    writer = InboxWriter(ctx.db)
+    assert await writer.store(row(0)) is True  # starts the writer's thread
+    assert writer._thread is not None
+    pragmas = await asyncio.get_running_loop().run_in_executor(
+        writer._thread,
+        lambda: [ctx.db.one(f"PRAGMA {p}")[0] for p in ("busy_timeout", "wal_autocheckpoint")],  # type: ignore[index]
+    )
+    assert pragmas == [0, 0]
+    other = sqlite3.connect(ctx.db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    stored = asyncio.ensure_future(writer.store(row(1)))
+    await asyncio.sleep(0.1)
+    assert not stored.done()  # waiting for the lock, not failed
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(stored, 5) is True
+    assert ctx.db.one("SELECT count(*) AS n FROM inbox")["n"] == 2  # type: ignore[index]
+    await writer.close()
+    ctx.db.close()

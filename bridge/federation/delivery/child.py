@@ -11,7 +11,8 @@ The parent (``pool.DeliveryPool``) starts it with pipes on stdin and stdout:
   followers behind it exists in one process only), and ``idle`` before it exits because it
   had nothing to send for the spec's ``idle_exit`` seconds: no attempt of its own in
   flight, no row claimed by it, no queued row due within that time.  It then stops the
-  way end of file stops it.
+  way end of file stops it.  Its last line, when it ends normally, is ``exit 0`` (the pool
+  cannot read the status of a child ``forkserver`` forked).
 
 SIGINT is ignored (a Ctrl-C in the terminal reaches the whole process group; the daemon
 stops its children itself); SIGTERM stops the child like end of file.
@@ -151,7 +152,8 @@ async def _exit_when_idle(
             return
 
 
-def main() -> None:
+def main(*, forked: bool = False) -> None:
+    """Run the child; ``forked``: started by ``forkserver`` (logging is set up anew)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
         os.nice(NICE)
@@ -164,8 +166,12 @@ def main() -> None:
     logging.basicConfig(
         level=spec.log_level,
         format="%(asctime)s delivery[%(process)d] %(levelname)s %(name)s: %(message)s",
+        force=forked,
     )
     asyncio.run(run(spec))
+    with contextlib.suppress(OSError, ValueError):  # a forked child's status, for the pool
+        sys.stdout.write("exit 0\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from bridge.federation.addresses import (
     is_public_address,
     parse_ip,
     system_resolver,
+    tls_context,
 )
 
 MAX_HEAD = 64 * 1024
@@ -240,7 +241,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
-            self._ssl = httpx.create_ssl_context(trust_env=False)
+            self._ssl = tls_context()
         return self._ssl
 
     @staticmethod

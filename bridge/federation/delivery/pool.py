@@ -28,7 +28,10 @@ Guarantees:
   queued row is due, and the child exits (reporting ``idle``) once it has had nothing to
   send and nothing due for ``idle_exit`` seconds; the slot then waits for due rows again,
   woken by ``wake()`` or, at the latest, by its poll of the queue's next due time.  A
-  daemon with nothing to send carries no delivery process (each is about 35 MB of its own).
+  daemon with nothing to send carries no delivery process (each is 12-22 MB of its own).
+* ``spawner`` (``serve``'s layout): children are forked from the supervisor's image by a
+  fork server (``forkserver``) instead of started as interpreters; they read and write
+  the same pipes, and report ``exit 0`` on stdout, since their status is not ours to read.
   Without ``idle_exit`` the children run from start to stop.
 """
 
@@ -47,12 +50,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.config import SiteConfig
 from bridge.db import Database
 from bridge.federation.delivery import queue
 from bridge.federation.delivery.worker import call_in_loop
+
+if TYPE_CHECKING:
+    from bridge.federation.delivery.forkserver import ForkClient
 
 log = logging.getLogger("bridge.federation.delivery")
 
@@ -81,6 +87,28 @@ LAUNCH = (
 """What a child runs (``python -c``): ``child.main`` without ``NOT_IMPORTED``."""
 HEADER = struct.Struct(">Q")
 MAX_SPEC_BYTES = 16 * 1024 * 1024
+
+
+class _Pipe(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+class Child(Protocol):
+    """What the pool uses of a child: ``asyncio.subprocess.Process`` or a
+    ``forkserver.ForkedChild``."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stdin(self) -> _Pipe | None: ...
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+    async def wait(self) -> int: ...
+    def kill(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -132,9 +160,12 @@ class DeliveryPool:
         grace: float = GRACE,
         per_host: int = PER_HOST,
         idle_exit: float | None = None,
+        spawner: ForkClient | None = None,
         **options: Any,
     ) -> None:
         self.config = config
+        self.spawner = spawner
+        """Forks the children (``forkserver``, ``serve``'s layout); None: interpreters."""
         self.db = db
         self.processes = processes or default_processes()
         if self.processes < 1:
@@ -153,8 +184,9 @@ class DeliveryPool:
         """Children started so far (on demand: one per busy spell of each slot)."""
         self._ready: set[int] = set()
         self._idled: set[int] = set()
+        self._said_exit: dict[int, int] = {}
         self._work = asyncio.Event()
-        self._children: dict[int, asyncio.subprocess.Process] = {}
+        self._children: dict[int, Child] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -282,15 +314,7 @@ class DeliveryPool:
             options=dict(self.options),
             idle_exit=self.idle_exit,
         )
-        path = os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            LAUNCH,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": path},
-        )
+        child = await self._start_child()
         assert child.stdin is not None and child.stdout is not None
         self._children[slot] = child
         self.started += 1
@@ -321,7 +345,21 @@ class DeliveryPool:
             count = queue.recover(self.db, time.time(), owner=owner)
             if count:
                 log.info("recovered %d deliveries held by delivery process %d", count, slot)
-        return child.returncode
+        # A forked child's status is what it said last (``exit 0``); -1 if it said nothing.
+        return self._said_exit.pop(slot, child.returncode)
+
+    async def _start_child(self) -> Child:
+        if self.spawner is not None:
+            return await self.spawner.spawn()
+        path = os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            LAUNCH,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+        )
 
     async def _read(self, slot: int, stdout: asyncio.StreamReader) -> None:
         """Handle the child's lines: ``ready`` and ``gone <inbox>``."""
@@ -337,6 +375,8 @@ class DeliveryPool:
                 self._ready.add(slot)
             elif text == "idle":
                 self._idled.add(slot)
+            elif text.startswith("exit ") and text[5:].lstrip("-").isdigit():
+                self._said_exit[slot] = int(text[5:])
             elif text.startswith("gone ") and self.on_gone is not None:
                 try:
                     self.on_gone(text[5:])

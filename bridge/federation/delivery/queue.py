@@ -222,23 +222,33 @@ class Outcome:
 
 def record(db: Database, job: Job, outcome: Outcome, now: float) -> None:
     """Write one attempt's outcome; a ``gone`` inbox also retires its other queued rows."""
+    record_many(db, [(job, outcome, now)])
+
+
+def record_many(db: Database, items: list[tuple[Job, Outcome, float]]) -> None:
+    """``record`` for several attempts, in one transaction."""
     with db.tx() as con:
+        for job, outcome, now in items:
+            _record(con, job, outcome, now)
+
+
+def _record(con: sqlite3.Connection, job: Job, outcome: Outcome, now: float) -> None:
+    con.execute(
+        "UPDATE deliveries SET state = ?, tries = ?, next_try = COALESCE(?, next_try),"
+        " last_status = ?, last_error = ?, updated = ? WHERE id = ?",
+        (
+            outcome.state,
+            job.tries + 1,
+            outcome.next_try,
+            outcome.status,
+            outcome.message,
+            now,
+            job.id,
+        ),
+    )
+    if outcome.state == "gone":
         con.execute(
-            "UPDATE deliveries SET state = ?, tries = ?, next_try = COALESCE(?, next_try),"
-            " last_status = ?, last_error = ?, updated = ? WHERE id = ?",
-            (
-                outcome.state,
-                job.tries + 1,
-                outcome.next_try,
-                outcome.status,
-                outcome.message,
-                now,
-                job.id,
-            ),
+            "UPDATE deliveries SET state = 'gone', last_status = 410, last_error = ?,"
+            " updated = ? WHERE inbox = ? AND state = 'queued'",
+            (one_line(f"inbox gone (410 for {job.activity_id})"), now, job.inbox),
         )
-        if outcome.state == "gone":
-            con.execute(
-                "UPDATE deliveries SET state = 'gone', last_status = 410, last_error = ?,"
-                " updated = ? WHERE inbox = ? AND state = 'queued'",
-                (one_line(f"inbox gone (410 for {job.activity_id})"), now, job.inbox),
-            )

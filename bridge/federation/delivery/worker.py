@@ -137,6 +137,8 @@ class DeliveryWorker:
         self.owner = owner
         self.user_agent = user_agent or default_user_agent(base_url, key_id)
         self.stats = DeliveryStats()
+        self._unrecorded: list[tuple[queue.Job, queue.Outcome, float]] = []
+        self._flush_handle: asyncio.Handle | None = None
         self._transport = transport
         self._guard = AddressGuard(allow_private, resolver)
         self._resolver = resolver
@@ -226,9 +228,12 @@ class DeliveryWorker:
                 if watcher is not None:
                     watcher.cancel()
         finally:
-            self._running = False
-            self._signal = None
             self._loop = None
+            try:
+                self._flush_records()
+            finally:
+                self._running = False
+                self._signal = None
         return DeliveryStats(
             delivered=self.stats.delivered - before.delivered,
             retrying=self.stats.retrying - before.retrying,
@@ -379,9 +384,32 @@ class DeliveryWorker:
             )
         else:
             log.debug("delivered %s to %s", job.activity_id, job.inbox)
-        queue.record(self.db, job, outcome, now)
-        if outcome.state == "gone" and self.on_gone is not None:
-            try:
-                self.on_gone(job.inbox)
-            except Exception:  # the caller's cleanup must not stop delivery
-                log.exception("on_gone(%s) failed", job.inbox)
+        self._unrecorded.append((job, outcome, now))
+        if self._loop is None:
+            self._flush_records()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush_records)
+
+    def _flush_records(self) -> None:
+        """Write the outcomes of every attempt that ended in this turn of the event loop in
+        one transaction (``queue.record_many``): under a fan-out, a few transactions a
+        second instead of one per delivery, so a process at a low priority rarely holds
+        the database's write lock when the scheduler pauses it (the inbox's writers wait
+        for that lock).  Nothing waits: the flush runs before the loop next sleeps."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        items, self._unrecorded = self._unrecorded, []
+        if not items:
+            return
+        try:
+            queue.record_many(self.db, items)
+        except BaseException:
+            self._unrecorded[:0] = items  # tried again with the next ones, or at the end
+            raise
+        for job, outcome, _ in items:
+            if outcome.state == "gone" and self.on_gone is not None:
+                try:
+                    self.on_gone(job.inbox)
+                except Exception:  # the caller's cleanup must not stop delivery
+                    log.exception("on_gone(%s) failed", job.inbox)
