@@ -4,9 +4,11 @@
   key handling and the build), median of 5 edits, each to another post;
 * ``indiebridge build`` with nothing changed, median of 3;
 * ``indiebridge publish`` with nothing new: the corpus is published once first (no
-  followers, no webmentions: every post is recorded, nothing is sent), then the same
-  command is timed, median of 3; then ``indiebridge build`` on the same corpus, median
-  of 3 (a build with nothing changed stops at its stamp, ``bridge.site.build_stamp``);
+  followers, no webmentions: every post is recorded, nothing is sent), then, once its
+  outputs are older than the build stamp's racy window (2 s), the same command is timed
+  once (the full no-op build that records the stamp) and then 3 more times (median);
+  then ``indiebridge build`` on the same corpus, median of 3 (a build with nothing
+  changed stops at its stamp, ``bridge.site.build_stamp``);
 * watch mode, save -> reload event: ``SiteWatcher`` with its default debounce and a
   ``ReloadHub``, as ``serve --watch`` runs them, in a child process; from the moment a
   post is saved to the moment the hub broadcast the build that rewrote its page (whose
@@ -125,6 +127,12 @@ def publish_noop(table: common.Table, n: int) -> None:
         common.run(_cli("publish", "--no-webmentions"), cwd=site, env=env, timeout=3600),
         "first publish",
     )
+    # A stamp is trusted only once the outputs it lists are older than the racy window
+    # (``build_stamp.RACY_NS``); the first publish after a build that wrote files does
+    # the full no-op build that records it.  Both are reported: a blogger who publishes
+    # twice within two seconds of a build pays the first figure.
+    time.sleep(2.2)
+    first_noop, first_cpu = _timed(_cli("publish"), "publish", cwd=site, env=env)
     times, cpus = [], []
     for _ in range(3):
         run, cpu = _timed(_cli("publish"), "publish", cwd=site, env=env)
@@ -137,7 +145,9 @@ def publish_noop(table: common.Table, n: int) -> None:
         f"N={n} `indiebridge publish`, nothing new (median of 3)",
         common.seconds(_median(times)),
         f"target < 1 s (CPU {common.seconds(_median(cpus))}; the first publish, "
-        f"recording {n} posts: {common.seconds(first.seconds)})",
+        f"recording {n} posts: {common.seconds(first.seconds)}; the first with nothing "
+        f"new, which records the build stamp: {common.seconds(first_noop.seconds)}, "
+        f"CPU {common.seconds(first_cpu)})",
     )
     noop = [_timed(_cli("build"), "build", cwd=site, env=env) for _ in "abc"]
     table.add(
