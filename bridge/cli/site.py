@@ -277,7 +277,8 @@ def serve(
     where = listen if config.base_url.rstrip("/") == listen else f"{config.base_url} on {listen}"
     if workers > 1:
         click.echo(
-            f"Serving {where} with {workers} HTTP workers and a background process (Ctrl+C to stop)"
+            f"Serving {where} with {workers} HTTP workers, a background and a rebuild "
+            "process (Ctrl+C to stop)"
         )
         raise SystemExit(processes.serve(config, sock, workers=workers, drafts=drafts))
     # What one client may hold open or send (bridge.federation.limits; SECURITY.md).
