@@ -37,6 +37,9 @@ A crash, or a ``kill -9`` of the process, before that transaction leaves the row
 ``new``: they run again after a restart, and since a comment's file name is a hash of what
 it is, running a row again rewrites the same file instead of adding a second comment.
 Until its outcome is recorded, a finished row is not started again by this processor.
+One window is left: a kill after the ``syncfs`` and before the round's Salmentions are
+queued loses those Salmentions (the rows run again, find their comments written, and
+queue none); no comment and no delivery is lost in it.
 """
 
 from __future__ import annotations
