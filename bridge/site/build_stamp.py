@@ -75,22 +75,21 @@ Stats = dict[str, tuple[int, int]]  # path -> (size, mtime_ns)
 
 
 @contextlib.contextmanager
-def for_command() -> Iterator[None]:
+def _wanting(value: bool) -> Iterator[None]:
+    token = _wanted.set(value)
+    try:
+        yield
+    finally:
+        _wanted.reset(token)
+
+
+def for_command() -> contextlib.AbstractContextManager[None]:
     """Builds inside use the stamp (a command's builds; see the module docstring)."""
-    token = _wanted.set(True)
-    try:
-        yield
-    finally:
-        _wanted.reset(token)
+    return _wanting(True)
 
 
-@contextlib.contextmanager
-def _bypassed() -> Iterator[None]:
-    token = _wanted.set(False)
-    try:
-        yield
-    finally:
-        _wanted.reset(token)
+def _bypassed() -> contextlib.AbstractContextManager[None]:
+    return _wanting(False)
 
 
 @dataclasses.dataclass(frozen=True)

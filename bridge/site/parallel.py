@@ -19,7 +19,10 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 
 class Output(Protocol):
@@ -44,6 +47,24 @@ Written = tuple[str, str] | None  # (key, sha256 of the bytes); None: the output
 _forked: tuple[str, Sequence[Output]] | None = None  # set before forking; workers read it
 
 
+def fork_pool(items: int, minimum: int) -> tuple[BaseContext, int] | None:
+    """The ``fork`` context and the number of workers (one per core, at most 8) for
+    ``items`` pieces of work, or None when a pool cannot be had or is not worth it here:
+    fewer than ``minimum`` items, one core, more than one thread in this process (forking
+    copies locks other threads hold), or no ``fork`` on this platform.  ``parse_pool``
+    asks the same."""
+    import multiprocessing
+    import threading
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or items < minimum or threading.active_count() > 1:
+        return None
+    try:
+        return multiprocessing.get_context("fork"), workers
+    except ValueError:  # pragma: no cover - platforms without fork
+        return None
+
+
 def render_and_write(
     root: Path, outputs: Sequence[Output], progress: Progress | None, total: int
 ) -> list[Written] | None:
@@ -53,19 +74,14 @@ def render_and_write(
     the caller renders it again, in-process, to raise its error), or None when workers
     cannot be used here and nothing was written.
     """
-    import multiprocessing
-    import threading
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     global _forked
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(outputs) < PARALLEL_MIN or threading.active_count() > 1:
+    pool_for = fork_pool(len(outputs), PARALLEL_MIN)
+    if pool_for is None:
         return None
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:  # pragma: no cover - platforms without fork
-        return None
+    context, workers = pool_for
     results: list[Written] = []
     _forked = (str(root), outputs)
     try:

@@ -20,13 +20,13 @@ whenever a pool cannot be had.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from bridge.config import SiteConfig
 from bridge.site import inline_tags
+from bridge.site.parallel import fork_pool
 from bridge.site.posts import Page, Post
 
 PARALLEL_MIN = 64
@@ -68,19 +68,14 @@ def parse(
     hold no connection to the Markdown cache: the workers open their own to add what they
     render (SQLite forbids using a connection across a fork, and a new one in the child
     would share the parent's locks)."""
-    import multiprocessing
-    import threading
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     global _forked
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(tasks) < PARALLEL_MIN or threading.active_count() > 1:
+    pool_for = fork_pool(len(tasks), PARALLEL_MIN)
+    if pool_for is None:
         return None
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:  # pragma: no cover - platforms without fork
-        return None
+    context, workers = pool_for
     runs = [(start, min(start + RUN, len(tasks))) for start in range(0, len(tasks), RUN)]
     results: list[Parsed] = []
     _forked = (config, parser, tasks, cached)
