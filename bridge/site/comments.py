@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -56,6 +58,7 @@ from bridge.site.comment_writer import CommentWriter
 from bridge.site.posts import SLUG_RE, Comment, CommentAuthor
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
+_intern = sys.intern
 MAX_THREAD_DEPTH = 20
 REACTION_TYPES = frozenset({"like", "repost"})
 """Comment types whose page changes may wait for the daemon's next full rebuild."""
@@ -77,6 +80,13 @@ def _iso(value: dt.datetime | None) -> str | None:
 def _parse_dt(value: Any) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parse_iso(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_iso(value: str) -> dt.datetime | None:
+    """One (immutable) datetime for each timestamp text: replies arriving within the same
+    second share it."""
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -97,28 +107,41 @@ def to_json(comment: Comment) -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache(maxsize=4096)
+def _author(name: str, url: str, photo: str, handle: str) -> CommentAuthor:
+    """One (frozen) author value for each remote actor's recent comments."""
+    return CommentAuthor(_intern(name), _intern(url), _intern(photo), _intern(handle))
+
+
 def from_json(data: dict[str, Any]) -> Comment:
+    """The ``Comment`` of a file's fields.  Strings that repeat across comments (the type,
+    protocol, status and target, and the author's fields, which repeat per remote actor)
+    are interned, an author's value is shared by its comments, and ``object_id`` shares
+    ``source`` when equal, so thousands of resident comments (``comment_cache``) keep one
+    copy of each."""
     author = data.get("author") or {}
     published = _parse_dt(data.get("published")) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    source = str(data.get("source", ""))
+    object_id = str(data.get("object_id", ""))
     return Comment(
         id=str(data["id"]),
-        type=str(data.get("type", "mention")),
-        protocol=str(data.get("protocol", "webmention")),
-        source=str(data.get("source", "")),
-        target=str(data.get("target", "")),
-        author=CommentAuthor(
-            name=str(author.get("name", "")),
-            url=str(author.get("url", "")),
-            photo=str(author.get("photo", "")),
-            handle=str(author.get("handle", "")),
+        type=_intern(str(data.get("type", "mention"))),
+        protocol=_intern(str(data.get("protocol", "webmention"))),
+        source=source,
+        target=_intern(str(data.get("target", ""))),
+        author=_author(
+            str(author.get("name", "")),
+            str(author.get("url", "")),
+            str(author.get("photo", "")),
+            str(author.get("handle", "")),
         ),
         content=str(data.get("content", "")),
         published=published,
         updated=_parse_dt(data.get("updated")),
-        status=str(data.get("status", "approved")),
-        in_reply_to=str(data.get("in_reply_to", "")),
-        object_id=str(data.get("object_id", "")),
-        actor_id=str(data.get("actor_id", "")),
+        status=_intern(str(data.get("status", "approved"))),
+        in_reply_to=_intern(str(data.get("in_reply_to", ""))),
+        object_id=source if object_id == source else object_id,
+        actor_id=_intern(str(data.get("actor_id", ""))),
     )
 
 
@@ -304,15 +327,24 @@ class CommentStore:
 
     def by_post(self) -> dict[str, list[Comment]]:
         """Comments by post slug, for a build (``refreshing`` may hold some back)."""
+        return self.for_build()[0]
+
+    def for_build(self) -> tuple[dict[str, list[Comment]], dict[str, str]]:
+        """Comments by post slug and each such post's ``digest``, from one read of each
+        folder (so a file landing meanwhile cannot give a digest the comments do not
+        match); ``refreshing`` may hold some back."""
         out: dict[str, list[Comment]] = {}
+        digests: dict[str, str] = {}
         self._settled()
         if not self.root.is_dir():
-            return out
+            return out, digests
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir():
-                for comment in self.cache.folder(folder, build=True).comments:
-                    out.setdefault(folder.name, []).append(comment)
-        return out
+                read = self.cache.folder(folder, build=True)
+                if read.comments:
+                    out[folder.name] = list(read.comments)
+                    digests[folder.name] = read.digest
+        return out, digests
 
     def digest(self, slug: str) -> str:
         """Hash of a post's comment files: a change re-renders only that post's pages."""

@@ -118,7 +118,7 @@ class MenuItem:
     url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommentAuthor:
     name: str
     url: str
@@ -126,9 +126,12 @@ class CommentAuthor:
     handle: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Comment:
-    """A reply, like, repost, bookmark or mention received from the fediverse or a webmention."""
+    """A reply, like, repost, bookmark or mention received from the fediverse or a webmention.
+
+    Slotted: a post gone viral keeps thousands of these in the daemon's processes
+    (``bridge.site.comment_cache``), and a slot row is about half an instance dict."""
 
     id: str
     type: str  # reply | like | repost | bookmark | mention
