@@ -44,6 +44,9 @@ import jinja2
 import jinja2.meta
 from markupsafe import Markup
 
+from bridge.site.comments import Thread
+from bridge.site.posts import Comment
+
 TEMPLATE = "_comment.html"
 FILE = "comment-cards.sqlite3"
 VERSION = "cards-1"
@@ -78,6 +81,11 @@ class CardFile:
         self._con: sqlite3.Connection | None = None
         self._opened: tuple[int, int, int] = (0, 0, 0)  # pid, device, inode
         self._lock = threading.Lock()
+        self.digests: dict[str, dict[int, tuple[Comment, bytes]]] = {}
+        """Post -> id(comment) -> (comment, its hash) for each comment its page printed
+        last (``PostCards.node_hash``): a long-running process, whose comment cache keeps
+        unchanged comments as the same objects, hashes only new ones.  An entry holds its
+        comment, so its id cannot be another object's while it is there."""
 
     def _connection(self) -> sqlite3.Connection | None:
         """The open connection; opened again in a forked child, and when the file was
@@ -114,7 +122,7 @@ class CardFile:
                 return {}
             try:
                 rows = con.execute("SELECT key, html FROM cards WHERE post = ?", (post,))
-                return {bytes(k): h for k, h in rows}
+                return dict(rows.fetchall())  # a BLOB comes back as bytes
             except sqlite3.Error:
                 return {}
 
@@ -204,6 +212,9 @@ class PostCards:
         self.new: dict[bytes, str] = {}
         self.used: set[bytes] = set()
         self.rendered = 0
+        self.known = cards.file.digests.get(slug, {})
+        self.hashed: dict[int, tuple[Comment, bytes]] = {}
+        self.nodes: dict[int, bytes] = {}  # id(node) -> hash, for the nodes of this render
 
     def function(self) -> Callable[..., Markup]:
         """``comment_html(node)`` as templates call it (with their context)."""
@@ -220,8 +231,11 @@ class PostCards:
             return self._render(context, node)
         h = hashlib.sha256(cards.base)
         for name in cards.keyed:
-            value = node if name == "node" else context.resolve_or_missing(name)
-            h.update(name.encode() + b"\0" + repr(value).encode() + b"\0")
+            if name == "node" and isinstance(node, Thread):
+                value = self.node_hash(node)
+            else:
+                value = repr(node if name == "node" else context.resolve_or_missing(name)).encode()
+            h.update(name.encode() + b"\0" + value + b"\0")
         key = h.digest()
         self.used.add(key)
         html = self.old.get(key)
@@ -230,6 +244,23 @@ class PostCards:
         if html is None:
             html = self.new[key] = str(self._render(context, node))
         return Markup(html)  # noqa: S704 - the output of the autoescaping card template
+
+    def node_hash(self, node: Thread) -> bytes:
+        """A hash of everything ``repr(node)`` shows (the comment and, in order, the
+        nested threads), with each comment's own hash remembered between builds."""
+        done = self.nodes.get(id(node))
+        if done is not None:
+            return done
+        comment = node.comment
+        entry = self.known.get(id(comment))
+        if entry is None or entry[0] is not comment:
+            entry = (comment, hashlib.sha256(repr(comment).encode()).digest())
+        self.hashed[id(comment)] = entry
+        h = hashlib.sha256(entry[1])
+        for child in node.children:
+            h.update(self.node_hash(child))
+        done = self.nodes[id(node)] = h.digest()
+        return done
 
     def _render(self, context: jinja2.runtime.Context, node: Any) -> Markup:
         """The card as ``{% include "_comment.html" %}`` would print it."""
@@ -246,3 +277,4 @@ class PostCards:
             stale = [k for k in self.old if k not in self.used]
         if self.new or stale:
             self.cards.file.write(self.slug, self.new, stale)
+        self.cards.file.digests[self.slug] = self.hashed
