@@ -143,3 +143,13 @@ def test_an_unusable_cards_file_only_costs_the_render(site: Path, store: Comment
     (cfg.cache_dir / comment_cards.FILE).write_bytes(b"not a database" * 100)
     store.write(SLUG, reply(1, "some words"))
     assert "some words" in page(site)
+
+
+def test_a_node_hash_covers_every_field_of_a_thread() -> None:
+    """``node_hash`` stands for ``repr(node)``: it hashes the comment and the nested
+    threads, so a field added to ``Thread`` must be added to it."""
+    import dataclasses
+
+    from bridge.site.comments import Thread
+
+    assert [f.name for f in dataclasses.fields(Thread)] == ["comment", "children"]
