@@ -206,9 +206,7 @@ class PostCards:
 
     def __init__(self, cards: Cards, slug: str) -> None:
         self.cards, self.slug = cards, slug
-        self.old: dict[bytes, str] = {}
-        if cards.keyed is not None:
-            self.old = cards.file.read(slug)
+        self.old: dict[bytes, str] | None = None  # read at the first card
         self.new: dict[bytes, str] = {}
         self.used: set[bytes] = set()
         self.rendered = 0
@@ -238,6 +236,8 @@ class PostCards:
             h.update(name.encode() + b"\0" + value + b"\0")
         key = h.digest()
         self.used.add(key)
+        if self.old is None:
+            self.old = cards.file.read(self.slug)
         html = self.old.get(key)
         if html is None:
             html = self.new.get(key)
@@ -271,6 +271,8 @@ class PostCards:
 
     def save(self) -> None:
         """Write the cards rendered; drop unused rows once they outnumber the used."""
+        if self.old is None:  # no card printed
+            return
         stale: list[bytes] = []
         unused = len(self.old) - len(self.used & self.old.keys())
         if unused > len(self.used) + 64:
