@@ -6,21 +6,23 @@ reply.  Under the inbox benchmark's load (50 posts with about 340 replies each, 
 arriving on all of them) a rebuild rendered 16,000 cards: ``_comment.html`` was 1.7 s of a
 2.2 s profiled build, for cards that were the same as in the build before.
 
-``_comments.html`` prints each reply with ``comment_html(node)``, and ``_comment.html``
-its nested replies the same way.  A card is the output of ``_comment.html`` for one node,
-which depends on nothing but:
+``_comments.html`` prints each reply with ``comment_html(node)`` (``_comment.html``, which
+prints its nested replies the same way) and each like, boost or bookmark in the facepiles
+with ``reaction_html(r, kind)`` (``_reaction.html``); the likes were the other half of the
+cost.  A card is the output of its template for the values passed, and depends on
+nothing but:
 
-* the templates in effect for ``_comment.html`` (``Renderer.template_digest``) and the
-  code of the filters it calls (``pages``, ``sanitize``) and of this module;
+* the templates in effect for it (``Renderer.template_digest``) and the code of the
+  filters it calls (``pages``, ``sanitize``) and of this module;
 * the site variables every template sees (``site``, ``menu``, ``live_reload``);
 * the context variables the template reads, found with
   ``jinja2.meta.find_undeclared_variables`` over it and every template it includes: in
-  the default theme ``node`` (the reply, with its nested replies) and ``url``.
+  the default theme the values passed and ``url``.
 
 A card's key hashes all three, so a card is reused only where rendering it again would
 give the same text.  When the template reads a variable outside ``KEYED`` (a theme whose
 card shows ``post``, say), or names a template by a variable, nothing is kept: each card
-renders as ``{% include "_comment.html" %}`` would, from the page's context.
+renders as an ``include`` of the template would, from the page's context.
 
 Cards live in one SQLite file under the cache folder, one row per (post, key).  A page
 reads its post's rows with one query and writes the cards it rendered in one
@@ -47,13 +49,18 @@ from markupsafe import Markup
 from bridge.site.comments import Thread
 from bridge.site.posts import Comment
 
-TEMPLATE = "_comment.html"
 FILE = "comment-cards.sqlite3"
-VERSION = "cards-1"
+VERSION = "cards-2"
 
-KEYED = frozenset({"node", "url", "ap_id"})
+CALLS = {
+    "comment_html": ("_comment.html", ("node",)),
+    "reaction_html": ("_reaction.html", ("r", "kind")),
+}
+"""Function -> (the template it prints, the names its arguments take in the template)."""
+
+KEYED = frozenset({"node", "r", "kind", "url", "ap_id"})
 """Context variables a card may read and still be kept: their values are in its key."""
-_HELD = frozenset({"comment_html", "site", "menu", "live_reload"})
+_HELD = frozenset({*CALLS, "site", "menu", "live_reload"})
 """Read by a card without changing its key: the function itself and the site variables,
 which are in every key (``Cards.base``)."""
 _PLAIN = frozenset({"range", "dict", "namespace", "cycler", "joiner"})
@@ -158,8 +165,8 @@ def card_file(cache_dir: Path) -> CardFile:
 
 
 class Cards:
-    """What one ``Renderer`` knows about cards: whether they can be kept, and the part of
-    every key that is the same for all of them."""
+    """What one ``Renderer`` knows about cards: for each card template, the variables its
+    key holds (None: it cannot be kept) and the part of its keys that is the same for all."""
 
     def __init__(
         self,
@@ -171,19 +178,23 @@ class Cards:
         code: tuple[str, ...],
     ) -> None:
         """``code``: the files of the filters a card calls (part of every key)."""
+        global _CODE
+        if _CODE is None:
+            _CODE = _code_digest(code)
         self.env, self.file = env, file
-        self.keyed = self._keyed(template_names)
-        if self.keyed is not None:
-            global _CODE
-            if _CODE is None:
-                _CODE = _code_digest(code)
+        self.keyed: dict[str, tuple[str, ...] | None] = {}
+        self.base: dict[str, bytes] = {}
+        for template, _ in CALLS.values():
+            self.keyed[template] = self._keyed(template, template_names)
             h = hashlib.sha256(_CODE)
-            h.update(template_digest(TEMPLATE).encode() + b"\0" + site_vars.encode())
-            self.base = h.digest()
+            h.update(f"{template}\0{template_digest(template)}\0{site_vars}".encode())
+            self.base[template] = h.digest()
 
-    def _keyed(self, template_names: Callable[[str], list[str] | None]) -> tuple[str, ...] | None:
+    def _keyed(
+        self, template: str, template_names: Callable[[str], list[str] | None]
+    ) -> tuple[str, ...] | None:
         """The context variables a card's key needs, or None when cards cannot be kept."""
-        names = template_names(TEMPLATE)
+        names = template_names(template)
         if names is None:
             return None
         read: set[str] = set()
@@ -202,7 +213,7 @@ class Cards:
 
 
 class PostCards:
-    """The cards of one post page while it renders: ``comment_html`` for its context."""
+    """The cards of one post page while it renders: the ``CALLS`` for its context."""
 
     def __init__(self, cards: Cards, slug: str) -> None:
         self.cards, self.slug = cards, slug
@@ -214,26 +225,31 @@ class PostCards:
         self.hashed: dict[int, tuple[Comment, bytes]] = {}
         self.nodes: dict[int, bytes] = {}  # id(node) -> hash, for the nodes of this render
 
-    def function(self) -> Callable[..., Markup]:
-        """``comment_html(node)`` as templates call it (with their context)."""
+    def functions(self) -> dict[str, Callable[..., Markup]]:
+        """``comment_html(node)`` and ``reaction_html(r, kind)`` as templates call them."""
 
-        @jinja2.pass_context
-        def comment_html(context: jinja2.runtime.Context, node: Any) -> Markup:
-            return self.card(context, node)
+        def function(template: str, names: tuple[str, ...]) -> Callable[..., Markup]:
+            @jinja2.pass_context
+            def call(context: jinja2.runtime.Context, *args: Any) -> Markup:
+                if len(args) != len(names):
+                    raise TypeError(f"{template} cards take {len(names)} argument(s)")
+                return self.card(context, template, dict(zip(names, args, strict=True)))
 
-        return comment_html
+            return call
 
-    def card(self, context: jinja2.runtime.Context, node: Any) -> Markup:
+        return {name: function(*spec) for name, spec in CALLS.items()}
+
+    def card(
+        self, context: jinja2.runtime.Context, template: str, values: dict[str, Any]
+    ) -> Markup:
         cards = self.cards
-        if cards.keyed is None:
-            return self._render(context, node)
-        h = hashlib.sha256(cards.base)
-        for name in cards.keyed:
-            if name == "node" and isinstance(node, Thread):
-                value = self.node_hash(node)
-            else:
-                value = repr(node if name == "node" else context.resolve_or_missing(name)).encode()
-            h.update(name.encode() + b"\0" + value + b"\0")
+        keyed = cards.keyed[template]
+        if keyed is None:
+            return self._render(context, template, values)
+        h = hashlib.sha256(cards.base[template])
+        for name in keyed:
+            value = values[name] if name in values else context.resolve_or_missing(name)
+            h.update(name.encode() + b"\0" + self._hash(value) + b"\0")
         key = h.digest()
         self.used.add(key)
         if self.old is None:
@@ -242,32 +258,46 @@ class PostCards:
         if html is None:
             html = self.new.get(key)
         if html is None:
-            html = self.new[key] = str(self._render(context, node))
+            html = self.new[key] = str(self._render(context, template, values))
         return Markup(html)  # noqa: S704 - the output of the autoescaping card template
 
-    def node_hash(self, node: Thread) -> bytes:
-        """A hash of everything ``repr(node)`` shows (the comment and, in order, the
-        nested threads), with each comment's own hash remembered between builds."""
-        done = self.nodes.get(id(node))
-        if done is not None:
-            return done
-        comment = node.comment
+    def _hash(self, value: Any) -> bytes:
+        """What ``repr(value)`` shows, hashed; a comment's hash is remembered by object."""
+        if isinstance(value, Thread):
+            return self.node_hash(value)
+        if isinstance(value, Comment):
+            return self.comment_hash(value)
+        if isinstance(value, str):
+            return value.encode()
+        return repr(value).encode()
+
+    def comment_hash(self, comment: Comment) -> bytes:
         entry = self.known.get(id(comment))
         if entry is None or entry[0] is not comment:
             entry = (comment, hashlib.sha256(repr(comment).encode()).digest())
         self.hashed[id(comment)] = entry
-        h = hashlib.sha256(entry[1])
+        return entry[1]
+
+    def node_hash(self, node: Thread) -> bytes:
+        """A hash of everything ``repr(node)`` shows (the comment and, in order, the
+        nested threads)."""
+        done = self.nodes.get(id(node))
+        if done is not None:
+            return done
+        h = hashlib.sha256(self.comment_hash(node.comment))
         for child in node.children:
             h.update(self.node_hash(child))
         done = self.nodes[id(node)] = h.digest()
         return done
 
-    def _render(self, context: jinja2.runtime.Context, node: Any) -> Markup:
-        """The card as ``{% include "_comment.html" %}`` would print it."""
+    def _render(
+        self, context: jinja2.runtime.Context, template: str, values: dict[str, Any]
+    ) -> Markup:
+        """The card as an ``include`` of ``template`` would print it."""
         self.rendered += 1
-        template = self.cards.env.get_template(TEMPLATE)
-        values = {**context.get_all(), "node": node}
-        return Markup("".join(template.root_render_func(template.new_context(values))))  # noqa: S704
+        tpl = self.cards.env.get_template(template)
+        ctx = tpl.new_context({**context.get_all(), **values})
+        return Markup("".join(tpl.root_render_func(ctx)))  # noqa: S704
 
     def save(self) -> None:
         """Write the cards rendered; drop unused rows once they outnumber the used."""

@@ -245,7 +245,7 @@ class Renderer:
             older=older,
             page_title=post.title or _note_title(post),
             canonical=c.post_url(post.slug),
-            comment_html=cards.function(),
+            **cards.functions(),
         )
         cards.save()
         return html

@@ -21,10 +21,12 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
-MAX_ENTRIES = 256  # old sources of edited templates are dropped, oldest first
-VERSION = "refs-2"  # what a template is found to name (a change must not reuse old finds)
+from bridge.site import comment_cards
 
-RENDERING_CALLS = {"comment_html": "_comment.html"}
+MAX_ENTRIES = 256  # old sources of edited templates are dropped, oldest first
+VERSION = "refs-3"  # what a template is found to name (a change must not reuse old finds)
+
+RENDERING_CALLS = {name: template for name, (template, _) in comment_cards.CALLS.items()}
 """Functions a template calls that render a template by name (``comment_cards``): a page
 that calls one uses that template as if it included it."""
 

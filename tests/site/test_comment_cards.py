@@ -153,3 +153,28 @@ def test_a_node_hash_covers_every_field_of_a_thread() -> None:
     from bridge.site.comments import Thread
 
     assert [f.name for f in dataclasses.fields(Thread)] == ["comment", "children"]
+
+
+def like(n: int, kind: str = "like") -> Comment:
+    return Comment(
+        id=f"{n:020x}",
+        type=kind,
+        protocol="activitypub",
+        source=f"https://a.example/likes/{n}",
+        target=f"https://blog.example/posts/{SLUG}/",
+        author=CommentAuthor(name=f"Fan {n}", url=f"https://a.example/users/{n}"),
+        content="",
+        published=dt.datetime(2026, 1, 1, 12, n, tzinfo=dt.UTC),
+    )
+
+
+def test_a_facepile_entry_is_a_card_keyed_on_its_kind_too(site: Path, store: CommentStore) -> None:
+    store.write(SLUG, like(1))
+    store.write(SLUG, like(2, "repost"))
+    first = page(site)
+    assert 'class="p-like h-cite"' in first and 'class="p-repost h-cite"' in first
+    tamper(site, "Fan 1", "KEPT FAN")
+    store.write(SLUG, like(3))
+    second = page(site)
+    assert "KEPT FAN" in second and "Fan 3" in second
+    assert second.count('class="p-repost h-cite"') == 1  # the boost's card is its own
