@@ -77,6 +77,7 @@ def _code_digest(files: tuple[str, ...]) -> bytes:
 
 
 _CODE: bytes | None = None
+_KEYED: dict[tuple[str, str], tuple[tuple[str, ...] | None]] = {}
 
 
 class CardFile:
@@ -185,9 +186,13 @@ class Cards:
         self.keyed: dict[str, tuple[str, ...] | None] = {}
         self.base: dict[str, bytes] = {}
         for template, _ in CALLS.values():
-            self.keyed[template] = self._keyed(template, template_names)
+            digest = template_digest(template)
+            found = _KEYED.get((template, digest))
+            if found is None:  # parsed once per process and version of the templates
+                found = _KEYED[template, digest] = (self._keyed(template, template_names),)
+            self.keyed[template] = found[0]
             h = hashlib.sha256(_CODE)
-            h.update(f"{template}\0{template_digest(template)}\0{site_vars}".encode())
+            h.update(f"{template}\0{digest}\0{site_vars}".encode())
             self.base[template] = h.digest()
 
     def _keyed(
