@@ -466,20 +466,26 @@ def _freeze(root: str, by_id: dict[str, Comment], shown: dict[str, list[str]]) -
         stack.extend(shown.get(node, []))
     built: dict[str, Thread] = {}
     for node in reversed(order):
-        kids = sorted((built[k] for k in shown.get(node, [])), key=lambda t: _order(t.comment))
+        below = shown.get(node)
+        if not below:  # most replies: no sort to make
+            built[node] = Thread(by_id[node], ())
+            continue
+        kids = sorted((built[k] for k in below), key=lambda t: _order(t.comment))
         built[node] = Thread(by_id[node], tuple(kids))
     return built[root]
 
 
 def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
     """Group a post's approved comments into reply threads and reaction rows."""
-    approved = [c for c in comments if c.status == "approved"]
-    unique = {c.id: c for c in sorted(approved, key=_order, reverse=True)}  # earliest wins
-    replies = sorted((c for c in unique.values() if c.type == "reply"), key=_order)
+    approved = sorted((c for c in comments if c.status == "approved"), key=_order)
+    unique: dict[str, Comment] = {}
+    for c in approved:
+        unique.setdefault(c.id, c)  # earliest wins
+    replies = [c for c in unique.values() if c.type == "reply"]  # sorted, as ``approved``
     threads = _tree(replies, _parents(replies))
 
     def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(sorted((c for c in approved if c.type == kind), key=_order))
+        return tuple(c for c in approved if c.type == kind)
 
     return threads, Reactions(
         pick("like"), pick("repost"), pick("bookmark"), pick("mention"), pick("quote")

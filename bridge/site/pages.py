@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -18,7 +19,7 @@ import jinja2.nodes
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
-from bridge.site import opengraph, template_errors
+from bridge.site import comment_cards, opengraph, template_errors
 from bridge.site.comments import thread
 from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
@@ -117,6 +118,7 @@ class Renderer:
         self._templates: dict[str, jinja2.Template] = {}
         self._digests: dict[str, str] = {}
         self._refs = TemplateRefs(config.cache_dir / "template-refs.json")
+        self._cards: comment_cards.Cards | None = None
         self.image_sizes = ImageSizes(config)
 
     def _site_vars(self) -> dict[str, Any]:
@@ -230,7 +232,8 @@ class Renderer:
         """``ap_id``: the post's current ActivityStreams id (default: its first)."""
         c = self.config
         threads, reactions = thread(comments)
-        return self.render(
+        cards = self.cards().for_post(post.slug)
+        html = self.render(
             "post.html",
             post=post,
             content=Markup(post.html),  # noqa: S704 - our own Markdown output
@@ -242,7 +245,25 @@ class Renderer:
             older=older,
             page_title=post.title or _note_title(post),
             canonical=c.post_url(post.slug),
+            **cards.functions(),
         )
+        cards.save()
+        return html
+
+    def cards(self) -> comment_cards.Cards:
+        """Rendered comment cards kept between builds (``comment_cards``)."""
+        if self._cards is None:
+            g = self.env.globals
+            site_vars = repr((g["site"], g["menu"], g["live_reload"]))
+            self._cards = comment_cards.Cards(
+                self.env,
+                comment_cards.card_file(self.config.cache_dir),
+                self.template_digest,
+                self.template_names,
+                site_vars,
+                code=(__file__, str(Path(__file__).with_name("sanitize.py"))),
+            )
+        return self._cards
 
     def index(
         self,

@@ -1,4 +1,5 @@
-"""Which templates a template names (``extends``, ``include``, ``import``), kept by source.
+"""Which templates a template names (``extends``, ``include``, ``import``, and the
+functions of ``RENDERING_CALLS``), kept by source.
 
 A page's key holds the digest of every template it uses (``Renderer.template_digest``),
 and finding them means parsing each template: tens of ms of every build process, for
@@ -20,7 +21,14 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
+from bridge.site import comment_cards
+
 MAX_ENTRIES = 256  # old sources of edited templates are dropped, oldest first
+VERSION = "refs-3"  # what a template is found to name (a change must not reuse old finds)
+
+RENDERING_CALLS = {name: template for name, (template, _) in comment_cards.CALLS.items()}
+"""Functions a template calls that render a template by name (``comment_cards``): a page
+that calls one uses that template as if it included it."""
 
 Refs = list[str | None]  # None: a template named by a variable (it could be any)
 
@@ -33,11 +41,15 @@ class TemplateRefs:
         self._known: dict[str, Refs] | None = None
 
     def refs(self, name: str, source: str, parse: Callable[[], jinja2.nodes.Template]) -> Refs:
-        key = hashlib.sha256(f"{jinja2.__version__}\0{name}\0{source}".encode()).hexdigest()
+        key = f"{VERSION}\0{jinja2.__version__}\0{name}\0{source}"
+        key = hashlib.sha256(key.encode()).hexdigest()
         known = self._load()
         found = known.get(key)
         if found is None:
-            found = list(jinja2.meta.find_referenced_templates(parse()))
+            tree = parse()
+            found = list(jinja2.meta.find_referenced_templates(tree))
+            called = {n.name for n in tree.find_all(jinja2.nodes.Name)} & RENDERING_CALLS.keys()
+            found += sorted(RENDERING_CALLS[n] for n in called)
             known[key] = found
             while len(known) > MAX_ENTRIES:
                 del known[next(iter(known))]
