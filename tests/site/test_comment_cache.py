@@ -141,3 +141,17 @@ def test_one_cache_per_comments_folder(tmp_path: Path) -> None:
     other = CommentStore(tmp_path / "elsewhere")
     assert one.cache is two.cache is comment_cache.cache_for(one.root, from_json)
     assert other.cache is not one.cache
+
+
+def test_a_warm_cache_and_a_fresh_process_give_the_same_digest(store: CommentStore) -> None:
+    """The daemon's long-lived cache and a command's first read must agree, or a page is
+    rendered on every build (or, worse, kept when its comments changed)."""
+    for n in range(4):
+        store.write("a", comment(n))
+    store.for_build()  # warm
+    store.write("a", dataclasses.replace(comment(2), content="<p>edited</p>"))
+    store.delete(comment(0).id)
+    store.write("a", comment(9))
+    warm = store.for_build()[1]["a"]
+    fresh = comment_cache.CommentCache(from_json).folder(store.root / "a").digest
+    assert warm == fresh
