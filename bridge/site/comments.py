@@ -48,7 +48,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,21 +77,24 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def _parse_dt(value: Any) -> dt.datetime | None:
+def _parse_dt(value: Any, *, shared: bool = True) -> dt.datetime | None:
+    """``shared``: one (immutable) datetime for each timestamp text, as replies arriving
+    within the same second share it; a timestamp no other comment has (``received``) is
+    not worth the cache."""
     if not isinstance(value, str) or not value:
         return None
-    return _parse_iso(value)
+    return _parse_iso(value) if shared else _iso_instant(value)
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse_iso(value: str) -> dt.datetime | None:
-    """One (immutable) datetime for each timestamp text: replies arriving within the same
-    second share it."""
+def _iso_instant(value: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_parse_iso = functools.lru_cache(maxsize=4096)(_iso_instant)
 
 
 _FIELDS = tuple(f.name for f in fields(Comment))
@@ -104,6 +107,7 @@ def to_json(comment: Comment) -> dict[str, Any]:
     data["author"] = {name: getattr(comment.author, name) for name in _AUTHOR_FIELDS}
     data["published"] = _iso(comment.published)
     data["updated"] = _iso(comment.updated)
+    data["received"] = _iso(comment.received)
     return data
 
 
@@ -142,6 +146,7 @@ def from_json(data: dict[str, Any]) -> Comment:
         in_reply_to=_intern(str(data.get("in_reply_to", ""))),
         object_id=source if object_id == source else object_id,
         actor_id=_intern(str(data.get("actor_id", ""))),
+        received=_parse_dt(data.get("received"), shared=False),
     )
 
 
@@ -224,7 +229,12 @@ class CommentStore:
         self, post_slug: str, comment: Comment, landed: Callable[[], None] | None = None
     ) -> Path:
         """Write one comment file; ``landed`` is called once it is there (at once, or from
-        the writing thread of a deferring store)."""
+        the writing thread of a deferring store).  A comment without ``received`` gets the
+        one its file already has (a redelivery, an edit), else now."""
+        if comment.received is None:
+            found = self.get(comment.id)
+            first = found[1].received if found is not None else None
+            comment = replace(comment, received=first or dt.datetime.now(dt.UTC))
         path = self.path(post_slug, comment.id)
         data = json.dumps(to_json(comment), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         if self._writer is not None:

@@ -146,3 +146,7 @@ class Comment:
     in_reply_to: str = ""  # parent comment source URL when nested, else ""
     object_id: str = ""  # ActivityStreams id of the remote object, when known
     actor_id: str = ""  # the remote actor who wrote it (fediverse); "" in files older than this
+    received: dt.datetime | None = field(default=None, compare=False)
+    """When this site first stored it (``CommentStore.write``); None in files older than
+    this.  Orders replies with the same ``published`` second by arrival (``threads``).
+    Not part of equality: the same comment read back from its file is equal to it."""
