@@ -148,9 +148,7 @@ def _apply_mentions(posts: list[Post], ledger: Ledger, own: str) -> tuple[list[P
 
 def _load_comments(config: SiteConfig) -> tuple[dict[str, list[Comment]], dict[str, str]]:
     """Comments by post slug, and a digest of each post's comments (part of its keys)."""
-    store = CommentStore(config.content_dir)
-    comments = store.by_post()
-    return comments, {slug: store.digest(slug) for slug in comments}
+    return CommentStore(config.content_dir).for_build()
 
 
 def forget_resident_state() -> None:

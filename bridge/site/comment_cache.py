@@ -2,10 +2,12 @@
 
 A post gone viral has thousands of comment files, and every rebuild and every Undo naming
 only an activity id read them all again.  One ``CommentCache`` per comments folder and
-process keeps each file's bytes and parsed ``Comment`` under its stat stamp (inode, size,
-modification time in ns): a file is read again only when its stamp changed.  Files are
-replaced, never rewritten in place (``CommentStore.write``), so a changed file always has a
-new inode.
+process keeps each file's parsed ``Comment`` and the sha256 of its bytes under its stat
+stamp (inode, size, modification time in ns): a file is read again only when its stamp
+changed.  Files are replaced, never rewritten in place (``CommentStore.write``), so a
+changed file always has a new inode.  A folder's digest (part of its post's page keys) is
+the sha256 over each file's name and sha256, in name order: the same in every process
+that reads the same files, without keeping the files' bytes (about 600 bytes a comment).
 
 It also remembers what each post's comments were when a build last read them (``served``),
 for the daemon's rebuilds (``bridge.daemon.rebuild``): during ``refreshing(slugs)``, a
@@ -21,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +32,11 @@ from typing import Any
 
 from bridge.site.posts import Comment
 
-Stamp = tuple[int, int, int]
+_STAMP = struct.Struct("<QQq")  # inode, size, modification time in ns
+
+Entry = tuple[bytes, Comment | None]
+"""A file as read: its packed stamp followed by the sha256 of its bytes, and its parsed
+comment (None for a broken file)."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,8 @@ class CommentCache:
 
     def __init__(self, parse: Callable[[dict[str, Any]], Comment]) -> None:
         self.parse = parse
-        self.files: dict[str, dict[str, tuple[Stamp, bytes, Comment | None]]] = {}
-        """Folder -> file name -> (stamp, bytes, parsed comment or None if broken)."""
+        self.files: dict[str, dict[str, Entry]] = {}
+        """Folder -> file name -> what was read (``Entry``)."""
         self.served: dict[str, Folder] = {}
         self.only: frozenset[str] = frozenset()
         self.refresher: int | None = None  # the thread ``refreshing`` applies to
@@ -105,7 +112,7 @@ class CommentCache:
         h = hashlib.sha256()
         comments: list[Comment] = []
         known = self.files.get(str(path), {})
-        fresh: dict[str, tuple[Stamp, bytes, Comment | None]] = {}
+        fresh: dict[str, Entry] = {}
         try:
             entries = sorted(
                 (e for e in os.scandir(path) if e.name.endswith(".json")), key=lambda e: e.name
@@ -117,18 +124,18 @@ class CommentCache:
                 st = entry.stat()
             except OSError:
                 continue
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            stamp = _STAMP.pack(st.st_ino, st.st_size, st.st_mtime_ns)
             cached = known.get(entry.name)
-            if cached is None or cached[0] != stamp:
+            if cached is None or not cached[0].startswith(stamp):
                 try:
                     data = Path(entry.path).read_bytes()
                 except OSError:
                     continue
-                cached = (stamp, data, self._parse(data))
+                cached = (stamp + hashlib.sha256(data).digest(), self._parse(data))
             fresh[entry.name] = cached
-            h.update(entry.name.encode() + b"\0" + cached[1])
-            if cached[2] is not None:
-                comments.append(cached[2])
+            h.update(entry.name.encode() + b"\0" + cached[0][_STAMP.size :])
+            if cached[1] is not None:
+                comments.append(cached[1])
         self.files[str(path)] = fresh  # files gone from the folder are forgotten
         return Folder(tuple(comments), h.hexdigest())
 

@@ -39,14 +39,16 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ from bridge.site.comment_writer import CommentWriter
 from bridge.site.posts import SLUG_RE, Comment, CommentAuthor
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
+_intern = sys.intern
 MAX_THREAD_DEPTH = 20
 REACTION_TYPES = frozenset({"like", "repost"})
 """Comment types whose page changes may wait for the daemon's next full rebuild."""
@@ -74,14 +77,24 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def _parse_dt(value: Any) -> dt.datetime | None:
+def _parse_dt(value: Any, *, shared: bool = True) -> dt.datetime | None:
+    """``shared``: one (immutable) datetime for each timestamp text, as replies arriving
+    within the same second share it; a timestamp no other comment has (``received``) is
+    not worth the cache."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_iso(value) if shared else _iso_instant(value)
+
+
+def _iso_instant(value: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_parse_iso = functools.lru_cache(maxsize=4096)(_iso_instant)
 
 
 _FIELDS = tuple(f.name for f in fields(Comment))
@@ -94,31 +107,46 @@ def to_json(comment: Comment) -> dict[str, Any]:
     data["author"] = {name: getattr(comment.author, name) for name in _AUTHOR_FIELDS}
     data["published"] = _iso(comment.published)
     data["updated"] = _iso(comment.updated)
+    data["received"] = _iso(comment.received)
     return data
 
 
+@functools.lru_cache(maxsize=4096)
+def _author(name: str, url: str, photo: str, handle: str) -> CommentAuthor:
+    """One (frozen) author value for each remote actor's recent comments."""
+    return CommentAuthor(_intern(name), _intern(url), _intern(photo), _intern(handle))
+
+
 def from_json(data: dict[str, Any]) -> Comment:
+    """The ``Comment`` of a file's fields.  Strings that repeat across comments (the type,
+    protocol, status and target, and the author's fields, which repeat per remote actor)
+    are interned, an author's value is shared by its comments, and ``object_id`` shares
+    ``source`` when equal, so thousands of resident comments (``comment_cache``) keep one
+    copy of each."""
     author = data.get("author") or {}
     published = _parse_dt(data.get("published")) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    source = str(data.get("source", ""))
+    object_id = str(data.get("object_id", ""))
     return Comment(
         id=str(data["id"]),
-        type=str(data.get("type", "mention")),
-        protocol=str(data.get("protocol", "webmention")),
-        source=str(data.get("source", "")),
-        target=str(data.get("target", "")),
-        author=CommentAuthor(
-            name=str(author.get("name", "")),
-            url=str(author.get("url", "")),
-            photo=str(author.get("photo", "")),
-            handle=str(author.get("handle", "")),
+        type=_intern(str(data.get("type", "mention"))),
+        protocol=_intern(str(data.get("protocol", "webmention"))),
+        source=source,
+        target=_intern(str(data.get("target", ""))),
+        author=_author(
+            str(author.get("name", "")),
+            str(author.get("url", "")),
+            str(author.get("photo", "")),
+            str(author.get("handle", "")),
         ),
         content=str(data.get("content", "")),
         published=published,
         updated=_parse_dt(data.get("updated")),
-        status=str(data.get("status", "approved")),
-        in_reply_to=str(data.get("in_reply_to", "")),
-        object_id=str(data.get("object_id", "")),
-        actor_id=str(data.get("actor_id", "")),
+        status=_intern(str(data.get("status", "approved"))),
+        in_reply_to=_intern(str(data.get("in_reply_to", ""))),
+        object_id=source if object_id == source else object_id,
+        actor_id=_intern(str(data.get("actor_id", ""))),
+        received=_parse_dt(data.get("received"), shared=False),
     )
 
 
@@ -201,7 +229,12 @@ class CommentStore:
         self, post_slug: str, comment: Comment, landed: Callable[[], None] | None = None
     ) -> Path:
         """Write one comment file; ``landed`` is called once it is there (at once, or from
-        the writing thread of a deferring store)."""
+        the writing thread of a deferring store).  A comment without ``received`` gets the
+        one its file already has (a redelivery, an edit), else now."""
+        if comment.received is None:
+            found = self.get(comment.id)
+            first = found[1].received if found is not None else None
+            comment = replace(comment, received=first or dt.datetime.now(dt.UTC))
         path = self.path(post_slug, comment.id)
         data = json.dumps(to_json(comment), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         if self._writer is not None:
@@ -304,15 +337,24 @@ class CommentStore:
 
     def by_post(self) -> dict[str, list[Comment]]:
         """Comments by post slug, for a build (``refreshing`` may hold some back)."""
+        return self.for_build()[0]
+
+    def for_build(self) -> tuple[dict[str, list[Comment]], dict[str, str]]:
+        """Comments by post slug and each such post's ``digest``, from one read of each
+        folder (so a file landing meanwhile cannot give a digest the comments do not
+        match); ``refreshing`` may hold some back."""
         out: dict[str, list[Comment]] = {}
+        digests: dict[str, str] = {}
         self._settled()
         if not self.root.is_dir():
-            return out
+            return out, digests
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir():
-                for comment in self.cache.folder(folder, build=True).comments:
-                    out.setdefault(folder.name, []).append(comment)
-        return out
+                read = self.cache.folder(folder, build=True)
+                if read.comments:
+                    out[folder.name] = list(read.comments)
+                    digests[folder.name] = read.digest
+        return out, digests
 
     def digest(self, slug: str) -> str:
         """Hash of a post's comment files: a change re-renders only that post's pages."""

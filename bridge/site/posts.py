@@ -118,7 +118,7 @@ class MenuItem:
     url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommentAuthor:
     name: str
     url: str
@@ -126,9 +126,12 @@ class CommentAuthor:
     handle: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Comment:
-    """A reply, like, repost, bookmark or mention received from the fediverse or a webmention."""
+    """A reply, like, repost, bookmark or mention received from the fediverse or a webmention.
+
+    Slotted: a post gone viral keeps thousands of these in the daemon's processes
+    (``bridge.site.comment_cache``), and a slot row is about half an instance dict."""
 
     id: str
     type: str  # reply | like | repost | bookmark | mention
@@ -143,3 +146,7 @@ class Comment:
     in_reply_to: str = ""  # parent comment source URL when nested, else ""
     object_id: str = ""  # ActivityStreams id of the remote object, when known
     actor_id: str = ""  # the remote actor who wrote it (fediverse); "" in files older than this
+    received: dt.datetime | None = field(default=None, compare=False)
+    """When this site first stored it (``CommentStore.write``); None in files older than
+    this.  Orders replies with the same ``published`` second by arrival (``threads``).
+    Not part of equality: the same comment read back from its file is equal to it."""

@@ -18,6 +18,7 @@ Facts relied on (tests/site/test_threads.py checks each):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,11 +38,17 @@ def context_url(config: SiteConfig, slug: str) -> str:
     return f"{post_base(config, slug)}/context.json"
 
 
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 def shown_replies(comments: Sequence[Comment]) -> list[str]:
-    """Ids of the replies shown under a post (nested ones too), oldest first."""
+    """Ids of the replies shown under a post (nested ones too), oldest first; replies of
+    the same ``published`` second by arrival (``Comment.received``; files older than it
+    first, by file name), so a burst of replies adds to the last page instead of moving
+    items across every page after it."""
     approved = sorted(
         (c for c in comments if c.status == "approved" and c.type == "reply"),
-        key=lambda c: c.published,
+        key=lambda c: (c.published, c.received or _NEVER),
     )
     return list(dict.fromkeys(c.object_id or c.source for c in approved))
 

@@ -57,16 +57,40 @@ def test_a_file_is_parsed_again_only_when_it_changed(
     assert comment(0) not in store.by_post()["a"]
 
 
-def test_the_digest_is_the_hash_of_the_files_as_before(store: CommentStore) -> None:
+def test_the_digest_is_the_hash_of_each_file_name_and_sha256(store: CommentStore) -> None:
     import hashlib
 
     store.write("a", comment(1))
     store.write("a", comment(2))
     h = hashlib.sha256()
     for path in sorted((store.root / "a").glob("*.json")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+        h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     assert store.digest("a") == h.hexdigest()
+    assert store.for_build()[1] == {"a": h.hexdigest()}
     assert store.digest("none") == hashlib.sha256().hexdigest()
+
+
+def test_the_cache_keeps_no_file_bytes_and_a_changed_file_changes_the_digest(
+    store: CommentStore,
+) -> None:
+    store.write("a", comment(1))
+    before = store.digest("a")
+    kept = store.cache.files[str(store.root / "a")]
+    assert all(len(key) == 24 + 32 for key, _ in kept.values())  # stamp + sha256, no bytes
+    store.write("a", dataclasses.replace(comment(1), content="<p>edited</p>"))
+    after = store.digest("a")
+    assert after != before
+    comments, digests = store.for_build()
+    assert comments["a"][0].content == "<p>edited</p>" and digests["a"] == after
+
+
+def test_repeated_strings_are_shared_between_parsed_comments(store: CommentStore) -> None:
+    store.write("a", dataclasses.replace(comment(1), object_id=comment(1).source))
+    store.write("b", comment(2))
+    one, two = store.by_post()["a"][0], store.by_post()["b"][0]
+    assert one.target is two.target and one.author.name is two.author.name
+    assert one.published is two.published and one.object_id is one.source
+    assert not hasattr(one, "__dict__")  # slotted
 
 
 def test_a_hand_broken_file_is_skipped(store: CommentStore) -> None:
@@ -117,3 +141,17 @@ def test_one_cache_per_comments_folder(tmp_path: Path) -> None:
     other = CommentStore(tmp_path / "elsewhere")
     assert one.cache is two.cache is comment_cache.cache_for(one.root, from_json)
     assert other.cache is not one.cache
+
+
+def test_a_warm_cache_and_a_fresh_process_give_the_same_digest(store: CommentStore) -> None:
+    """The daemon's long-lived cache and a command's first read must agree, or a page is
+    rendered on every build (or, worse, kept when its comments changed)."""
+    for n in range(4):
+        store.write("a", comment(n))
+    store.for_build()  # warm
+    store.write("a", dataclasses.replace(comment(2), content="<p>edited</p>"))
+    store.delete(comment(0).id)
+    store.write("a", comment(9))
+    warm = store.for_build()[1]["a"]
+    fresh = comment_cache.CommentCache(from_json).folder(store.root / "a").digest
+    assert warm == fresh

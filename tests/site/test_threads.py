@@ -5,6 +5,7 @@ Facts and sources are in ``bridge/site/threads.py``."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,3 +126,56 @@ def test_pages_follow_next_through_every_shown_reply(
         i for p in walk_pages(read, f"{BASE}/quick-note/context.json") for i in p["orderedItems"]
     ]
     assert context == [f"{BASE}/quick-note.json", *items]
+
+
+def _burst_reply(n: int) -> Comment:
+    """Replies of one viral second: the same ``published``, file names in no order."""
+    return Comment(
+        id=hashlib.sha256(str(n).encode()).hexdigest()[:20],
+        type="reply",
+        protocol="activitypub",
+        source=f"https://r.example/notes/{n}",
+        target="https://blog.example/posts/first-article/",
+        author=CommentAuthor(name=f"R{n}", url=f"https://r.example/users/{n}"),
+        content=f"<p>{n}</p>",
+        published=dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC),
+        object_id=f"https://r.example/notes/{n}",
+    )
+
+
+def test_a_stored_comment_keeps_when_it_first_arrived(site: Path) -> None:
+    store = CommentStore(load_config(site).content_dir)
+    store.write("first-article", _burst_reply(1))
+    found = store.get(_burst_reply(1).id)
+    assert found is not None and found[1].received is not None
+    first = found[1].received
+    store.write("first-article", _burst_reply(1))  # a redelivery, or an edit
+    again = store.get(_burst_reply(1).id)
+    assert again is not None and again[1].received == first
+
+
+def test_a_burst_of_same_second_replies_adds_to_the_last_page_only(site: Path) -> None:
+    """Replies of one second are listed by arrival: a new one changes the collection and
+    its last page, not the pages before it (a peer that paged through keeps them)."""
+    cfg = load_config(site)
+    store = CommentStore(cfg.content_dir)
+    for n in range(2 * threads.PAGE_SIZE + 5):
+        store.write("first-article", _burst_reply(n))
+    before = dict(threads.documents(cfg, "first-article", store.by_post()["first-article"]))
+    store.write("first-article", _burst_reply(999))
+    after = dict(threads.documents(cfg, "first-article", store.by_post()["first-article"]))
+    changed = sorted(rel for rel in after if after[rel] != before.get(rel))
+    assert changed == [
+        "ap/posts/first-article/context.json",
+        "ap/posts/first-article/context/page-3.json",
+        "ap/posts/first-article/replies.json",
+        "ap/posts/first-article/replies/page-3.json",
+    ]
+    listed = [
+        item
+        for n in (1, 2, 3)
+        for item in after[f"ap/posts/first-article/replies/page-{n}.json"]["orderedItems"]
+        if item.startswith("https://r.example/")
+    ]
+    order = [*range(2 * threads.PAGE_SIZE + 5), 999]
+    assert listed == [f"https://r.example/notes/{n}" for n in order]  # by arrival
