@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import images, plan_lists, quote_card
+from bridge.site import comment_cards, images, plan_lists, quote_card
 from bridge.site.build_result import BuildResult
 from bridge.site.build_stamp import Stamp
 from bridge.site.comments import CommentStore
@@ -109,6 +109,7 @@ def build(
     # `build` from the command line otherwise race on the manifest and the switch.
     with build_lock(config, out_dir):
         stats = write_outputs(config, out_dir, iter(outputs), progress, count(outputs))
+    comment_cards.card_file(config.cache_dir).prune(comments.keys())
     result = BuildResult(
         out_dir=out_dir,
         posts=len(posts),

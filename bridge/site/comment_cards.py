@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from bridge.site.comments import Thread
 from bridge.site.posts import Comment
 
 FILE = "comment-cards.sqlite3"
+PRUNE_EVERY = 600.0  # seconds between two looks for the cards of posts gone
 VERSION = "cards-2"
 
 CALLS = {
@@ -89,6 +92,7 @@ class CardFile:
         self._con: sqlite3.Connection | None = None
         self._opened: tuple[int, int, int] = (0, 0, 0)  # pid, device, inode
         self._lock = threading.Lock()
+        self._pruned = -math.inf
         self.digests: dict[str, dict[int, tuple[Comment, bytes]]] = {}
         """Post -> id(comment) -> (comment, its hash) for each comment its page printed
         last (``PostCards.node_hash``): a long-running process, whose comment cache keeps
@@ -122,6 +126,28 @@ class CardFile:
             return None
         self._con, self._opened = con, (os.getpid(), st.st_dev, st.st_ino)
         return con
+
+    def prune(self, keep: Collection[str]) -> None:
+        """Drop the cards of posts with no comment now (a post deleted, its comments
+        removed), at most every ``PRUNE_EVERY`` seconds of a long-running process."""
+        now = time.monotonic()
+        if now - self._pruned < PRUNE_EVERY or not self.path.exists():
+            return
+        self._pruned = now
+        with self._lock:
+            con = self._connection()
+            if con is None:
+                return
+            try:
+                posts = [post for (post,) in con.execute("SELECT DISTINCT post FROM cards")]
+                gone = [(post,) for post in posts if post not in keep]
+                if gone:
+                    with con:
+                        con.executemany("DELETE FROM cards WHERE post = ?", gone)
+            except sqlite3.Error:
+                return
+        for (post,) in gone:
+            self.digests.pop(post, None)
 
     def read(self, post: str) -> dict[bytes, str]:
         with self._lock:

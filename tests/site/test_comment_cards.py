@@ -178,3 +178,16 @@ def test_a_facepile_entry_is_a_card_keyed_on_its_kind_too(site: Path, store: Com
     second = page(site)
     assert "KEPT FAN" in second and "Fan 3" in second
     assert second.count('class="p-repost h-cite"') == 1  # the boost's card is its own
+
+
+def test_the_cards_of_a_post_without_comments_now_are_dropped(
+    site: Path, store: CommentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(comment_cards, "PRUNE_EVERY", 0.0)
+    store.write(SLUG, reply(1, "soon gone"))
+    page(site)
+    assert any("soon gone" in h for h in rows(site).values())
+    for comment in store.by_post()[SLUG]:
+        store.delete(comment.id)
+    assert "soon gone" not in page(site)
+    assert rows(site) == {}
