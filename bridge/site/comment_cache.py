@@ -53,7 +53,7 @@ class CommentCache:
     def __init__(self, parse: Callable[[dict[str, Any]], Comment]) -> None:
         self.parse = parse
         self.files: dict[str, dict[str, Entry]] = {}
-        """Folder -> file name -> what was read (``Entry``)."""
+        """Folder -> file name without ``.json`` -> what was read (``Entry``)."""
         self.served: dict[str, Folder] = {}
         self.only: frozenset[str] = frozenset()
         self.refresher: int | None = None  # the thread ``refreshing`` applies to
@@ -125,14 +125,18 @@ class CommentCache:
             except OSError:
                 continue
             stamp = _STAMP.pack(st.st_ino, st.st_size, st.st_mtime_ns)
-            cached = known.get(entry.name)
+            stem = entry.name[:-5]
+            cached = known.get(stem)
             if cached is None or not cached[0].startswith(stamp):
                 try:
-                    data = Path(entry.path).read_bytes()
+                    with open(entry.path, "rb") as fh:
+                        data = fh.read()
                 except OSError:
                     continue
                 cached = (stamp + hashlib.sha256(data).digest(), self._parse(data))
-            fresh[entry.name] = cached
+            parsed = cached[1]
+            # keyed by the file's stem, which is the comment's id: kept once, not twice
+            fresh[parsed.id if parsed is not None and parsed.id == stem else stem] = cached
             h.update(entry.name.encode() + b"\0" + cached[0][_STAMP.size :])
             if cached[1] is not None:
                 comments.append(cached[1])

@@ -39,26 +39,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
 import re
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from bridge.site.comment_cache import CommentCache, cache_for
 from bridge.site.comment_index import CommentIndex, index_for, syncfs
+from bridge.site.comment_json import from_json as from_json  # re-exported
+from bridge.site.comment_json import to_json as to_json  # re-exported
 from bridge.site.comment_writer import CommentWriter
-from bridge.site.posts import SLUG_RE, Comment, CommentAuthor
+from bridge.site.posts import SLUG_RE, Comment
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
-_intern = sys.intern
 MAX_THREAD_DEPTH = 20
 REACTION_TYPES = frozenset({"like", "repost"})
 """Comment types whose page changes may wait for the daemon's next full rebuild."""
@@ -71,83 +69,6 @@ def comment_id(protocol: str, key: str) -> str:
 
 def comments_dir(content_dir: Path) -> Path:
     return content_dir / "comments"
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def _parse_dt(value: Any, *, shared: bool = True) -> dt.datetime | None:
-    """``shared``: one (immutable) datetime for each timestamp text, as replies arriving
-    within the same second share it; a timestamp no other comment has (``received``) is
-    not worth the cache."""
-    if not isinstance(value, str) or not value:
-        return None
-    return _parse_iso(value) if shared else _iso_instant(value)
-
-
-def _iso_instant(value: str) -> dt.datetime | None:
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-_parse_iso = functools.lru_cache(maxsize=4096)(_iso_instant)
-
-
-_FIELDS = tuple(f.name for f in fields(Comment))
-_AUTHOR_FIELDS = tuple(f.name for f in fields(CommentAuthor))
-
-
-def to_json(comment: Comment) -> dict[str, Any]:
-    """The file's fields (``asdict``'s result, without its deep copy of every string)."""
-    data = {name: getattr(comment, name) for name in _FIELDS}
-    data["author"] = {name: getattr(comment.author, name) for name in _AUTHOR_FIELDS}
-    data["published"] = _iso(comment.published)
-    data["updated"] = _iso(comment.updated)
-    data["received"] = _iso(comment.received)
-    return data
-
-
-@functools.lru_cache(maxsize=4096)
-def _author(name: str, url: str, photo: str, handle: str) -> CommentAuthor:
-    """One (frozen) author value for each remote actor's recent comments."""
-    return CommentAuthor(_intern(name), _intern(url), _intern(photo), _intern(handle))
-
-
-def from_json(data: dict[str, Any]) -> Comment:
-    """The ``Comment`` of a file's fields.  Strings that repeat across comments (the type,
-    protocol, status and target, and the author's fields, which repeat per remote actor)
-    are interned, an author's value is shared by its comments, and ``object_id`` shares
-    ``source`` when equal, so thousands of resident comments (``comment_cache``) keep one
-    copy of each."""
-    author = data.get("author") or {}
-    published = _parse_dt(data.get("published")) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    source = str(data.get("source", ""))
-    object_id = str(data.get("object_id", ""))
-    return Comment(
-        id=str(data["id"]),
-        type=_intern(str(data.get("type", "mention"))),
-        protocol=_intern(str(data.get("protocol", "webmention"))),
-        source=source,
-        target=_intern(str(data.get("target", ""))),
-        author=_author(
-            str(author.get("name", "")),
-            str(author.get("url", "")),
-            str(author.get("photo", "")),
-            str(author.get("handle", "")),
-        ),
-        content=str(data.get("content", "")),
-        published=published,
-        updated=_parse_dt(data.get("updated")),
-        status=_intern(str(data.get("status", "approved"))),
-        in_reply_to=_intern(str(data.get("in_reply_to", ""))),
-        object_id=source if object_id == source else object_id,
-        actor_id=_intern(str(data.get("actor_id", ""))),
-        received=_parse_dt(data.get("received"), shared=False),
-    )
 
 
 class CommentStore:

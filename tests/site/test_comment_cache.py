@@ -77,6 +77,7 @@ def test_the_cache_keeps_no_file_bytes_and_a_changed_file_changes_the_digest(
     before = store.digest("a")
     kept = store.cache.files[str(store.root / "a")]
     assert all(len(key) == 24 + 32 for key, _ in kept.values())  # stamp + sha256, no bytes
+    assert all(name is parsed.id for name, (_, parsed) in kept.items() if parsed)  # one copy
     store.write("a", dataclasses.replace(comment(1), content="<p>edited</p>"))
     after = store.digest("a")
     assert after != before
