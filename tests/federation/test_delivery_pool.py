@@ -336,3 +336,38 @@ def test_a_child_runs_without_the_optional_packages_it_never_uses() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_on_demand_a_second_child_starts_only_for_a_backlog(
+    web: WebServer, site_config: SiteConfig, db: Database
+) -> None:
+    """``spare_backlog``: a few due rows (the Accepts of a flood of Follows) are sent by one
+    child; a fan-out with more due than that starts the next one too."""
+    paths = [f"/users/{i}/inbox" for i in range(310)]
+    for path in paths:
+        web.route(path, status=202, body="", methods=["POST"])
+    pool = DeliveryPool(
+        site_config, db, processes=2, poll_interval=0.2, idle_exit=1.0, spare_backlog=40
+    )
+    seen: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(pool.run_forever(stop))
+        actor = site_config.actor_id
+        enqueue(db, activity(0, actor), [web.url(p) for p in paths[:10]])
+        pool.wake()
+        await wait_for(lambda: states(db)["done"] == 10)
+        await asyncio.sleep(0.5)  # a second slot would have looked by now
+        seen.append(pool.started)
+        # More than a child's claim (64) beyond the backlog: still due when slot 2 looks.
+        enqueue(db, activity(1, actor), [web.url(p) for p in paths[10:]])
+        pool.wake()
+        await wait_for(lambda: states(db)["done"] == 310)
+        seen.append(pool.started)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert seen == [1, 2]
+    assert states(db) == Counter({"done": 310})

@@ -25,7 +25,8 @@ Guarantees:
 * A fan-out is shared: each child claims at most ``BATCH_SIZE`` (64) rows at a time.
 * A 410 is reported by the child and handled here, by the pool's ``on_gone``.
 * On demand (``idle_exit``, what the daemon uses): a slot starts its child only when a
-  queued row is due, and the child exits (reporting ``idle``) once it has had nothing to
+  queued row is due (each slot after the first only when ``spare_backlog`` more rows are
+  due, ``SPARE_BACKLOG``), and the child exits (reporting ``idle``) once it has had nothing to
   send and nothing due for ``idle_exit`` seconds; the slot then waits for due rows again,
   woken by ``wake()`` or, at the latest, by its poll of the queue's next due time.  A
   daemon with nothing to send carries no delivery process (each is 12-22 MB of its own).
@@ -75,6 +76,11 @@ BATCH_SIZE = 64
 (one worker alone claims 500), yet twice its default concurrency, so it never waits."""
 IDLE_EXIT = 30.0
 """The daemon's ``idle_exit``: seconds a delivery child may idle before it exits."""
+SPARE_BACKLOG = 512
+"""On demand, the due rows it takes to start each child after the first (slot ``k``
+starts at ``k`` times this many): one child sends 1,500 signed deliveries a second, so
+the Accepts of a flood of Follows need no second one, and a fan-out to thousands of
+followers starts them all."""
 NOT_IMPORTED = ("click", "rich", "pygments", "trio")
 """Optional packages a child never uses but would import: httpx imports its command line
 (click, rich, pygments) when they are installed, httpcore its trio support.  Marked
@@ -160,6 +166,7 @@ class DeliveryPool:
         grace: float = GRACE,
         per_host: int = PER_HOST,
         idle_exit: float | None = None,
+        spare_backlog: int = SPARE_BACKLOG,
         spawner: ForkClient | None = None,
         **options: Any,
     ) -> None:
@@ -174,6 +181,7 @@ class DeliveryPool:
         self.poll_interval = poll_interval
         self.grace = grace
         self.idle_exit = idle_exit
+        self.spare_backlog = spare_backlog
         self.options = {
             "batch_size": BATCH_SIZE,
             **options,
@@ -249,7 +257,7 @@ class DeliveryPool:
     async def _keep(self, slot: int, stop: asyncio.Event) -> None:
         pause = RESTART_PAUSE[0]
         while not stop.is_set():
-            if self.idle_exit is not None and not await self._due(stop):
+            if self.idle_exit is not None and not await self._due(stop, slot * self.spare_backlog):
                 return
             started = time.monotonic()
             try:
@@ -279,15 +287,19 @@ class DeliveryPool:
                     await stop.wait()
             pause = min(pause * 2, RESTART_PAUSE[1])
 
-    async def _due(self, stop: asyncio.Event) -> bool:
-        """Wait until a queued row is due (True) or ``stop`` is set (False)."""
+    async def _due(self, stop: asyncio.Event, backlog: int = 0) -> bool:
+        """Wait until a queued row is due, and at least ``backlog`` rows when more than
+        none are asked for (True), or until ``stop`` is set (False)."""
         while not stop.is_set():
+            moment = time.time()
             try:
                 due = queue.next_due(self.db)
+                short = backlog and due is not None and due <= moment
+                if short and queue.due_count(self.db, moment, backlog) < backlog:
+                    due = moment + self.poll_interval  # not enough due yet: look again
             except sqlite3.Error as exc:  # a locked database: look again at the next poll
                 log.warning("delivery: cannot read the queue: %s", exc)
                 due = None
-            moment = time.time()
             if due is not None and due <= moment:
                 return True
             wait = self.poll_interval if due is None else min(due - moment, self.poll_interval)

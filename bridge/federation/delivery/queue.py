@@ -166,6 +166,16 @@ def next_due(db: Database) -> float | None:
     return None if row is None or row["due"] is None else float(row["due"])
 
 
+def due_count(db: Database, now: float, limit: int) -> int:
+    """How many queued rows are due at ``now``, counting no further than ``limit``."""
+    row = db.one(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM deliveries"
+        " WHERE state = 'queued' AND next_try <= ? LIMIT ?)",
+        (now, limit),
+    )
+    return 0 if row is None else int(row["n"])
+
+
 def claim(db: Database, room: int, now: float, owner: str = "") -> list[Job]:
     """Mark up to ``room`` due rows ``sending`` by ``owner`` (one transaction) and load
     their bodies."""
