@@ -117,6 +117,9 @@ class CardFile:
             con = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
+            # A page reads its post's rows once: the system's file cache keeps them, and
+            # SQLite's own (2 MB by default) would be a second copy in the daemon.
+            con.execute("PRAGMA cache_size=-256")
             con.execute(
                 "CREATE TABLE IF NOT EXISTS cards (post TEXT NOT NULL, key BLOB NOT NULL,"
                 " html TEXT NOT NULL, PRIMARY KEY (post, key)) WITHOUT ROWID"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,42 +48,18 @@ def _iso(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-_MEMO_CHARS = 32_000_000
-"""Characters (in and out) the comment filters remember between builds before forgetting
-them all: the daemon renders a post's comments again on every reply, and cleaning and
-checking each again was about half of that render."""
-_memo: dict[tuple[str, str], str] = {}
-_memo_chars = 0
-
-
-def _remembered(kind: str, value: str, make: Callable[[str], str]) -> str:
-    """``make(value)`` for a pure ``make``, remembered (module globals above)."""
-    global _memo_chars
-    key = (kind, value)
-    out = _memo.get(key)
-    if out is None:
-        out = make(value)
-        if _memo_chars > _MEMO_CHARS:
-            _memo.clear()
-            _memo_chars = 0
-        _memo[key] = out
-        _memo_chars += len(value) + len(out)
-    return out
-
-
 def _sanitize(value: str) -> Markup:
     from bridge.site.sanitize import sanitize_html
 
     # Comment content: custom emoji images (only the site's stored files) may stay.
-    clean = _remembered("html", value, lambda v: sanitize_html(v, limit=None, emoji=True))
-    return Markup(clean)  # noqa: S704 - nh3, allow-list
+    return Markup(sanitize_html(value, limit=None, emoji=True))  # noqa: S704 - nh3, allow-list
 
 
 def _safe_url(value: str) -> str:
     """Only absolute http(s) URLs reach an href/src; anything else becomes empty."""
     from bridge.site.sanitize import http_url
 
-    return _remembered("url", value, http_url)
+    return http_url(value)
 
 
 class Renderer:
