@@ -8,8 +8,8 @@ arriving on all of them) a rebuild rendered 16,000 cards: ``_comment.html`` was 
 
 ``_comments.html`` prints each reply with ``comment_html(node)`` (``_comment.html``, which
 prints its nested replies the same way) and each like, boost or bookmark in the facepiles
-with ``reaction_html(r, kind)`` (``_reaction.html``); the likes were the other half of the
-cost.  A card is the output of its template for the values passed, and depends on
+with ``reaction_html(r, kind)`` (``_reaction.html``): a viral post gathers likes as fast
+as replies.  A card is the output of its template for the values passed, and depends on
 nothing but:
 
 * the templates in effect for it (``Renderer.template_digest``) and the code of the
@@ -27,8 +27,10 @@ renders as an ``include`` of the template would, from the page's context.
 Cards live in one SQLite file under the cache folder, one row per (post, key).  A page
 reads its post's rows with one query and writes the cards it rendered in one
 transaction; rows no render used are dropped once they outnumber the used ones (a hit on
-a card leaves the rows of its nested cards unused, so they are kept that long).  Nothing
-is kept in memory between builds, and an unusable file only costs the time to render.
+a card leaves the rows of its nested cards unused, so they are kept that long), and the
+rows of a post with no comment left after a build (``CardFile.prune``).  Between builds
+a process keeps only the hash of each comment a page printed (``CardFile.digests``),
+and an unusable file only costs the time to render.
 """
 
 from __future__ import annotations
