@@ -67,9 +67,10 @@ KEYED = frozenset({"node", "r", "kind", "url", "ap_id"})
 """Context variables a card may read and still be kept: their values are in its key."""
 _HELD = frozenset({*CALLS, "site", "menu", "live_reload"})
 """Read by a card without changing its key: the function itself and the site variables,
-which are in every key (``Cards.base``)."""
-_PLAIN = frozenset({"range", "dict", "namespace", "cycler", "joiner"})
-"""Jinja's own globals a card may call (the same every build)."""
+which are in every key (``Cards.base``).  They must be: ``find_undeclared_variables``
+does not report a name the environment has among its globals (nor Jinja's own, such
+as ``range``), so which of them a card reads cannot be known
+(tests/site/test_comment_cards.py)."""
 
 
 def _code_digest(files: tuple[str, ...]) -> bytes:
@@ -240,7 +241,7 @@ class Cards:
                 read |= jinja2.meta.find_undeclared_variables(self.env.parse(source))
             except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError):
                 return None  # rendering says what is wrong
-        if read - KEYED - _HELD - _PLAIN:
+        if read - KEYED - _HELD:
             return None
         return tuple(sorted(read & KEYED))
 

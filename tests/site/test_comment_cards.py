@@ -191,3 +191,20 @@ def test_the_cards_of_a_post_without_comments_now_are_dropped(
         store.delete(comment.id)
     assert "soon gone" not in page(site)
     assert rows(site) == {}
+
+
+def test_a_card_that_reads_a_site_variable_is_keyed_on_it(site: Path, store: CommentStore) -> None:
+    """``jinja2.meta.find_undeclared_variables`` does not report the environment's globals
+    (``site``, ``menu``, ``live_reload``), so every key holds them all."""
+    themed = site / "templates"
+    themed.mkdir(exist_ok=True)
+    (themed / "_comment.html").write_text(
+        "<li>{{ node.comment.content | sanitize }} on {{ site.title }}</li>", encoding="utf-8"
+    )
+    store.write(SLUG, reply(1, "some words"))
+    assert "some words</p> on " in page(site)
+    toml = site / "site.toml"
+    text = toml.read_text(encoding="utf-8")
+    title = config.load(site).title
+    toml.write_text(text.replace(f'"{title}"', '"A New Title"', 1), encoding="utf-8")
+    assert "some words</p> on A New Title" in page(site)
