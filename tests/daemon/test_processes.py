@@ -246,44 +246,70 @@ def test_delivery_children_are_forked_by_a_fork_server_with_nothing_inherited(
     assert not os.path.exists(f"/proc/{server}")
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie until its parent reaps it counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # reaped, or being reaped
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def restarted_after(blog: Blog, pid: int) -> int:
+    """The pid of the background process the supervisor started in place of ``pid``."""
+    found = blog.wait_until(
+        lambda: [
+            e for e in events(blog) if e["event"] == "process-restarted" and e["previous"] == pid
+        ],
+        what=f"the background process {pid} restarted",
+    )
+    assert found[0]["role"] == "background"
+    return int(found[0]["pid"])
+
+
 def test_kill_9_of_the_background_process_mid_batch_processes_each_activity_once(
     blog: Blog, remote_key: rsa.RSAPrivateKey
 ) -> None:
     blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
     background = blog.wait_until(lambda: processes(blog), what="the process line")["background"]
     # Activities are sent from a thread while this one watches for the kill's moment: comment
-    # files exist whose rows are not recorded done (mid-batch).  A round whose rows were all
-    # done before that moment came is followed by another, at most five in all.
-    batch, total, landed, in_flight = 400, 0, False, 0
+    # files exist whose rows are not recorded done (mid-batch).  The state is read once the
+    # killed process is gone: a commit it was making when the signal came may still land,
+    # and a kill that came after its batch was recorded is not mid-batch.  A round without
+    # a kill mid-batch is followed by another, at most five in all.
+    batch, total, in_flight = 400, 0, 0
+    at_kill: Counter[str] | None = None
+    killed = background
     for _ in range(5):
         docs = [activity(blog, total + n, likes=False) for n in range(batch)]
         total += batch
         with ThreadPoolExecutor(1) as pool:
             sending = pool.submit(send_all, blog, remote_key, docs)
             deadline = time.monotonic() + 60
-            while not landed:
+            while True:
                 done = inbox_states(blog)["done"]
                 written = len(comment_files(blog))
                 if written > done and done < total:
-                    os.kill(background, signal.SIGKILL)
-                    landed, in_flight = True, written - done
-                elif done == total and sending.done():
+                    killed = background
+                    os.kill(killed, signal.SIGKILL)
+                    while not gone(killed):
+                        time.sleep(0.001)
+                    state = inbox_states(blog)
+                    if state["done"] < total:
+                        at_kill, in_flight = state, written - done
+                    else:  # its batch was recorded first: wait for its successor
+                        background = restarted_after(blog, killed)
+                    break
+                if done == total and sending.done():
                     break
                 assert time.monotonic() < deadline, "the background process made no progress"
                 time.sleep(0.001)
             assert sending.result() == Counter({202: batch})
-        if landed:
+        if at_kill is not None:
             break
-    assert landed, "five rounds were each done before a kill could land mid-batch"
-    at_kill = inbox_states(blog)
-    assert at_kill["done"] < total
+    assert at_kill is not None, "five rounds were each done before a kill could land mid-batch"
 
-    restarted = blog.wait_until(
-        lambda: [e for e in events(blog) if e["event"] == "process-restarted"],
-        what="the background process restarted",
-    )
-    assert restarted[0]["role"] == "background"
-    assert restarted[0]["previous"] == background
+    assert restarted_after(blog, killed) != killed  # the background process came back
     blog.wait_until(
         lambda: inbox_states(blog) == Counter({"done": total}),
         timeout=60,
