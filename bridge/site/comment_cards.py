@@ -73,12 +73,23 @@ as ``range``), so which of them a card reads cannot be known
 (tests/site/test_comment_cards.py)."""
 
 
+LIBRARIES = ("nh3", "jinja2", "markupsafe")
+"""Libraries whose version is part of every key: the cleaner (a security fix in it must
+clean every comment again) and the template engine and its escaping."""
+
+
 def _code_digest(files: tuple[str, ...]) -> bytes:
-    """The code a card's text depends on besides its templates: the filters' modules."""
+    """The code a card's text depends on besides its templates: the filters' modules and
+    ``LIBRARIES``."""
+    from importlib import metadata
+
     h = hashlib.sha256(VERSION.encode())
     for module in (__file__, *files):
         with contextlib.suppress(OSError):
             h.update(Path(module).read_bytes())
+    for library in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            h.update(f"\0{library} {metadata.version(library)}".encode())
     return h.digest()
 
 
@@ -245,22 +256,30 @@ class Cards:
             return None
         return tuple(sorted(read & KEYED))
 
-    def for_post(self, slug: str) -> PostCards:
-        return PostCards(self, slug)
-
 
 class PostCards:
     """The cards of one post page while it renders: the ``CALLS`` for its context."""
 
-    def __init__(self, cards: Cards, slug: str) -> None:
-        self.cards, self.slug = cards, slug
+    def __init__(self, cards: Callable[[], Cards], slug: str) -> None:
+        """``cards``: made at the first card (a page without comments prints none)."""
+        self._cards, self.slug = cards, slug
         self.old: dict[bytes, str] | None = None  # read at the first card
         self.new: dict[bytes, str] = {}
         self.used: set[bytes] = set()
         self.rendered = 0
-        self.known = cards.file.digests.get(slug, {})
+        self._known: dict[int, tuple[Comment, bytes]] | None = None
         self.hashed: dict[int, tuple[Comment, bytes]] = {}
         self.nodes: dict[int, bytes] = {}  # id(node) -> hash, for the nodes of this render
+
+    @property
+    def cards(self) -> Cards:
+        return self._cards()
+
+    @property
+    def known(self) -> dict[int, tuple[Comment, bytes]]:
+        if self._known is None:
+            self._known = self.cards.file.digests.get(self.slug, {})
+        return self._known
 
     def functions(self) -> dict[str, Callable[..., Markup]]:
         """``comment_html(node)`` and ``reaction_html(r, kind)`` as templates call them."""

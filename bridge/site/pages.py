@@ -208,7 +208,7 @@ class Renderer:
         """``ap_id``: the post's current ActivityStreams id (default: its first)."""
         c = self.config
         threads, reactions = thread(comments)
-        cards = self.cards().for_post(post.slug)
+        cards = comment_cards.PostCards(self.cards, post.slug)
         html = self.render(
             "post.html",
             post=post,
