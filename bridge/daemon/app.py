@@ -45,6 +45,7 @@ from bridge.daemon.livereload import ReloadHub, live_reload_routes
 from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.daemon.rebuild import Rebuilder, start_daemon_watcher
 from bridge.daemon.site_changes import ChangePoller
+from bridge.daemon.static_file import file_response
 from bridge.daemon.watch import SiteWatcher
 from bridge.db import Database
 from bridge.federation import followers, inbox, outbox, published
@@ -343,7 +344,10 @@ class Daemon:
             headers["Access-Control-Allow-Origin"] = "*"
         if rel.endswith(".html"):
             headers["Vary"] = "Accept"
-        return FileResponse(target, media_type=content_type_for(rel), headers=headers)
+        try:  # length and body from one open, as a rebuild replaces files (static_file)
+            return await file_response(target, media_type=content_type_for(rel), headers=headers)
+        except OSError:  # replaced by nothing since the check: a post deleted meanwhile
+            return self._not_found()
 
     def _activitypub_alternate(self, path: str) -> str | None:
         """The JSON file that answers for an HTML URL under content negotiation."""

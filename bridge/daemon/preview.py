@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from bridge.config import SiteConfig
 from bridge.daemon.app import content_type_for, wants_activitypub
+from bridge.daemon.static_file import file_response
 from bridge.site import preview
 
 Echo = Callable[[str], None]
@@ -92,9 +93,12 @@ async def _static(config: SiteConfig, request: Request) -> Response:
         rel = (rel.rstrip("/") + "/index.html").lstrip("/")
     if not target.is_file():
         return _not_found(config)
-    return FileResponse(
-        target, media_type=content_type_for(rel), headers={"Cache-Control": "no-store"}
-    )
+    try:  # length and body from one open, as a rebuild replaces files (static_file)
+        return await file_response(
+            target, media_type=content_type_for(rel), headers={"Cache-Control": "no-store"}
+        )
+    except OSError:
+        return _not_found(config)
 
 
 def _not_found(config: SiteConfig) -> Response:
