@@ -1,5 +1,5 @@
-"""Closing a cache database without the checkpoint SQLite runs when its last connection
-closes.
+"""Opening a cache database in WAL mode (``open_wal``), and closing one without the
+checkpoint SQLite runs when its last connection closes.
 
 The parse cache and the Markdown cache are SQLite files in WAL mode.  When the last
 connection to such a file closes, SQLite checkpoints: it syncs the log, copies it into
@@ -23,6 +23,7 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 LOG_LIMIT = 4 << 20  # bytes: a log larger than this closes as SQLite closes it
 
@@ -46,3 +47,23 @@ def close_keeping_log(con: sqlite3.Connection, path: Path) -> None:
     finally:
         if reader is not None:
             reader.close()
+
+
+def open_wal(path: Path, **connect: Any) -> sqlite3.Connection:
+    """A connection to the cache database at ``path`` (its folder made when missing), in WAL
+    mode with ``synchronous=NORMAL``: a cache may lose its last commits to a power loss,
+    never its consistency.  ``connect``: ``sqlite3.connect``'s options.
+
+    Raises:
+        OSError: the folder cannot be made.
+        sqlite3.Error: the file is not a database SQLite can use (the connection is closed).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con: sqlite3.Connection = sqlite3.connect(path, **connect)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error:
+        con.close()
+        raise
+    return con

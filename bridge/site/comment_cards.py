@@ -50,6 +50,7 @@ import jinja2
 import jinja2.meta
 from markupsafe import Markup
 
+from bridge.site.cache_log import open_wal
 from bridge.site.comments import Thread
 from bridge.site.posts import Comment
 
@@ -127,10 +128,7 @@ class CardFile:
             self._con.close()
         self._con = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
+            con = open_wal(self.path, timeout=10, check_same_thread=False)
             # A page reads its post's rows once: the system's file cache keeps them, and
             # SQLite's own (2 MB by default) would be a second copy in the daemon.
             con.execute("PRAGMA cache_size=-256")
@@ -266,7 +264,6 @@ class PostCards:
         self.old: dict[bytes, str] | None = None  # read at the first card
         self.new: dict[bytes, str] = {}
         self.used: set[bytes] = set()
-        self.rendered = 0
         self._known: dict[int, tuple[Comment, bytes]] | None = None
         self.hashed: dict[int, tuple[Comment, bytes]] = {}
         self.nodes: dict[int, bytes] = {}  # id(node) -> hash, for the nodes of this render
@@ -350,7 +347,6 @@ class PostCards:
         self, context: jinja2.runtime.Context, template: str, values: dict[str, Any]
     ) -> Markup:
         """The card as an ``include`` of ``template`` would print it."""
-        self.rendered += 1
         tpl = self.cards.env.get_template(template)
         ctx = tpl.new_context({**context.get_all(), **values})
         return Markup("".join(tpl.root_render_func(ctx)))  # noqa: S704

@@ -24,7 +24,7 @@ from bridge.config import SiteConfig
 from bridge.errors import ContentError
 from bridge.site import frontmatter, hashtags, inline_tags, parse_pool
 from bridge.site import posts as posts_module
-from bridge.site.cache_log import close_keeping_log
+from bridge.site.cache_log import close_keeping_log, open_wal
 from bridge.site.frontmatter import (
     PAGE_KEYS,
     POST_KEYS,
@@ -140,10 +140,7 @@ class MarkdownRenderer:
     def _db(self) -> sqlite3.Connection | None:
         if self._con is None and self.cache_path is not None:
             try:
-                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                con = sqlite3.connect(self.cache_path, timeout=30, isolation_level=None)
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
+                con = open_wal(self.cache_path, timeout=30, isolation_level=None)
                 con.execute("CREATE TABLE IF NOT EXISTS html (key TEXT PRIMARY KEY, html TEXT)")
             except (OSError, sqlite3.Error):
                 self.cache_path = None  # a cache that cannot be opened only costs speed

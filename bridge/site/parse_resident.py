@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
-from bridge.site.cache_log import close_keeping_log
+from bridge.site.cache_log import close_keeping_log, open_wal
 
 if TYPE_CHECKING:
     from bridge.site.posts import Page, Post
@@ -187,15 +187,17 @@ def _open_cache(path: Path, key: str) -> sqlite3.Connection | None:
     when the file is not a usable database (a broken file is never an error)."""
     for attempt in range(2):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # One build at a time uses a connection, but a resident one may serve builds
             # from more than one thread (the daemon's).
-            con = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        except (OSError, sqlite3.Error):
+            con = open_wal(path, timeout=30, check_same_thread=False)
+        except OSError:
             return None
+        except sqlite3.Error:  # not a database SQLite can use
+            if attempt:
+                return None
+            _remove(path)
+            continue
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
             with con:
                 con.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
                 row = con.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
@@ -210,7 +212,12 @@ def _open_cache(path: Path, key: str) -> sqlite3.Connection | None:
             con.close()
             if attempt:
                 return None
-            for suffix in ("", "-wal", "-shm"):  # not a database we can use: start afresh
-                with contextlib.suppress(OSError):
-                    Path(f"{path}{suffix}").unlink()
+            _remove(path)
     return None
+
+
+def _remove(path: Path) -> None:
+    """Remove a cache database that cannot be used, so it is made afresh."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
