@@ -96,16 +96,16 @@ class CommentStore:
 
     def after_batch(self, name: str, action: Callable[[list[str]], None], key: str) -> bool:
         """For a deferring store: call ``action`` (the first given under ``name``) once with
-        every ``key`` given under ``name``, when this batch's files have landed and are
-        durable, before the batch is recorded done (``run_after_batch``); False (nothing
-        kept) for an ordinary store."""
+        every ``key`` given under ``name``, when this batch's files have landed, before
+        they are flushed and the batch is recorded done (``run_after_batch``); False
+        (nothing kept) for an ordinary store."""
         if self._after is None:
             return False
         self._after.setdefault(name, (action, {}))[1][key] = None
         return True
 
     def run_after_batch(self) -> None:
-        """Run what ``after_batch`` kept (call once the batch's files are durable)."""
+        """Run what ``after_batch`` kept (call once the batch's files have landed)."""
         if not self._after:
             return
         kept, self._after = self._after, {}

@@ -1,7 +1,8 @@
 """A deferring store's writing thread (``bridge.site.comment_writer``): operations land in
 the order asked, reads see them before they land, a failure is never lost, and the thread
-is gone once the batch is drained.  The last test is the processor's side: a batch with a
-file that could not be written records none of its rows, which run again."""
+is gone once the batch is drained.  The last tests are the processor's side: a batch with a
+file that could not be written records none of its rows, which run again, and a batch killed
+before it is recorded has queued its Salmentions already."""
 
 from __future__ import annotations
 
@@ -123,4 +124,46 @@ async def test_a_batch_queues_the_salmention_of_a_post_once_its_files_are_there(
     assert await processor.process_pending(wait=None) == 4
     assert queued == [(["hello"], 4)]  # once for the batch, after its four files
     assert set(salmention.read_queue(ctx.db)) == {"hello"}
+    ctx.db.close()
+
+
+class _Killed(BaseException):
+    """Stands for a ``kill -9`` during the flush: nothing after it runs."""
+
+
+@pytest.mark.anyio
+async def test_a_kill_before_the_batch_is_recorded_keeps_its_salmention_queued(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows of a killed batch run again and find their comments written, so they queue
+    no Salmention: the first run's must already be queued when the process dies."""
+    with ctx.db.tx() as con:
+        for n in range(2):
+            con.execute(
+                "INSERT INTO inbox(id, type, actor, body, received) VALUES (?, 'Like', ?, ?, ?)",
+                (f"{ACTOR}/likes/{n}", ACTOR, json.dumps(like_activity(n)), float(n)),
+            )
+
+    async def replied(c: Context, activity: dict[str, Any], forwarded: bool) -> None:
+        n = int(activity["id"].rsplit("/", 1)[1])
+        if c.comments.get(reply(n).id) is None:  # as the reply handler: a comment once
+            c.comments.write("hello", reply(n))
+            salmention.note_change(c, "hello", reply(n))
+
+    def killed(self: CommentStore, written: list[Path]) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(CommentStore, "sync", killed)
+    processor = InboxProcessor(ctx, {"Like": replied})
+    with pytest.raises(_Killed):
+        await processor.process_pending(wait=None)
+    assert {r["status"] for r in ctx.db.query("SELECT status FROM inbox")} == {"new"}
+    queued = salmention.read_queue(ctx.db)
+    assert set(queued) == {"hello"}
+
+    monkeypatch.undo()
+    again = InboxProcessor(ctx, {"Like": replied})  # the restarted process
+    assert await again.process_pending(wait=None) == 2
+    assert {r["status"] for r in ctx.db.query("SELECT status FROM inbox")} == {"done"}
+    assert salmention.read_queue(ctx.db) == queued  # the rows queued nothing this time
     ctx.db.close()

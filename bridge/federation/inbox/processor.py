@@ -37,9 +37,12 @@ A crash, or a ``kill -9`` of the process, before that transaction leaves the row
 ``new``: they run again after a restart, and since a comment's file name is a hash of what
 it is, running a row again rewrites the same file instead of adding a second comment.
 Until its outcome is recorded, a finished row is not started again by this processor.
-One window is left: a kill after the ``syncfs`` and before the round's Salmentions are
-queued loses those Salmentions (the rows run again, find their comments written, and
-queue none); no comment and no delivery is lost in it.
+What waits for a batch's files (its Salmentions, ``CommentStore.after_batch``) is queued
+once they are written and before the ``syncfs``: a row run again finds its comment
+written and queues nothing, so queued any later, a kill in between would lose them.
+Queued that early, a power cut before the flush can at worst send a Salmention for a
+reply that is written again when its row runs again: a Webmention sent twice is an
+update to its receiver, not a second mention.
 """
 
 from __future__ import annotations
@@ -175,9 +178,11 @@ class InboxProcessor:
                 for activity_id, _ in outcomes:
                     self._outcomes.pop(activity_id, None)
                 return
+            # The batch's Salmentions are queued before its files are made durable: a row
+            # run again finds its comment written and queues none (module docstring).
+            self._store.run_after_batch()
             if written:
                 await asyncio.to_thread(self._store.sync, written)
-            self._store.run_after_batch()  # e.g. the batch's Salmentions, queued at once
         with self.ctx.db.tx() as con:
             con.executemany(
                 "UPDATE inbox SET status = ?, tries = tries + 1, error = ?, next_try = ?,"
