@@ -82,10 +82,14 @@ async def test_rows_whose_comment_was_not_written_run_again(ctx: Context) -> Non
     folder = ctx.config.content_dir / "comments"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "broken").write_text("a file where a folder must be")
-    processor = InboxProcessor(ctx, {"Like": like})
-    processor.clock = lambda: 0.0  # no backoff: the rows are due again at once
+    now = [0.0]
+    processor = InboxProcessor(ctx, {"Like": like}, clock=lambda: now[0])
     assert await processor.process_pending(wait=None) == 3
     assert {r["status"] for r in ctx.db.query("SELECT status FROM inbox")} == {"new"}
+    now[0] = 29.0  # the processor waits 30 s before it runs them again
+    assert await processor.process_pending(wait=None) == 0
+    assert len(runs) == 3
+    now[0] = 30.0
     assert await processor.process_pending(wait=None) == 3  # all three, written this time
     states = ctx.db.query("SELECT status, tries FROM inbox")
     assert {(r["status"], r["tries"]) for r in states} == {("done", 1)}
@@ -166,4 +170,35 @@ async def test_a_kill_before_the_batch_is_recorded_keeps_its_salmention_queued(
     assert await again.process_pending(wait=None) == 2
     assert {r["status"] for r in ctx.db.query("SELECT status FROM inbox")} == {"done"}
     assert salmention.read_queue(ctx.db) == queued  # the rows queued nothing this time
+    ctx.db.close()
+
+
+@pytest.mark.anyio
+async def test_the_wait_after_a_failed_write_doubles_while_the_disk_keeps_failing(
+    ctx: Context,
+) -> None:
+    with ctx.db.tx() as con:
+        con.execute(
+            "INSERT INTO inbox(id, type, actor, body, received) VALUES (?, 'Like', ?, ?, 0)",
+            (f"{ACTOR}/likes/0", ACTOR, json.dumps(like_activity(0))),
+        )
+    folder = ctx.config.content_dir / "comments"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hello").write_text("a file where a folder must be")
+
+    async def like(c: Context, activity: dict[str, Any], forwarded: bool) -> None:
+        c.comments.write("hello", comment(0))
+
+    now = [0.0]
+    processor = InboxProcessor(ctx, {"Like": like}, clock=lambda: now[0])
+    starts = []
+    for moment in (0.0, 29.0, 30.0, 89.0, 90.0):
+        now[0] = moment
+        if await processor.process_pending(wait=None):
+            starts.append(moment)
+    assert starts == [0.0, 30.0, 90.0]  # 30 s, then 60 s
+    (folder / "hello").unlink()
+    now[0] = 210.0
+    assert await processor.process_pending(wait=None) == 1
+    assert [r["status"] for r in ctx.db.query("SELECT status FROM inbox")] == ["done"]
     ctx.db.close()

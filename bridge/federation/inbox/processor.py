@@ -32,7 +32,9 @@ their comment files to a writing thread, without an ``fsync`` each
 (``CommentStore.deferring``, ``comment_writer``), and go on; when the call's rows have
 finished, the processor waits for those files to land, one flush makes every file written
 so far durable (``syncfs`` on Linux), and only then one transaction records the outcomes.
-A file that could not be written records no outcome of its batch: the rows run again.
+A file that could not be written records no outcome of its batch: the rows run again,
+once the processor has waited (``retry_delay`` of the failures in a row: 30 s, then
+doubling), so a full disk is not a loop of fetches that cannot be kept.
 A crash, or a ``kill -9`` of the process, before that transaction leaves the rows
 ``new``: they run again after a restart, and since a comment's file name is a hash of what
 it is, running a row again rewrites the same file instead of adding a second comment.
@@ -118,6 +120,8 @@ class InboxProcessor:
         self._outcomes: dict[str, tuple[str, str, float]] = {}
         """Finished rows whose outcome (status, error, next try) is not recorded yet."""
         self._store: CommentStore | None = None
+        self._write_failures = 0  # batches in a row whose comment files were not written
+        self._held_until = 0.0  # no row starts before (``clock``): the files failed
 
     async def process_pending(self, limit: int = 100, *, wait: float | None = WAIT) -> int:
         """Start due rows (``order.due_rows``: what readers see first) until ``limit`` run;
@@ -131,7 +135,9 @@ class InboxProcessor:
         await self._commit()  # rows that finished after the last call returned
         room = limit - len(self._in_flight)
         busy = self._in_flight.keys() | self._outcomes.keys()
-        rows = order.due_rows(self.ctx.db, self.clock(), room, busy) if room > 0 else []
+        now = self.clock()
+        due = room > 0 and now >= self._held_until
+        rows = order.due_rows(self.ctx.db, now, room, busy) if due else []
         ctx = self._batch_context()
         for row in rows:
             self._start(ctx, dict(row))
@@ -173,11 +179,21 @@ class InboxProcessor:
             except OSError as exc:
                 # A comment file was not written: no row of the batch is recorded, so they
                 # all run again (rewriting the same files) instead of one being done
-                # without its comment.
-                log.error("comment files could not be written: %s; the rows run again", exc)
+                # without its comment; not at once, though: a full disk stays full for a
+                # while, and rows run again at once would fetch and fail in a loop.
+                self._write_failures += 1
+                pause = self.retry_delay(self._write_failures)
+                self._held_until = self.clock() + pause
+                log.error(
+                    "comment files could not be written: %s; the inbox waits %g s, then its"
+                    " rows run again",
+                    exc,
+                    pause,
+                )
                 for activity_id, _ in outcomes:
                     self._outcomes.pop(activity_id, None)
                 return
+            self._write_failures = 0
             # The batch's Salmentions are queued before its files are made durable: a row
             # run again finds its comment written and queues none (module docstring).
             self._store.run_after_batch()
