@@ -8,7 +8,8 @@ Events (the ``event`` field of a JSON line):
   the comment store the ``Context`` is built with (``LoggedCommentStore``);
 * ``webmention-verified`` / ``webmention-refused`` - after each verification round
   (``log_webmentions``);
-* ``rebuild`` - pages changed and seconds (``bridge.daemon.rebuild``);
+* ``rebuild`` - pages changed, seconds, and the CPU seconds of the building thread
+  (``cpu_seconds``, JSON only: the rest waited for a core or the disk) (``bridge.daemon.rebuild``);
 * ``delivery-gave-up`` - a delivery row that ended failed or gone (``DeliveryWatch``).
 
 Text lines read ``12:00:01 follow @alice@social.example (accepted)``; JSON lines carry

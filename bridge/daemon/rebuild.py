@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -193,7 +194,7 @@ class Rebuilder:
                 slugs = sorted(urgent)
                 self.dirty -= urgent
             try:
-                result = await asyncio.to_thread(self._build, refresh)
+                result, cpu = await asyncio.to_thread(self._build, refresh)
             except Exception as exc:  # noqa: BLE001 - a broken build must not stop the daemon
                 log.error("rebuild failed: %s", exc)
                 continue
@@ -207,15 +208,21 @@ class Rebuilder:
                 f"rebuild: {len(result.changed)} page(s) changed in {result.seconds:.2f}s{because}",
                 pages=len(result.changed),
                 seconds=round(result.seconds, 3),
+                cpu_seconds=round(cpu, 3),
                 posts=slugs,
                 full=full,
             )
 
-    def _build(self, refresh: frozenset[str] | None) -> BuildResult:
+    def _build(self, refresh: frozenset[str] | None) -> tuple[BuildResult, float]:
+        """The build's result and the CPU seconds its thread used, not counting forked
+        render workers (the ``rebuild`` event's ``cpu_seconds``: a build that took longer
+        waited for a core or for the disk)."""
         from bridge.site import build as site
 
+        cpu = time.thread_time()
         with self.comments.refreshing(refresh):
-            return site.build(self.config, drafts=self.drafts)
+            result = site.build(self.config, drafts=self.drafts)
+        return result, time.thread_time() - cpu
 
 
 async def _first(*waits: Coroutine[Any, Any, Any]) -> None:

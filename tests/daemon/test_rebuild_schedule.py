@@ -65,7 +65,7 @@ def record_builds(rebuilder: Rebuilder) -> list[frozenset[str] | None]:
     builds: list[frozenset[str] | None] = []
     real = rebuilder._build
 
-    def recording(refresh: frozenset[str] | None) -> BuildResult:
+    def recording(refresh: frozenset[str] | None) -> tuple[BuildResult, float]:
         builds.append(refresh)
         return real(refresh)
 
@@ -125,3 +125,26 @@ async def test_likes_alone_are_coalesced_into_one_full_build(site: Path) -> None
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_the_rebuild_event_says_how_much_of_the_build_was_cpu(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build slower than its CPU time waited for a core or the disk: the event says both."""
+    cfg = config_mod.load(site)
+    site_mod.build(cfg)
+    rebuilder = Rebuilder(cfg, delay=0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(rebuilder.run(stop))
+    caplog.set_level("INFO", logger="indiebridge.events")
+    try:
+        CommentStore(cfg.content_dir).write("spoilers", like("spoilers", 1))
+        rebuilder.mark_dirty("spoilers")
+        await wait_for(lambda: [r for r in caplog.records if getattr(r, "event", "") == "rebuild"])
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    record = next(r for r in caplog.records if getattr(r, "event", "") == "rebuild")
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["posts"] == ["spoilers"] and fields["pages"] >= 1
+    assert 0 < fields["cpu_seconds"] <= fields["seconds"] + 0.01
