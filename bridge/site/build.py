@@ -34,13 +34,12 @@ from bridge.site.output import (
     Output,
     Progress,
     WriteStats,
-    build_lock,
     check_output_dir,
     count,
     previous_outputs,
-    recover_output,
     write_outputs,
 )
+from bridge.site.output_switch import build_lock, recover_output
 from bridge.site.pages import Renderer
 from bridge.site.parse_cache import forget_resident as forget_parse_cache
 from bridge.site.parse_cache import might_mention

@@ -13,14 +13,15 @@ complete site:
 
 Nothing temporary is ever inside the output: a build killed half-way leaves nothing there to
 be served or deployed, and the next build removes the staging folders of killed builds.  The
-manifest (output path -> [key, sha256], ``manifest.py``) is one per output folder.
+manifest (output path -> [key, sha256], ``manifest.py``) is one per output folder.  The
+moves themselves (the journal carried out, the fresh tree swapped in, recovery after a
+kill) are ``output_switch.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,14 @@ from bridge.site.manifest import pending_path as _pending_manifest_path
 from bridge.site.manifest import read_manifest as _read_manifest
 from bridge.site.manifest import write_entries as _write_entries
 from bridge.site.manifest import write_manifest as _write_manifest
+from bridge.site.output_switch import (
+    apply_journal,
+    check_rel,
+    journal_path,
+    recover_output,
+    remove_stale_siblings,
+    swap_in,
+)
 from bridge.site.preview import preview_dir
 
 Progress = Callable[[int, int], None]
@@ -97,23 +106,13 @@ def previous_outputs(config: SiteConfig, out_dir: Path) -> Callable[[str, str], 
         if not entry or entry[0] != key:
             return None
         try:
-            _check_rel(root, rel)
+            check_rel(root, rel)
             data = (root / rel).read_bytes()
         except (OSError, BuildError):
             return None
         return data if hashlib.sha256(data).hexdigest() == entry[1] else None
 
     return read
-
-
-def _safe_join(root: Path, rel: str) -> Path:
-    _check_rel(root, rel)
-    return root / rel
-
-
-def _check_rel(root: Path, rel: str) -> None:
-    if rel.startswith("/") or (".." in rel and ".." in rel.split("/")) or "\\" in rel:
-        raise BuildError(f"refusing to write {rel!r}: it would land outside {root}")
 
 
 def _write_failed(out_dir: Path, exc: OSError, then: str) -> BuildError:
@@ -134,7 +133,7 @@ def write_outputs(
     """
     recover_output(config, out_dir)  # a switch a killed build left half done comes first
     old = _read_manifest(_manifest_path(config, out_dir))
-    _remove_stale_siblings(out_dir)
+    remove_stale_siblings(out_dir)
     if not old or not out_dir.is_dir():
         return _write_fresh_tree(config, out_dir, planned(outputs), progress, total)
     return _write_changes(config, out_dir, outputs, progress, total, old)
@@ -185,7 +184,7 @@ def _write_changes(
         for out in _unless_kept(outputs, old, manifest, stats, progress, total):
             # Strings and os.path here: most outputs are unchanged, and pathlib's overhead
             # for tens of thousands of them was most of a no-op rebuild.
-            _check_rel(out_dir, out.path)
+            check_rel(out_dir, out.path)
             previous = old.get(out.path)
             stats.files += 1
             if progress:
@@ -246,7 +245,7 @@ def _switch(
     (the manifest of 10,000 posts is 16 MB, which the journal used to hold and re-read).
     """
     try:
-        journal = _journal_path(out_dir)
+        journal = journal_path(out_dir)
         pending = _pending_manifest_path(config, out_dir)
         _write_entries(pending, manifest)
         _write_manifest(
@@ -261,7 +260,7 @@ def _switch(
                 "manifest_file": str(pending),
             },
         )
-        _apply_journal(config, out_dir, journal)
+        apply_journal(config, out_dir, journal)
     except OSError as exc:
         raise _write_failed(out_dir, exc, "build again to complete it") from None
     _keep_manifest(_manifest_path(config, out_dir), manifest)
@@ -285,7 +284,7 @@ def _write_fresh_tree(
     try:
         todo = list(outputs)
         for out in todo:
-            _check_rel(new_dir, out.path)
+            check_rel(new_dir, out.path)
         # The first output in-process: its templates are compiled once, before forking.
         first = _write_serially(new_dir, todo[:1])
         after_first = (lambda n, t: progress(n + 1, t)) if progress else None
@@ -298,7 +297,7 @@ def _write_fresh_tree(
             manifest[out.path] = list(done or ())
             stats.changed.append(out.path)
         stats.rendered = stats.written = stats.files = len(todo)
-        _swap_in(new_dir, out_dir)
+        swap_in(new_dir, out_dir)
         _write_entries(_manifest_path(config, out_dir), manifest)
         _keep_manifest(_manifest_path(config, out_dir), manifest)
     except BaseException as exc:
@@ -326,145 +325,6 @@ def _write_serially(
         if progress:
             progress(len(done), total)
     return done
-
-
-def _swap_in(new_dir: Path, out_dir: Path) -> None:
-    """Put ``new_dir`` where ``out_dir`` is: in one atomic step where the system can
-    (RENAME_EXCHANGE); otherwise the old tree is moved aside and put back if the second
-    rename fails."""
-    aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists() and _exchange(new_dir, out_dir):
-        os.rename(new_dir, aside)  # new_dir now holds the old tree
-    else:
-        if out_dir.exists():
-            os.replace(out_dir, aside)
-        try:
-            os.replace(new_dir, out_dir)
-        except OSError:
-            if aside.exists() and not out_dir.exists():
-                os.replace(aside, out_dir)
-            raise
-    if aside.exists():
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def build_lock(config: SiteConfig, out_dir: Path) -> Iterator[None]:
-    """An exclusive lock (flock) on the output folder's lock file, held while writing."""
-    import fcntl
-
-    path = _manifest_path(config, out_dir).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a build in progress to finish
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _journal_path(out_dir: Path) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.journal")
-
-
-def _apply_journal(config: SiteConfig, out_dir: Path, journal: Path) -> None:
-    """Carry out a journaled switch; idempotent, so it can be re-run after a crash."""
-    data = json.loads(journal.read_text())
-    manifest_path = _manifest_path(config, out_dir)
-    pending = Path(data["manifest_file"]) if "manifest_file" in data else None
-    # Until every move is done, no manifest may claim the new files are in place.  The
-    # pending one gone means it already replaced the manifest: only clean-up remains.
-    if pending is None or pending.exists():
-        manifest_path.unlink(missing_ok=True)
-    for tmp, rel in data["moves"]:
-        target = _safe_join(out_dir, rel)
-        if os.path.exists(tmp):  # already moved when a crash interrupted an earlier run
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
-    for rel in data["removed"]:
-        path = _safe_join(out_dir, rel)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        for folder in path.parents:
-            if folder == out_dir or not folder.is_relative_to(out_dir):
-                break
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty
-    if pending is None:  # a journal written before the manifest moved out of it
-        _write_manifest(manifest_path, data["manifest"])
-    elif pending.exists():
-        os.replace(pending, manifest_path)
-    shutil.rmtree(data["stage"], ignore_errors=True)
-    journal.unlink()
-
-
-def recover_output(config: SiteConfig, out_dir: Path | None = None) -> bool:
-    """Complete a switch a killed build left half done; True when there was one.
-
-    Called by every build before it starts and by the daemon at start-up, so after a crash
-    the served site is the complete new tree (or, for a fresh tree whose swap was cut
-    between its two renames, the old tree put back).
-    """
-    out_dir = (out_dir or config.output_dir).resolve()
-    journal = _journal_path(out_dir)
-    recovered = False
-    if journal.is_file():
-        try:
-            _apply_journal(config, out_dir, journal)
-        except (OSError, ValueError, KeyError, TypeError):
-            journal.unlink(missing_ok=True)  # unreadable: the next build starts afresh
-            _manifest_path(config, out_dir).unlink(missing_ok=True)
-        recovered = True
-    if not out_dir.exists():
-        for aside in sorted(out_dir.parent.glob(f".{out_dir.name}.old-*")):
-            if aside.is_dir():
-                os.rename(aside, out_dir)  # the old tree, moved aside by a killed swap
-                recovered = True
-                break
-    return recovered
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if the
-    system cannot, in which case the caller falls back to two renames."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    return bool(result == 0)
-
-
-def _remove_stale_siblings(out_dir: Path) -> None:
-    """Remove the staging and new-tree folders that killed builds left beside the output."""
-    try:
-        siblings = list(out_dir.parent.iterdir())
-    except OSError:
-        return
-    for path in siblings:
-        name = path.name
-        if not name.startswith(f".{out_dir.name}.") or "-" not in name:
-            continue
-        kind, _, pid = name[len(out_dir.name) + 2 :].rpartition("-")
-        if kind not in ("stage", "new", "old") or not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # that build is still running
-        except ProcessLookupError:
-            pass
-        except OSError:
-            continue  # someone else's process: leave its folder alone
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def check_output_dir(config: SiteConfig, out_dir: Path) -> None:

@@ -32,7 +32,7 @@ from bridge.errors import BuildError
 from bridge.federation import followers
 from bridge.federation.delivery import DeliveryWorker, enqueue
 from bridge.site import build as site_mod
-from bridge.site import output as output_mod
+from bridge.site import output_switch
 from tests.security.conftest import ALICE, InboxHarness
 from tests.webserver import Exchange, WebServer, web_fixture  # noqa: F401 - the `web` fixture
 
@@ -163,7 +163,7 @@ def test_failed_swap_of_a_fresh_tree_keeps_the_old_output_in_place(
     monkeypatch.setattr(os, "replace", replace)
     # Where renameat2(RENAME_EXCHANGE) swaps the trees atomically this cannot happen; the
     # fallback of two renames must put the old tree back when the second one fails.
-    monkeypatch.setattr(output_mod, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(output_switch, "exchange", lambda a, b: False)
     with pytest.raises(BuildError):
         site_mod.build(config_mod.load(site))
     monkeypatch.undo()
