@@ -47,18 +47,26 @@ def tree_memory_kb(pid: int) -> tuple[int, int]:
     so the sum over a process tree counts a page shared after ``fork`` once, as the
     machine does; summed RSS counts it once per process.
     """
-    rss = pss = 0
-    for p in [pid, *_descendants(pid)]:
+    each = process_memory_kb([pid, *_descendants(pid)])
+    return sum(m[0] for m in each.values()), sum(m[1] for m in each.values())
+
+
+def process_memory_kb(pids: list[int]) -> dict[int, tuple[int, int, int]]:
+    """(RSS, PSS, private) of each of ``pids`` still alive, in KiB; private is the pages
+    no other process maps (``Private_Clean`` + ``Private_Dirty``)."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for p in pids:
         try:
             text = Path(f"/proc/{p}/smaps_rollup").read_text()
         except OSError:  # gone meanwhile, or not Linux
             continue
+        got = dict.fromkeys(("Rss:", "Pss:", "Private_Clean:", "Private_Dirty:"), 0)
         for line in text.splitlines():
-            if line.startswith("Rss:"):
-                rss += int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return rss, pss
+            name = line.split(None, 1)[0]
+            if name in got:
+                got[name] = int(line.split()[1])
+        out[p] = (got["Rss:"], got["Pss:"], got["Private_Clean:"] + got["Private_Dirty:"])
+    return out
 
 
 class MemoryPeak(threading.Thread):
@@ -76,6 +84,12 @@ class MemoryPeak(threading.Thread):
         self._cpu: dict[int, tuple[str, float]] = {}
         self._start_cpu: dict[int, float] = {}
         self._done = threading.Event()
+        self._at_peak: list[tuple[str, int, int]] = []  # (role, PSS, private) in KiB
+
+    def peak_by_role(self) -> str:
+        """PSS / private MB of each process at the peak sample, by role, largest first."""
+        parts = sorted(self._at_peak, key=lambda item: -item[1])
+        return ", ".join(f"{role} {pss / 1024:.0f}/{own / 1024:.0f}" for role, pss, own in parts)
 
     def cpu_by_role(self) -> dict[str, float]:
         """CPU seconds (user + system) each kind of process used while sampled, by its
@@ -95,7 +109,8 @@ class MemoryPeak(threading.Thread):
             self._done.wait(self.interval)
 
     def sample(self) -> None:
-        for p in [self.pid, *_descendants(self.pid)]:
+        pids = [self.pid, *_descendants(self.pid)]
+        for p in pids:
             try:
                 comm = Path(f"/proc/{p}/comm").read_text().strip()
                 fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
@@ -103,11 +118,17 @@ class MemoryPeak(threading.Thread):
                 continue
             # utime and stime (fields 14 and 15 of stat), in clock ticks
             self._cpu[p] = (comm, (int(fields[11]) + int(fields[12])) / _TICKS)
-        rss, pss = tree_memory_kb(self.pid)
+        each = process_memory_kb(pids)
+        rss, pss = sum(m[0] for m in each.values()), sum(m[1] for m in each.values())
         if pss / 1024 > self.pss_mb:
             self.pss_mb = pss / 1024
-            self.processes = 1 + len(_descendants(self.pid))
+            self.processes = len(each)
+            self._at_peak = [(self._role(p), m[1], m[2]) for p, m in each.items()]
         self.rss_mb = max(self.rss_mb, rss / 1024)
+
+    def _role(self, pid: int) -> str:
+        """``serve``'s name for a process (``/proc/PID/comm``); the root is the supervisor."""
+        return "supervisor" if pid == self.pid else self._cpu.get(pid, ("?", 0.0))[0]
 
     def stop(self) -> None:
         self._done.set()

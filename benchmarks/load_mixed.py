@@ -308,6 +308,7 @@ def main() -> None:
         f"{TARGET_MEMORY_MB:g} MB: {mem_verdict}; peak summed RSS {memory.rss_mb:.0f} MB "
         f"(sampled), sum of each process's peak RSS {rss:.0f} MB (VmHWM: an upper bound)"
     )
+    print(f"  PSS / private MB of each process at that peak: {memory.peak_by_role()}")
     if problems:
         print("  exactly once: NO")
         for p in problems:
