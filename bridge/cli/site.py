@@ -240,9 +240,9 @@ def serve(
     """
     import socket  # (not at the top: a one-post `build` does not need it)
 
-    from bridge.daemon import processes
+    from bridge.daemon import preload, processes
 
-    processes.keep_out_unused()  # before uvicorn and httpx are imported
+    preload.keep_out_unused()  # before uvicorn and httpx are imported
     import uvicorn
 
     from bridge import keys

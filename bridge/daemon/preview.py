@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bridge.config import SiteConfig
-from bridge.daemon.app import content_type_for, wants_activitypub
+from bridge.daemon.public_site import content_type_for, wants_activitypub
 from bridge.daemon.static_file import file_response
 from bridge.site import preview
 

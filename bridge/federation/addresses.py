@@ -193,7 +193,7 @@ def tls_context() -> ssl.SSLContext:
     """The one client TLS context of this process: certificates verified against the CA
     bundle, parsed once (about 2 MB) for every fetcher and the delivery transport.  Nothing
     changes it but the ALPN list, to HTTP/1.1 alone for every client.  ``serve`` makes it
-    before forking (``processes.warm``), so its processes share the parsed bundle."""
+    before forking (``preload.warm``), so its processes share the parsed bundle."""
     return httpx.create_ssl_context(trust_env=False)
 
 

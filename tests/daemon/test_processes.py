@@ -350,8 +350,8 @@ def test_default_workers_is_one_per_core_at_most_four() -> None:
 PRELOAD_CHECK = """
 import json, os, sys, threading
 from bridge import config
-from bridge.daemon import processes
-processes.preload(config.load(sys.argv[1]))
+from bridge.daemon import preload
+preload.preload(config.load(sys.argv[1]))
 from bridge.federation.addresses import tls_context
 fds = []
 for fd in os.listdir("/proc/self/fd"):
@@ -359,7 +359,7 @@ for fd in os.listdir("/proc/self/fd"):
         fds.append(os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:  # the listing's own descriptor, closed by now
         pass
-unused = [m for m in processes.NEVER_USED if sys.modules.get(m) is not None]
+unused = [m for m in preload.NEVER_USED if sys.modules.get(m) is not None]
 print(json.dumps({"threads": threading.active_count(), "fds": fds,
                   "tls": tls_context.cache_info().currsize, "unused": unused}))
 """
@@ -367,7 +367,7 @@ print(json.dumps({"threads": threading.active_count(), "fds": fds,
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) -> None:
-    """What the supervisor makes before forking (``processes.preload``) is memory only:
+    """What the supervisor makes before forking (``preload.preload``) is memory only:
     no thread, no database file or socket left open for a child to inherit; the TLS
     context every child uses is made; packages no process uses are not imported."""
     out = subprocess.run(

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bridge.config import SiteConfig
-from bridge.daemon.app import content_type_for
+from bridge.daemon.public_site import content_type_for
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

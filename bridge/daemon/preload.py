@@ -1,0 +1,95 @@
+"""What ``serve``'s supervisor does to its memory before it forks its processes
+(``bridge.daemon.processes``).
+
+The supervisor imports what every role runs (``PRELOAD``) and freezes the garbage
+collector's view of those objects (``gc.freeze()``) before it forks, so the children share
+the pages of the code and module objects instead of each importing its own copy, and a
+collection in a child does not write to (and so copy) those shared pages.  It also makes
+what each child would otherwise build in memory of its own (``warm``), limits glibc's
+malloc arenas (``limit_arenas``) and keeps out packages no process uses
+(``keep_out_unused``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import sys
+
+from bridge.config import SiteConfig
+
+PRELOAD = (
+    "uvicorn",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.lifespan.on",
+    "uvloop",
+    "bridge.daemon.app",
+    "bridge.federation.limits",
+    "bridge.conversations.webmentions",
+    "bridge.site.build",
+    "bridge.federation.delivery.child",
+    "bridge.conversations.fediverse",
+    "bridge.conversations.quotes",
+    "markdown.extensions.fenced_code",  # with pygments, at the first rebuild
+    "markdown.extensions.codehilite",
+)
+"""Modules the children import anyway: imported once, before the fork (optional ones,
+like ``uvloop``, are skipped when missing)."""
+NEVER_USED = ("rich", "trio")
+"""Optional packages no process of ``serve`` uses, which httpx (its command line) and
+httpcore (trio support) import when installed: kept out (a few MB) the way
+``delivery.pool.NOT_IMPORTED`` keeps them out of an interpreter-started delivery child."""
+
+ARENAS = 2
+"""glibc malloc arenas per process (``mallopt(M_ARENA_MAX)``): the default, 8 per core,
+lets each thread (the inbox writer, ``asyncio.to_thread``) grow a heap of its own."""
+
+
+def preload(config: SiteConfig | None = None) -> None:
+    """Import ``PRELOAD``, make the C libraries' first-use set-up (``warm``), and freeze
+    what is alive now out of the collector's reach, so forked children keep sharing those
+    pages (module docstring)."""
+    keep_out_unused()
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    limit_arenas()
+    if config is not None:
+        warm(config)
+    gc.collect()
+    gc.freeze()
+
+
+def keep_out_unused() -> None:
+    """Mark ``NEVER_USED`` absent (call before anything imports httpx): the packages that
+    would import them fall back, as they do when those are not installed."""
+    for name in NEVER_USED:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
+def limit_arenas() -> None:
+    """At most ``ARENAS`` malloc arenas in this process and the ones it forks (glibc)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).mallopt(-8, ARENAS)  # M_ARENA_MAX
+
+
+def warm(config: SiteConfig) -> None:
+    """What every child does first and would otherwise do in memory of its own: OpenSSL 3
+    builds its key decoders and X.509 tables on first use (reading a PEM key, making a TLS
+    context), SQLite its global state on the first connection.  Done once here, before
+    the fork, those tables are shared pages (about 4 MB less in each process)."""
+    import sqlite3
+
+    from bridge import keys
+    from bridge.federation.addresses import tls_context
+
+    with contextlib.suppress(Exception):  # a missing or broken key is the child's error
+        keys.load(config.state_dir)
+    with contextlib.suppress(Exception):  # the shared one (addresses.tls_context), kept
+        tls_context()
+    sqlite3.connect(":memory:").close()
