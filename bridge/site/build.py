@@ -102,7 +102,8 @@ def build(
         ledger.followers,
         ledger,
     )
-    plan.previous = previous_outputs(config, out_dir)  # unchanged Creates are not re-signed
+    # Unchanged Creates are read back, not signed again (``plan_documents``).
+    plan.documents.previous = previous_outputs(config, out_dir)
     outputs = list(plan.outputs())
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.
