@@ -24,12 +24,12 @@ from bridge.site import comment_cards, images, plan_lists, quote_card
 from bridge.site.build_result import BuildResult
 from bridge.site.build_stamp import Stamp
 from bridge.site.comments import CommentStore
-from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
 from bridge.site.kept import forget_blocks
 from bridge.site.ledger import Ledger
 from bridge.site.ledger import read_file as read_ledger
 from bridge.site.manifest import forget_manifests
+from bridge.site.markdown_render import MarkdownRenderer
 from bridge.site.output import (
     Output,
     Progress,
