@@ -4,14 +4,14 @@
 each generator's output); nothing is rendered until the writer asks.  Each output's *key*
 hashes everything it is made from (its inputs, the templates it uses, the settings): when
 it matches the previous build's manifest, the output is neither rendered nor written.
-The signed documents the steps write and embed (each post's object and Create, the
-actor) are ``plan_documents``'; the list pages' keys ``plan_lists``'.
+The ActivityStreams documents (each post's object and Create, the actor, the outbox and
+the collections: signed, kept and keyed) are ``plan_documents``'; the list pages' keys
+``plan_lists``'.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -23,23 +23,17 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import collections, featured, feeds, gone, plan_lists, webfinger
+from bridge.site import collections, feeds, gone, plan_lists, webfinger
 from bridge.site.importing import redirects
 from bridge.site.kept import kept_block, remember_block
 from bridge.site.ledger import Ledger
 from bridge.site.output import Kept, Output
 from bridge.site.pages import Renderer
-from bridge.site.plan_documents import Documents
-from bridge.site.plan_keys import ids, key_of, shown_in_list, stock_templates, whole_post
+from bridge.site.plan_documents import Documents, json_bytes
+from bridge.site.plan_keys import key_of, shown_in_list, stock_templates, whole_post
 from bridge.site.posts import Comment, Page, Post
 from bridge.site.preview import notice
 from bridge.site.static_headers import HEADERS_FILE
-
-
-def _json(doc: Any) -> bytes:
-    """Compact JSON, as Mastodon serves it: ``indent`` would make ``json`` take its pure
-    Python encoder, which was a fifth of a cold build (outbox pages embed 20 Creates)."""
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 class Plan:
@@ -80,7 +74,7 @@ class Plan:
         renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
-        # The signed documents: each post's object and Create, the actor (``plan_documents``).
+        # The ActivityStreams documents: posts' objects and Creates, the actor, the outbox.
         self.documents = Documents(config, actor_keys, self.ledger, self.federated, self.base_key)
         self._stock: dict[str, bool] = {}  # template -> only the default theme's in effect
         self._list_pages: plan_lists.Lists | None = None
@@ -91,7 +85,7 @@ class Plan:
         yield from self._home_outputs()
         yield from self._tag_outputs()
         yield from self._feed_outputs()
-        yield from self._activitypub_outputs()
+        yield from self.documents.outputs(self.followers_count)  # actor, outbox, collections
         yield from self._discovery_outputs()
         yield from self._static_outputs()
 
@@ -130,7 +124,7 @@ class Plan:
             federated_seen += 1
             size = collections.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
-                yield self.outbox_page(-(-federated_seen // size))
+                yield self.documents.outbox_page(-(-federated_seen // size))
 
     def _post_block(
         self, post: Post, newer: Post | None, older: Post | None, made_of: tuple[str, ...]
@@ -156,7 +150,7 @@ class Plan:
         collections_key = key_of(base_key, "coll", post.slug, comments_digest)
         comments = self.comments.get(post.slug, [])
         for rel, doc in collections.post_documents(self.config, post.slug, comments):
-            yield Output(rel, collections_key, partial(_json, doc), cut=False)
+            yield Output(rel, collections_key, partial(json_bytes, doc), cut=False)
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
@@ -165,25 +159,10 @@ class Plan:
         ).encode()
 
     def _object_json(self, post: Post) -> bytes:
-        return _json(self.documents.post_object(post))
+        return json_bytes(self.documents.post_object(post))
 
     def _create_json(self, post: Post) -> bytes:
-        return _json(self.documents.create(post))
-
-    def outbox_page(self, n: int) -> Output:
-        """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
-        federated, size = self.federated, collections.OUTBOX_PAGE_SIZE
-        chunk = federated[(n - 1) * size : n * size]
-        parts = [*ids(chunk), *(self.documents.object_id(p) for p in chunk)]
-        key = key_of(self.base_key, "outbox-page", str(n), str(len(federated)), *parts)
-        return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
-
-    def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
-        signed = [self.documents.create(p) for p in chunk]
-        creates = collections.OneOutboxPage(len(self.federated), n, signed)
-        for _, doc in itertools.islice(collections.outbox_pages(self.config, creates), n, None):
-            return doc
-        raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
+        return json_bytes(self.documents.create(post))
 
     # ---- home pages ------------------------------------------------------------------
 
@@ -270,62 +249,14 @@ class Plan:
         yield Output("feed.xml", feed_key, lambda: feeds.atom(config, posts).encode())
         yield Output("feed.json", feed_key, lambda: feeds.json_feed(config, posts).encode())
 
-    # ---- ActivityPub: actor, outbox, collections -------------------------------------------
-
-    def _activitypub_outputs(self) -> Iterator[Output]:
-        config, federated, docs = self.config, self.federated, self.documents
-        # The actor shows the date of the first federated post, nothing else of them.
-        first = min((p.date for p in federated), default=None)
-        yield Output(
-            "ap/actor.json",
-            key_of(self.base_key, "actor", first.isoformat() if first else ""),
-            lambda: _json(docs.actor_doc()),
-        )
-        pins = featured.pinned(federated)
-        yield Output(
-            "ap/featured.json",
-            key_of(self.base_key, "featured", *ids(pins)),
-            lambda: _json(featured.collection(config, [docs.post_object(p) for p in pins])),
-        )
-        if config.featured_tags:  # the most used tags (toot:featuredTags)
-            yield Output(
-                "ap/featured-tags.json",
-                key_of(self.base_key, "featured-tags", *(p.digest for p in federated)),
-                lambda: _json(featured.tags_collection(config, federated)),
-            )
-        if not federated:
-            yield self.outbox_page(1)
-        yield Output(
-            "ap/outbox.json",
-            key_of(self.base_key, "outbox", str(len(federated))),
-            lambda: _json(self._outbox_collection()),
-        )
-        yield Output(
-            "ap/followers.json",
-            key_of(self.base_key, str(self.followers_count)),
-            lambda: _json(collections.followers_collection(config, self.followers_count)),
-        )
-        yield Output(
-            collections.SHARED_EMPTY,
-            key_of(self.base_key, "empty"),
-            lambda: _json(collections.shared_empty(config)),
-        )
-        yield Output(
-            "ap/following.json",
-            key_of(self.base_key, "following"),
-            lambda: _json(collections.ordered_collection(config.following_url, [])),
-        )
-
-    def _outbox_collection(self) -> dict[str, Any]:
-        no_creates = collections.OneOutboxPage(len(self.federated), 0, [])
-        return next(iter(collections.outbox_pages(self.config, no_creates)))[1]
-
     # ---- discovery: WebFinger, host-meta, NodeInfo, headers -------------------------------
 
     def _discovery_outputs(self) -> Iterator[Output]:
         config, base_key = self.config, self.base_key
         yield Output(
-            ".well-known/webfinger", key_of(base_key, "wf"), lambda: _json(webfinger.jrd(config))
+            ".well-known/webfinger",
+            key_of(base_key, "wf"),
+            lambda: json_bytes(webfinger.jrd(config)),
         )
         yield Output(
             ".well-known/host-meta",
@@ -335,7 +266,7 @@ class Plan:
         yield Output(
             ".well-known/nodeinfo",
             key_of(base_key, "ni"),
-            lambda: _json(webfinger.nodeinfo_links(config)),
+            lambda: json_bytes(webfinger.nodeinfo_links(config)),
         )
         for version in ("2.1", "2.0"):
             yield Output(
@@ -382,7 +313,7 @@ class Plan:
         doc = webfinger.nodeinfo(self.config, posts=posts, version=version)
         if self.config.preview_of:
             doc["metadata"]["preview"] = notice(self.config)
-        return _json(doc)
+        return json_bytes(doc)
 
     # ---- static files ------------------------------------------------------------------
 

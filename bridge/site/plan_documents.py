@@ -1,28 +1,39 @@
-"""The signed ActivityStreams documents of a build: each post's object and its Create, and
-the actor.
+"""The ActivityStreams documents of a build: each post's object and its Create, the actor,
+the outbox and the actor's other collections.
 
-Each is signed once per build (``proofs.sign_object``) and kept between the outputs that
-embed it (``_remember``: a post's object in its Create, its Create in an outbox page).  A
-Create whose key matches the one the last build wrote is read back from that file
-(``Documents.previous``) instead of being signed again.  ``bridge.site.plan`` asks for
-them; the keys of their outputs are made here too, as they are made of the same parts.
+The object, the Create and the actor are signed once per build (``proofs.sign_object``),
+and an object or a Create is kept between the outputs that embed it (``_remember``: a
+post's object in its Create, its Create in an outbox page).  A Create whose key matches
+the one the last build wrote is read back from that file (``Documents.previous``) instead
+of being signed again.  ``bridge.site.plan`` asks for each post's documents in its post
+steps, and for the site-wide ones (``Documents.outputs``) as one step; an outbox page
+(``Documents.outbox_page``) comes right after the posts it lists.  Every JSON output is
+``json_bytes``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import activities, collections
+from bridge.site import activities, collections, featured
 from bridge.site.ledger import Ledger
-from bridge.site.plan_keys import key_of
+from bridge.site.output import Output
+from bridge.site.plan_keys import ids, key_of
 from bridge.site.posts import Post
 from bridge.site.preview import notice
+
+
+def json_bytes(doc: Any) -> bytes:
+    """Compact JSON, as Mastodon serves it: ``indent`` would make ``json`` take its pure
+    Python encoder, which was a fifth of a cold build (outbox pages embed 20 Creates)."""
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 class Documents:
@@ -115,6 +126,72 @@ class Documents:
         if self.config.preview_of:
             doc = _marked_as_preview(self.config, doc)
         return self.sign(doc, published)
+
+    def outbox_page(self, n: int) -> Output:
+        """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
+        federated, size = self.federated, collections.OUTBOX_PAGE_SIZE
+        chunk = federated[(n - 1) * size : n * size]
+        parts = [*ids(chunk), *(self.object_id(p) for p in chunk)]
+        key = key_of(self.base_key, "outbox-page", str(n), str(len(federated)), *parts)
+        return Output(
+            f"ap/outbox/page-{n}.json", key, lambda: json_bytes(self._outbox_doc(n, chunk))
+        )
+
+    def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
+        signed = [self.create(p) for p in chunk]
+        creates = collections.OneOutboxPage(len(self.federated), n, signed)
+        for _, doc in itertools.islice(collections.outbox_pages(self.config, creates), n, None):
+            return doc
+        raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
+
+    def outputs(self, followers_count: int) -> Iterator[Output]:
+        """The site's ActivityPub documents: the actor, its collections, the outbox."""
+        config, federated = self.config, self.federated
+        # The actor shows the date of the first federated post, nothing else of them.
+        first = min((p.date for p in federated), default=None)
+        yield Output(
+            "ap/actor.json",
+            key_of(self.base_key, "actor", first.isoformat() if first else ""),
+            lambda: json_bytes(self.actor_doc()),
+        )
+        pins = featured.pinned(federated)
+        yield Output(
+            "ap/featured.json",
+            key_of(self.base_key, "featured", *ids(pins)),
+            lambda: json_bytes(featured.collection(config, [self.post_object(p) for p in pins])),
+        )
+        if config.featured_tags:  # the most used tags (toot:featuredTags)
+            yield Output(
+                "ap/featured-tags.json",
+                key_of(self.base_key, "featured-tags", *(p.digest for p in federated)),
+                lambda: json_bytes(featured.tags_collection(config, federated)),
+            )
+        if not federated:
+            yield self.outbox_page(1)
+        yield Output(
+            "ap/outbox.json",
+            key_of(self.base_key, "outbox", str(len(federated))),
+            lambda: json_bytes(self._outbox_collection()),
+        )
+        yield Output(
+            "ap/followers.json",
+            key_of(self.base_key, str(followers_count)),
+            lambda: json_bytes(collections.followers_collection(config, followers_count)),
+        )
+        yield Output(
+            collections.SHARED_EMPTY,
+            key_of(self.base_key, "empty"),
+            lambda: json_bytes(collections.shared_empty(config)),
+        )
+        yield Output(
+            "ap/following.json",
+            key_of(self.base_key, "following"),
+            lambda: json_bytes(collections.ordered_collection(config.following_url, [])),
+        )
+
+    def _outbox_collection(self) -> dict[str, Any]:
+        no_creates = collections.OneOutboxPage(len(self.federated), 0, [])
+        return next(iter(collections.outbox_pages(self.config, no_creates)))[1]
 
 
 def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
