@@ -125,13 +125,17 @@ def init(directory: Path, title: str, base_url: str, username: str, author: str)
 
 
 def next_steps(directory: Path) -> str:
-    """The three commands that follow ``init``."""
+    """The three commands that follow ``init`` (``new`` writes a draft, which the preview
+    shows only with ``--drafts``)."""
     import shlex
 
     site = "" if directory == Path(".") else f" --site {shlex.quote(str(directory))}"
     rows = [
         (f'indiebridge new "My first post"{site}', "write a post"),
-        (f"indiebridge serve --watch{site}", "preview on http://127.0.0.1:8000, rebuilt on save"),
+        (
+            f"indiebridge serve --watch --drafts{site}",
+            "preview on http://127.0.0.1:8000 with drafts, rebuilt on save",
+        ),
         (f"indiebridge publish{site}", "send posts to followers once the site is live"),
     ]
     width = max(len(command) for command, _ in rows)

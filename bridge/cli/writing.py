@@ -76,6 +76,11 @@ def new(title: str, site_dir: Path, note: bool, draft: bool) -> None:
     with path.open("x", encoding="utf-8") as fh:  # never overwrite, even in a race
         fh.write(text)
     click.echo(path.relative_to(config.site_dir).as_posix())
+    if draft:  # the path alone on stdout, for `$EDITOR "$(indiebridge new ...)"`
+        click.echo(
+            "a draft: `serve --watch --drafts` shows it; remove `draft: true` to publish it",
+            err=True,
+        )
 
 
 @click.command("import")

@@ -28,11 +28,14 @@ from bridge.site.manifest import write_manifest as _write_manifest
 
 
 def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` once ``check_rel`` has passed."""
     check_rel(root, rel)
     return root / rel
 
 
 def check_rel(root: Path, rel: str) -> None:
+    """Refuse an output path (from a plan, a manifest or a journal) that would land outside
+    ``root``: absolute, with a ``..`` part, or with a backslash."""
     if rel.startswith("/") or (".." in rel and ".." in rel.split("/")) or "\\" in rel:
         raise BuildError(f"refusing to write {rel!r}: it would land outside {root}")
 

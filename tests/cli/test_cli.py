@@ -189,16 +189,21 @@ def test_site_before_the_command_and_from_the_environment(
 def test_new_writes_a_draft_post_and_prints_its_path(site: Path) -> None:
     result = invoke("new", "Why I left the silo", "--site", str(site))
     assert result.exit_code == 0, result.output
-    rel = result.output.strip()
+    rel = result.stdout.strip()  # the path alone: `$EDITOR "$(indiebridge new ...)"` works
+    # A newcomer's preview without --drafts would not show it: the hint says so.
+    assert result.stderr == (
+        "a draft: `serve --watch --drafts` shows it; remove `draft: true` to publish it\n"
+    )
     assert rel.startswith("content/posts/") and rel.endswith("-why-i-left-the-silo.md")
     text = (site / rel).read_text(encoding="utf-8")
     assert text.startswith('---\ntitle: "Why I left the silo"\ndate: ')
     assert "draft: true\n---\n" in text
     # The same title again never overwrites: a second file.
-    again = invoke("new", "Why I left the silo", "--site", str(site)).output.strip()
+    again = invoke("new", "Why I left the silo", "--site", str(site)).stdout.strip()
     assert again == rel.removesuffix(".md") + "-2.md"
     note = invoke("new", "--note", "Short thought, #indieweb", "--no-draft", "--site", str(site))
     assert note.exit_code == 0, note.output
+    assert note.stderr == ""  # not a draft: nothing to explain
     note_text = (site / note.output.strip()).read_text(encoding="utf-8")
     assert "title:" not in note_text and "draft:" not in note_text
     assert note_text.endswith("---\nShort thought, #indieweb\n")

@@ -77,10 +77,10 @@ def test_init_ends_with_the_next_three_commands(tmp_path: Path) -> None:
     site = f"'{folder}'"
     assert result.output.splitlines()[-4:] == [
         "Next:",
-        f'  indiebridge new "My first post" --site {site}  # write a post',
-        f"  indiebridge serve --watch --site {site}        "
-        "# preview on http://127.0.0.1:8000, rebuilt on save",
-        f"  indiebridge publish --site {site}              "
+        f'  indiebridge new "My first post" --site {site}     # write a post',
+        f"  indiebridge serve --watch --drafts --site {site}  "
+        "# preview on http://127.0.0.1:8000 with drafts, rebuilt on save",
+        f"  indiebridge publish --site {site}                 "
         "# send posts to followers once the site is live",
     ]
 

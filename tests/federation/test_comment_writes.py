@@ -174,7 +174,7 @@ async def test_a_kill_before_the_batch_is_recorded_keeps_its_salmention_queued(
 
 
 @pytest.mark.anyio
-async def test_the_wait_after_a_failed_write_doubles_while_the_disk_keeps_failing(
+async def test_the_wait_after_a_failed_write_doubles_up_to_five_minutes_while_the_disk_fails(
     ctx: Context,
 ) -> None:
     with ctx.db.tx() as con:
@@ -197,8 +197,13 @@ async def test_the_wait_after_a_failed_write_doubles_while_the_disk_keeps_failin
         if await processor.process_pending(wait=None):
             starts.append(moment)
     assert starts == [0.0, 30.0, 90.0]  # 30 s, then 60 s
+    for moment in (209.0, 210.0, 450.0, 750.0, 1049.0, 1050.0):  # 120 s, 240 s, then 300 s
+        now[0] = moment
+        if await processor.process_pending(wait=None):
+            starts.append(moment)
+    assert starts == [0.0, 30.0, 90.0, 210.0, 450.0, 750.0, 1050.0]
     (folder / "hello").unlink()
-    now[0] = 210.0
+    now[0] = 1350.0
     assert await processor.process_pending(wait=None) == 1
     assert [r["status"] for r in ctx.db.query("SELECT status FROM inbox")] == ["done"]
     ctx.db.close()

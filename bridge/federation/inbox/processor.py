@@ -34,7 +34,8 @@ finished, the processor waits for those files to land, one flush makes every fil
 so far durable (``syncfs`` on Linux), and only then one transaction records the outcomes.
 A file that could not be written records no outcome of its batch: the rows run again,
 once the processor has waited (``retry_delay`` of the failures in a row: 30 s, then
-doubling), so a full disk is not a loop of fetches that cannot be kept.
+doubling up to ``WRITE_PAUSE_MAX``), so a full disk is not a loop of fetches that cannot
+be kept.
 A crash, or a ``kill -9`` of the process, before that transaction leaves the rows
 ``new``: they run again after a restart, and since a comment's file name is a hash of what
 it is, running a row again rewrites the same file instead of adding a second comment.
@@ -76,6 +77,9 @@ BUDGET = 20.0
 """Seconds one activity may take, every fetch it makes included."""
 WAIT = 0.5
 """Seconds ``process_pending`` waits for rows in flight before it returns."""
+WRITE_PAUSE_MAX = 300.0
+"""At most this long without starting a row after comment files failed to be written: a
+disk an operator has freed is used again within five minutes."""
 PRUNE_INTERVAL = 3600.0
 
 
@@ -182,7 +186,7 @@ class InboxProcessor:
                 # without its comment; not at once, though: a full disk stays full for a
                 # while, and rows run again at once would fetch and fail in a loop.
                 self._write_failures += 1
-                pause = self.retry_delay(self._write_failures)
+                pause = min(self.retry_delay(self._write_failures), WRITE_PAUSE_MAX)
                 self._held_until = self.clock() + pause
                 log.error(
                     "comment files could not be written: %s; the inbox waits %g s, then its"
