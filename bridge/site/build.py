@@ -24,12 +24,12 @@ from bridge.site import comment_cards, images, plan_lists, quote_card
 from bridge.site.build_result import BuildResult
 from bridge.site.build_stamp import Stamp
 from bridge.site.comments import CommentStore
-from bridge.site.content import MarkdownRenderer
 from bridge.site.content import load as load_content
 from bridge.site.kept import forget_blocks
 from bridge.site.ledger import Ledger
 from bridge.site.ledger import read_file as read_ledger
 from bridge.site.manifest import forget_manifests
+from bridge.site.markdown_render import MarkdownRenderer
 from bridge.site.output import (
     Output,
     Progress,
@@ -102,7 +102,8 @@ def build(
         ledger.followers,
         ledger,
     )
-    plan.previous = previous_outputs(config, out_dir)  # unchanged Creates are not re-signed
+    # Unchanged Creates are read back, not signed again (``plan_documents``).
+    plan.documents.previous = previous_outputs(config, out_dir)
     outputs = list(plan.outputs())
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.

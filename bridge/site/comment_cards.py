@@ -51,8 +51,8 @@ import jinja2.meta
 from markupsafe import Markup
 
 from bridge.site.cache_log import open_wal
-from bridge.site.comments import Thread
 from bridge.site.posts import Comment
+from bridge.site.threads import Thread
 
 FILE = "comment-cards.sqlite3"
 PRUNE_EVERY = 600.0  # seconds between two looks for the cards of posts gone

@@ -20,19 +20,7 @@ processor) uses ``deferring()``: its writes and deletes are done by a thread
 at once before the batch is recorded as done.  Until a deferred write lands, this store's
 reads (``get``, ``exists``) see it; listing reads (``iter_all``, ``by_post``) wait for it.
 
-Threading (``thread``) turns a post's approved replies into a tree *by construction*, since
-``url`` and ``inReplyTo`` are whatever a stranger wrote:
-
-* every reply is one node, keyed by its file id, and is placed exactly once (a visited
-  set), so a comment never appears under two parents;
-* a reference (``in_reply_to``) resolves to one node only: an object id first, then a
-  ``url``, the earliest comment winning a collision.  A comment whose url copies another's
-  id or url therefore never nests under both;
-* a self-reply, or a reply whose parent chain loops, is cut at the earliest comment of the
-  loop, which becomes a top-level reply;
-* a thread shows at most ``MAX_THREAD_DEPTH`` levels: replies deeper than that are shown,
-  in order, on the last level.  The work is linear in the number of replies, with no recursion
-  deeper than the cap.
+A post's comments become the threads shown under it in ``bridge.site.threads``.
 """
 
 from __future__ import annotations
@@ -43,10 +31,9 @@ import hashlib
 import json
 import os
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from bridge.site.comment_cache import CommentCache, cache_for
@@ -57,7 +44,6 @@ from bridge.site.comment_writer import CommentWriter
 from bridge.site.posts import SLUG_RE, Comment
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
-MAX_THREAD_DEPTH = 20
 REACTION_TYPES = frozenset({"like", "repost"})
 """Comment types whose page changes may wait for the daemon's next full rebuild."""
 
@@ -277,147 +263,7 @@ class CommentStore:
                     digests[folder.name] = read.digest
         return out, digests
 
-    def digest(self, slug: str) -> str:
-        """Hash of a post's comment files: a change re-renders only that post's pages."""
-        self._settled()
-        return self.cache.folder(self.root / slug, build=True).digest
-
     def refreshing(self, slugs: Iterable[str] | None) -> AbstractContextManager[None]:
         """Builds run by this thread inside read current comments only for ``slugs``
         (``comment_cache``); None: for every post."""
         return self.cache.refreshing(None if slugs is None else frozenset(slugs))
-
-
-# ---- threading -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reactions:
-    likes: tuple[Comment, ...]
-    reposts: tuple[Comment, ...]
-    bookmarks: tuple[Comment, ...]
-    mentions: tuple[Comment, ...]
-    quotes: tuple[Comment, ...] = ()  # FEP-044f quote posts of this post
-
-
-@dataclass(frozen=True)
-class Thread:
-    """A reply with its nested replies, for threaded display."""
-
-    comment: Comment
-    children: tuple[Thread, ...]
-
-
-def _order(c: Comment) -> tuple[dt.datetime, str]:
-    return c.published, c.id
-
-
-def _parents(replies: list[Comment]) -> dict[str, str]:
-    """Comment id -> parent comment id, for replies to a known reply (never to itself)."""
-    owner: dict[str, str] = {}
-    for c in replies:  # object ids are the authoritative names, so they are resolved first
-        if c.object_id:
-            owner.setdefault(c.object_id, c.id)
-    for c in replies:
-        if c.source:
-            owner.setdefault(c.source, c.id)
-    parents = {}
-    for c in replies:
-        parent = owner.get(c.in_reply_to) if c.in_reply_to else None
-        if parent is not None and parent != c.id:
-            parents[c.id] = parent
-    return parents
-
-
-def _loop_root(node: str, parents: dict[str, str], rank: dict[str, int]) -> str:
-    """Where to cut the parent chain above an unreachable ``node``: the earliest comment of
-    the loop the chain runs into."""
-    path: list[str] = []
-    seen: set[str] = set()
-    while node not in seen:
-        seen.add(node)
-        path.append(node)
-        node = parents[node]  # unreachable from a root, so every node on the way has a parent
-    loop = path[path.index(node) :]
-    return min(loop, key=rank.__getitem__)
-
-
-def _tree(replies: list[Comment], parents: dict[str, str]) -> tuple[Thread, ...]:
-    """The forest of ``replies`` (in order), each placed once, loops cut, depth capped."""
-    rank = {c.id: i for i, c in enumerate(replies)}
-    children: dict[str, list[str]] = {}
-    for c in replies:
-        if c.id in parents:
-            children.setdefault(parents[c.id], []).append(c.id)
-    placed: set[str] = set()
-    shown: dict[str, list[str]] = {}  # node -> the children it shows (after the depth cap)
-    roots = [c.id for c in replies if c.id not in parents]
-    for root in roots:
-        _place(root, children, placed, shown)
-    for c in replies:
-        if c.id not in placed:
-            root = _loop_root(c.id, parents, rank)
-            roots.append(root)
-            _place(root, children, placed, shown)
-    by_id = {c.id: c for c in replies}
-    roots.sort(key=rank.__getitem__)
-    return tuple(_freeze(root, by_id, shown) for root in roots)
-
-
-def _place(
-    root: str, children: dict[str, list[str]], placed: set[str], shown: dict[str, list[str]]
-) -> None:
-    """Place ``root`` and every unplaced node below it, breadth-first; at the depth cap a
-    node shows its whole remaining subtree as direct children."""
-    placed.add(root)
-    queue: deque[tuple[str, int]] = deque([(root, 0)])
-    while queue:
-        node, depth = queue.popleft()
-        capped = depth >= MAX_THREAD_DEPTH - 2  # its children are on the last level
-        below = deque(children.get(node, []))
-        while below:
-            kid = below.popleft()
-            if kid in placed:
-                continue
-            placed.add(kid)
-            shown.setdefault(node, []).append(kid)
-            if capped:
-                below.extend(children.get(kid, []))  # flattened under ``node``
-            else:
-                queue.append((kid, depth + 1))
-
-
-def _freeze(root: str, by_id: dict[str, Comment], shown: dict[str, list[str]]) -> Thread:
-    """Frozen ``Thread`` values, built bottom-up without recursion."""
-    order: list[str] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(shown.get(node, []))
-    built: dict[str, Thread] = {}
-    for node in reversed(order):
-        below = shown.get(node)
-        if not below:  # most replies: no sort to make
-            built[node] = Thread(by_id[node], ())
-            continue
-        kids = sorted((built[k] for k in below), key=lambda t: _order(t.comment))
-        built[node] = Thread(by_id[node], tuple(kids))
-    return built[root]
-
-
-def thread(comments: Sequence[Comment]) -> tuple[tuple[Thread, ...], Reactions]:
-    """Group a post's approved comments into reply threads and reaction rows."""
-    approved = sorted((c for c in comments if c.status == "approved"), key=_order)
-    unique: dict[str, Comment] = {}
-    for c in approved:
-        unique.setdefault(c.id, c)  # earliest wins
-    replies = [c for c in unique.values() if c.type == "reply"]  # sorted, as ``approved``
-    threads = _tree(replies, _parents(replies))
-
-    def pick(kind: str) -> tuple[Comment, ...]:
-        return tuple(c for c in approved if c.type == kind)
-
-    return threads, Reactions(
-        pick("like"), pick("repost"), pick("bookmark"), pick("mention"), pick("quote")
-    )

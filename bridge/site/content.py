@@ -1,30 +1,26 @@
 """Read ``content/``: YAML front matter + Markdown into ``Post`` and ``Page`` values.
 
 Each file is parsed once; its front matter is validated key by key in ``frontmatter``.
-Rendered Markdown is cached by the hash of the file's body in
-``.indiebridge/cache/markdown.sqlite3`` so an unchanged post is never rendered twice.  Every
-problem is a ``ContentError`` whose message starts with ``content/posts/x.md:LINE:``.
+Bodies are rendered by ``markdown_render`` (whose cache means an unchanged body is never
+rendered twice), many files at once in forked workers (``parse_pool``), and a parsed file
+is kept in the parse cache (``parse_cache``).  Every problem is a ``ContentError`` whose
+message starts with ``content/posts/x.md:LINE:``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-import markdown
-
 from bridge.config import SiteConfig
 from bridge.errors import ContentError
-from bridge.site import frontmatter, hashtags, inline_tags, parse_pool
+from bridge.site import frontmatter, hashtags, inline_tags, markdown_render, parse_pool
 from bridge.site import posts as posts_module
-from bridge.site.cache_log import close_keeping_log, open_wal
 from bridge.site.frontmatter import (
     PAGE_KEYS,
     POST_KEYS,
@@ -32,6 +28,13 @@ from bridge.site.frontmatter import (
     page_fields,
     post_fields,
     split_front_matter,
+)
+from bridge.site.markdown_render import (
+    RENDER_VERSION,
+    MarkdownRenderer,
+    cache_key,
+    render_in_worker,
+    store_rendered,
 )
 from bridge.site.parse_cache import ParseCache
 from bridge.site.posts import Page, Post, slugify
@@ -47,179 +50,7 @@ __all__ = [
     "split_front_matter",
 ]
 
-MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
-# Bump when the Markdown settings change, so cached HTML is re-rendered.  The prescanning
-# passes render the same bytes as the stock ones (markdown_inline, markdown_blocks), so
-# they are not part of it.
-RENDER_VERSION = "md1:" + ",".join(MD_EXTENSIONS) + ":" + markdown.__version__
-
-
-def new_converter() -> markdown.Markdown:
-    """The site's Markdown converter: ``MD_EXTENSIONS``, with the inline passes and the
-    block parser prescanned (imported here: a build whose bodies are cached needs neither)."""
-    from bridge.site import markdown_inline
-
-    return markdown.Markdown(
-        extensions=[*_extension_objects(), markdown_inline.PrescanExtension()],
-        output_format="html",
-    )
-
-
-def _extension_objects() -> list[markdown.extensions.Extension]:
-    """``MD_EXTENSIONS`` as objects, ``extra`` unfolded into its parts in its own order.
-
-    Named, each extension is first looked up among every installed package's entry
-    points (``markdown.util.get_installed_extensions``: a scan of all installed
-    distributions' metadata, about 8 ms on a small environment, more on a large one), which
-    a one-post rebuild paid on every run.  ``extra`` itself only registers its parts by
-    name with an empty configuration, as this does.  The converters' processors and
-    output are compared with the named set in ``tests/site/test_markdown_inline.py``.
-    """
-    import importlib
-
-    from markdown.extensions import extra
-
-    from bridge.site.markdown_pygments import import_fenced_code
-
-    import_fenced_code()  # without Pygments, which this converter never calls
-    names = [
-        part for name in MD_EXTENSIONS for part in (extra.extensions if name == "extra" else [name])
-    ]
-    made: list[markdown.extensions.Extension] = []
-    for name in names:
-        module = importlib.import_module(f"markdown.extensions.{name}")
-        made.append(module.makeExtension())
-    return made
-
-
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
-
-
-def cache_key(text: str) -> str:
-    """A Markdown body's key in the cache: its hash with the Markdown settings'."""
-    return hashlib.sha256((RENDER_VERSION + "\0" + text).encode()).hexdigest()
-
-
-_worker_md: markdown.Markdown | None = None
-
-
-def render_in_worker(text: str) -> str:
-    global _worker_md
-    if _worker_md is None:
-        _worker_md = new_converter()
-    return _worker_md.reset().convert(text)
-
-
-class MarkdownRenderer:
-    """Markdown -> HTML with a content-hash cache on disk (one SQLite file).
-
-    With ``defer()``, a body missing from the cache is not rendered at once: ``render``
-    returns a placeholder and ``finish()`` renders them all and maps each placeholder to
-    its HTML (so a broken file fails before any Markdown).  Many files to parse (a first
-    build) are parsed and rendered in forked workers instead (``parse_pool``).
-
-    The cache was one file per body; creating and opening thousands of small files cost
-    more than a second per thousand posts on ordinary disks, a single file a few ms.
-    """
-
-    def __init__(self, cache_dir: Path | None) -> None:
-        self._converter: markdown.Markdown | None = None  # made when a body is not cached
-        self.cache_path = cache_dir / "markdown.sqlite3" if cache_dir else None
-        self.rendered = 0
-        self.cached = 0
-        self._con: sqlite3.Connection | None = None
-        self._deferring = False
-        self._pending: dict[str, str] = {}  # placeholder -> Markdown
-
-    def _md(self) -> markdown.Markdown:
-        # Setting up the extensions takes ~35 ms: not worth it when every body is cached.
-        if self._converter is None:
-            self._converter = new_converter()
-        return self._converter
-
-    def _db(self) -> sqlite3.Connection | None:
-        if self._con is None and self.cache_path is not None:
-            try:
-                con = open_wal(self.cache_path, timeout=30, isolation_level=None)
-                con.execute("CREATE TABLE IF NOT EXISTS html (key TEXT PRIMARY KEY, html TEXT)")
-            except (OSError, sqlite3.Error):
-                self.cache_path = None  # a cache that cannot be opened only costs speed
-                return None
-            self._con = con
-        return self._con
-
-    def close(self) -> None:
-        if self._con is not None and self.cache_path is not None:
-            close_keeping_log(self._con, self.cache_path)  # no checkpoint at each close
-        self._con = None
-
-    def defer(self) -> None:
-        self._deferring = True
-
-    def cancel(self) -> None:
-        self._deferring = False
-        self._pending = {}
-
-    def finish(self) -> dict[str, str]:
-        """Render what ``render`` deferred: placeholder -> HTML (and stop deferring)."""
-        self._deferring = False
-        pending, self._pending = self._pending, {}
-        texts = list(pending.values())
-        htmls = [self._md().reset().convert(text) for text in texts]
-        self._store(list(zip(texts, htmls, strict=True)))
-        return dict(zip(pending, htmls, strict=True))
-
-    def _key(self, text: str) -> str:
-        return cache_key(text)
-
-    def keys(self) -> frozenset[str]:
-        """The keys of every body in the cache (``cache_key``), for workers that must
-        know what is cached without opening the database after a fork."""
-        con = self._db()
-        if con is None:
-            return frozenset()
-        try:
-            return frozenset(row[0] for row in con.execute("SELECT key FROM html"))
-        except sqlite3.Error:
-            return frozenset()
-
-    def render(self, text: str) -> str:
-        key = self._key(text)
-        con = self._db()
-        if con is not None:
-            try:
-                row = con.execute("SELECT html FROM html WHERE key = ?", (key,)).fetchone()
-            except sqlite3.Error:
-                row = None
-            if row is not None:
-                self.cached += 1
-                return str(row[0])
-        if self._deferring:
-            placeholder = f"\0markdown:{key}"
-            self._pending[placeholder] = text
-            return placeholder
-        html = self._md().reset().convert(text)
-        self._store([(text, html)])
-        return html
-
-    def _store(self, rendered: list[tuple[str, str]]) -> None:
-        self.rendered += len(rendered)
-        con = self._db()
-        if con is None or not rendered:
-            return
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.executemany(
-                    "INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)",
-                    [(self._key(text), html) for text, html in rendered],
-                )
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.Error:
-            pass  # a cache that cannot be written only costs speed
 
 
 def _read(path: Path, rel: str) -> tuple[str, bytes]:
@@ -298,8 +129,8 @@ def load(
     """
     own = renderer is None
     renderer = renderer or MarkdownRenderer(config.cache_dir)
-    modules = (__file__, posts_module.__file__, frontmatter.__file__, inline_tags.__file__)
-    cache = ParseCache(config, RENDER_VERSION, (*modules, hashtags.__file__))
+    modules = (__file__, markdown_render.__file__, posts_module.__file__, frontmatter.__file__)
+    cache = ParseCache(config, RENDER_VERSION, (*modules, inline_tags.__file__, hashtags.__file__))
     renderer.defer()
     try:
         posts, pages, tagged = _load(config, drafts, renderer, cache)
@@ -321,32 +152,6 @@ def load(
         if own:
             renderer.close()
     return posts, pages
-
-
-_store_con: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, connection)
-
-
-def store_rendered(cache_path: Path | None, rendered: list[tuple[str, str]]) -> None:
-    """Add (key, HTML) rows to the Markdown cache at ``cache_path`` through this process's
-    own connection (a forked worker's, never one its parent opened; kept for the worker's
-    next rows, as closing the last connection checkpoints and deletes the WAL file)."""
-    global _store_con
-    if cache_path is None:
-        return
-    if _store_con is None or _store_con[:2] != (os.getpid(), cache_path):
-        try:
-            con = sqlite3.connect(cache_path, timeout=30, isolation_level=None)
-            con.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error:
-            return
-        _store_con = (os.getpid(), cache_path, con)
-    con = _store_con[2]
-    with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written only costs speed
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.executemany("INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)", rendered)
-        finally:
-            con.execute("COMMIT")
 
 
 PARSER = parse_pool.Parser(

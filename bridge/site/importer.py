@@ -44,7 +44,7 @@ from urllib.parse import unquote, urlsplit
 
 from bridge.config import SiteConfig
 from bridge.site.comments import CommentStore
-from bridge.site.content import RESERVED_PAGE_SLUGS, MarkdownRenderer
+from bridge.site.content import RESERVED_PAGE_SLUGS
 from bridge.site.importing import (
     feeds,
     files,
@@ -65,6 +65,7 @@ from bridge.site.importing.model import (
     visibility,
 )
 from bridge.site.importing.text import absolutize, cut_summary, is_http, plain_text
+from bridge.site.markdown_render import MarkdownRenderer
 from bridge.site.posts import slugify
 
 __all__ = [

@@ -20,10 +20,10 @@ from markupsafe import Markup
 
 from bridge.config import SiteConfig
 from bridge.site import comment_cards, opengraph, template_errors
-from bridge.site.comments import thread
 from bridge.site.image_size import ImageSizes
 from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
 from bridge.site.template_refs import TemplateRefs
+from bridge.site.threads import thread
 
 TEMPLATES = (
     "base.html",

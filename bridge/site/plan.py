@@ -4,14 +4,14 @@
 each generator's output); nothing is rendered until the writer asks.  Each output's *key*
 hashes everything it is made from (its inputs, the templates it uses, the settings): when
 it matches the previous build's manifest, the output is neither rendered nor written.
+The ActivityStreams documents (each post's object and Create, the actor, the outbox and
+the collections: signed, kept and keyed) are ``plan_documents``'; the list pages' keys
+``plan_lists``'.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import html
-import itertools
 import json
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -23,22 +23,17 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import activities, collections, featured, feeds, gone, plan_lists, webfinger
+from bridge.site import collections, feeds, gone, plan_lists, webfinger
 from bridge.site.importing import redirects
 from bridge.site.kept import kept_block, remember_block
 from bridge.site.ledger import Ledger
 from bridge.site.output import Kept, Output
 from bridge.site.pages import Renderer
-from bridge.site.plan_keys import ids, key_of, shown_in_list, stock_templates, whole_post
+from bridge.site.plan_documents import Documents, json_bytes
+from bridge.site.plan_keys import key_of, shown_in_list, stock_templates, whole_post
 from bridge.site.posts import Comment, Page, Post
 from bridge.site.preview import notice
 from bridge.site.static_headers import HEADERS_FILE
-
-
-def _json(doc: Any) -> bytes:
-    """Compact JSON, as Mastodon serves it: ``indent`` would make ``json`` take its pure
-    Python encoder, which was a fifth of a cold build (outbox pages embed 20 Creates)."""
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 class Plan:
@@ -79,15 +74,10 @@ class Plan:
         renderer.env.globals["moved_to"] = self.ledger.moved_to
         # A --drafts preview shows drafts as pages but never federates them.
         self.federated = [p for p in posts if not p.draft]
-        # Signed documents kept between the outputs that embed them (see ``_remember``).
-        self._objects: dict[str, dict[str, Any]] = {}
-        self._object_ids: dict[str, str] = {}  # slug -> object id (asked for 6 times a post)
+        # The ActivityStreams documents: posts' objects and Creates, the actor, the outbox.
+        self.documents = Documents(config, actor_keys, self.ledger, self.federated, self.base_key)
         self._stock: dict[str, bool] = {}  # template -> only the default theme's in effect
-        self._creates: dict[str, dict[str, Any]] = {}
         self._list_pages: plan_lists.Lists | None = None
-        # (path, key) -> the bytes the last build wrote there with that key, else None
-        # (``bridge.site.output.previous_outputs``); nothing by default.
-        self.previous: Callable[[str, str], bytes | None] = lambda rel, key: None
 
     def outputs(self) -> Iterator[Output | Kept]:
         """Every output of the site, in the order the writer takes them."""
@@ -95,78 +85,9 @@ class Plan:
         yield from self._home_outputs()
         yield from self._tag_outputs()
         yield from self._feed_outputs()
-        yield from self._activitypub_outputs()
+        yield from self.documents.outputs(self.followers_count)  # actor, outbox, collections
         yield from self._discovery_outputs()
         yield from self._static_outputs()
-
-    # ---- the signed documents ------------------------------------------------------
-
-    def sign(self, obj: dict[str, Any], created: dt.datetime) -> dict[str, Any]:
-        from bridge.site import proofs
-
-        return proofs.sign_object(obj, self.keys.ed25519, self.config.ed25519_key_id, created)
-
-    def object_id(self, post: Post) -> str:
-        """The post's current ActivityStreams id (a new generation after a Delete)."""
-        found = self._object_ids.get(post.slug)
-        if found is None:
-            found = self._object_ids[post.slug] = self.ledger.object_id(self.config, post.slug)
-        return found
-
-    def _object_rel(self, post: Post) -> str:
-        return (self.config.local_path(self.object_id(post)) or "").lstrip("/")
-
-    def post_object(self, post: Post) -> dict[str, Any]:
-        obj = self._objects.get(post.slug)
-        if obj is None:
-            object_id = self.object_id(post)
-            obj = activities.post_object(self.config, post, object_id=object_id)
-            obj = self.sign(obj, post.last_modified)
-            _remember(self._objects, post.slug, obj)
-        return obj
-
-    def create(self, post: Post) -> dict[str, Any]:
-        doc = self._creates.get(post.slug) or self._unchanged_create(post)
-        if doc is None:
-            doc = self.sign(activities.create(self.config, self.post_object(post)), post.date)
-            self._objects.pop(post.slug, None)
-            _remember(self._creates, post.slug, doc)
-        return doc
-
-    def _object_key(self, post: Post) -> str:
-        """The key of the post's object and its Create: all either is made from."""
-        return key_of(self.base_key, "as", post.digest, self.object_id(post))
-
-    def _create_rel(self, post: Post) -> str:
-        return self._object_rel(post).removesuffix(".json") + "/create.json"
-
-    def _unchanged_create(self, post: Post) -> dict[str, Any] | None:
-        """The post's Create as the last build wrote it, when nothing it is made from has
-        changed: an outbox page re-rendered for one edited post then signs that post's
-        documents only, not the other nineteen's again."""
-        data = self.previous(self._create_rel(post), self._object_key(post))
-        if data is None:
-            return None
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
-
-    def actor_doc(self) -> dict[str, Any]:
-        published = min(
-            (p.date for p in self.federated), default=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-        )
-        doc = activities.actor(
-            self.config,
-            public_key_pem=self.keys.public_pem,
-            ed25519_multibase=self.keys.ed25519_multibase,
-            published=published,
-            moved_to=self.ledger.moved_to["id"] if self.ledger.moved_to else None,
-        )
-        if self.config.preview_of:
-            doc = _marked_as_preview(self.config, doc)
-        return self.sign(doc, published)
 
     # ---- posts: the page, its AS2 documents, and the outbox pages ----------------------
 
@@ -188,7 +109,7 @@ class Plan:
                 post.digest,
                 "draft" if post.draft else "",
                 self.comment_digests.get(post.slug, ""),
-                self.object_id(post),
+                self.documents.object_id(post),
                 labels[i],
                 labels[i + 2],
             )
@@ -203,7 +124,7 @@ class Plan:
             federated_seen += 1
             size = collections.OUTBOX_PAGE_SIZE
             if federated_seen % size == 0 or federated_seen == len(self.federated):
-                yield self.outbox_page(-(-federated_seen // size))
+                yield self.documents.outbox_page(-(-federated_seen // size))
 
     def _post_block(
         self, post: Post, newer: Post | None, older: Post | None, made_of: tuple[str, ...]
@@ -219,44 +140,29 @@ class Plan:
         )
         if post.draft:
             return
-        object_key = self._object_key(post)
-        yield Output(
-            self._object_rel(post), object_key, partial(self._object_json, post), cut=False
-        )
+        docs = self.documents
+        object_key = docs.object_key(post)
+        yield Output(docs.object_rel(post), object_key, partial(self._object_json, post), cut=False)
         create = partial(self._create_json, post)
-        yield Output(self._create_rel(post), object_key, create, cut=False)
+        yield Output(docs.create_rel(post), object_key, create, cut=False)
         # replies, context (FEP-7888, paged), likes, shares: only those with items;
         # the empty ones are answered without a file (collections.empty_document).
         collections_key = key_of(base_key, "coll", post.slug, comments_digest)
         comments = self.comments.get(post.slug, [])
         for rel, doc in collections.post_documents(self.config, post.slug, comments):
-            yield Output(rel, collections_key, partial(_json, doc), cut=False)
+            yield Output(rel, collections_key, partial(json_bytes, doc), cut=False)
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         comments = self.comments.get(post.slug, [])
         return self.renderer.post(
-            post, comments=comments, newer=newer, older=older, ap_id=self.object_id(post)
+            post, comments=comments, newer=newer, older=older, ap_id=self.documents.object_id(post)
         ).encode()
 
     def _object_json(self, post: Post) -> bytes:
-        return _json(self.post_object(post))
+        return json_bytes(self.documents.post_object(post))
 
     def _create_json(self, post: Post) -> bytes:
-        return _json(self.create(post))
-
-    def outbox_page(self, n: int) -> Output:
-        """Page ``n`` of the outbox: keyed on the posts it lists, not on the whole site."""
-        federated, size = self.federated, collections.OUTBOX_PAGE_SIZE
-        chunk = federated[(n - 1) * size : n * size]
-        parts = [*ids(chunk), *(self.object_id(p) for p in chunk)]
-        key = key_of(self.base_key, "outbox-page", str(n), str(len(federated)), *parts)
-        return Output(f"ap/outbox/page-{n}.json", key, lambda: _json(self._outbox_doc(n, chunk)))
-
-    def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
-        creates = collections.OneOutboxPage(len(self.federated), n, [self.create(p) for p in chunk])
-        for _, doc in itertools.islice(collections.outbox_pages(self.config, creates), n, None):
-            return doc
-        raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
+        return json_bytes(self.documents.create(post))
 
     # ---- home pages ------------------------------------------------------------------
 
@@ -343,62 +249,14 @@ class Plan:
         yield Output("feed.xml", feed_key, lambda: feeds.atom(config, posts).encode())
         yield Output("feed.json", feed_key, lambda: feeds.json_feed(config, posts).encode())
 
-    # ---- ActivityPub: actor, outbox, collections -------------------------------------------
-
-    def _activitypub_outputs(self) -> Iterator[Output]:
-        config, federated = self.config, self.federated
-        # The actor shows the date of the first federated post, nothing else of them.
-        first = min((p.date for p in federated), default=None)
-        yield Output(
-            "ap/actor.json",
-            key_of(self.base_key, "actor", first.isoformat() if first else ""),
-            lambda: _json(self.actor_doc()),
-        )
-        pins = featured.pinned(federated)
-        yield Output(
-            "ap/featured.json",
-            key_of(self.base_key, "featured", *ids(pins)),
-            lambda: _json(featured.collection(config, [self.post_object(p) for p in pins])),
-        )
-        if config.featured_tags:  # the most used tags (toot:featuredTags)
-            yield Output(
-                "ap/featured-tags.json",
-                key_of(self.base_key, "featured-tags", *(p.digest for p in federated)),
-                lambda: _json(featured.tags_collection(config, federated)),
-            )
-        if not federated:
-            yield self.outbox_page(1)
-        yield Output(
-            "ap/outbox.json",
-            key_of(self.base_key, "outbox", str(len(federated))),
-            lambda: _json(self._outbox_collection()),
-        )
-        yield Output(
-            "ap/followers.json",
-            key_of(self.base_key, str(self.followers_count)),
-            lambda: _json(collections.followers_collection(config, self.followers_count)),
-        )
-        yield Output(
-            collections.SHARED_EMPTY,
-            key_of(self.base_key, "empty"),
-            lambda: _json(collections.shared_empty(config)),
-        )
-        yield Output(
-            "ap/following.json",
-            key_of(self.base_key, "following"),
-            lambda: _json(collections.ordered_collection(config.following_url, [])),
-        )
-
-    def _outbox_collection(self) -> dict[str, Any]:
-        no_creates = collections.OneOutboxPage(len(self.federated), 0, [])
-        return next(iter(collections.outbox_pages(self.config, no_creates)))[1]
-
     # ---- discovery: WebFinger, host-meta, NodeInfo, headers -------------------------------
 
     def _discovery_outputs(self) -> Iterator[Output]:
         config, base_key = self.config, self.base_key
         yield Output(
-            ".well-known/webfinger", key_of(base_key, "wf"), lambda: _json(webfinger.jrd(config))
+            ".well-known/webfinger",
+            key_of(base_key, "wf"),
+            lambda: json_bytes(webfinger.jrd(config)),
         )
         yield Output(
             ".well-known/host-meta",
@@ -408,7 +266,7 @@ class Plan:
         yield Output(
             ".well-known/nodeinfo",
             key_of(base_key, "ni"),
-            lambda: _json(webfinger.nodeinfo_links(config)),
+            lambda: json_bytes(webfinger.nodeinfo_links(config)),
         )
         for version in ("2.1", "2.0"):
             yield Output(
@@ -455,7 +313,7 @@ class Plan:
         doc = webfinger.nodeinfo(self.config, posts=posts, version=version)
         if self.config.preview_of:
             doc["metadata"]["preview"] = notice(self.config)
-        return _json(doc)
+        return json_bytes(doc)
 
     # ---- static files ------------------------------------------------------------------
 
@@ -470,23 +328,3 @@ class Plan:
         for rel, source in sorted(static.items()):
             data = source.read_bytes()
             yield Output(rel, key_of("static", data), partial(bytes, data))
-
-
-def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
-    """The actor of a preview says so in its name and the first line of its summary, where
-    a person looking it up from a fediverse server would read it."""
-    text = html.escape(notice(config))
-    return {
-        **actor,
-        "name": f"{actor.get('name', '')} (preview)",
-        "summary": f"<p><strong>{text}</strong></p>{actor.get('summary', '')}",
-    }
-
-
-def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) -> None:
-    """Keep a signed document for the next outputs that embed it (its Create, its outbox
-    page), so each is signed once per build; a few pages' worth at most, so memory stays
-    flat however many posts there are."""
-    if len(cache) >= 4 * collections.OUTBOX_PAGE_SIZE:
-        cache.clear()
-    cache[slug] = doc

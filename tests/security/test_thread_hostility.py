@@ -1,7 +1,7 @@
 """Reply threads a stranger shapes: cycles, self-replies, diamonds and very deep chains.
 
 A sender controls ``url`` and ``inReplyTo`` of its own objects, so it can make comments
-refer to each other.  Threading (``bridge.site.comments.thread``) must stay a tree: each
+refer to each other.  Threading (``bridge.site.threads.thread``) must stay a tree: each
 comment shown once, nesting capped, and linear work, whatever the references say.  The
 example that once made every rebuild grow without end: Note{url: S, inReplyTo: POST}, then
 three Notes{url: S, inReplyTo: S}.
@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from bridge.site import build as site_mod
-from bridge.site.comments import MAX_THREAD_DEPTH, CommentStore, Thread, comment_id, thread
+from bridge.site.comments import CommentStore, comment_id
 from bridge.site.posts import Comment, CommentAuthor
+from bridge.site.threads import MAX_THREAD_DEPTH, Thread, thread
 from tests.security.conftest import ALICE, POST_SLUG, InboxHarness, create, note
 
 pytestmark = [pytest.mark.anyio, pytest.mark.category("threads")]

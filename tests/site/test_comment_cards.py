@@ -150,7 +150,7 @@ def test_a_node_hash_covers_every_field_of_a_thread() -> None:
     threads, so a field added to ``Thread`` must be added to it."""
     import dataclasses
 
-    from bridge.site.comments import Thread
+    from bridge.site.threads import Thread
 
     assert [f.name for f in dataclasses.fields(Thread)] == ["comment", "children"]
 

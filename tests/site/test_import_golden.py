@@ -16,9 +16,9 @@ import pytest
 from bs4 import BeautifulSoup
 from bs4.element import Tag
 
-from bridge.site.content import MarkdownRenderer
 from bridge.site.importing import wordpress_content
 from bridge.site.importing.html_to_markdown import convert
+from bridge.site.markdown_render import MarkdownRenderer
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "import"
 CASES = sorted(p.stem for p in CORPUS.glob("*.html"))

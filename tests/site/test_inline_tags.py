@@ -15,8 +15,8 @@ from bridge.config import SiteConfig
 from bridge.errors import ConfigError
 from bridge.site import activities, content, inline_tags
 from bridge.site.build import BuildResult
-from bridge.site.content import MD_EXTENSIONS
 from bridge.site.inline_tags import link_hashtags
+from bridge.site.markdown_render import MD_EXTENSIONS
 from bridge.site.posts import Post
 
 BASE = "https://blog.example"

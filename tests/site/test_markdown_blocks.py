@@ -14,7 +14,7 @@ import markdown
 import pytest
 
 from bridge.site import markdown_blocks
-from bridge.site.content import MD_EXTENSIONS, new_converter
+from bridge.site.markdown_render import MD_EXTENSIONS, new_converter
 
 BLOCKS = [
     "# One\n## Two ##\n###### Six\n####### seven\n#no space\n\\# escaped",

@@ -16,7 +16,8 @@ import pytest
 
 from benchmarks import corpus
 from bridge.site import markdown_inline
-from bridge.site.content import MD_EXTENSIONS, new_converter, split_front_matter
+from bridge.site.content import split_front_matter
+from bridge.site.markdown_render import MD_EXTENSIONS, new_converter
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -32,14 +32,14 @@ def _run(code: str) -> dict[str, object]:
 
 SITE = f"""
 import json, sys
-from bridge.site.content import new_converter
+from bridge.site.markdown_render import new_converter
 html = new_converter().convert({FENCED!r})
 print(json.dumps({{"html": html, "pygments": "pygments" in sys.modules}}))
 """
 
 STOCK = f"""
 import json, sys, markdown
-from bridge.site.content import MD_EXTENSIONS
+from bridge.site.markdown_render import MD_EXTENSIONS
 html = markdown.Markdown(extensions=MD_EXTENSIONS, output_format="html").convert({FENCED!r})
 print(json.dumps({{"html": html, "pygments": "pygments" in sys.modules}}))
 """
@@ -66,7 +66,7 @@ def test_the_site_converter_does_not_import_pygments_and_renders_the_same() -> N
 def test_codehilite_on_another_converter_highlights_as_before(lang: str) -> None:
     pytest.importorskip("pygments")
     text = f"```{lang}\ndef f(x):\n    return x\n```\n"
-    site_first = "from bridge.site.content import new_converter; new_converter()"
+    site_first = "from bridge.site.markdown_render import new_converter; new_converter()"
     after = _run(HILITE.format(before=site_first, text=text))
     alone = _run(HILITE.format(before="", text=text))
     assert after == alone
