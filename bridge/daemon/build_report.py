@@ -4,7 +4,10 @@
 changed: ...``) or a failed one (``build failed: content/posts/x.md:3: ...``);
 ``describe_error`` is the one-line message of a failure, naming the file and line at
 fault (template frames included) instead of a traceback.  ``terminal_reporter`` is the
-``on_build`` callback of ``SiteWatcher`` that prints it and tells the live-reload hub.
+``on_build`` callback of ``SiteWatcher`` that prints it and tells the live-reload hub; it
+also prints a build's warnings (a missing image), each once: a warning the build before
+already printed is counted, not repeated, so a save does not scroll the site's old
+warnings past the new one (``build`` from the command line prints them all).
 """
 
 from __future__ import annotations
@@ -90,9 +93,20 @@ def terminal_reporter(
 ) -> OnBuild:
     """An ``on_build`` that prints one line per build and forwards the outcome to ``hub``."""
     out = echo or _stderr
+    shown: set[str] = set()  # the warnings of the last build that finished
 
     def report(outcome: BuildResult | Exception) -> None:
+        nonlocal shown
         out(describe(outcome, config))
+        if not isinstance(outcome, Exception):
+            current = set(outcome.warnings)
+            for warning in outcome.warnings:
+                if warning not in shown:
+                    out(f"warning: {warning}")
+            kept = len(current & shown)
+            if kept:
+                out(f"({kept} earlier warning(s) still apply)")
+            shown = current
         if hub is not None:
             hub.on_build(
                 outcome, describe_error(outcome, config) if isinstance(outcome, Exception) else ""

@@ -339,6 +339,37 @@ def test_auto_publish_hook_runs_after_good_builds_that_changed_something(
         assert published == (good if auto else [])
 
 
+def test_a_saves_warnings_are_printed_once_then_counted(
+    site: Path, watching: Callable[..., tuple[SiteWatcher, Builds]]
+) -> None:
+    """A missing image in watch mode is said at the save that made it (``build`` prints
+    its warnings; a watched rebuild printed none), and not repeated at every save after."""
+    lines: list[str] = []
+    builds = Builds()
+
+    report = terminal_reporter(None, lines.append)  # one reporter for the session
+
+    def on_build(outcome: BuildResult | Exception) -> None:
+        report(outcome)
+        builds(outcome)
+
+    watcher = SiteWatcher(config_mod.load(site), on_build).start()
+    try:
+        builds.wait(1)
+        post = site / POST
+        post.write_text(post.read_text(encoding="utf-8") + "\n![a cat](cat-404.png)\n")
+        builds.until(lambda o: isinstance(o, BuildResult) and bool(o.changed))
+        warned = [line for line in lines if line.startswith("warning: ")]
+        assert len(warned) == 1 and "cat-404.png" in warned[0] and POST in warned[0]
+        lines.clear()
+        post.write_text(post.read_text(encoding="utf-8") + "\nOne more line.\n")
+        builds.until(lambda o: isinstance(o, BuildResult) and bool(o.changed))
+        assert lines[0].startswith("rebuilt in ")
+        assert lines[1:] == ["(1 earlier warning(s) still apply)"]
+    finally:
+        watcher.stop()
+
+
 def test_request_build_debounces_like_a_save(
     site: Path, watching: Callable[..., tuple[SiteWatcher, Builds]]
 ) -> None:
