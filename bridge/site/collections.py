@@ -183,8 +183,9 @@ def post_documents(
     if not comments:  # nearly every post
         return []
     out: list[tuple[str, dict[str, Any]]] = []
-    if threads.shown_replies(comments):
-        out += threads.documents(config, slug, comments)
+    replies = threads.shown_replies(comments)
+    if replies:
+        out += threads.reply_documents(config, slug, replies)
     flat = _comment_collections(config, slug, comments)
     for name in ("likes", "shares"):
         doc = flat[name]

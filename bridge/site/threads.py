@@ -120,7 +120,13 @@ def documents(
     config: SiteConfig, slug: str, comments: Sequence[Comment]
 ) -> list[tuple[str, dict[str, Any]]]:
     """Every document of a post's thread: ``replies`` and ``context``, each with pages."""
-    replies = shown_replies(comments)
+    return reply_documents(config, slug, shown_replies(comments))
+
+
+def reply_documents(
+    config: SiteConfig, slug: str, replies: Sequence[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """``documents`` for the ids ``shown_replies`` gave."""
     root = f"{post_base(config, slug)}.json"
     return paged(config, slug, "replies", replies) + paged(
         config, slug, "context", [root, *replies], attributedTo=config.actor_id
