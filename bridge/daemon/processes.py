@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from bridge.config import SiteConfig
+from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.daemon.preload import preload
 
 if TYPE_CHECKING:
@@ -277,6 +278,7 @@ def http_worker(
     os.close(pipe.read_fd)
     if forks is not None:
         forks.close()
+    DaemonLock.let_go()
     app = limits.HTTPLimits(create_app(config, drafts=drafts, notify=pipe.send, workers=workers))
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", proxy_headers=True, **limits.uvicorn_options())
@@ -309,6 +311,7 @@ def fork_server(sock: socket.socket, pipe: WakePipe, builds: BuildPipe, forks: F
         os.nice(BACKGROUND_NICE)
     from bridge.federation.delivery import child
 
+    DaemonLock.let_go()
     inherited = (pipe.read_fd, pipe.write_fd, builds.read_fd, builds.write_fd)
     forks.serve(lambda: child.main(forked=True), close=inherited)
 
@@ -352,11 +355,15 @@ def _rebuilds(
     os.close(pipe.write_fd)
     if forks is not None:
         forks.close()
+    DaemonLock.let_go()
     run_rebuilds(config, builds, drafts)
 
 
 def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool) -> int:
     """Run ``workers`` HTTP workers and the background process until stopped."""
+    # Held before any child answers: a command run as soon as the site answers must see
+    # the daemon (``bridge.daemon.lock``); without it, the background process warns.
+    DaemonLock.hold(lock_path(config))
     preload(config)
     from bridge.daemon import services
     from bridge.daemon.rebuild_process import BuildPipe

@@ -85,6 +85,12 @@ def test_serve_drafts_keeps_drafts_in_every_rebuild(blog: Blog) -> None:  # noqa
     bob = comment(blog, "bob", "social.example", "Bob was here", "pending")
     blog.cli("build", "--drafts")
     blog.start(build=False, extra=("--drafts",))
+    # The command below must find the daemon as soon as the site answers: when the
+    # background process took the lock after the HTTP workers answered, the command
+    # sometimes rebuilt the site itself, without --drafts, and the draft's page was gone.
+    # ``serve`` (the supervisor, this pid) takes it before it forks anything.
+    lock = blog.root / ".indiebridge" / "daemon.lock"
+    assert blog.proc is not None and lock.read_text() == str(blog.proc.pid)
     assert blog.get("/posts/wip/").status_code == 200
     blog.cli("comments", "approve", bob.id)
     blog.wait_until(lambda: shows(blog, "Bob was here"), SOON, "the rebuild")
