@@ -323,10 +323,12 @@ def _serve_preview(
         f"Preview of {config.base_url} at {url}: built in {local.output_dir}, "
         "not federating (--production to serve as the blog)"
     )
+    warned: list[str] = []
     if not no_build:
         result = build_with_progress(local, drafts=drafts, live_reload=watch)
         click.echo(result.summary())
-    app = create_preview_app(local, watch=watch, drafts=drafts, echo=click.echo)
+        warned = result.warnings
+    app = create_preview_app(local, watch=watch, drafts=drafts, echo=click.echo, warned=warned)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", host=host, port=port))
     click.echo(f"Serving the preview on {url} (Ctrl+C to stop)")
     server.run(sockets=[sock])

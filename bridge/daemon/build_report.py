@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -90,10 +90,13 @@ def terminal_reporter(
     hub: BuildListener | None = None,
     echo: Echo | None = None,
     config: SiteConfig | None = None,
+    *,
+    warned: Iterable[str] = (),
 ) -> OnBuild:
-    """An ``on_build`` that prints one line per build and forwards the outcome to ``hub``."""
+    """An ``on_build`` that prints one line per build and forwards the outcome to ``hub``;
+    ``warned``: the warnings the terminal already shows (the build ``serve`` ran first)."""
     out = echo or _stderr
-    shown: set[str] = set()  # the warnings of the last build that finished
+    shown = set(warned)  # the warnings of the last build that finished
 
     def report(outcome: BuildResult | Exception) -> None:
         nonlocal shown

@@ -11,7 +11,7 @@ accepted and nothing is sent on behalf of a preview actor.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
 
 from starlette.applications import Starlette
@@ -28,9 +28,15 @@ Echo = Callable[[str], None]
 
 
 def create_preview_app(
-    config: SiteConfig, *, watch: bool = False, drafts: bool = False, echo: Echo = print
+    config: SiteConfig,
+    *,
+    watch: bool = False,
+    drafts: bool = False,
+    echo: Echo = print,
+    warned: Iterable[str] = (),
 ) -> Starlette:
-    """The ASGI app of a preview; ``config`` is already the preview's (``preview_config``)."""
+    """The ASGI app of a preview; ``config`` is already the preview's (``preview_config``).
+    ``warned``: the warnings of the build ``serve`` printed before, not printed again."""
     from bridge.daemon.build_report import terminal_reporter
     from bridge.daemon.livereload import ReloadHub, end_streams_on_exit, live_reload_routes
     from bridge.daemon.watch import SiteWatcher
@@ -52,7 +58,7 @@ def create_preview_app(
             return
         watcher = SiteWatcher(
             config,
-            terminal_reporter(hub, echo, config),
+            terminal_reporter(hub, echo, config, warned=warned),
             on_publish=None,  # a preview never publishes, whatever auto_publish says
             live_reload=True,
             drafts=drafts,

@@ -370,6 +370,19 @@ def test_a_saves_warnings_are_printed_once_then_counted(
         watcher.stop()
 
 
+def test_warnings_the_terminal_already_shows_are_counted_not_printed(tmp_path: Path) -> None:
+    """``serve``'s first build printed its warnings: the watcher's first rebuild counts them."""
+    lines: list[str] = []
+    report = terminal_reporter(None, lines.append, warned=["old: image 'a.png' not found"])
+    result = fake_result(tmp_path, ["posts/a/index.html"])
+    result.warnings = ["old: image 'a.png' not found", "new: image 'b.png' not found"]
+    report(result)
+    assert lines[1:] == [
+        "warning: new: image 'b.png' not found",
+        "(1 earlier warning(s) still apply)",
+    ]
+
+
 def test_request_build_debounces_like_a_save(
     site: Path, watching: Callable[..., tuple[SiteWatcher, Builds]]
 ) -> None:
