@@ -40,17 +40,6 @@ def tree_peak_rss_mb(pid: int) -> float:
     return total_kb / 1024 if total_kb else float("nan")
 
 
-def tree_memory_kb(pid: int) -> tuple[int, int]:
-    """(summed RSS, summed PSS) of ``pid`` and its descendants now, in KiB.
-
-    PSS (``/proc/PID/smaps_rollup``) divides each page among the processes that map it,
-    so the sum over a process tree counts a page shared after ``fork`` once, as the
-    machine does; summed RSS counts it once per process.
-    """
-    each = process_memory_kb([pid, *_descendants(pid)])
-    return sum(m[0] for m in each.values()), sum(m[1] for m in each.values())
-
-
 def process_memory_kb(pids: list[int]) -> dict[int, tuple[int, int, int]]:
     """(RSS, PSS, private) of each of ``pids`` still alive, in KiB; private is the pages
     no other process maps (``Private_Clean`` + ``Private_Dirty``)."""
@@ -70,7 +59,10 @@ def process_memory_kb(pids: list[int]) -> dict[int, tuple[int, int, int]]:
 
 
 class MemoryPeak(threading.Thread):
-    """Samples ``tree_memory_kb`` every ``interval`` seconds until ``stop()``; keeps the
+    """Samples ``process_memory_kb`` of ``pid`` and its descendants every ``interval``
+    seconds until ``stop()``, as summed PSS (``/proc/PID/smaps_rollup`` divides each page
+    among the processes that map it, so the sum counts a page shared after ``fork`` once,
+    as the machine does; summed RSS counts it once per process); keeps the
     highest summed PSS and RSS seen (``pss_mb``, ``rss_mb``) and the process count then,
     and each process's CPU time (``cpu_by_role``)."""
 

@@ -7,11 +7,11 @@ The kernel drops the lock when the process dies, so a crash never leaves a stale
 
 In ``serve``'s production layout the supervisor takes the lock (``DaemonLock.hold``)
 before it forks anything, so the lock is held before any HTTP worker answers; the
-background process, which runs the daemon's delivery and rebuilds, adopts the supervisor's
-lock instead of taking one (``acquire``), and every other child closes its inherited copy
-(``let_go``).  When the background process took it itself,
-a moderation command run just after ``serve`` answered found no lock and rebuilt the site
-on its own, without the daemon's ``--drafts``.
+background process, which delivers and processes the inbox, adopts the supervisor's lock
+instead of taking one (``acquire``), and every other child closes its inherited copy
+(``let_go``).  When the background process took it itself, a moderation command run just
+after ``serve`` answered found no lock and rebuilt the site on its own, without the
+daemon's ``--drafts``.
 """
 
 from __future__ import annotations
