@@ -3,7 +3,8 @@
 The pipeline, in one place::
 
     posts, pages = content.load(config)          # parse each file once (Markdown cached)
-    comments     = CommentStore(...).by_post()   # content/comments/<slug>/*.json
+    comments     = CommentStore(...).for_build_lazily()  # comments/<slug>/*.json,
+                                                 # a post's read when the plan reaches it
     outputs      = Plan(...).outputs()           # html, feeds, activitypub, well-known,
                                                  # static: lazy and keyed (plan.py)
     write_outputs(outputs)                       # staged, then switched in (output.py)
@@ -44,7 +45,7 @@ from bridge.site.pages import Renderer
 from bridge.site.parse_cache import forget_resident as forget_parse_cache
 from bridge.site.parse_cache import might_mention
 from bridge.site.plan import Plan
-from bridge.site.posts import Comment, Page, Post
+from bridge.site.posts import Page, Post
 
 __all__ = [
     "BuildResult",
@@ -90,13 +91,12 @@ def build(
     posts, unresolved = _apply_mentions(posts, ledger, own=config.handle)
     warnings += unresolved
     posts = quote_card.apply(posts, ledger.quote_cards, ledger.quote_requests)  # cache only
-    comments, comment_digests = _load_comments(config)
+    comments = CommentStore(config.content_dir).for_build_lazily()
     plan = Plan(
         config,
         posts,
         pages,
         comments,
-        comment_digests,
         keys.open_lazy(config.state_dir),  # parsed only if something must be signed
         Renderer(config, live_reload=live_reload, pages=pages),
         ledger.followers,
@@ -104,12 +104,16 @@ def build(
     )
     # Unchanged Creates are read back, not signed again (``plan_documents``).
     plan.documents.previous = previous_outputs(config, out_dir)
-    outputs = list(plan.outputs())
+    outputs = plan.outputs()
+    total = 0
+    if progress is not None:  # a bar needs the count first; otherwise each output is
+        listed = list(outputs)  # planned as the writer reaches it, a post's comments read
+        outputs, total = iter(listed), count(listed)  # just before its page is rendered
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.
     with build_lock(config, out_dir):
-        stats = write_outputs(config, out_dir, iter(outputs), progress, count(outputs))
-    comment_cards.card_file(config.cache_dir).prune(comments.keys())
+        stats = write_outputs(config, out_dir, outputs, progress, total)
+    comment_cards.card_file(config.cache_dir).prune(comments.read_with_comments())
     result = BuildResult(
         out_dir=out_dir,
         posts=len(posts),
@@ -145,11 +149,6 @@ def _apply_mentions(posts: list[Post], ledger: Ledger, own: str) -> tuple[list[P
     linked, warnings = mentions.apply(candidates, ledger.mentions, own=own)
     by_id = {id(old): new for old, new in zip(candidates, linked, strict=True)}
     return [by_id.get(id(post), post) for post in posts], warnings
-
-
-def _load_comments(config: SiteConfig) -> tuple[dict[str, list[Comment]], dict[str, str]]:
-    """Comments by post slug, and a digest of each post's comments (part of its keys)."""
-    return CommentStore(config.content_dir).for_build()
 
 
 def forget_resident_state() -> None:

@@ -263,7 +263,58 @@ class CommentStore:
                     digests[folder.name] = read.digest
         return out, digests
 
+    def for_build_lazily(self) -> BuildComments:
+        """``for_build``, each post's folder read when the build first asks for it.
+
+        The daemon's rebuilds use it: a post's comments are read right before its page is
+        rendered, so a reply that lands while a build runs is on its page at the end of
+        that build when the build has not reached its post yet, instead of waiting for the
+        next one (``BuildComments``)."""
+        self._settled()
+        return BuildComments(self)
+
     def refreshing(self, slugs: Iterable[str] | None) -> AbstractContextManager[None]:
         """Builds run by this thread inside read current comments only for ``slugs``
         (``comment_cache``); None: for every post."""
         return self.cache.refreshing(None if slugs is None else frozenset(slugs))
+
+
+class BuildComments:
+    """One build's comments, read one post at a time (``CommentStore.for_build_lazily``).
+
+    Each folder is read once, the first time ``get`` or ``digest`` names its post, so the
+    comments a page shows and the digest its keys hold come from one read.  The folders
+    are listed once, when it is made: a post whose first comment lands later has none in
+    this build, and its folder's read waits for the next build (which the change that
+    wrote it asks for)."""
+
+    def __init__(self, store: CommentStore) -> None:
+        self._store = store
+        try:
+            self._folders = {e.name for e in os.scandir(store.root) if e.is_dir()}
+        except OSError:
+            self._folders = set()
+        self._read: dict[str, tuple[list[Comment], str]] = {}
+
+    def _folder(self, slug: str) -> tuple[list[Comment], str]:
+        found = self._read.get(slug)
+        if found is None:
+            found = ([], "")
+            if slug in self._folders:
+                read = self._store.cache.folder(self._store.root / slug, build=True)
+                if read.comments:
+                    found = (list(read.comments), read.digest)
+            self._read[slug] = found
+        return found
+
+    def get(self, slug: str) -> list[Comment]:
+        """The post's comments (empty when it has none)."""
+        return self._folder(slug)[0]
+
+    def digest(self, slug: str) -> str:
+        """The digest of the post's comments ("" when it has none): part of its keys."""
+        return self._folder(slug)[1]
+
+    def read_with_comments(self) -> list[str]:
+        """The posts read so far that have comments."""
+        return [slug for slug, (comments, _) in self._read.items() if comments]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from markupsafe import Markup
 
@@ -36,6 +36,16 @@ from bridge.site.preview import notice
 from bridge.site.static_headers import HEADERS_FILE
 
 
+class PostComments(Protocol):
+    """Each post's comments and their digest (``comments.BuildComments``).  The plan asks
+    for a post's when it reaches that post, so a build whose outputs are written as they
+    are planned reads each post's comments just before rendering its page."""
+
+    def get(self, slug: str) -> list[Comment]: ...
+
+    def digest(self, slug: str) -> str: ...
+
+
 class Plan:
     """Builds the list of outputs for a site; nothing is rendered until asked."""
 
@@ -44,8 +54,7 @@ class Plan:
         config: SiteConfig,
         posts: list[Post],
         pages: list[Any],
-        comments: dict[str, list[Comment]],
-        comment_digests: dict[str, str],
+        comments: PostComments,
         actor_keys: keys.ActorKeys,
         renderer: Renderer,
         followers_count: int,
@@ -56,7 +65,6 @@ class Plan:
         self.posts = posts
         self.pages = pages
         self.comments = comments
-        self.comment_digests = comment_digests
         self.keys = actor_keys
         self.renderer = renderer
         self.followers_count = followers_count
@@ -108,7 +116,7 @@ class Plan:
                 post.slug,
                 post.digest,
                 "draft" if post.draft else "",
-                self.comment_digests.get(post.slug, ""),
+                self.comments.digest(post.slug),  # read now: see ``PostComments``
                 self.documents.object_id(post),
                 labels[i],
                 labels[i + 2],
@@ -148,12 +156,12 @@ class Plan:
         # replies, context (FEP-7888, paged), likes, shares: only those with items;
         # the empty ones are answered without a file (collections.empty_document).
         collections_key = key_of(base_key, "coll", post.slug, comments_digest)
-        comments = self.comments.get(post.slug, [])
+        comments = self.comments.get(post.slug)
         for rel, doc in collections.post_documents(self.config, post.slug, comments):
             yield Output(rel, collections_key, partial(json_bytes, doc), cut=False)
 
     def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
-        comments = self.comments.get(post.slug, [])
+        comments = self.comments.get(post.slug)
         return self.renderer.post(
             post, comments=comments, newer=newer, older=older, ap_id=self.documents.object_id(post)
         ).encode()

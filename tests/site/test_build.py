@@ -208,6 +208,44 @@ def test_new_comment_rerenders_only_that_post(site: Path, build_site: Build) -> 
     ]
 
 
+def test_a_comment_landing_during_a_build_is_on_its_page_at_that_builds_end(
+    site: Path, build_site: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each post's comments are read when the writer reaches the post (``PostComments``):
+    a reply written while the build renders an earlier page is on its own post's page
+    when that build ends, with keys that match it (the next build renders nothing)."""
+    from bridge.site.pages import Renderer
+
+    built = build_site(site)
+    first, last = built.built_posts[0].slug, built.built_posts[-1].slug
+    assert first != last
+    src = site / "content/comments/first-article/c0ffee0000000000a001.json"
+    landing = json.loads(src.read_text(encoding="utf-8"))
+    landing.update(id="c0ffee0000000000a0ff", content="<p>landed mid-build</p>")
+    edit_first = dict(landing, id="c0ffee0000000000a0fe", content="<p>on the first</p>")
+    (site / f"content/comments/{first}").mkdir(exist_ok=True)
+    (site / f"content/comments/{first}/{edit_first['id']}.json").write_text(
+        json.dumps(edit_first), encoding="utf-8"
+    )
+    render_post = Renderer.post
+
+    def post_then_a_reply_lands(self: Renderer, post: Any, **kw: Any) -> str:
+        if post.slug == first:  # the first page the build renders
+            (site / f"content/comments/{last}").mkdir(exist_ok=True)
+            path = site / f"content/comments/{last}/{landing['id']}.json"
+            path.write_text(json.dumps(landing), encoding="utf-8")
+        return render_post(self, post, **kw)
+
+    monkeypatch.setattr(Renderer, "post", post_then_a_reply_lands)
+    during = build_site(site)
+    page = (during.out_dir / f"posts/{last}/index.html").read_text(encoding="utf-8")
+    assert "landed mid-build" in page
+    assert f"posts/{last}/index.html" in during.changed
+    monkeypatch.setattr(Renderer, "post", render_post)
+    after = build_site(site)
+    assert after.changed == [] and after.rendered == 0
+
+
 def test_theme_override_rerenders_every_page(site: Path, build_site: Build) -> None:
     out = build_site(site).out_dir
     (site / "templates").mkdir()
