@@ -56,7 +56,7 @@ from bridge.site.threads import Thread
 
 FILE = "comment-cards.sqlite3"
 PRUNE_EVERY = 600.0  # seconds between two looks for the cards of posts gone
-VERSION = "cards-2"
+VERSION = "cards-3"
 
 CALLS = {
     "comment_html": ("_comment.html", ("node",)),
@@ -94,6 +94,8 @@ def _code_digest(files: tuple[str, ...]) -> bytes:
     return h.digest()
 
 
+_LABELS = {name: name.encode() + b"\0" for name in KEYED}
+"""Each keyed name as it opens its part of a card's key."""
 _CODE: bytes | None = None
 _KEYED: dict[tuple[str, str], tuple[tuple[str, ...] | None]] = {}
 
@@ -302,7 +304,8 @@ class PostCards:
         h = hashlib.sha256(cards.base[template])
         for name in keyed:
             value = values[name] if name in values else context.resolve_or_missing(name)
-            h.update(name.encode() + b"\0" + self._hash(value) + b"\0")
+            h.update(_LABELS.get(name) or name.encode() + b"\0")
+            h.update(self._hash(value) + b"\0")
         key = h.digest()
         self.used.add(key)
         if self.old is None:
@@ -333,7 +336,12 @@ class PostCards:
 
     def node_hash(self, node: Thread) -> bytes:
         """A hash of everything ``repr(node)`` shows (the comment and, in order, the
-        nested threads)."""
+        nested threads).  A reply without nested replies (most of them) is its comment's
+        hash, with no hashing of its own; any other node hashes its comment's hash and
+        its children's, 32 bytes each, so the two kinds cannot give the same bytes short
+        of a SHA-256 collision."""
+        if not node.children:
+            return self.comment_hash(node.comment)
         done = self.nodes.get(id(node))
         if done is not None:
             return done

@@ -159,12 +159,15 @@ def _order(c: Comment) -> tuple[dt.datetime, str]:
 
 def _parents(replies: list[Comment]) -> dict[str, str]:
     """Comment id -> parent comment id, for replies to a known reply (never to itself)."""
+    wanted = {c.in_reply_to for c in replies if c.in_reply_to}
+    if not wanted:  # no reply names a parent (the common case): no name to resolve
+        return {}
     owner: dict[str, str] = {}
     for c in replies:  # object ids are the authoritative names, so they are resolved first
-        if c.object_id:
+        if c.object_id in wanted:
             owner.setdefault(c.object_id, c.id)
     for c in replies:
-        if c.source:
+        if c.source in wanted:
             owner.setdefault(c.source, c.id)
     parents = {}
     for c in replies:
@@ -189,6 +192,8 @@ def _loop_root(node: str, parents: dict[str, str], rank: dict[str, int]) -> str:
 
 def _tree(replies: list[Comment], parents: dict[str, str]) -> tuple[Thread, ...]:
     """The forest of ``replies`` (in order), each placed once, loops cut, depth capped."""
+    if not parents:  # every reply is a top-level one, in order
+        return tuple(Thread(c, ()) for c in replies)
     rank = {c.id: i for i, c in enumerate(replies)}
     children: dict[str, list[str]] = {}
     for c in replies:
