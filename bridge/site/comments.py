@@ -250,17 +250,13 @@ class CommentStore:
         """Comments by post slug and each such post's ``digest``, from one read of each
         folder (so a file landing meanwhile cannot give a digest the comments do not
         match); ``refreshing`` may hold some back."""
+        read = self.for_build_lazily()
         out: dict[str, list[Comment]] = {}
         digests: dict[str, str] = {}
-        self._settled()
-        if not self.root.is_dir():
-            return out, digests
-        for folder in sorted(self.root.iterdir()):
-            if folder.is_dir():
-                read = self.cache.folder(folder, build=True)
-                if read.comments:
-                    out[folder.name] = list(read.comments)
-                    digests[folder.name] = read.digest
+        for slug in sorted(read.folders):
+            comments = read.get(slug)
+            if comments:
+                out[slug], digests[slug] = comments, read.digest(slug)
         return out, digests
 
     def for_build_lazily(self) -> BuildComments:
@@ -291,16 +287,16 @@ class BuildComments:
     def __init__(self, store: CommentStore) -> None:
         self._store = store
         try:
-            self._folders = {e.name for e in os.scandir(store.root) if e.is_dir()}
-        except OSError:
-            self._folders = set()
+            self.folders = frozenset(e.name for e in os.scandir(store.root) if e.is_dir())
+        except OSError:  # no comments folder yet
+            self.folders = frozenset()
         self._read: dict[str, tuple[list[Comment], str]] = {}
 
     def _folder(self, slug: str) -> tuple[list[Comment], str]:
         found = self._read.get(slug)
         if found is None:
             found = ([], "")
-            if slug in self._folders:
+            if slug in self.folders:
                 read = self._store.cache.folder(self._store.root / slug, build=True)
                 if read.comments:
                     found = (list(read.comments), read.digest)
