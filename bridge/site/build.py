@@ -104,11 +104,13 @@ def build(
     )
     # Unchanged Creates are read back, not signed again (``plan_documents``).
     plan.documents.previous = previous_outputs(config, out_dir)
+    # Each output is planned as the writer reaches it, so a post's comments are read just
+    # before its page is rendered; a progress bar needs the count first.
     outputs = plan.outputs()
     total = 0
-    if progress is not None:  # a bar needs the count first; otherwise each output is
-        listed = list(outputs)  # planned as the writer reaches it, a post's comments read
-        outputs, total = iter(listed), count(listed)  # just before its page is rendered
+    if progress is not None:
+        listed = list(outputs)
+        outputs, total = iter(listed), count(listed)
     # One writer at a time per output folder: the daemon's rebuilds and a `publish` or
     # `build` from the command line otherwise race on the manifest and the switch.
     with build_lock(config, out_dir):

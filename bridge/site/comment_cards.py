@@ -304,7 +304,7 @@ class PostCards:
         h = hashlib.sha256(cards.base[template])
         for name in keyed:
             value = values[name] if name in values else context.resolve_or_missing(name)
-            h.update(_LABELS.get(name) or name.encode() + b"\0")
+            h.update(_LABELS[name])  # ``keyed`` is within ``KEYED`` (``_keyed``)
             h.update(self._hash(value) + b"\0")
         key = h.digest()
         self.used.add(key)
