@@ -116,11 +116,11 @@ class Daemon:
     async def start(self) -> None:
         if self.notify is not None:
             return  # an HTTP worker: the background process runs the workers
-        from bridge.site import build as site
+        from bridge.site.output_switch import recover_output  # not the build: see preload
 
         # A build killed mid-switch (e.g. with the previous daemon) is completed first.
         try:
-            site.recover_output(self.config)
+            recover_output(self.config)
         except OSError as exc:
             log.error("could not complete an interrupted build: %s", exc)
         if not self.lock.acquire():

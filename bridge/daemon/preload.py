@@ -17,6 +17,8 @@ import ctypes
 import gc
 import importlib
 import sys
+import types
+from typing import NoReturn
 
 from bridge.config import SiteConfig
 
@@ -29,19 +31,34 @@ PRELOAD = (
     "bridge.daemon.app",
     "bridge.federation.limits",
     "bridge.conversations.webmentions",
-    "bridge.site.build",
     "bridge.federation.delivery.child",
     "bridge.conversations.fediverse",
     "bridge.conversations.quotes",
-    "markdown.extensions.fenced_code",  # with pygments, at the first rebuild
-    "markdown.extensions.codehilite",
 )
-"""Modules the children import anyway: imported once, before the fork (optional ones,
-like ``uvloop``, are skipped when missing)."""
-NEVER_USED = ("rich", "trio")
-"""Optional packages no process of ``serve`` uses, which httpx (its command line) and
-httpcore (trio support) import when installed: kept out (a few MB) the way
-``delivery.pool.NOT_IMPORTED`` keeps them out of an interpreter-started delivery child."""
+"""Modules more than one process runs: imported once, before the fork (optional ones,
+like ``uvloop``, are skipped when missing).  The build (``bridge.site.build``, Jinja2,
+Markdown, Pygments) is not here: only the rebuild process runs it, and a shared page that
+one process writes to is paid for twice, the original (still mapped by the others) and
+that process's copy.  So the rebuild process imports it itself, about 3 MB (summed PSS)
+less; the background process completes an interrupted build's switch with
+``output_switch`` alone, which does not import the build."""
+NEVER_USED = ("rich", "trio", "charset_normalizer", "chardet")
+"""Optional packages no process of ``serve`` uses, kept out the way
+``delivery.pool.NOT_IMPORTED`` keeps them out of an interpreter-started delivery child:
+
+* httpx imports ``rich`` (its command line), httpcore ``trio`` (its trio support), when
+  installed;
+* Beautiful Soup (``bs4.dammit``) imports a character-set detector, ``charset_normalizer``
+  or ``chardet``, to guess the encoding of markup given as bytes.  The daemon hands it text
+  (``conversations.html_budget.parse_html`` takes ``str``), which it never guesses about.
+  ``charset_normalizer`` imports every codec of ``encodings`` (about 90 modules): 2.7 MB."""
+STAND_INS = ("requests",)
+"""Packages a dependency imports at its top for a path ``serve`` never takes: mf2py
+imports requests to fetch the URL it is given when it is not given the page, and the
+daemon always gives it the parsed page (``conversations.mf2``).  Marking one absent would
+fail the import of mf2py itself, so a stand-in module takes its place; using it raises
+``AttributeError`` naming it.  With ``NEVER_USED``, about 1.8 MB less (requests and
+urllib3, 100 modules)."""
 
 ARENAS = 2
 """glibc malloc arenas per process (``mallopt(M_ARENA_MAX)``): the default, 8 per core,
@@ -64,11 +81,27 @@ def preload(config: SiteConfig | None = None) -> None:
 
 
 def keep_out_unused() -> None:
-    """Mark ``NEVER_USED`` absent (call before anything imports httpx): the packages that
-    would import them fall back, as they do when those are not installed."""
+    """Mark ``NEVER_USED`` absent and put ``STAND_INS`` in place (call before anything
+    imports httpx or mf2py): the packages that would import them fall back, as they do
+    when those are not installed.  A package already imported is left as it is."""
     for name in NEVER_USED:
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]
+    for name in STAND_INS:
+        if name not in sys.modules:
+            sys.modules[name] = StandIn(name)
+
+
+class StandIn(types.ModuleType):
+    """A package ``serve`` keeps out (``STAND_INS``): importable, unusable."""
+
+    def __getattr__(self, attribute: str) -> NoReturn:
+        if attribute.startswith("__"):  # what import machinery and introspection probe
+            raise AttributeError(attribute)
+        raise AttributeError(
+            f"{self.__name__}.{attribute}: {self.__name__} is not loaded in the daemon's "
+            "processes (bridge.daemon.preload.STAND_INS)"
+        )
 
 
 def limit_arenas() -> None:

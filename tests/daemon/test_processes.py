@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge import config as config_mod
+from bridge.daemon import preload
 from bridge.daemon.processes import BACKGROUND_NICE, WakePipe, default_workers
 from bridge.db import Database
 from bridge.federation.signatures import sign_request
@@ -360,8 +361,16 @@ for fd in os.listdir("/proc/self/fd"):
     except OSError:  # the listing's own descriptor, closed by now
         pass
 unused = [m for m in preload.NEVER_USED if sys.modules.get(m) is not None]
+stand_ins = [type(sys.modules[m]).__name__ for m in preload.STAND_INS]
+build = [m for m in ("bridge.site.build", "jinja2", "markdown") if m in sys.modules]
+from bridge.conversations import mf2
+page = '<div class="h-entry"><a class="u-in-reply-to" href="https://blog.example/p">x</a>'
+page += '<p class="e-content">Caf\u00e9</p></div>'
+reply = mf2.interpret(page, "https://a.example/r", ["https://blog.example/p"])
 print(json.dumps({"threads": threading.active_count(), "fds": fds,
-                  "tls": tls_context.cache_info().currsize, "unused": unused}))
+                  "tls": tls_context.cache_info().currsize, "unused": unused,
+                  "stand_ins": stand_ins, "build": build,
+                  "reply": [reply.type, reply.content_text]}))
 """
 
 
@@ -369,7 +378,10 @@ print(json.dumps({"threads": threading.active_count(), "fds": fds,
 def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) -> None:
     """What the supervisor makes before forking (``preload.preload``) is memory only:
     no thread, no database file or socket left open for a child to inherit; the TLS
-    context every child uses is made; packages no process uses are not imported."""
+    context every child uses is made; packages no process uses are not imported, and a
+    package imported only for a path the daemon never takes is a stand-in, with which
+    webmention sources still parse; the build, which only the rebuild process runs, is
+    left to it."""
     out = subprocess.run(
         [sys.executable, "-c", PRELOAD_CHECK, str(blog.root)],
         capture_output=True,
@@ -380,5 +392,18 @@ def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) 
     seen = json.loads(out.stdout)
     assert seen["threads"] == 1
     assert seen["tls"] == 1
-    assert seen["unused"] == []  # httpx and httpcore imported without rich and trio
+    assert seen["unused"] == []  # httpx, httpcore, bs4 imported without rich, trio, chardet
+    assert seen["stand_ins"] == ["StandIn"]  # mf2py imported without requests
+    assert seen["build"] == []
+    assert seen["reply"] == ["reply", "Caf\u00e9"]
     assert not [fd for fd in seen["fds"] if "sqlite" in fd or fd.startswith("socket:")]
+
+
+def test_a_stand_in_says_what_it_is_when_used() -> None:
+    """A package ``serve`` keeps out (``preload.STAND_INS``) fails where it is used, with
+    one line naming it, not later with a confusing error; import machinery's probes of
+    dunder names get the plain ``AttributeError`` they expect."""
+    stand_in = preload.StandIn("requests")
+    with pytest.raises(AttributeError, match=r"^requests\.get: requests is not loaded"):
+        stand_in.get  # noqa: B018
+    assert not hasattr(stand_in, "__path__")
