@@ -9,7 +9,6 @@ naming the file, the key and what is expected; they know nothing of ``SiteConfig
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable
@@ -210,6 +209,8 @@ def toml_error(name: str, exc: tomllib.TOMLDecodeError) -> str:
 
 def did_you_mean(key: str, known: Iterable[str], prefix: str = "") -> str:
     """`` (did you mean 'posts_per_page'?)`` for a near miss, else ""."""
+    import difflib  # only for a mistyped key
+
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
     return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 

@@ -36,9 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import mf2py
-
-from bridge.conversations.html_budget import check_complexity, parse_html
 from bridge.errors import FetchError, SourceTooComplex
 from bridge.federation.fetch import SafeFetcher
 
@@ -46,7 +43,6 @@ __all__ = [
     "Author",
     "Interpretation",
     "SourceTooComplex",
-    "check_complexity",
     "interpret",
     "normalize_url",
     "representative_hcard",
@@ -115,7 +111,15 @@ def normalize_url(url: str) -> str:
 
 
 def _parse(html: str, url: str) -> dict[str, Any]:
-    """mf2py over a tree built within bounds (``html_budget.parse_html``)."""
+    """mf2py over a tree built within bounds (``html_budget.parse_html``).
+
+    The parser (mf2py, Beautiful Soup, html5lib: about 4.4 MB) is imported here, at the
+    first source read, not with this module: the daemon's HTTP workers receive webmentions
+    without reading them, and its background process reads them only when one comes."""
+    import mf2py
+
+    from bridge.conversations.html_budget import parse_html
+
     soup = parse_html(html)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bs4 markup warnings are not our caller's problem

@@ -39,12 +39,12 @@ from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.daemon.public_site import PublicSite
 from bridge.daemon.rebuild import Rebuilder, start_daemon_watcher
 from bridge.daemon.site_changes import ChangePoller
-from bridge.daemon.watch import SiteWatcher
 from bridge.db import Database
 from bridge.federation import inbox
 from bridge.federation.context import Context
 
 if TYPE_CHECKING:
+    from bridge.daemon.watch import SiteWatcher  # watchdog: imported only with --watch
     from bridge.federation.delivery.forkserver import ForkClient
 
 log = logging.getLogger("indiebridge.daemon")

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from bridge import config as config_mod
 from bridge.config import SiteConfig
 from bridge.daemon.build_report import Echo, describe_error
-from bridge.daemon.watch import OnPublish
 
 if TYPE_CHECKING:
+    from bridge.daemon.watch import OnPublish
     from bridge.federation.context import Context
     from bridge.site.build import BuildResult
 

@@ -42,12 +42,14 @@ one process writes to is paid for twice, the original (still mapped by the other
 that process's copy.  So the rebuild process imports it itself, about 3 MB (summed PSS)
 less; the background process completes an interrupted build's switch with
 ``output_switch`` alone, which does not import the build."""
-NEVER_USED = ("rich", "trio", "charset_normalizer", "chardet")
+NEVER_USED = ("httpx._main", "rich", "trio", "charset_normalizer", "chardet")
 """Optional packages no process of ``serve`` uses, kept out the way
 ``delivery.pool.NOT_IMPORTED`` keeps them out of an interpreter-started delivery child:
 
-* httpx imports ``rich`` (its command line), httpcore ``trio`` (its trio support), when
-  installed;
+* httpx imports its command line (``httpx._main``, and with it click, Pygments and
+  ``rich``) when those are installed, httpcore ``trio`` (its trio support); both fall back
+  without them.  (Pygments is the rebuild process's, for code blocks: it imports it
+  itself, with the build);
 * Beautiful Soup (``bs4.dammit``) imports a character-set detector, ``charset_normalizer``
   or ``chardet``, to guess the encoding of markup given as bytes.  The daemon hands it text
   (``conversations.html_budget.parse_html`` takes ``str``), which it never guesses about.

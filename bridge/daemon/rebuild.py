@@ -31,10 +31,10 @@ from bridge.daemon import events
 from bridge.daemon.autopublish import daemon_publisher
 from bridge.daemon.build_report import Echo, terminal_reporter
 from bridge.daemon.livereload import ReloadHub, end_streams_on_exit
-from bridge.daemon.watch import SiteWatcher
 from bridge.site.comments import CommentStore
 
 if TYPE_CHECKING:
+    from bridge.daemon.watch import SiteWatcher
     from bridge.federation.context import Context
     from bridge.site.build import BuildResult
 
@@ -245,6 +245,8 @@ def start_daemon_watcher(
     comment) go through the watcher so two builds never run at once, and Ctrl+C ends the
     event streams so the server does not wait for open tabs.
     """
+    from bridge.daemon.watch import SiteWatcher  # here: watchdog only with --watch
+
     loop = asyncio.get_running_loop()
     watcher = SiteWatcher(
         ctx.config,
