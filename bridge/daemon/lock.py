@@ -50,7 +50,7 @@ class DaemonLock:
     @classmethod
     def let_go(cls) -> None:
         """In a forked process that runs none of the daemon's work (an HTTP worker, the
-        rebuild process, the fork server): close the inherited descriptors. The lock stays
+        rebuild process, a delivery child): close the inherited descriptors. The lock stays
         held by the supervisor and adopted by the background process."""
         for fd in cls._held.values():
             os.close(fd)

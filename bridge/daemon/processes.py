@@ -2,9 +2,10 @@
 
 The layout (docs/architecture.md, "Processes"):
 
-* the **supervisor** (the process ``serve`` started in) binds the listening socket once,
-  forks the other processes, restarts one that dies, and on SIGTERM or Ctrl+C stops them
-  all.  It holds no database connection and runs no event loop;
+* the **supervisor** (the process ``serve`` started in; ``bridge.daemon.supervisor``)
+  binds the listening socket once, forks the other processes, restarts one that dies,
+  and on SIGTERM or Ctrl+C stops them all.  It holds no database connection and runs no
+  event loop;
 * **N HTTP workers** (``serve --workers N``, default ``default_workers()``) accept on the
   inherited socket (the kernel hands each connection to one of them) and only answer
   requests: pages, the inbox's receive path, webmention receipt, ``/interact``;
@@ -12,8 +13,9 @@ The layout (docs/architecture.md, "Processes"):
   verification, the delivery worker, the moderation poller, the feed bridge;
 * **one rebuild process** rebuilds the site when comments change, told what changed by the
   background process (``bridge.daemon.rebuild_process``);
-* **a fork server**, when delivery runs in child processes, forks them for the background
-  process's ``DeliveryPool`` (``bridge.federation.delivery.forkserver``).
+* **delivery children**, when delivery runs in child processes: the supervisor forks them
+  too, when the background process's ``DeliveryPool`` asks, from the same loop in which it
+  watches the others (``bridge.federation.delivery.forkserver``, ``delivery_child``).
 
 Wake-ups cross processes through one pipe the supervisor creates before forking
 (``WakePipe``): after an HTTP worker has committed a row it writes one byte naming what
@@ -40,21 +42,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
 import signal
 import socket
-import sys
-import time
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from bridge.config import SiteConfig
 from bridge.daemon.lock import DaemonLock, lock_path
 from bridge.daemon.preload import preload
+from bridge.daemon.supervisor import SIGNALS, Supervisor
 
 if TYPE_CHECKING:
     from bridge.daemon.rebuild_process import BuildPipe
@@ -63,14 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("indiebridge.daemon")
 
 MAX_WORKERS = 4
-RESTART_DELAY = 0.5
-"""Seconds before a process that died is started again."""
-MAX_RESTARTS = 10
-"""Restarts within ``RESTART_WINDOW`` seconds after which ``serve`` gives up."""
-RESTART_WINDOW = 60.0
-STOP_TIMEOUT = 15.0
 WAKE_KINDS = frozenset("iwdb")
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 BACKGROUND_NICE = 5
 """Added to the background process's scheduling priority (module docstring)."""
 
@@ -119,145 +111,6 @@ class WakePipe:
         return set(WAKE_KINDS) if total >= self.capacity else seen & WAKE_KINDS
 
 
-class _Stop(Exception):
-    """SIGINT or SIGTERM reached the supervisor."""
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop
-
-
-def _die_with_parent(parent: int, role: str) -> None:
-    """Linux: the kernel kills this process when the supervisor dies, even by kill -9.
-    The process is also named after its role (``ib-http-1``, ``ib-background``: what
-    ``ps -o comm``, ``top`` and ``/proc/PID/comm`` show)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-            libc.prctl(15, f"ib-{role}".encode()[:15])  # PR_SET_NAME
-    if os.getppid() != parent:  # the supervisor died before the line above ran
-        os._exit(1)
-
-
-class Supervisor:
-    """Forks one process per role and keeps each running until told to stop."""
-
-    def __init__(self, roles: dict[str, Callable[[], None]]) -> None:
-        self.roles = roles
-        self.pids: dict[int, str] = {}
-        self.restarts: deque[float] = deque()
-
-    def run(self) -> int:
-        """Run until SIGINT/SIGTERM (0) or until processes keep dying (1)."""
-        from bridge.daemon import events  # here: importing this module stays light
-
-        previous = {sig: signal.signal(sig, _raise_stop) for sig in _SIGNALS}
-        try:
-            started = {role: self._start(role) for role in self.roles}
-            events.event(
-                "processes",
-                "processes: " + ", ".join(f"{role} {pid}" for role, pid in started.items()),
-                **{role: pid for role, pid in started.items()},
-            )
-            return self._watch()
-        except _Stop:
-            return 0
-        finally:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl+C ends it at once
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            self._stop_all()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _watch(self) -> int:
-        from bridge.daemon import events
-
-        while True:
-            pid, status = os.wait()
-            role = self.pids.pop(pid, None)
-            if role is None:
-                continue
-            moment = time.monotonic()
-            self.restarts.append(moment)
-            while self.restarts and self.restarts[0] < moment - RESTART_WINDOW:
-                self.restarts.popleft()
-            how = _how_it_ended(status)
-            if len(self.restarts) > MAX_RESTARTS:
-                log.error("%s process %d %s; too many restarts, stopping", role, pid, how)
-                return 1
-            time.sleep(RESTART_DELAY)
-            new = self._start(role)
-            events.event(
-                "process-restarted",
-                f"{role} process {pid} {how}; restarted as {new}",
-                role=role,
-                pid=new,
-                previous=pid,
-            )
-
-    def _start(self, role: str) -> int:
-        parent = os.getpid()
-        # Signals wait until the child has its own handlers and the parent knows the pid.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        try:
-            pid = os.fork()
-            if pid == 0:
-                _child(role, self.roles[role], parent)
-            self.pids[pid] = role
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        return pid
-
-    def _stop_all(self) -> None:
-        for pid in list(self.pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while self.pids and time.monotonic() < deadline:
-            for pid in list(self.pids):
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    done = pid
-                if done:
-                    self.pids.pop(pid, None)
-            time.sleep(0.05)
-        for pid, role in list(self.pids.items()):
-            log.warning("%s process %d did not stop within %g s; killed", role, pid, STOP_TIMEOUT)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        self.pids.clear()
-
-
-def _how_it_ended(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exited with status {os.waitstatus_to_exitcode(status)}"
-
-
-def _child(role: str, target: Callable[[], None], parent: int) -> NoReturn:
-    code = 1
-    try:
-        for sig in _SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        _die_with_parent(parent, role)
-        target()
-        code = 0
-    except KeyboardInterrupt:
-        code = 0
-    except SystemExit as exc:  # uvicorn exits 3 when its app fails to start
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException as exc:  # a bug: logged, and the supervisor restarts the role
-        log.exception("%s process failed: %s", role, exc)
-    finally:
-        logging.shutdown()
-        os._exit(code)
-
-
 # ---- the roles ---------------------------------------------------------------------------
 
 
@@ -302,18 +155,27 @@ def background(
     asyncio.run(_background(config, pipe, drafts, builds, forks))
 
 
-def fork_server(sock: socket.socket, pipe: WakePipe, builds: BuildPipe, forks: ForkServer) -> None:
-    """The delivery children's fork server (``bridge.federation.delivery.forkserver``): no
-    socket, no pipe, no thread, no database; its children run below the background
-    process's priority, as children it started would."""
+def delivery_child(
+    sock: socket.socket, pipe: WakePipe, builds: BuildPipe, forks: ForkServer
+) -> None:
+    """A delivery child, forked by the supervisor for the background process's pool
+    (``bridge.federation.delivery.forkserver``; its stdin and stdout are already the
+    pool's pipes): it drops what the supervisor holds (the listening socket, the pipes,
+    the pool's end of the fork socket, the daemon lock) and runs below the background
+    process's priority, as a child that process started would."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     sock.close()
+    for fd in (pipe.read_fd, pipe.write_fd, builds.read_fd, builds.write_fd):
+        os.close(fd)
+    forks.client_end.close()
+    DaemonLock.let_go()
     with contextlib.suppress(OSError, AttributeError):
         os.nice(BACKGROUND_NICE)
     from bridge.federation.delivery import child
 
-    DaemonLock.let_go()
-    inherited = (pipe.read_fd, pipe.write_fd, builds.read_fd, builds.write_fd)
-    forks.serve(lambda: child.main(forked=True), close=inherited)
+    child.main(forked=True)
 
 
 async def _background(
@@ -326,7 +188,7 @@ async def _background(
     daemon.rebuilder.forward_to(builds)  # the rebuild process builds (rebuild_process)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in _SIGNALS:
+    for sig in SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     loop.add_reader(pipe.read_fd, lambda: daemon.wake(pipe.drain()))
     await daemon.start()
@@ -373,13 +235,12 @@ def serve(config: SiteConfig, sock: socket.socket, *, workers: int, drafts: bool
     use_forks = forkserver.supported() and services.delivery_children(config)
     forks = forkserver.ForkServer() if use_forks else None
     roles: dict[str, Callable[[], None]] = {}
-    if forks is not None:
-        roles["forkserver"] = lambda: fork_server(sock, pipe, builds, forks)
     roles["background"] = lambda: background(config, sock, pipe, drafts, builds, forks)
     roles["rebuild"] = lambda: _rebuilds(config, sock, pipe, builds, drafts, forks)
     for n in range(workers):
         roles[f"http-{n + 1}"] = lambda: http_worker(config, sock, pipe, workers, drafts, forks)
-    supervisor = Supervisor(roles)
+    spawn = (lambda: delivery_child(sock, pipe, builds, forks)) if forks is not None else None
+    supervisor = Supervisor(roles, forks=forks, spawn=spawn)
     code = supervisor.run()
     sock.close()
     if forks is not None:

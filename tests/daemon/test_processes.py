@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bridge import config as config_mod
 from bridge.daemon import preload
 from bridge.daemon.processes import BACKGROUND_NICE, WakePipe, default_workers
+from bridge.federation.delivery.child import NICE as CHILD_NICE
 from bridge.db import Database
 from bridge.federation.signatures import sign_request
 from tests.e2e.blog import Blog
@@ -211,40 +212,71 @@ def test_two_http_workers_and_a_background_process_take_signed_activities(
         assert not os.path.exists(f"/proc/{pid}"), f"process {pid} outlived serve"
 
 
-def test_delivery_children_are_forked_by_a_fork_server_with_nothing_inherited(
+def test_delivery_children_are_forked_by_the_supervisor_with_nothing_inherited(
     blog: Blog, remote_key: rsa.RSAPrivateKey
 ) -> None:
-    """``bridge.federation.delivery.forkserver``: the supervisor forks a fork server, which
-    holds one thread and only its socket besides stdin, stdout and stderr (the listening
-    socket and the wake pipe closed); a Follow's Accept makes a delivery due, and the
-    delivery child is the fork server's child, single-threaded when it starts."""
+    """``bridge.federation.delivery.forkserver``: the supervisor forks the delivery children
+    itself (no fork server process), single-threaded; a Follow's Accept makes a delivery
+    due, and the delivery child is the supervisor's child, holding only its stdin,
+    stdout and stderr (the listening socket, the pipes, the fork socket and the daemon
+    lock closed), below the background process's priority.  A child that ends is reaped by
+    the supervisor: no zombie is left."""
     site_toml = blog.root / "site.toml"
     site_toml.write_text("delivery_processes = 2\n" + site_toml.read_text(), encoding="utf-8")
     blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
     found = blog.wait_until(
         lambda: [e for e in events(blog) if e["event"] == "processes"], what="the process line"
     )
-    server = found[-1]["forkserver"]
-    assert Path(f"/proc/{server}/comm").read_text().strip() == "ib-forkserver"
-    assert "Threads:\t1\n" in Path(f"/proc/{server}/status").read_text()
-    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{server}/fd"))
-    assert fds[:3] == [0, 1, 2] and len(fds) == 4
-    assert os.readlink(f"/proc/{server}/fd/{fds[3]}").startswith("socket:")
+    roles = {k: v for k, v in found[-1].items() if isinstance(v, int) and k != "pid"}
+    assert "forkserver" not in found[-1]
+    supervisor = blog.proc.pid if blog.proc is not None else 0
+    assert all(parent_of(pid) == supervisor for pid in roles.values())
 
     actor = actor_id(0)
     follow = {"id": f"{actor}/follows/1", "type": "Follow", "actor": actor}
     follow["object"] = config_mod.load(blog.root).actor_id
     assert send_all(blog, remote_key, [follow]) == Counter({202: 1})
 
-    def children() -> list[int]:
-        return [int(p) for p in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+    def delivery_children() -> list[int]:
+        kids = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+        return [int(p) for p in kids if _comm(int(p)) == "ib-delivery"]  # once it runs
 
-    def named() -> list[int]:  # named once it runs the child's code
-        return [p for p in children() if Path(f"/proc/{p}/comm").read_text() == "ib-delivery\n"]
-
-    assert blog.wait_until(named, what="a delivery child")
+    (child,) = blog.wait_until(delivery_children, what="a delivery child")
+    # forked from a single-threaded process (a child's threads at its start: the probe in
+    # tests/federation/test_forkserver.py)
+    assert "Threads:\t1\n" in Path(f"/proc/{supervisor}/status").read_text()
+    # Beyond stdin and stdout (the pool's pipes) and stderr, only what the child opened
+    # itself (its database, its connections): nothing the supervisor holds.
+    ours = {
+        os.readlink(f"/proc/{supervisor}/fd/{fd}") for fd in os.listdir(f"/proc/{supervisor}/fd")
+    }
+    fds = os.listdir(f"/proc/{child}/fd")
+    held = [os.readlink(f"/proc/{child}/fd/{fd}") for fd in fds]
+    assert {"0", "1", "2"} <= set(fds)
+    stderr = os.readlink(f"/proc/{child}/fd/2")
+    assert set(held) & ours - {"anon_inode:[eventpoll]"} <= {stderr}
+    # anonymous inodes all read the same: the supervisor's epoll and pidfds are told apart
+    # by count (the child's own event loop has one epoll) and by their fdinfo
+    assert held.count("anon_inode:[eventpoll]") <= 1
+    pidfds = [fd for fd in fds if "\nPid:" in Path(f"/proc/{child}/fdinfo/{fd}").read_text()]
+    assert pidfds == []
+    assert [h for h in ours if h.startswith("socket:")]  # the listening and fork sockets
+    nice = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == BACKGROUND_NICE + CHILD_NICE
+    os.kill(child, signal.SIGKILL)  # the pool starts another later; the supervisor reaps
+    blog.wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the child reaped")
     blog.stop()
-    assert not os.path.exists(f"/proc/{server}")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def gone(pid: int) -> bool:
@@ -362,7 +394,8 @@ for fd in os.listdir("/proc/self/fd"):
         pass
 unused = [m for m in preload.NEVER_USED if sys.modules.get(m) is not None]
 stand_ins = [type(sys.modules[m]).__name__ for m in preload.STAND_INS]
-build = [m for m in ("bridge.site.build", "jinja2", "markdown") if m in sys.modules]
+later = ("bridge.site.build", "jinja2", "markdown", "pygments", "bs4", "mf2py", "watchdog")
+build = [m for m in later if m in sys.modules]
 from bridge.conversations import mf2
 page = '<div class="h-entry"><a class="u-in-reply-to" href="https://blog.example/p">x</a>'
 page += '<p class="e-content">Caf\u00e9</p></div>'
@@ -381,7 +414,7 @@ def test_preload_leaves_no_thread_and_no_open_file_for_the_children(blog: Blog) 
     context every child uses is made; packages no process uses are not imported, and a
     package imported only for a path the daemon never takes is a stand-in, with which
     webmention sources still parse; the build, which only the rebuild process runs, is
-    left to it."""
+    left to it, the webmention parser to the first source read, watchdog to ``--watch``."""
     out = subprocess.run(
         [sys.executable, "-c", PRELOAD_CHECK, str(blog.root)],
         capture_output=True,

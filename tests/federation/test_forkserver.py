@@ -1,8 +1,8 @@
 """Delivery children forked by a fork server (``bridge.federation.delivery.forkserver``).
 
-The fork server runs in a process of its own, here a fresh interpreter given its end of
-the socket pair (in ``serve`` it is forked from the supervisor: ``tests/daemon/
-test_processes.py`` checks that layout).  Checked: a ``DeliveryPool`` whose children are
+The server's side (``ForkServer.handle``) runs here in a fresh interpreter given its end
+of the socket pair (in ``serve`` the supervisor runs it: ``tests/daemon/test_processes.py``
+checks that layout).  Checked: a ``DeliveryPool`` whose children are
 forked delivers every row once and its children exit cleanly when idle (their ``exit 0``
 is read, so leaving is not counted as a crash); a ``kill -9`` of a forked child loses
 nothing; a forked child starts with one thread and no descriptor but its stdin, stdout and
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(not forkserver.supported(), reason="Linux fork s
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVER = """
-import socket, sys
+import os, signal, socket, sys
 from bridge.federation.delivery.forkserver import ForkServer
 
 def probe():
@@ -53,8 +53,16 @@ def deliver():
 
 server = ForkServer()
 server.server_end.close()
+server.client_end.close()
 server.server_end = socket.socket(fileno=int(sys.argv[1]))
-server.serve(probe if sys.argv[2] == "probe" else deliver)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps; serve's supervisor waits
+while True:  # what serve's supervisor does when the socket is readable
+    try:
+        forked = server.handle(probe if sys.argv[2] == "probe" else deliver)
+    except EOFError:
+        break
+    if forked is not None:
+        os.close(forked[1])
 """
 
 

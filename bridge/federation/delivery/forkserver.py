@@ -1,4 +1,4 @@
-"""Delivery children forked from a small fork server instead of started as interpreters.
+"""Delivery children forked from the supervisor's image instead of started as interpreters.
 
 A delivery child started with ``python -c`` (``pool.LAUNCH``) imports httpx, the
 signatures and the worker itself: about 22 MB of its own, shared with nothing.  ``serve``
@@ -9,23 +9,26 @@ pages and owns only what it writes.
 The background process, which runs the ``DeliveryPool``, cannot fork the children itself:
 it has threads (``asyncio.to_thread``, SQLite), open database connections and an event
 loop, and a fork copies none of the threads but all of their locks and descriptors.  So
-the supervisor forks one more process, the **fork server** (``ForkServer.serve``), before
-any of that exists, and the pool asks it for each child (``ForkClient.spawn``).
+the supervisor, which has none of these, forks them: the pool asks it for each child
+(``ForkClient.spawn``) and the supervisor answers (``ForkServer.handle``) from the loop in
+which it watches its processes.  (The supervisor once forked a separate fork server
+process for this; serving the requests itself saves that process, about 2 MB of PSS.)
 
-Why a forked child is safe (each point is checked by ``tests/federation/test_forkserver.py``):
+Why a forked child is safe (each point is checked by ``tests/federation/test_forkserver.py``
+and ``tests/daemon/test_processes.py``):
 
-* **threads and locks:** the supervisor runs no thread and no event loop; the fork server
-  is its fork and starts neither, so each child starts with one thread and no lock held;
-* **descriptors:** the fork server closes the listening socket, the wake pipe and the
-  pool's end of its socket when it starts; a child closes the server's end too and keeps
-  only stderr and the two pipes it was given (its stdin and stdout, exactly as an
-  interpreter started by the pool has them); it opens its own database connection;
+* **threads and locks:** the supervisor runs no thread and no event loop, so each child
+  starts with one thread and no lock held;
+* **descriptors:** a child closes the server's end of the socket; the supervisor's
+  ``target`` closes what else it holds (the listening socket, the wake and build pipes,
+  the pool's end of the socket, the daemon lock's descriptor).  The child keeps only
+  stderr and the two pipes it was given (its stdin and stdout, exactly as an interpreter
+  started by the pool has them); it opens its own database connection;
 * **database:** the supervisor holds no connection (``processes``), so none is inherited;
 * **random state:** Python reseeds ``random`` in a forked child (``os.register_at_fork``);
   ``secrets`` reads the kernel;
 * **lifetime:** a child reads its stdin as before, so it stops when the background
-  process closes that pipe or dies (``kill -9`` included); the fork server ignores
-  ``SIGCHLD`` so the kernel reaps its children, and it dies with the supervisor.
+  process closes that pipe or dies (``kill -9`` included); the supervisor reaps it.
 
 The exchange is one ``SOCK_SEQPACKET`` socket pair the supervisor creates before forking:
 the pool sends ``spawn <token>`` with the child's two pipe ends (``SCM_RIGHTS``); the
@@ -48,7 +51,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NoReturn
 
 SPAWN_TIMEOUT = 10.0
@@ -68,7 +71,8 @@ def supported() -> bool:
 
 
 class ForkServer:
-    """Both ends of the socket pair; ``serve`` runs in the fork server's own process."""
+    """Both ends of the socket pair: the server's (``handle``, in the supervisor) and the
+    pool's (``client``, in the background process)."""
 
     def __init__(self) -> None:
         self.server_end, self.client_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -85,34 +89,31 @@ class ForkServer:
         self.server_end.close()
         return ForkClient(self.client_end)
 
-    def serve(self, target: Callable[[], None], close: Iterable[int] = ()) -> None:
-        """Fork a child running ``target`` (``child.main``) for each ``spawn``, forever
-        (the process is killed)."""
-        self.client_end.close()
-        for fd in close:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps our children
+    def handle(self, target: Callable[[], None]) -> tuple[int, int] | None:
+        """Answer the one ``spawn`` waiting on the server's end (call when it is readable):
+        fork a child running ``target`` (``child.main`` after the caller's clean-up) and
+        send the pool its pid and a pidfd.  Returns the child's pid and a pidfd of it for
+        the caller, which is the child's parent and must reap it; None for a malformed
+        request.  Raises ``EOFError`` once the pool's end is closed."""
         sock = self.server_end
-        while True:
-            msg, fds, _, _ = socket.recv_fds(sock, 256, 2)
-            if not msg:
-                return
-            words = msg.split()
-            if len(words) != 2 or words[0] != b"spawn" or len(fds) != 2:
-                for fd in fds:
-                    os.close(fd)
-                continue
-            pid = os.fork()
-            if pid == 0:
-                _forked(sock, fds[0], fds[1], target)
+        msg, fds, _, _ = socket.recv_fds(sock, 256, 2)
+        if not msg:
+            raise EOFError("the pool's end of the fork server's socket is closed")
+        words = msg.split()
+        if len(words) != 2 or words[0] != b"spawn" or len(fds) != 2:
             for fd in fds:
                 os.close(fd)
-            pidfd = os.pidfd_open(pid)
-            try:
-                socket.send_fds(sock, [b"pid %s %d" % (words[1], pid)], [pidfd])
-            finally:
-                os.close(pidfd)
+            return None
+        pid = os.fork()
+        if pid == 0:
+            _forked(sock, fds[0], fds[1], target)
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        # The pool gone (its process died): the child reads the end of its stdin and exits.
+        with contextlib.suppress(OSError):
+            socket.send_fds(sock, [b"pid %s %d" % (words[1], pid)], [pidfd])
+        return pid, pidfd
 
 
 def _forked(server: socket.socket, stdin: int, stdout: int, target: Callable[[], None]) -> NoReturn:
@@ -120,7 +121,6 @@ def _forked(server: socket.socket, stdin: int, stdout: int, target: Callable[[],
     code = 1
     try:
         server.close()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.close(stdin)

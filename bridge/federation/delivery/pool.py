@@ -30,8 +30,8 @@ Guarantees:
   send and nothing due for ``idle_exit`` seconds; the slot then waits for due rows again,
   woken by ``wake()`` or, at the latest, by its poll of the queue's next due time.  A
   daemon with nothing to send carries no delivery process (each is 12-22 MB of its own).
-* ``spawner`` (``serve``'s layout): children are forked from the supervisor's image by a
-  fork server (``forkserver``) instead of started as interpreters; they read and write
+* ``spawner`` (``serve``'s layout): children are forked by the supervisor, from its
+  image (``forkserver``), instead of started as interpreters; they read and write
   the same pipes, and report ``exit 0`` on stdout, since their status is not ours to read.
   Without ``idle_exit`` the children run from start to stop.
 """
