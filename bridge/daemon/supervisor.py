@@ -74,6 +74,7 @@ class Supervisor:
         self.spawn = spawn
         self.pids: dict[int, str] = {}
         self.restarts: deque[float] = deque()
+        self.watched: selectors.BaseSelector | None = None
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM (0) or until processes keep dying (1)."""
@@ -110,27 +111,39 @@ class Supervisor:
         """``_watch`` that also answers the pool's requests for delivery children: one
         selector over the fork socket and a pidfd of every child (roles and delivery
         children alike, so each is reaped when it exits)."""
-        watched = selectors.DefaultSelector()
+        self.watched = watched = selectors.DefaultSelector()
         watched.register(forks.server_end, selectors.EVENT_READ)
         for pid in self.pids:
             watched.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
         try:
             return self._serve(watched, forks, spawn)
         finally:
-            for key in list(watched.get_map().values()):
+            self._unwatch()
+
+    def _unwatch(self) -> None:
+        """Close the loop's epoll and pidfds: when it ends, and in every child forked from
+        it (a restarted role, a delivery child), since a fork keeps descriptors marked
+        close-on-exec."""
+        if self.watched is not None:
+            for key in list(self.watched.get_map().values()):
                 if key.data is not None:
                     os.close(key.fd)
-            watched.close()
+            self.watched.close()
+            self.watched = None
 
     def _serve(
         self, watched: selectors.BaseSelector, forks: ForkServer, spawn: Callable[[], None]
     ) -> int:
+        def delivery_child() -> None:
+            self._unwatch()
+            spawn()
+
         while True:
             for key, _ in watched.select():
                 if key.data is None:
                     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # as in ``_start``
                     try:
-                        forked = forks.handle(lambda: _unwatch(watched, then=spawn))
+                        forked = forks.handle(delivery_child)
                     finally:
                         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                     if forked is not None:
@@ -179,6 +192,7 @@ class Supervisor:
         try:
             pid = os.fork()
             if pid == 0:
+                self._unwatch()
                 _child(role, self.roles[role], parent)
             self.pids[pid] = role
         finally:
@@ -206,16 +220,6 @@ class Supervisor:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         self.pids.clear()
-
-
-def _unwatch(watched: selectors.BaseSelector, then: Callable[[], None]) -> None:
-    """In a child the supervisor forked from its loop: close the loop's epoll and pidfds
-    (a fork keeps descriptors marked close-on-exec), then run ``then``."""
-    for key in list(watched.get_map().values()):
-        if key.data is not None:
-            os.close(key.fd)
-    watched.close()
-    then()
 
 
 def _how_it_ended(status: int) -> str:

@@ -12,6 +12,7 @@ received, every row done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -34,8 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bridge import config as config_mod
 from bridge.daemon import preload
 from bridge.daemon.processes import BACKGROUND_NICE, WakePipe, default_workers
-from bridge.federation.delivery.child import NICE as CHILD_NICE
 from bridge.db import Database
+from bridge.federation.delivery.child import NICE as CHILD_NICE
 from bridge.federation.signatures import sign_request
 from tests.e2e.blog import Blog
 
@@ -266,6 +267,38 @@ def test_delivery_children_are_forked_by_the_supervisor_with_nothing_inherited(
     os.kill(child, signal.SIGKILL)  # the pool starts another later; the supervisor reaps
     blog.wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the child reaped")
     blog.stop()
+
+
+def test_a_restarted_process_inherits_nothing_from_the_supervisors_loop(blog: Blog) -> None:
+    """A role restarted from the loop that also forks delivery children (``supervisor``)
+    holds what the one it replaces held, not the loop's epoll or its siblings' pidfds,
+    which a fork keeps although they are close-on-exec."""
+    site_toml = blog.root / "site.toml"  # delivery in children: the loop forks them
+    site_toml.write_text("delivery_processes = 2\n" + site_toml.read_text(), encoding="utf-8")
+    blog.start(build=False, extra=("--workers", "2", "--log-format", "json"))
+    found = blog.wait_until(
+        lambda: [e for e in events(blog) if e["event"] == "processes"], what="the process line"
+    )
+    rebuild = int(found[-1]["rebuild"])
+
+    def descriptors(pid: int) -> Counter[str]:
+        found: Counter[str] = Counter()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # the listing's own, closed by now
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                found[link.split(":[")[0] if link.startswith(("socket:", "pipe:")) else link] += 1
+        return found
+
+    before = blog.wait_until(lambda: descriptors(rebuild), what="the rebuild process's files")
+    os.kill(rebuild, signal.SIGKILL)
+    restarted = blog.wait_until(
+        lambda: [e for e in events(blog) if e["event"] == "process-restarted"],
+        what="the rebuild process restarted",
+    )
+    assert restarted[0]["role"] == "rebuild"
+    after = descriptors(int(restarted[0]["pid"]))
+    assert after == before
+    assert "anon_inode:[pidfd]" not in after
 
 
 def _comm(pid: int) -> str:
