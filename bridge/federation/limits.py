@@ -49,6 +49,10 @@ def uvicorn_options() -> dict[str, Any]:
         # uvicorn's own cap counts connections as well as requests: kept above ours, so
         # the app's 503 (with Retry-After) is what clients normally see.
         "limit_concurrency": MAX_CONCURRENT * 2,
+        # No route speaks WebSocket (live reload is an event stream): uvicorn would
+        # otherwise import the websockets package in every worker (about 1 MB each) and
+        # answer upgrade requests with a handshake the app then refuses.
+        "ws": "none",
     }
 
 

@@ -137,3 +137,21 @@ def test_uvicorn_options_match_the_limits() -> None:
     assert options["h11_max_incomplete_event_size"] == 16_384
     assert options["timeout_keep_alive"] == 5
     uvicorn.Config(Starlette(), **options)  # every option is one uvicorn knows
+
+
+async def test_a_websocket_upgrade_is_answered_as_plain_http() -> None:
+    """No route speaks WebSocket, so uvicorn is told so (``ws="none"``): an upgrade request
+    gets the app's ordinary answer, never a 101 handshake, and no worker imports the
+    websockets package for it."""
+    async with serving(limited()) as port:
+        head = (
+            b"GET /held HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        gate.set()
+        try:
+            answer = await exchange(port, head, [])
+        finally:
+            gate.clear()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:60]
+    assert uvicorn_options()["ws"] == "none"
