@@ -39,8 +39,8 @@ PRELOAD = (
 like ``uvloop``, are skipped when missing).  The build (``bridge.site.build``, Jinja2,
 Markdown, Pygments) is not here: only the rebuild process runs it, and a shared page that
 one process writes to is paid for twice, the original (still mapped by the others) and
-that process's copy.  So the rebuild process imports it itself, about 3 MB (summed PSS)
-less; the background process completes an interrupted build's switch with
+that process's copy.  So the rebuild process imports it itself and its 3 MB are paid
+once; the background process completes an interrupted build's switch with
 ``output_switch`` alone, which does not import the build."""
 NEVER_USED = ("httpx._main", "rich", "trio", "charset_normalizer", "chardet")
 """Optional packages no process of ``serve`` uses, kept out the way
@@ -59,8 +59,8 @@ STAND_INS = ("requests",)
 imports requests to fetch the URL it is given when it is not given the page, and the
 daemon always gives it the parsed page (``conversations.mf2``).  Marking one absent would
 fail the import of mf2py itself, so a stand-in module takes its place; using it raises
-``AttributeError`` naming it.  With ``NEVER_USED``, about 1.8 MB less (requests and
-urllib3, 100 modules)."""
+``AttributeError`` naming it.  About 1.7 MB less (requests and urllib3, about 100
+modules)."""
 
 ARENAS = 2
 """glibc malloc arenas per process (``mallopt(M_ARENA_MAX)``): the default, 8 per core,

@@ -21,9 +21,10 @@ and ``tests/daemon/test_processes.py``):
   starts with one thread and no lock held;
 * **descriptors:** a child closes the server's end of the socket; the supervisor's
   ``target`` closes what else it holds (the listening socket, the wake and build pipes,
-  the pool's end of the socket, the daemon lock's descriptor).  The child keeps only
-  stderr and the two pipes it was given (its stdin and stdout, exactly as an interpreter
-  started by the pool has them); it opens its own database connection;
+  the pool's end of the socket, the daemon lock's descriptor, and the epoll and pidfds of
+  the loop it forked from, which a fork keeps although they are close-on-exec).  The
+  child keeps only stderr and the two pipes it was given (its stdin and stdout, exactly
+  as an interpreter started by the pool has them); it opens its own database connection;
 * **database:** the supervisor holds no connection (``processes``), so none is inherited;
 * **random state:** Python reseeds ``random`` in a forked child (``os.register_at_fork``);
   ``secrets`` reads the kernel;
