@@ -164,7 +164,7 @@ class Plan:
         comments = self.comments.get(post.slug)
         return self.renderer.post(
             post, comments=comments, newer=newer, older=older, ap_id=self.documents.object_id(post)
-        ).encode()
+        )
 
     def _object_json(self, post: Post) -> bytes:
         return json_bytes(self.documents.post_object(post))

@@ -547,13 +547,14 @@ def test_the_theme_guide_names_every_template_and_variable(
     from bridge.site import pages
 
     seen: dict[str, set[str]] = {}
-    render = pages.Renderer.render
+    prepared = pages.Renderer._prepared  # what every render, str or UTF-8, goes through
 
-    def spy(self: pages.Renderer, name: str, **context: Any) -> str:
+    def spy(self: pages.Renderer, name: str, context: dict[str, Any]) -> Any:
+        template = prepared(self, name, context)
         seen.setdefault(name, set()).update(context)
-        return render(self, name, **context)
+        return template
 
-    monkeypatch.setattr(pages.Renderer, "render", spy)
+    monkeypatch.setattr(pages.Renderer, "_prepared", spy)
     config = config_mod.load(site)
     site_mod.build(config)
     guide = (Path(__file__).resolve().parents[2] / "docs/themes.md").read_text(encoding="utf-8")
