@@ -45,7 +45,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import signal
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -162,14 +161,12 @@ def delivery_child(
     (``bridge.federation.delivery.forkserver``; its stdin and stdout are already the
     pool's pipes): it drops what the supervisor holds (the listening socket, the pipes,
     the pool's end of the fork socket, the daemon lock) and runs below the background
-    process's priority, as a child that process started would."""
-    for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    process's priority, as a child that process started would.  (The supervisor has
+    already set its signals back to their defaults.)"""
     sock.close()
     for fd in (pipe.read_fd, pipe.write_fd, builds.read_fd, builds.write_fd):
         os.close(fd)
-    forks.client_end.close()
+    forks.close()  # the server's end is closed already; closing it again is a no-op
     DaemonLock.let_go()
     with contextlib.suppress(OSError, AttributeError):
         os.nice(BACKGROUND_NICE)

@@ -41,6 +41,10 @@ class _Stop(Exception):
     """SIGINT or SIGTERM reached the supervisor."""
 
 
+class _GaveUp(Exception):
+    """Processes kept dying: ``serve`` stops."""
+
+
 def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
@@ -88,9 +92,11 @@ class Supervisor:
                 "processes: " + ", ".join(f"{role} {pid}" for role, pid in started.items()),
                 **{role: pid for role, pid in started.items()},
             )
-            return self._watch()
+            self._watch()
         except _Stop:
             return 0
+        except _GaveUp:
+            return 1
         finally:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl+C ends it at once
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -98,16 +104,14 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _watch(self) -> int:
+    def _watch(self) -> NoReturn:
         if self.forks is not None and self.spawn is not None:
-            return self._watch_and_fork(self.forks, self.spawn)
+            self._watch_and_fork(self.forks, self.spawn)
         while True:
             pid, status = os.wait()
-            new = self._ended(pid, status)
-            if new is not None and new < 0:
-                return 1
+            self._ended(pid, status)
 
-    def _watch_and_fork(self, forks: ForkServer, spawn: Callable[[], None]) -> int:
+    def _watch_and_fork(self, forks: ForkServer, spawn: Callable[[], None]) -> NoReturn:
         """``_watch`` that also answers the pool's requests for delivery children: one
         selector over the fork socket and a pidfd of every child (roles and delivery
         children alike, so each is reaped when it exits)."""
@@ -116,7 +120,7 @@ class Supervisor:
         for pid in self.pids:
             watched.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
         try:
-            return self._serve(watched, forks, spawn)
+            self._serve(watched, forks, spawn)
         finally:
             self._unwatch()
 
@@ -133,8 +137,9 @@ class Supervisor:
 
     def _serve(
         self, watched: selectors.BaseSelector, forks: ForkServer, spawn: Callable[[], None]
-    ) -> int:
+    ) -> NoReturn:
         def delivery_child() -> None:
+            _as_child()
             self._unwatch()
             spawn()
 
@@ -153,14 +158,12 @@ class Supervisor:
                 os.close(key.fd)
                 _, status = os.waitpid(key.data, 0)
                 new = self._ended(key.data, status)
-                if new is not None and new < 0:
-                    return 1
                 if new is not None:
                     watched.register(os.pidfd_open(new), selectors.EVENT_READ, new)
 
     def _ended(self, pid: int, status: int) -> int | None:
-        """A child exited: a role's is started again (its new pid), unless processes keep
-        dying (-1: give up); a delivery child's is only reaped (None)."""
+        """A child exited: a role's is started again (its new pid returned), unless
+        processes keep dying (``_GaveUp``); a delivery child's is only reaped (None)."""
         from bridge.daemon import events
 
         role = self.pids.pop(pid, None)
@@ -173,7 +176,7 @@ class Supervisor:
         how = _how_it_ended(status)
         if len(self.restarts) > MAX_RESTARTS:
             log.error("%s process %d %s; too many restarts, stopping", role, pid, how)
-            return -1
+            raise _GaveUp
         time.sleep(RESTART_DELAY)
         new = self._start(role)
         events.event(
@@ -228,12 +231,18 @@ def _how_it_ended(status: int) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
+def _as_child() -> None:
+    """In any process the supervisor forks (signals blocked, its own handlers installed):
+    the default handlers for ``SIGNALS``, then unblock them."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
 def _child(role: str, target: Callable[[], None], parent: int) -> NoReturn:
     code = 1
     try:
-        for sig in SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+        _as_child()
         _die_with_parent(parent, role)
         target()
         code = 0

@@ -224,7 +224,7 @@ class Renderer:
         c = self.config
         threads, reactions = thread(comments)
         cards = comment_cards.PostCards(self.cards, post.slug)
-        html = self.render_utf8(
+        page = self.render_utf8(
             "post.html",
             post=post,
             content=Markup(post.html),  # noqa: S704 - our own Markdown output
@@ -239,7 +239,7 @@ class Renderer:
             **cards.functions(),
         )
         cards.save()
-        return html
+        return page
 
     def cards(self) -> comment_cards.Cards:
         """Rendered comment cards kept between builds (``comment_cards``)."""

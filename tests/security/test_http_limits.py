@@ -141,8 +141,7 @@ def test_uvicorn_options_match_the_limits() -> None:
 
 async def test_a_websocket_upgrade_is_answered_as_plain_http() -> None:
     """No route speaks WebSocket, so uvicorn is told so (``ws="none"``): an upgrade request
-    gets the app's ordinary answer, never a 101 handshake, and no worker imports the
-    websockets package for it."""
+    gets the app's ordinary answer, never a 101 handshake."""
     async with serving(limited()) as port:
         head = (
             b"GET /held HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
