@@ -82,6 +82,7 @@ class SiteConfig:
     username: str
     federation_url: str
     posts_per_page: int
+    comments_per_page: int
     fediverse_format: str
     also_known_as: tuple[str, ...]
     manually_approves_followers: bool
@@ -339,6 +340,7 @@ def load(site_dir: Path | str, overrides: Mapping[str, Any] | None = None) -> Si
         username=values["username"],
         federation_url=values["federation_url"],
         posts_per_page=values["posts_per_page"],
+        comments_per_page=values["comments_per_page"],
         fediverse_format=values["fediverse_format"],
         also_known_as=values["also_known_as"],
         manually_approves_followers=values["manually_approves_followers"],

@@ -45,6 +45,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("posts_per_page", "int", 10, "Posts on each page of the home page."),
     Setting(
+        "comments_per_page",
+        "int:0-10000",
+        50,
+        "Top-level replies on each page of a post's conversation (a reply keeps its nested "
+        "replies with it); the post's own page shows the newest page, older ones are at "
+        "`posts/<slug>/comments/<n>/`. 0 shows every reply on the post's page.",
+    ),
+    Setting(
         "fediverse_format",
         "choice:article|note",
         "article",

@@ -41,10 +41,12 @@ comment (None for a broken file)."""
 
 @dataclass(frozen=True)
 class Folder:
-    """One post's comments as read at one moment: parsed (sorted by file name) and digest."""
+    """One post's comments as read at one moment: parsed (sorted by file name), the
+    sha256 of each one's file (in the same order) and the folder's digest."""
 
     comments: tuple[Comment, ...]
     digest: str
+    hashes: tuple[bytes, ...] = ()
 
 
 class CommentCache:
@@ -111,6 +113,7 @@ class CommentCache:
         reading: two threads reading one folder at once both get a current result)."""
         h = hashlib.sha256()
         comments: list[Comment] = []
+        hashes: list[bytes] = []
         known = self.files.get(str(path), {})
         fresh: dict[str, Entry] = {}
         try:
@@ -140,8 +143,9 @@ class CommentCache:
             h.update(entry.name.encode() + b"\0" + cached[0][_STAMP.size :])
             if cached[1] is not None:
                 comments.append(cached[1])
+                hashes.append(cached[0][_STAMP.size :])
         self.files[str(path)] = fresh  # files gone from the folder are forgotten
-        return Folder(tuple(comments), h.hexdigest())
+        return Folder(tuple(comments), h.hexdigest(), tuple(hashes))
 
     def _parse(self, data: bytes) -> Comment | None:
         try:

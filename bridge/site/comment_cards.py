@@ -24,8 +24,9 @@ give the same text.  When the template reads a variable outside ``KEYED`` (a the
 card shows ``post``, say), or names a template by a variable, nothing is kept: each card
 renders as an ``include`` of the template would, from the page's context.
 
-Cards live in one SQLite file under the cache folder, one row per (post, key).  A page
-reads its post's rows with one query and writes the cards it rendered in one
+Cards live in one SQLite file under the cache folder, one row per (page, key), a page
+being a post's (its slug) or one of its older comment pages (``<slug>#<n>``,
+``comment_pages``).  A page reads its rows with one query and writes the cards it rendered in one
 transaction; rows no render used are dropped once they outnumber the used ones (a hit on
 a card leaves the rows of its nested cards unused, so they are kept that long), and the
 rows of a post with no comment left after a build (``CardFile.prune``).  Between builds
@@ -157,7 +158,8 @@ class CardFile:
                 return
             try:
                 posts = [post for (post,) in con.execute("SELECT DISTINCT post FROM cards")]
-                gone = [(post,) for post in posts if post not in keep]
+                # An older comment page's rows are "<slug>#<n>" (``Renderer.comments``).
+                gone = [(post,) for post in posts if post.partition("#")[0] not in keep]
                 if gone:
                     with con:
                         con.executemany("DELETE FROM cards WHERE post = ?", gone)
@@ -176,6 +178,20 @@ class CardFile:
                 return dict(rows.fetchall())  # a BLOB comes back as bytes
             except sqlite3.Error:
                 return {}
+
+    def lookup(self, post: str, key: bytes) -> str | None:
+        """One card of ``post``'s rows, or None."""
+        with self._lock:
+            con = self._connection()
+            if con is None:
+                return None
+            try:
+                row = con.execute(
+                    "SELECT html FROM cards WHERE post = ? AND key = ?", (post, key)
+                ).fetchone()
+            except sqlite3.Error:
+                return None
+        return None if row is None else str(row[0])
 
     def write(self, post: str, new: dict[bytes, str], stale: list[bytes]) -> None:
         with self._lock:
@@ -260,9 +276,12 @@ class Cards:
 class PostCards:
     """The cards of one post page while it renders: the ``CALLS`` for its context."""
 
-    def __init__(self, cards: Callable[[], Cards], slug: str) -> None:
-        """``cards``: made at the first card (a page without comments prints none)."""
-        self._cards, self.slug = cards, slug
+    def __init__(self, cards: Callable[[], Cards], slug: str, moved_from: str = "") -> None:
+        """``cards``: made at the first card (a page without comments prints none).
+        ``slug``: the page's rows.  ``moved_from``: rows where a card missing from them
+        may be, one lookup each: an older comment page's cards were rendered on the
+        post's page while it was the newest."""
+        self._cards, self.slug, self.moved_from = cards, slug, moved_from
         self.old: dict[bytes, str] | None = None  # read at the first card
         self.new: dict[bytes, str] = {}
         self.used: set[bytes] = set()
@@ -313,6 +332,10 @@ class PostCards:
         html = self.old.get(key)
         if html is None:
             html = self.new.get(key)
+        if html is None and self.moved_from:
+            html = cards.file.lookup(self.moved_from, key)
+            if html is not None:
+                self.new[key] = html
         if html is None:
             html = self.new[key] = str(self._render(context, template, values))
         return Markup(html)  # noqa: S704 - the output of the autoescaping card template

@@ -36,7 +36,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 
-from bridge.site.comment_cache import CommentCache, cache_for
+from bridge.site.comment_cache import CommentCache, Folder, cache_for
 from bridge.site.comment_index import CommentIndex, index_for, syncfs
 from bridge.site.comment_json import from_json as from_json  # re-exported
 from bridge.site.comment_json import to_json as to_json  # re-exported
@@ -275,6 +275,9 @@ class CommentStore:
         return self.cache.refreshing(None if slugs is None else frozenset(slugs))
 
 
+_NONE = Folder((), "")
+
+
 class BuildComments:
     """One build's comments, read one post at a time (``CommentStore.for_build_lazily``).
 
@@ -290,27 +293,37 @@ class BuildComments:
             self.folders = frozenset(e.name for e in os.scandir(store.root) if e.is_dir())
         except OSError:  # no comments folder yet
             self.folders = frozenset()
-        self._read: dict[str, tuple[list[Comment], str]] = {}
+        self._read: dict[str, Folder] = {}
 
-    def _folder(self, slug: str) -> tuple[list[Comment], str]:
+    def _folder(self, slug: str) -> Folder:
         found = self._read.get(slug)
         if found is None:
-            found = ([], "")
+            found = _NONE
             if slug in self.folders:
                 read = self._store.cache.folder(self._store.root / slug, build=True)
                 if read.comments:
-                    found = (list(read.comments), read.digest)
+                    found = read
             self._read[slug] = found
         return found
 
     def get(self, slug: str) -> list[Comment]:
         """The post's comments (empty when it has none)."""
-        return self._folder(slug)[0]
+        return list(self._folder(slug).comments)
 
     def digest(self, slug: str) -> str:
         """The digest of the post's comments ("" when it has none): part of its keys."""
-        return self._folder(slug)[1]
+        return self._folder(slug).digest
+
+    def file_hashes(self, slug: str) -> dict[str, bytes]:
+        """Each of the post's comments' id -> the sha256 of its file (of every file with
+        that id, should two files give one: a page keyed on it changes with either), from
+        the same read as ``get``: what a key made of some of its comments hashes."""
+        read = self._folder(slug)
+        out: dict[str, bytes] = {}
+        for comment, sha in zip(read.comments, read.hashes, strict=True):
+            out[comment.id] = out.get(comment.id, b"") + sha
+        return out
 
     def read_with_comments(self) -> list[str]:
         """The posts read so far that have comments."""
-        return [slug for slug, (comments, _) in self._read.items() if comments]
+        return [slug for slug, read in self._read.items() if read.comments]

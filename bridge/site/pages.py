@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import jinja2.nodes
 from markupsafe import Markup
 
 from bridge.config import SiteConfig
-from bridge.site import comment_cards, opengraph, template_errors
+from bridge.site import comment_cards, comment_pages, opengraph, template_errors
+from bridge.site.comment_pages import CommentPages
 from bridge.site.image_size import ImageSizes
-from bridge.site.posts import Comment, MenuItem, Page, Post, tag_slug
+from bridge.site.posts import MenuItem, Page, Post, tag_slug
 from bridge.site.template_refs import TemplateRefs
-from bridge.site.threads import thread
+from bridge.site.threads import Reactions, Thread
 
 TEMPLATES = (
     "base.html",
@@ -33,7 +35,10 @@ TEMPLATES = (
     "tag.html",
     "archive.html",
     "404.html",
+    "comments.html",
 )
+_SHOWS: dict[tuple[str, str, str], bool] = {}
+"""(template, its digest, variable) -> ``Renderer.shows``, once per process."""
 
 
 def _human_date(value: dt.datetime) -> str:
@@ -213,16 +218,18 @@ class Renderer:
         self,
         post: Post,
         *,
-        comments: Sequence[Comment],
+        threads: Sequence[Thread],
+        reactions: Reactions,
+        pages: CommentPages,
         newer: Post | None,
         older: Post | None,
         ap_id: str | None = None,
     ) -> bytes:
         """The post's page, UTF-8 (``render_utf8``: a post's comment section can be
-        megabytes).  ``ap_id``: the post's current ActivityStreams id (default: its
-        first)."""
+        megabytes), showing ``threads``, the newest page of its replies
+        (``comment_pages``).  ``ap_id``: the post's current ActivityStreams id (default:
+        its first)."""
         c = self.config
-        threads, reactions = thread(comments)
         cards = comment_cards.PostCards(self.cards, post.slug)
         page = self.render_utf8(
             "post.html",
@@ -232,14 +239,59 @@ class Renderer:
             ap_id=ap_id or c.post_ap_id(post.slug),
             threads=threads,
             reactions=reactions,
+            comment_pages=pages,
             newer=newer,
             older=older,
-            page_title=post.title or _note_title(post),
+            page_title=post.title or note_title(post),
             canonical=c.post_url(post.slug),
             **cards.functions(),
         )
         cards.save()
         return page
+
+    def comments(
+        self, post: Post, threads: Sequence[Thread], pages: CommentPages, ap_id: str
+    ) -> bytes:
+        """An older page of the post's replies (``comment_pages``), UTF-8; its cards are
+        kept apart from the post page's (``PostCards``'s rows ``<slug>#<n>``)."""
+        c = self.config
+        cards = comment_cards.PostCards(
+            self.cards, f"{post.slug}#{pages.number}", moved_from=post.slug
+        )
+        page = self.render_utf8(
+            "comments.html",
+            post=post,
+            url=c.post_url(post.slug),
+            ap_id=ap_id,
+            threads=threads,
+            comment_pages=pages,
+            post_title=(title := post.title or note_title(post)),
+            page_title=f"Replies to {title}, page {pages.number}",
+            canonical=comment_pages.page_url(c, post.slug, pages.number),
+            **cards.functions(),
+        )
+        cards.save()
+        return page
+
+    def shows(self, name: str, variable: str) -> bool:
+        """Whether ``name`` or a template it uses reads ``variable``; False when that
+        cannot be known (a template named by a variable)."""
+        digest = self.template_digest(name)
+        found = _SHOWS.get((name, digest, variable))
+        if found is None:
+            found = False
+            names = self.template_names(name)
+            for dep in names or ():
+                try:
+                    source, _, _ = self.env.loader.get_source(self.env, dep)  # type: ignore[union-attr]
+                except jinja2.TemplateNotFound:
+                    continue
+                parsed = self._parse(dep, source, None)
+                if variable in jinja2.meta.find_undeclared_variables(parsed):
+                    found = True
+                    break
+            _SHOWS[name, digest, variable] = found
+        return found
 
     def cards(self) -> comment_cards.Cards:
         """Rendered comment cards kept between builds (``comment_cards``)."""
@@ -324,7 +376,7 @@ def _bytecode_cache(config: SiteConfig) -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
-def _note_title(post: Post) -> str:
+def note_title(post: Post) -> str:
     import html as _html
     import re
 

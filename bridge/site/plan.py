@@ -23,27 +23,31 @@ from markupsafe import Markup
 
 from bridge import __version__, keys
 from bridge.config import SiteConfig
-from bridge.site import collections, feeds, gone, plan_lists, webfinger
+from bridge.site import collections, comment_pages, feeds, gone, plan_lists, webfinger
 from bridge.site.importing import redirects
 from bridge.site.kept import kept_block, remember_block
 from bridge.site.ledger import Ledger
 from bridge.site.output import Kept, Output
-from bridge.site.pages import Renderer
+from bridge.site.pages import Renderer, note_title
 from bridge.site.plan_documents import Documents, json_bytes
 from bridge.site.plan_keys import key_of, shown_in_list, stock_templates, whole_post
 from bridge.site.posts import Comment, Page, Post
 from bridge.site.preview import notice
 from bridge.site.static_headers import HEADERS_FILE
+from bridge.site.threads import Reactions, Thread, thread
 
 
 class PostComments(Protocol):
-    """Each post's comments and their digest (``comments.BuildComments``).  The plan asks
-    for a post's when it reaches that post, so a build whose outputs are written as they
-    are planned reads each post's comments just before rendering its page."""
+    """Each post's comments, their digest and their files' hashes
+    (``comments.BuildComments``).  The plan asks for a post's when it reaches that post,
+    so a build whose outputs are written as they are planned reads each post's comments
+    just before rendering its page."""
 
     def get(self, slug: str) -> list[Comment]: ...
 
     def digest(self, slug: str) -> str: ...
+
+    def file_hashes(self, slug: str) -> dict[str, bytes]: ...
 
 
 class Plan:
@@ -86,6 +90,7 @@ class Plan:
         self.documents = Documents(config, actor_keys, self.ledger, self.federated, self.base_key)
         self._stock: dict[str, bool] = {}  # template -> only the default theme's in effect
         self._list_pages: plan_lists.Lists | None = None
+        self._per_page: int | None = None  # comments_per_page, for this theme
 
     def outputs(self) -> Iterator[Output | Kept]:
         """Every output of the site, in the order the writer takes them."""
@@ -140,12 +145,18 @@ class Plan:
         """The outputs of one post; their keys are made only of ``made_of``."""
         base_key, template, _, digest, _, comments_digest, object_id, *neighbours = made_of
         page_key = key_of(base_key, template, digest, comments_digest, object_id, *neighbours)
+        comments = self.comments.get(post.slug)
+        threads, reactions = thread(comments)
+        pages = comment_pages.split(threads, self._comments_per_page())
+        places = comment_pages.places(self.config, post.slug, pages)
         yield Output(
             f"posts/{post.slug}/index.html",
             page_key,
-            partial(self._post_page, post, newer, older),
+            partial(self._post_page, post, newer, older, pages[-1], reactions, places[-1]),
             cut=False,  # parallel workers part posts only after an outbox page
         )
+        if len(pages) > 1:
+            yield from self._comment_pages(post, pages[:-1], places)
         if post.draft:
             return
         docs = self.documents
@@ -156,14 +167,50 @@ class Plan:
         # replies, context (FEP-7888, paged), likes, shares: only those with items;
         # the empty ones are answered without a file (collections.empty_document).
         collections_key = key_of(base_key, "coll", post.slug, comments_digest)
-        comments = self.comments.get(post.slug)
         for rel, doc in collections.post_documents(self.config, post.slug, comments):
             yield Output(rel, collections_key, partial(json_bytes, doc), cut=False)
 
-    def _post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
-        comments = self.comments.get(post.slug)
+    def _comments_per_page(self) -> int:
+        """``comments_per_page``, or 0 (one page) when the theme's post page never prints
+        ``comment_pages``: it would show no way to the older pages (``comment_pages``)."""
+        if self._per_page is None:
+            shown = self.renderer.shows("post.html", "comment_pages")
+            self._per_page = self.config.comments_per_page if shown else 0
+        return self._per_page
+
+    def _comment_pages(
+        self,
+        post: Post,
+        pages: list[tuple[Thread, ...]],
+        places: list[comment_pages.CommentPages],
+    ) -> Iterator[Output]:
+        """The post's older comment pages, each keyed on its own replies' files only."""
+        hashes = self.comments.file_hashes(post.slug)
+        template = self.renderer.template_digest("comments.html")
+        made_of = (self.base_key, template, post.slug, post.title or note_title(post))
+        ap_id = self.documents.object_id(post)
+        for threads, place in zip(pages, places, strict=False):
+            key = key_of(*made_of, ap_id, repr(place), comment_pages.page_digest(threads, hashes))
+            render = partial(self.renderer.comments, post, threads, place, ap_id)
+            yield Output(comment_pages.page_rel(post.slug, place.number), key, render, cut=False)
+
+    def _post_page(
+        self,
+        post: Post,
+        newer: Post | None,
+        older: Post | None,
+        threads: tuple[Thread, ...],
+        reactions: Reactions,
+        place: comment_pages.CommentPages,
+    ) -> bytes:
         return self.renderer.post(
-            post, comments=comments, newer=newer, older=older, ap_id=self.documents.object_id(post)
+            post,
+            threads=threads,
+            reactions=reactions,
+            pages=place,
+            newer=newer,
+            older=older,
+            ap_id=self.documents.object_id(post),
         )
 
     def _object_json(self, post: Post) -> bytes:

@@ -28,6 +28,8 @@ from bridge.daemon.watch import SiteWatcher
 from bridge.errors import ContentError
 from bridge.site import build as site_mod
 from bridge.site.build import BuildResult
+from bridge.site.comments import CommentStore
+from tests.site.test_comment_pages import reply_comment
 
 POST = "content/posts/2026-01-10-first-article.md"
 
@@ -555,7 +557,13 @@ def test_the_theme_guide_names_every_template_and_variable(
         return template
 
     monkeypatch.setattr(pages.Renderer, "_prepared", spy)
+    toml = site / "site.toml"  # two replies a page apart: an older comment page too
+    toml.write_text(
+        toml.read_text().replace("posts_per_page", "comments_per_page = 1\nposts_per_page")
+    )
     config = config_mod.load(site)
+    for n in (1, 2):
+        CommentStore(config.content_dir).write("quick-note", reply_comment(n))
     site_mod.build(config)
     guide = (Path(__file__).resolve().parents[2] / "docs/themes.md").read_text(encoding="utf-8")
     assert set(seen) == set(pages.TEMPLATES) - {"base.html"}
