@@ -44,6 +44,7 @@ PAGES = {
     "post": f"/posts/{POST}/",
     "tag": "/tags/indieweb/",
     "archive": "/archive/",
+    "replies": f"/posts/{POST}/comments/1/",  # an older page of the post's replies
 }
 CATEGORIES = ("accessibility", "best-practices", "seo")
 BLOCKING = ("serious", "critical")
@@ -87,6 +88,9 @@ def test_axe_finds_no_serious_violation(
             if name == "post":  # the page under test really holds threaded comments
                 assert page.locator("article.comment article.comment").count() >= 1
                 assert page.locator(".facepile a").count() >= 3
+                assert page.locator(".comment-pages a").count() == 1  # to the older page
+            if name == "replies":
+                assert page.locator("article.comment").count() == 2
             page.add_script_tag(path=str(AXE))
             violations = page.evaluate(
                 "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map("

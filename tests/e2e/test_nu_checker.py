@@ -15,7 +15,7 @@ import pytest
 
 from bridge import config as config_mod
 from bridge.site import build as site_mod
-from tests.site.test_theme import comment
+from tests.site.test_theme import POST, comment
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,12 @@ def test_a_build_with_every_kind_of_comment_is_valid(vnu: list[str], site: Path)
         in_reply_to="https://e.example/1",
     )
     comment(site, "d00000000000000000p3", "reply", content="<p>No URL at all</p>", name="Gus")
+    toml = site / "site.toml"  # one thread a page: an older page of replies too
+    toml.write_text(
+        toml.read_text().replace("posts_per_page", "comments_per_page = 1\nposts_per_page")
+    )
     site_mod.build(config_mod.load(site))
+    assert (site / "public" / "posts" / POST / "comments" / "1" / "index.html").is_file()
     check(vnu, site / "public")
 
 

@@ -55,11 +55,25 @@ def sample(tmp_path: Path, key_files: Path) -> Iterator[Server]:
     for name in ("content", "static"):
         shutil.rmtree(site / name)
         shutil.copytree(REPO / name, site / name)
-    shutil.copy(REPO / "site.toml", site / "site.toml")
+    # Two replies a page: the two oldest below are on an older page of their own.
+    toml = (REPO / "site.toml").read_text(encoding="utf-8")
+    toml = toml.replace("posts_per_page =", "comments_per_page = 2\nposts_per_page =")
+    (site / "site.toml").write_text(toml, encoding="utf-8")
     folder = site / "content" / "comments" / POST
     folder.mkdir(parents=True)
     port = free_port()
     avatar = f"http://127.0.0.1:{port}/static/avatar.png"  # a "remote" photo that answers
+    for n, name in enumerate(["Noor Haddad", "Tomas Berg"], start=1):
+        _comment(
+            folder,
+            f"e00000000000000000a{n}",
+            "reply",
+            name,
+            url=f"https://social.example/@{name.split()[0].lower()}",
+            source=f"https://social.example/@{name.split()[0].lower()}/{n}",
+            published=f"2026-03-01T0{n}:00:00+00:00",
+            content=f"<p>An early reply, number {n}, kept on the first page of replies.</p>",
+        )
     _comment(
         folder,
         "e0000000000000000001",
@@ -118,6 +132,7 @@ PAGES = {
     "post": f"/posts/{POST}/",
     "tag": "/tags/indieweb/",
     "archive": "/archive/",
+    "replies": f"/posts/{POST}/comments/1/",
     "about": "/about/",
     "404": "/no-such-page/",
 }
