@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import struct
 import threading
@@ -33,6 +34,7 @@ from typing import Any
 from bridge.site.posts import Comment
 
 _STAMP = struct.Struct("<QQq")  # inode, size, modification time in ns
+_NAME = operator.attrgetter("name")
 
 Entry = tuple[bytes, Comment | None]
 """A file as read: its packed stamp followed by the sha256 of its bytes, and its parsed
@@ -117,9 +119,7 @@ class CommentCache:
         known = self.files.get(str(path), {})
         fresh: dict[str, Entry] = {}
         try:
-            entries = sorted(
-                (e for e in os.scandir(path) if e.name.endswith(".json")), key=lambda e: e.name
-            )
+            entries = sorted((e for e in os.scandir(path) if e.name.endswith(".json")), key=_NAME)
         except OSError:
             entries = []
         for entry in entries:

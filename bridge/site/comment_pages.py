@@ -24,13 +24,11 @@ Pure converters, no I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bridge.config import SiteConfig
-from bridge.site.posts import Comment
 from bridge.site.threads import Thread
 
 __all__ = ["CommentPages", "page_digest", "page_rel", "page_url", "places", "replies", "split"]
@@ -68,7 +66,8 @@ def split(threads: Sequence[Thread], per_page: int) -> list[tuple[Thread, ...]]:
     again."""
     if per_page <= 0 or len(threads) <= per_page:
         return [tuple(threads)]
-    arrived = sorted(range(len(threads)), key=lambda i: (_arrival(threads[i].comment), i))
+    arrival = [node.comment.received or node.comment.published for node in threads]
+    arrived = sorted(range(len(threads)), key=arrival.__getitem__)  # stable: ties keep order
     page_of = [0] * len(threads)
     for rank, i in enumerate(arrived):
         page_of[i] = rank // per_page
@@ -76,10 +75,6 @@ def split(threads: Sequence[Thread], per_page: int) -> list[tuple[Thread, ...]]:
     for i, node in enumerate(threads):
         pages[page_of[i]].append(node)
     return [tuple(page) for page in pages]
-
-
-def _arrival(comment: Comment) -> dt.datetime:
-    return comment.received or comment.published
 
 
 def replies(threads: Sequence[Thread]) -> int:
@@ -124,17 +119,29 @@ def places(config: SiteConfig, slug: str, pages: Sequence[Sequence[Thread]]) -> 
     return out
 
 
+_DEPTH = [b"\0%d\0" % depth for depth in range(64)]
+"""The marker of each depth in a page digest (``threads.MAX_THREAD_DEPTH`` is 20)."""
+
+
 def page_digest(threads: Sequence[Thread], file_hashes: Mapping[str, bytes]) -> str:
     """What an older page shows of its replies, hashed: each reply's place in the tree
-    (its depth, in the order printed) and the sha256 of its file
-    (``BuildComments.file_hashes``), so a reply edited, added or removed on this page
-    changes it and a change on another page does not."""
-    h = hashlib.sha256()
-    stack: list[tuple[Thread, int]] = [(t, 0) for t in reversed(threads)]
-    while stack:
-        node, depth = stack.pop()
-        comment = node.comment
-        h.update(f"{depth}\0{comment.id}\0".encode())
-        h.update(file_hashes.get(comment.id, b"?"))
-        stack.extend((child, depth + 1) for child in reversed(node.children))
-    return h.hexdigest()
+    (its depth, in the order printed) and its file (``BuildComments.file_hashes``: its id
+    and the sha256 of its file), so a reply edited, added or removed on this page
+    changes it and a change on another page does not.  A build computes it for every
+    older page of each post with a change, so it does one lookup and one append a
+    reply and hashes once."""
+    parts: list[bytes] = []
+    append, missing = parts.append, b"?"
+    stack: list[tuple[Thread, int]] = []
+    for top in threads:
+        append(file_hashes.get(top.comment.id, missing))
+        if not top.children:  # most replies
+            continue
+        stack.extend((child, 1) for child in reversed(top.children))
+        while stack:
+            node, depth = stack.pop()
+            append(_DEPTH[min(depth, 63)])
+            append(file_hashes.get(node.comment.id, missing))
+            stack.extend((child, depth + 1) for child in reversed(node.children))
+        append(_DEPTH[0])  # the thread ends
+    return hashlib.sha256(b"".join(parts)).hexdigest()

@@ -315,13 +315,15 @@ class BuildComments:
         return self._folder(slug).digest
 
     def file_hashes(self, slug: str) -> dict[str, bytes]:
-        """Each of the post's comments' id -> the sha256 of its file (of every file with
-        that id, should two files give one: a page keyed on it changes with either), from
-        the same read as ``get``: what a key made of some of its comments hashes."""
+        """Each of the post's comments' id -> that id, NUL, and the sha256 of its file (of
+        every file with that id, should two files give one: a page keyed on it changes
+        with either), from the same read as ``get``: what a key made of some of its
+        comments hashes (``comment_pages.page_digest``)."""
         read = self._folder(slug)
         out: dict[str, bytes] = {}
         for comment, sha in zip(read.comments, read.hashes, strict=True):
-            out[comment.id] = out.get(comment.id, b"") + sha
+            found = out.get(comment.id)
+            out[comment.id] = found + sha if found else comment.id.encode() + b"\0" + sha
         return out
 
     def read_with_comments(self) -> list[str]:
