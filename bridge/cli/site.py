@@ -27,6 +27,7 @@ posts_per_page = 10
 # federation_url = ""           # where the daemon's inbox lives; defaults to base_url
 # also_known_as = []            # previous fediverse accounts, to Move followers here
 # comments_policy = "open"      # open | followers | manual
+# comments_per_page = 50        # replies on a post's page; older ones get pages of their own
 
 [author]
 name = "{author}"
