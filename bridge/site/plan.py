@@ -146,17 +146,18 @@ class Plan:
         base_key, template, _, digest, _, comments_digest, object_id, *neighbours = made_of
         page_key = key_of(base_key, template, digest, comments_digest, object_id, *neighbours)
         comments = self.comments.get(post.slug)
-        threads, reactions = thread(comments)
-        pages = comment_pages.split(threads, self._comments_per_page())
-        places = comment_pages.places(self.config, post.slug, pages)
-        yield Output(
-            f"posts/{post.slug}/index.html",
-            page_key,
-            partial(self._post_page, post, newer, older, pages[-1], reactions, places[-1]),
-            cut=False,  # parallel workers part posts only after an outbox page
-        )
-        if len(pages) > 1:
-            yield from self._comment_pages(post, pages[:-1], places)
+        if not self._paged(comments):  # one page: threaded only if it is rendered
+            page = partial(self._whole_post_page, post, newer, older, comments)
+            older_pages: list[Output] = []
+        else:
+            threads, reactions = thread(comments)
+            pages = comment_pages.split(threads, self._comments_per_page())
+            places = comment_pages.places(self.config, post.slug, pages)
+            page = partial(self._post_page, post, newer, older, pages[-1], reactions, places[-1])
+            older_pages = list(self._comment_pages(post, pages[:-1], places))
+        # parallel workers part posts only after an outbox page
+        yield Output(f"posts/{post.slug}/index.html", page_key, page, cut=False)
+        yield from older_pages
         if post.draft:
             return
         docs = self.documents
@@ -169,6 +170,15 @@ class Plan:
         collections_key = key_of(base_key, "coll", post.slug, comments_digest)
         for rel, doc in collections.post_documents(self.config, post.slug, comments):
             yield Output(rel, collections_key, partial(json_bytes, doc), cut=False)
+
+    def _paged(self, comments: list[Comment]) -> bool:
+        """Whether a post with ``comments`` may need more than one page of replies: more
+        approved replies than a page holds (counted without threading them)."""
+        per_page = self.config.comments_per_page
+        if not per_page or len(comments) <= per_page:
+            return False
+        replies = sum(1 for c in comments if c.type == "reply" and c.status == "approved")
+        return replies > per_page and self._comments_per_page() > 0
 
     def _comments_per_page(self) -> int:
         """``comments_per_page``, or 0 (one page) when the theme's post page never prints
@@ -193,6 +203,13 @@ class Plan:
             key = key_of(*made_of, ap_id, repr(place), comment_pages.page_digest(threads, hashes))
             render = partial(self.renderer.comments, post, threads, place, ap_id)
             yield Output(comment_pages.page_rel(post.slug, place.number), key, render, cut=False)
+
+    def _whole_post_page(
+        self, post: Post, newer: Post | None, older: Post | None, comments: list[Comment]
+    ) -> bytes:
+        threads, reactions = thread(comments)
+        (place,) = comment_pages.places(self.config, post.slug, [threads])
+        return self._post_page(post, newer, older, tuple(threads), reactions, place)
 
     def _post_page(
         self,
