@@ -155,9 +155,11 @@ class Plan:
             places = comment_pages.places(self.config, post.slug, pages)
             page = partial(self._post_page, post, newer, older, pages[-1], reactions, places[-1])
             older_pages = list(self._comment_pages(post, pages[:-1], places))
+        # Older pages first: one that opens takes its cards from the post page's rows
+        # before the post page's render drops the rows it no longer prints.
+        yield from older_pages
         # parallel workers part posts only after an outbox page
         yield Output(f"posts/{post.slug}/index.html", page_key, page, cut=False)
-        yield from older_pages
         if post.draft:
             return
         docs = self.documents
