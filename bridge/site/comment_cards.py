@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import jinja2.meta
 from markupsafe import Markup
 
 from bridge.site.cache_log import open_wal
@@ -98,7 +97,6 @@ def _code_digest(files: tuple[str, ...]) -> bytes:
 _LABELS = {name: name.encode() + b"\0" for name in KEYED}
 """Each keyed name as it opens its part of a card's key."""
 _CODE: bytes | None = None
-_KEYED: dict[tuple[str, str], tuple[tuple[str, ...] | None]] = {}
 
 
 class CardFile:
@@ -233,11 +231,13 @@ class Cards:
         env: jinja2.Environment,
         file: CardFile,
         template_digest: Callable[[str], str],
-        template_names: Callable[[str], list[str] | None],
+        variables_read: Callable[[str], frozenset[str] | None],
         site_vars: str,
         code: tuple[str, ...],
     ) -> None:
-        """``code``: the files of the filters a card calls (part of every key)."""
+        """``code``: the files of the filters a card calls (part of every key);
+        ``variables_read``: what a template and those it uses read
+        (``Renderer.variables_read``)."""
         global _CODE
         if _CODE is None:
             _CODE = _code_digest(code)
@@ -245,32 +245,18 @@ class Cards:
         self.keyed: dict[str, tuple[str, ...] | None] = {}
         self.base: dict[str, bytes] = {}
         for template, _ in CALLS.values():
-            digest = template_digest(template)
-            found = _KEYED.get((template, digest))
-            if found is None:  # parsed once per process and version of the templates
-                found = _KEYED[template, digest] = (self._keyed(template, template_names),)
-            self.keyed[template] = found[0]
+            self.keyed[template] = _keyed(variables_read(template))
             h = hashlib.sha256(_CODE)
-            h.update(f"{template}\0{digest}\0{site_vars}".encode())
+            h.update(f"{template}\0{template_digest(template)}\0{site_vars}".encode())
             self.base[template] = h.digest()
 
-    def _keyed(
-        self, template: str, template_names: Callable[[str], list[str] | None]
-    ) -> tuple[str, ...] | None:
-        """The context variables a card's key needs, or None when cards cannot be kept."""
-        names = template_names(template)
-        if names is None:
-            return None
-        read: set[str] = set()
-        for name in names:
-            try:
-                source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-                read |= jinja2.meta.find_undeclared_variables(self.env.parse(source))
-            except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError):
-                return None  # rendering says what is wrong
-        if read - KEYED - _HELD:
-            return None
-        return tuple(sorted(read & KEYED))
+
+def _keyed(read: frozenset[str] | None) -> tuple[str, ...] | None:
+    """The context variables a card's key needs, given what its template reads, or None
+    when cards cannot be kept."""
+    if read is None or read - KEYED - _HELD:
+        return None
+    return tuple(sorted(read & KEYED))
 
 
 class PostCards:

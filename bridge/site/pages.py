@@ -37,8 +37,8 @@ TEMPLATES = (
     "404.html",
     "comments.html",
 )
-_SHOWS: dict[tuple[str, str, str], bool] = {}
-"""(template, its digest, variable) -> ``Renderer.shows``, once per process."""
+_READ: dict[tuple[str, str], frozenset[str] | None] = {}
+"""(template, its digest) -> ``Renderer.variables_read``, once per process."""
 
 
 def _human_date(value: dt.datetime) -> str:
@@ -273,25 +273,34 @@ class Renderer:
         cards.save()
         return page
 
+    def variables_read(self, name: str) -> frozenset[str] | None:
+        """The context variables ``name`` and every template it uses read
+        (``jinja2.meta.find_undeclared_variables``), once per process and version of the
+        templates; None when that cannot be known: a template named by a variable, or one
+        missing or broken (rendering says what is wrong)."""
+        key = (name, self.template_digest(name))
+        if key not in _READ:
+            _READ[key] = self._variables_read(name)
+        return _READ[key]
+
+    def _variables_read(self, name: str) -> frozenset[str] | None:
+        names = self.template_names(name)
+        if names is None:
+            return None
+        read: set[str] = set()
+        for dep in names:
+            try:
+                source, _, _ = self.env.loader.get_source(self.env, dep)  # type: ignore[union-attr]
+                read |= jinja2.meta.find_undeclared_variables(self.env.parse(source))
+            except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError):
+                return None
+        return frozenset(read)
+
     def shows(self, name: str, variable: str) -> bool:
         """Whether ``name`` or a template it uses reads ``variable``; False when that
-        cannot be known (a template named by a variable)."""
-        digest = self.template_digest(name)
-        found = _SHOWS.get((name, digest, variable))
-        if found is None:
-            found = False
-            names = self.template_names(name)
-            for dep in names or ():
-                try:
-                    source, _, _ = self.env.loader.get_source(self.env, dep)  # type: ignore[union-attr]
-                except jinja2.TemplateNotFound:
-                    continue
-                parsed = self._parse(dep, source, None)
-                if variable in jinja2.meta.find_undeclared_variables(parsed):
-                    found = True
-                    break
-            _SHOWS[name, digest, variable] = found
-        return found
+        cannot be known (``variables_read``)."""
+        read = self.variables_read(name)
+        return read is not None and variable in read
 
     def cards(self) -> comment_cards.Cards:
         """Rendered comment cards kept between builds (``comment_cards``)."""
@@ -302,7 +311,7 @@ class Renderer:
                 self.env,
                 comment_cards.card_file(self.config.cache_dir),
                 self.template_digest,
-                self.template_names,
+                self.variables_read,
                 site_vars,
                 code=(__file__, str(Path(__file__).with_name("sanitize.py"))),
             )

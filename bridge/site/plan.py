@@ -154,7 +154,7 @@ class Plan:
             pages = comment_pages.split(threads, self._comments_per_page())
             places = comment_pages.places(self.config, post.slug, pages)
             page = partial(self._post_page, post, newer, older, pages[-1], reactions, places[-1])
-            older_pages = list(self._comment_pages(post, pages[:-1], places))
+            older_pages = list(self._comment_pages(post, pages[:-1], places[:-1]))
         # Older pages first: one that opens takes its cards from the post page's rows
         # before the post page's render drops the rows it no longer prints.
         yield from older_pages
@@ -201,7 +201,7 @@ class Plan:
         template = self.renderer.template_digest("comments.html")
         made_of = (self.base_key, template, post.slug, post.title or note_title(post))
         ap_id = self.documents.object_id(post)
-        for threads, place in zip(pages, places, strict=False):
+        for threads, place in zip(pages, places, strict=True):
             key = key_of(*made_of, ap_id, repr(place), comment_pages.page_digest(threads, hashes))
             render = partial(self.renderer.comments, post, threads, place, ap_id)
             yield Output(comment_pages.page_rel(post.slug, place.number), key, render, cut=False)

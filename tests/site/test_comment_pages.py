@@ -18,8 +18,9 @@ from bridge.errors import ConfigError
 from bridge.site import comment_cards, comment_pages, pages
 from bridge.site.build import BuildResult
 from bridge.site.comments import CommentStore
-from bridge.site.posts import Comment, CommentAuthor
+from bridge.site.posts import Comment
 from bridge.site.threads import Thread
+from tests.site.test_threads import reply
 
 Build = Callable[..., BuildResult]
 POST = "quick-note"
@@ -27,19 +28,8 @@ POST_URL = "https://blog.example/posts/quick-note/"
 
 
 def reply_comment(n: int, **extra: Any) -> Comment:
-    values: dict[str, Any] = {
-        "id": f"{n:020x}",
-        "type": "reply",
-        "protocol": "activitypub",
-        "source": f"https://far.example/@p{n}/{n}",
-        "target": POST_URL,
-        "author": CommentAuthor(name=f"P{n}", url=f"https://far.example/@p{n}"),
-        "content": f"<p>Reply number {n}.</p>",
-        "published": dt.datetime(2026, 2, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=n),
-        "object_id": f"https://far.example/notes/{n}",
-    }
-    values.update(extra)
-    return Comment(**values)
+    """``test_threads.reply`` whose text ``_shown`` finds."""
+    return reply(n, **{"content": f"<p>Reply number {n}.</p>", **extra})
 
 
 def _shown(html: str) -> list[int]:

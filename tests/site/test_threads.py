@@ -86,7 +86,7 @@ def test_replies_list_the_original_remote_ids(built: Built) -> None:
     assert [p["orderedItems"] for p in walk_pages(read, empty)] == [[]]
 
 
-def _reply(n: int, **extra: Any) -> Comment:
+def reply(n: int, **extra: Any) -> Comment:
     values: dict[str, Any] = {
         "id": f"{n:020x}",
         "type": "reply",
@@ -110,9 +110,9 @@ def test_pages_follow_next_through_every_shown_reply(
     for n in range(1, 6):
         # Nested replies are listed too; pending ones and likes are not.
         parent = "https://far.example/notes/1" if n == 3 else ""
-        store.write("quick-note", _reply(n, in_reply_to=parent))
-    store.write("quick-note", _reply(6, status="pending"))
-    store.write("quick-note", _reply(7, type="like", content=""))
+        store.write("quick-note", reply(n, in_reply_to=parent))
+    store.write("quick-note", reply(6, status="pending"))
+    store.write("quick-note", reply(7, type="like", content=""))
     out = build_site(site).out_dir
     read = reader(out, load_config(site))
     url = f"{BASE}/quick-note/replies.json"
