@@ -128,7 +128,8 @@ def gone(config: SiteConfig, db: Database, url: str, live: set[str]) -> Gone | N
                 activities.tombstone(object_id, as_type, dt.datetime.fromtimestamp(when, dt.UTC)),
             )
     for slug in book.gone_slugs(live):
-        if url.rstrip("/") == config.post_url(slug).rstrip("/"):
+        folder = config.post_url(slug)  # the page, and everything below it (comment pages)
+        if url.startswith(folder) or url == folder.rstrip("/"):
             page = config.output_dir / PAGE
             body = page.read_text(encoding="utf-8") if page.is_file() else gone_page(config)
             return Gone("text/html; charset=utf-8", body)

@@ -11,10 +11,15 @@ hosts the build writes, into the output folder:
 * ``_gone.html``: the page a deleted post's URL shows (the theme's ``page.html``);
 * ``_redirects``: Netlify rules, ``<path> /_gone.html 410`` (Netlify serves a rewrite with
   the status given; Cloudflare Pages' ``_redirects`` only redirects, so it cannot);
-* ``_gone.nginx``: ``location = <path> { return 410; }`` blocks to ``include`` in the
-  ``server`` block;
-* ``_gone.caddy``: a ``@gone`` matcher and ``respond @gone 410``, to ``import`` in the
-  site block.
+* ``_gone.nginx``: ``location`` blocks answering 410 (the page with ``_gone.html``), to
+  ``include`` in the ``server`` block;
+* ``_gone.caddy``: matchers answering 410 (the page with ``_gone.html``), to ``import`` in
+  the site block.
+
+A deleted post's page is a folder: everything under it is gone with it (its older comment
+pages, ``posts/<slug>/comments/<n>/``, and whatever a theme writes there), so the rules
+name the folder as a prefix.  Its ActivityStreams ids are named one by one: a post written
+again under the same slug has new ids under ``/ap/posts/<slug>/`` beside the old, gone one.
 
 The nginx and Caddy files are read when the server (re)loads its configuration: reload it
 after a publish that deleted a post (docs/deploy.md).
@@ -23,6 +28,7 @@ after a publish that deleted a post (docs/deploy.md).
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 from bridge.config import SiteConfig
 from bridge.site.ledger import Ledger, create_id
@@ -30,22 +36,28 @@ from bridge.site.ledger import Ledger, create_id
 PAGE = "_gone.html"
 
 
-def gone_paths(config: SiteConfig, ledger: Ledger, live: set[str]) -> list[str]:
-    """Local paths that answer 410: each deleted id, its Create, and deleted posts' pages.
+@dataclass(frozen=True)
+class GonePaths:
+    """What answers 410: ``exact`` local paths (ids, their Creates) and ``folders``
+    (``/posts/<slug>/``: that path, everything below it, and ``/posts/<slug>``)."""
+
+    exact: list[str]
+    folders: list[str]
+
+
+def gone_paths(config: SiteConfig, ledger: Ledger, live: set[str]) -> GonePaths:
+    """Local paths that answer 410: each deleted id, its Create, and deleted posts' folders.
 
     ``live``: the slugs of the posts this build writes.
     """
-    paths: set[str] = set()
+    exact: set[str] = set()
     for object_id in ledger.gone_ids(config, live):
         for url in (object_id, create_id(object_id)):
             local = config.local_path(url)
             if local is not None:
-                paths.add(local)
-    for slug in ledger.gone_slugs(live):
-        local = config.local_path(config.post_url(slug))
-        if local is not None:
-            paths.update({local, local.rstrip("/")})  # /posts/x/ and /posts/x
-    return sorted(paths)
+                exact.add(local)
+    folders = [config.local_path(config.post_url(slug)) for slug in ledger.gone_slugs(live)]
+    return GonePaths(sorted(exact), sorted(f for f in folders if f is not None))
 
 
 GONE_TITLE = "Deleted"
@@ -64,27 +76,51 @@ def gone_page(config: SiteConfig) -> str:
     )
 
 
-def netlify_redirects(paths: list[str]) -> str:
+def netlify_redirects(gone: GonePaths) -> str:
+    """``/posts/x/*`` is Netlify's splat; ``/posts/x/`` is written too, as the splat's
+    match of the folder itself is not documented."""
+    paths = [*gone.exact]
+    for folder in gone.folders:
+        paths += [folder.rstrip("/"), folder, folder + "*"]
     head = "# Deleted posts answer 410 Gone (written by indiebridge build).\n"
     return head + "".join(f"{p}  /{PAGE}  410\n" for p in paths)
 
 
-def nginx_rules(paths: list[str]) -> str:
+def nginx_rules(gone: GonePaths) -> str:
+    """``location =`` for each path; ``^~`` makes a folder's prefix win over the server's
+    regular-expression locations.  ``error_page`` shows ``_gone.html`` with the 410."""
     head = (
         "# Deleted posts answer 410 Gone (written by indiebridge build).\n"
         "# include this file in the server block; reload nginx after publishing a deletion.\n"
     )
-    return head + "".join(f"location = {p} {{ return 410; }}\n" for p in paths)
+    page = f"error_page 410 /{PAGE}; return 410;"
+    rules = [f"location = {p} {{ return 410; }}\n" for p in gone.exact]
+    for folder in gone.folders:
+        rules.append(f"location = {folder.rstrip('/')} {{ {page} }}\n")
+        rules.append(f"location ^~ {folder} {{ {page} }}\n")
+    return head + "".join(rules)
 
 
-def caddy_rules(paths: list[str]) -> str:
+def caddy_rules(gone: GonePaths) -> str:
+    """``respond`` for ids; a deleted post's folder is served ``_gone.html`` with a 410
+    (``file_server``'s ``status``), in a ``handle`` that runs before the site's own."""
     head = (
         "# Deleted posts answer 410 Gone (written by indiebridge build).\n"
         "# import this file in the site block; reload Caddy after publishing a deletion.\n"
     )
-    if not paths:
-        return head
-    return head + f"@gone path {' '.join(paths)}\nrespond @gone 410\n"
+    out = head
+    if gone.exact:
+        out += f"@gone path {' '.join(gone.exact)}\nrespond @gone 410\n"
+    if gone.folders:
+        paths = [p for folder in gone.folders for p in (folder.rstrip("/"), folder + "*")]
+        out += (
+            f"@gone_pages path {' '.join(paths)}\n"
+            "handle @gone_pages {\n"
+            f"\trewrite * /{PAGE}\n"
+            "\tfile_server {\n\t\tstatus 410\n\t}\n"
+            "}\n"
+        )
+    return out
 
 
 def files(config: SiteConfig, ledger: Ledger, live: set[str]) -> list[tuple[str, str]]:

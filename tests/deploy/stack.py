@@ -392,6 +392,21 @@ class Deployment:
         return done.returncode, report
 
 
+FETCH = """\
+import sys, httpx
+response = httpx.get(sys.argv[1], headers={"Accept": "text/html"}, timeout=10)
+sys.stdout.write(f"{response.status_code}\\n{response.text}")
+"""
+
+
+def served(ns: Namespace, url: str) -> tuple[int, str]:
+    """GET ``url`` from inside the namespace, as a browser there would (TLS verified)."""
+    done = ns.run([sys.executable, "-c", FETCH, url])
+    status, _, body = done.stdout.partition("\n")
+    assert status.isdigit(), done.stderr
+    return int(status), body
+
+
 def build_site(site_dir: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bridge", "build", "--site", str(site_dir)],

@@ -29,24 +29,11 @@ from tests.deploy.stack import (
     Deployment,
     Namespace,
     make_certificates,
+    served,
 )
 from tests.deploy.test_webservers import URL, make_site, pytestmark  # noqa: F401
 
 HOSTS = (*DAEMON_HOSTS, PEER_HOST)
-
-FETCH = """\
-import sys, httpx
-response = httpx.get(sys.argv[1], headers={"Accept": "text/html"}, timeout=10)
-sys.stdout.write(f"{response.status_code}\\n{response.text}")
-"""
-
-
-def served(ns: Namespace, url: str) -> tuple[int, str]:
-    """GET ``url`` from inside the namespace, as a browser there would (TLS verified)."""
-    done = ns.run([sys.executable, "-c", FETCH, url])
-    status, _, body = done.stdout.partition("\n")
-    assert status.isdigit(), done.stderr
-    return int(status), body
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 45) -> None:

@@ -29,7 +29,6 @@ from tests.deploy.stack import (
     build_site,
     caddy_config,
     copy_public,
-    make_certificates,
     nginx_config,
     replace,
 )
@@ -45,18 +44,6 @@ pytestmark = [
 ]
 
 URL = f"https://{BLOG}"
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_certificates(tmp_path_factory.mktemp("ca"), DAEMON_HOSTS)
-
-
-@pytest.fixture(scope="module")
-def ns(tmp_path_factory: pytest.TempPathFactory, certs: dict[str, Path]) -> Iterator[Namespace]:
-    namespace = Namespace(tmp_path_factory.mktemp("ns"), DAEMON_HOSTS, certs["ca"])
-    yield namespace
-    namespace.close()
 
 
 def make_site(folder: Path, key_files: Path, **overrides: Any) -> Path:

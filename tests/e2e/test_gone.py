@@ -22,17 +22,23 @@ def test_deleted_post_answers_410_and_a_recreated_one_its_new_id(blog: Blog) -> 
     page = blog.get("/posts/gone/")
     assert page.status_code == 410 and "deleted" in page.text
     assert blog.get("/posts/gone").status_code == 410
+    assert blog.get("/posts/gone/comments/1/").status_code == 410  # below the page: gone too
     tomb = blog.get("/ap/posts/gone.json")
     assert tomb.status_code == 410 and tomb.headers["content-type"].startswith(AP)
     assert tomb.json()["type"] == "Tombstone" and tomb.json()["id"] == first
     assert blog.get("/ap/posts/gone/create.json").status_code == 410
     assert blog.get("/posts/never-was/").status_code == 404  # unknown stays 404
 
+    # The rules for static hosts name the same paths (real nginx and Caddy run them in
+    # tests/deploy/test_gone_rules.py).
     rules = (blog.root / "public" / "_gone.nginx").read_text()
-    for path in ("/posts/gone/", "/posts/gone", "/ap/posts/gone.json"):
+    for path in ("/ap/posts/gone.json", "/ap/posts/gone/create.json"):
         assert f"location = {path} {{ return 410; }}" in rules
-    assert "/ap/posts/gone.json  /_gone.html  410" in (blog.root / "public/_redirects").read_text()
-    assert "@gone path " in (blog.root / "public" / "_gone.caddy").read_text()
+    assert "location ^~ /posts/gone/ {" in rules and "location = /posts/gone {" in rules
+    redirects = (blog.root / "public/_redirects").read_text()
+    assert "/ap/posts/gone.json  /_gone.html  410" in redirects
+    assert "/posts/gone/*  /_gone.html  410" in redirects
+    assert "@gone path /ap/posts/gone.json " in (blog.root / "public" / "_gone.caddy").read_text()
 
     # Written again under the same slug: a fresh id, served at the page's alternate link.
     blog.write_post("gone", "Back again.", title="Gone")
@@ -47,4 +53,4 @@ def test_deleted_post_answers_410_and_a_recreated_one_its_new_id(blog: Blog) -> 
     assert blog.get("/ap/posts/gone.json").status_code == 410  # the old id stays gone
     rules = (blog.root / "public" / "_gone.nginx").read_text()
     assert "location = /ap/posts/gone.json { return 410; }" in rules
-    assert "location = /posts/gone/ " not in rules
+    assert "/posts/gone {" not in rules and "/posts/gone/ {" not in rules  # the page is back
