@@ -374,9 +374,7 @@ def _reply_latency(
         stored = CommentStore(cfg.content_dir).path(
             post.slug, comment_id("activitypub", doc["object"]["id"])
         )
-        timed.append(
-            (signed[0], marker, stored, cfg.output_dir / "posts" / post.slug / "index.html")
-        )
+        timed.append((signed[0], marker, stored, cfg.output_dir / "posts" / post.slug))
     drained = _drain(site)  # the earlier loads' backlog is not this condition
     sink_port = _sink_port_of(site)
     load_mixed.seed_followers(site, sink_port, followers)
@@ -419,6 +417,8 @@ def _reply_latency(
         note += f"; refused: {seen.refused}"
     if seen.missing:
         note += f"; {seen.missing} never shown within {REPLY_TIMEOUT:g} s"
+    if seen.older:
+        note += f"; {seen.older} first shown on an older comment page (newer ones filled the post)"
     if not seen.shown:
         return f"> {REPLY_TIMEOUT:g} s", note
     value = f"median {common.seconds(_median(seen.shown))}, max {common.seconds(max(seen.shown))}"
@@ -477,6 +477,7 @@ class _Replies:
     busy: int = 0  # 503 answers (the HTTP side sheds load), each sent again 0.1 s later
     refused: list[str] = field(default_factory=list)  # other answers than 202 and 503
     missing: int = 0  # sent, accepted, never shown within ``REPLY_TIMEOUT``
+    older: int = 0  # first shown on an older comment page (``shown_on``)
 
 
 def _send_and_watch(
@@ -485,7 +486,7 @@ def _send_and_watch(
     """Send each reply ``gap`` seconds after the previous one (while the load runs) and watch
     them all until shown, or ``REPLY_TIMEOUT`` seconds."""
     out = _Replies()
-    waiting: list[tuple[float, str, Path, Path]] = []  # (sent at, marker, comment file, page)
+    waiting: list[tuple[float, str, Path, Path]] = []  # (sent at, marker, file, post folder)
     written: set[str] = set()
     queue = list(timed)
     next_at = time.perf_counter()
@@ -505,11 +506,9 @@ def _send_and_watch(
             if marker not in written and stored.exists():
                 written.add(marker)
                 out.written.append(time.perf_counter() - sent_at)
-            try:
-                shown = marker in page.read_text(encoding="utf-8")
-            except OSError:
-                shown = False
-            if shown:
+            where = shown_on(page, marker)
+            if where:
+                out.older += where == "older"
                 out.shown.append(time.perf_counter() - sent_at)
                 waiting.remove(item)
             elif time.perf_counter() > sent_at + REPLY_TIMEOUT:
@@ -518,6 +517,23 @@ def _send_and_watch(
         time.sleep(0.01)
     out.missing += len(waiting)
     return out
+
+
+def shown_on(folder: Path, marker: str) -> str:
+    """Where ``marker`` is shown: "post" (the post's page), "older" (an older comment
+    page) or "" (not yet).
+
+    A reply arrives on the post's page (the newest comment page), but when replies that
+    arrived after it fill that page before the build that first renders it, it is first
+    rendered on the older page that the post's page links to
+    (``bridge/site/comment_pages.py``): shown, one click away."""
+    for page in (folder / "index.html", *folder.glob("comments/*/index.html")):
+        try:
+            if marker in page.read_text(encoding="utf-8"):
+                return "post" if page.parent == folder else "older"
+        except OSError:
+            continue
+    return ""
 
 
 def _post(port: int, raw: bytes, out: _Replies) -> str:

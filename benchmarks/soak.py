@@ -248,7 +248,7 @@ def legit_event(sender: Sender, n: int, posts: list[Any], port: int) -> dict[str
     kind = ("Follow", "Like", "Create", "Webmention")[n % 4]
     post = posts[n % 2]  # posts[0] also carries the reply cycles
     post_url = cfg.post_url(post.slug)
-    page = cfg.output_dir / "posts" / post.slug / "index.html"
+    folder = cfg.output_dir / "posts" / post.slug
     store = CommentStore(cfg.content_dir)
     marker = f"soak-marker-{n}-{time.time_ns()}"
     i = 1 + n  # actors r1, r2 ... (distinct per event)
@@ -285,7 +285,7 @@ def legit_event(sender: Sender, n: int, posts: list[Any], port: int) -> dict[str
     comment_file = store.path(post.slug, cid)
     result["shown"] = _wait(comment_file.exists, started)
     if kind != "Like":
-        result["page"] = _wait(lambda: marker in page.read_text(encoding="utf-8"), started)
+        result["page"] = _wait(lambda: bool(inbox_bench.shown_on(folder, marker)), started)
     return result
 
 
@@ -449,11 +449,15 @@ def after_effects(cfg: Any, slug: str, cycles: int) -> None:
         f"  inbox rows by status {inbox}; actors cached {actors} ({inbox_bench.ACTORS + 1} seeded)"
     )
     print("  webmentions: " + "; ".join(f"{s} {e or '-'} x{n}" for s, e, n in mentions))
-    page = (cfg.output_dir / "posts" / slug / "index.html").read_text(encoding="utf-8")
+    folder = cfg.output_dir / "posts" / slug  # the post's page and its older comment pages
+    page = "".join(
+        p.read_text(encoding="utf-8")
+        for p in (folder / "index.html", *folder.glob("comments/*/index.html"))
+    )
     shown = [page.count(f"Reply {60_000 + k} ") for k in range(cycles * 4)]
     print(
-        f"  reply cycles: {sum(1 for c in shown if c)}/{len(shown)} cycle Notes on the page, "
-        f"each at most {max(shown, default=0)} time(s); page {len(page) / 1024:.0f} KiB"
+        f"  reply cycles: {sum(1 for c in shown if c)}/{len(shown)} cycle Notes on its pages, "
+        f"each at most {max(shown, default=0)} time(s); pages {len(page) / 1024:.0f} KiB"
     )
 
 
