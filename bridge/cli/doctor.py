@@ -22,9 +22,10 @@ def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
     site's key signs one probe; given only a URL, they are read from the site itself.
 
     One line per check -- WebFinger, host-meta, the actor, inboxes, clock, the Host header
-    the daemon sees, a sample post (content negotiation, alternate link, proofs), the
-    Webmention endpoint, NodeInfo, the outbox, caching -- each ok, warning or failure, with
-    the fix for each problem. Exit status: 0 all ok, 1 warnings, 2 failures.
+    the daemon sees, a sample post (content negotiation, alternate link, proofs), a deleted
+    post (410 Gone), the Webmention endpoint, NodeInfo, the outbox, caching -- each ok,
+    warning or failure, with the fix for each problem. Exit status: 0 all ok, 1 warnings,
+    2 failures.
     """
     import asyncio
     import contextlib
@@ -33,6 +34,7 @@ def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
     from bridge import keys
     from bridge.errors import BridgeError
     from bridge.federation.signatures import HTTPSignatureAuth
+    from bridge.site.gone import sample
 
     if url is not None:
         parts = urlsplit(url)
@@ -49,7 +51,10 @@ def doctor(url: str | None, site_dir: Path, as_json: bool) -> None:
         auth = None
         with contextlib.suppress(BridgeError, OSError):  # without keys: Host check skipped
             auth = HTTPSignatureAuth(keys.load(config.state_dir).rsa, config.key_id)
-        findings = asyncio.run(doc.run(doc.Expect.from_config(config), auth))
+        gone: tuple[str, ...] = ()
+        with contextlib.suppress(BridgeError, OSError):  # no state yet: nothing was deleted
+            gone = sample(config)
+        findings = asyncio.run(doc.run(doc.Expect.from_config(config, gone), auth))
     if as_json:
         click.echo(doc.as_json(url, findings))
     else:

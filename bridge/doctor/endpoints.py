@@ -9,6 +9,9 @@ Facts relied on, with their public sources:
 * Clock: Mastodon refuses a signature whose ``Date`` is more than an hour in the future or
   older than about 65 minutes (``app/lib/signed_request.rb``, 5 min expiry + 1 h skew
   margin); other servers allow less, so more than 5 minutes is a failure here.
+* Gone: a deleted post's page, every path below it and its ids answer 410: ActivityPub
+  section 6.4 (a deleted object's id SHOULD answer 410 Gone) and Webmention section 3.2.2
+  (on a 410 the receiver SHOULD delete the mention; a 404 reads as a passing error).
 * Host: senders sign the ``Host`` header; the daemon rebuilds the URL they signed from the
   scheme of ``federation_url`` and the Host it receives (``bridge.federation.inbox``).  So
   a proxy that replaces Host breaks every signature, while ``X-Forwarded-Proto`` is not
@@ -36,6 +39,11 @@ CLOCK_FAIL_SECONDS = 300
 FIX_HOST = (
     "nginx: `proxy_set_header Host $host;` (the indiebridge_proxy include); "
     "Caddy: remove any `header_up Host` from reverse_proxy"
+)
+FIX_GONE = (
+    "nginx: `include /srv/blog/public/_gone.nginx;` in the server block; Caddy: `import"
+    " /srv/blog/public/_gone.caddy` before file_server (your public folder's path); Netlify:"
+    " upload public/_redirects; then reload the server after each publish that deletes"
 )
 FIX_NTP = "synchronise the server's clock: `timedatectl set-ntp true`"
 
@@ -170,4 +178,18 @@ def host_header(expect: Expect, response: httpx.Response | None) -> Finding:
         check,
         f"could not tell which Host the daemon sees: {response.status_code} {reason}".rstrip(),
         "",
+    )
+
+
+def gone(responses: list[httpx.Response]) -> Finding:
+    """A deleted post's URLs (``Expect.gone``) as fetched: each must answer 410."""
+    wrong = next((r for r in responses if r.status_code != 410), None)
+    if wrong is None:
+        first, more = url_of(responses[0]), len(responses) - 1
+        return ok("gone", f"a deleted post answers 410 Gone: {first} and {more} more")
+    return failure(
+        "gone",
+        f"{url_of(wrong)} answered {wrong.status_code}, not 410: servers and webmention"
+        " receivers keep a deleted post that answers anything else",
+        FIX_GONE,
     )

@@ -233,6 +233,8 @@ async def _run(
         endpoints.host_header(expect, await _signed_probe(client, shared_url, auth, probe))
     )
     await _posts(expect, client, actor_doc, found, [actor_response])
+    if expect.gone:
+        found.append(endpoints.gone([await get(client, url, "text/html") for url in expect.gone]))
 
     links = await get(client, home_of(expect, "/.well-known/nodeinfo"), "application/json")
     ni_url = next(

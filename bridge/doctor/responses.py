@@ -33,6 +33,8 @@ class Expect:
     username: str
     actor_id: str
     key_id: str
+    gone: tuple[str, ...] = ()
+    """URLs of a deleted post that must answer 410 (``bridge.site.gone.sample``)."""
 
     @property
     def host(self) -> str:
@@ -43,9 +45,14 @@ class Expect:
         return f"acct:{self.username}@{self.host}"
 
     @classmethod
-    def from_config(cls, config: SiteConfig) -> Expect:
+    def from_config(cls, config: SiteConfig, gone: tuple[str, ...] = ()) -> Expect:
         return cls(
-            config.base_url, config.federation_url, config.username, config.actor_id, config.key_id
+            config.base_url,
+            config.federation_url,
+            config.username,
+            config.actor_id,
+            config.key_id,
+            gone,
         )
 
 

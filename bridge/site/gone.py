@@ -31,7 +31,7 @@ import html
 from dataclasses import dataclass
 
 from bridge.config import SiteConfig
-from bridge.site.ledger import Ledger, create_id
+from bridge.site.ledger import Ledger, create_id, read_file
 
 PAGE = "_gone.html"
 
@@ -58,6 +58,21 @@ def gone_paths(config: SiteConfig, ledger: Ledger, live: set[str]) -> GonePaths:
                 exact.add(local)
     folders = [config.local_path(config.post_url(slug)) for slug in ledger.gone_slugs(live)]
     return GonePaths(sorted(exact), sorted(f for f in folders if f is not None))
+
+
+def sample(config: SiteConfig) -> tuple[str, ...]:
+    """URLs that a correct deployment answers 410, for ``indiebridge doctor``: the first
+    deleted post's page, a path below it (what an exact-path rule misses) and its first
+    gone id; () when no published post was deleted.  The live posts are the output's post
+    folders, as the daemon reads them (``bridge.daemon.public_site``)."""
+    posts = config.output_dir / "posts"
+    live = {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
+    gone = gone_paths(config, read_file(config), live)
+    if not gone.folders:
+        return ()
+    page = config.base_url + gone.folders[0]
+    ids = [config.base_url + path for path in gone.exact[:1]]
+    return (page, page + "comments/1/", *ids)
 
 
 GONE_TITLE = "Deleted"

@@ -33,7 +33,11 @@ def deployment(built: Built) -> FakeDeployment:
 
 
 def run(
-    deployment: FakeDeployment, *, signed: bool = True, now: float | None = None
+    deployment: FakeDeployment,
+    *,
+    signed: bool = True,
+    now: float | None = None,
+    gone: tuple[str, ...] = (),
 ) -> list[Finding]:
     config = deployment.config
     auth = None
@@ -43,7 +47,8 @@ def run(
     async def go() -> list[Finding]:
         async with httpx.AsyncClient(transport=deployment.transport()) as client:
             kwargs = {"now": (lambda: now)} if now is not None else {}
-            return await diagnose(Expect.from_config(config), client, auth=auth, **kwargs)
+            expect = Expect.from_config(config, gone)
+            return await diagnose(expect, client, auth=auth, **kwargs)
 
     return asyncio.run(go())
 
@@ -547,3 +552,26 @@ def test_cli_checks_a_bare_url_without_a_site(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["doctor", "https://127.0.0.1:9", "--site", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("failure  tls: https://127.0.0.1:9/: ")
+
+
+GONE = (f"{BLOG}/posts/old/", f"{BLOG}/posts/old/comments/1/", f"{BLOG}/ap/posts/old.json")
+
+
+def test_a_deleted_post_must_answer_410_on_its_page_below_it_and_its_id(
+    deployment: FakeDeployment,
+) -> None:
+    for url in GONE:
+        deployment.override("GET", httpx.URL(url).path, reply(410))
+    findings = run(deployment, gone=GONE)
+    assert line(findings, "gone") == (
+        f"ok       gone: a deleted post answers 410 Gone: {BLOG}/posts/old/ and 2 more"
+    )
+    assert exit_status(findings) == 0
+
+    deployment.override("GET", "/posts/old/comments/1/", reply(404))  # exact-path rules only
+    findings = run(deployment, gone=GONE)
+    assert line(findings, "gone").startswith(
+        f"failure  gone: {BLOG}/posts/old/comments/1/ answered 404, not 410: "
+    )
+    assert exit_status(findings) == 2
+    assert "gone" not in [f.check for f in run(deployment)]  # nothing deleted: no such check

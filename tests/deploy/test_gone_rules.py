@@ -1,7 +1,8 @@
 """The rules a build writes for deleted posts, run by Debian's nginx and Caddy as
 docs/deploy.md includes them: a deleted post's page, every path below it (its older comment
 pages) and its ids answer 410 Gone; live and unknown paths are untouched; a post written
-again under the same slug is served again after the server reloads.
+again under the same slug is served again after the server reloads; `indiebridge doctor`
+checks it, and names a server that does not include the rules.
 
 ActivityPub section 6.4 and Webmention section 3.2.2 ask for 410, not 404, on what was
 deleted (``bridge/site/gone.py``).  The daemon's own answers are tested in
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.stack import ROOT, Deployment, Namespace, served
-from tests.deploy.test_webservers import URL, make_site, pytestmark  # noqa: F401
+from tests.deploy.stack import ROOT, Deployment, Namespace, nginx_config, replace, served
+from tests.deploy.test_webservers import URL, line, make_site, pytestmark  # noqa: F401
 
 POST = "content/posts/2026-01-10-first-article.md"
 SLUG = "first-article"
@@ -81,6 +82,9 @@ def test_a_deleted_posts_pages_and_ids_answer_410(
         assert served(ns, f"{URL}/posts/quick-note/")[0] == 200
         assert served(ns, f"{URL}/posts/{SLUG}-2/")[0] == 404  # a prefix of the folder only
         assert served(ns, f"{URL}/posts/never-was/")[0] == 404
+        assert line(deployment.doctor()[1], "gone") == (
+            f"ok       gone: a deleted post answers 410 Gone: {URL}/posts/{SLUG}/ and 2 more"
+        )
     finally:
         deployment.stop_server()
 
@@ -100,3 +104,26 @@ def test_a_deleted_posts_pages_and_ids_answer_410(
         deployment.stop_server()
         post.unlink()
         assert "1 deleted" in publish(site)  # deleted again, as the other server's run expects
+
+
+def test_doctor_names_a_server_without_the_rules(
+    site: Path, ns: Namespace, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The docs' snippets before they included the rules: a deleted post answers 404."""
+    deployment = Deployment(ns, site, tmp_path / "run")
+    public = tmp_path / "public"
+    shutil.copytree(site / "public", public)
+    without = f"include {public}/_gone.nginx;"
+    edit = lambda text: replace(text, without, "")  # noqa: E731
+    deployment.start_nginx(nginx_config(tmp_path / "nginx", public, certs, site=edit))
+    try:
+        assert line(deployment.doctor()[1], "gone") == (
+            f"failure  gone: {URL}/posts/{SLUG}/ answered 404, not 410: servers and webmention"
+            " receivers keep a deleted post that answers anything else -- fix: nginx: `include"
+            " /srv/blog/public/_gone.nginx;` in the server block; Caddy: `import"
+            " /srv/blog/public/_gone.caddy` before file_server (your public folder's path);"
+            " Netlify: upload public/_redirects; then reload the server after each publish that"
+            " deletes"
+        )
+    finally:
+        deployment.stop_server()

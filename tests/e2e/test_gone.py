@@ -4,6 +4,8 @@ writes the same gone paths as rules for static hosts."""
 
 from __future__ import annotations
 
+from bridge import config
+from bridge.site import gone
 from tests.e2e.blog import Blog
 
 AP = "application/activity+json"
@@ -28,6 +30,10 @@ def test_deleted_post_answers_410_and_a_recreated_one_its_new_id(blog: Blog) -> 
     assert tomb.json()["type"] == "Tombstone" and tomb.json()["id"] == first
     assert blog.get("/ap/posts/gone/create.json").status_code == 410
     assert blog.get("/posts/never-was/").status_code == 404  # unknown stays 404
+    # What `indiebridge doctor` checks: the same URLs, answered 410 here by the daemon.
+    sample = gone.sample(config.load(blog.root))
+    page = f"{blog.base_url}/posts/gone/"
+    assert sample == (page, page + "comments/1/", first)
 
     # The rules for static hosts name the same paths (real nginx and Caddy run them in
     # tests/deploy/test_gone_rules.py).
