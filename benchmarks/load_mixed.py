@@ -47,7 +47,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, daemon_server
+from benchmarks import common, daemon_server, loadgen
 from benchmarks import inbox as inbox_bench
 
 SETTINGS = {
@@ -290,6 +290,13 @@ def main() -> None:
         f"(overlapping the load for {overlap:.1f} s): {p99:.1f} ms; target < "
         f"{TARGET_P99_MS[0]:g} ms, stretch < {TARGET_P99_MS[1]:g} ms: {verdict}"
     )
+    slow = load.get("slow") or {}
+    if slow.get("requests"):
+        print(
+            f"  the {slow['requests']} requests at or over the p99 fall in {slow['windows']} "
+            f"windows of {loadgen.SLOW_WINDOW:g} s; the worst 3 hold {slow['in_worst_3']} "
+            f"(at {', '.join(f'{t:g} s' for t, _ in slow['worst'])} into the load)"
+        )
     print(
         f"  redeliveries: {sum(resent['statuses'].values())} re-sent, statuses {resent['statuses']}"
     )

@@ -57,6 +57,7 @@ async def run(
 ) -> dict[str, Any]:
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (due, latency) at a fixed rate
     errors: list[str] = []
     next_index = 0
     started = time.perf_counter()
@@ -82,6 +83,8 @@ async def run(
                 writer.write(requests[i])
                 status = await _read_response(reader)
                 latencies.append(time.perf_counter() - t0)
+                if rate:
+                    timeline.append((t0 - started, latencies[-1]))
                 statuses[status] += 1
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             if len(errors) < 5:
@@ -104,6 +107,27 @@ async def run(
         "p50_ms": pct(0.50) * 1000,
         "p99_ms": pct(0.99) * 1000,
         "errors": errors,
+        "slow": slow_windows(timeline, pct(0.99)) if rate else {},
+    }
+
+
+SLOW_WINDOW = 0.1  # seconds
+
+
+def slow_windows(timeline: list[tuple[float, float]], p99: float) -> dict[str, Any]:
+    """Where the requests at or over the p99 fall: few windows of ``SLOW_WINDOW`` seconds
+    holding most of them is a stall (a lock, a sync, a process paused), many windows
+    holding one or two each is steady contention for the cores."""
+    windows: Counter[int] = Counter(
+        int(due / SLOW_WINDOW) for due, latency in timeline if latency >= p99 > 0
+    )
+    slow = sum(windows.values())
+    worst = windows.most_common(3)
+    return {
+        "requests": slow,
+        "windows": len(windows),
+        "in_worst_3": sum(n for _, n in worst),
+        "worst": [(round(w * SLOW_WINDOW, 1), n) for w, n in worst],
     }
 
 
