@@ -122,6 +122,38 @@ def test_enqueue_is_idempotent_per_activity_and_inbox(db: Database) -> None:
     assert json.loads(body) == activity()
 
 
+def test_a_large_fan_out_is_queued_in_chunks_and_a_broken_one_finished_by_a_second_call(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write lock is let go between chunks (``queue.ENQUEUE_CHUNK``), so inbox POSTs
+    are not stalled behind one long transaction; a crash between chunks leaves a prefix
+    that the same call, repeated, completes."""
+    from bridge.federation.delivery import queue
+
+    monkeypatch.setattr(queue, "ENQUEUE_CHUNK", 2)
+    inboxes = [f"https://h{i}.example/inbox" for i in range(5)]
+    begun: list[str] = []
+    db.con.set_trace_callback(lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None)
+    real_host = queue.inbox_host
+
+    def crash_at_the_fifth(inbox: str) -> str | None:
+        if inbox == inboxes[4]:
+            raise KeyboardInterrupt  # the process killed in the third chunk
+        return real_host(inbox)
+
+    monkeypatch.setattr(queue, "inbox_host", crash_at_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        enqueue(db, activity(), inboxes, now=T0)
+    assert len(begun) == 3  # three transactions for five inboxes, two a chunk
+    queued = [r["inbox"] for r in db.query("SELECT inbox FROM deliveries ORDER BY id")]
+    assert queued == inboxes[:4]  # the first two chunks committed, the third rolled back
+
+    monkeypatch.setattr(queue, "inbox_host", real_host)
+    assert enqueue(db, activity(), inboxes, now=T0 + 1) == 1
+    assert db.one("SELECT COUNT(*) AS n FROM deliveries")["n"] == 5  # type: ignore[index]
+    assert db.one("SELECT COUNT(*) AS n FROM outgoing")["n"] == 1  # type: ignore[index]
+
+
 def test_enqueue_marks_unusable_inbox_failed(db: Database) -> None:
     assert enqueue(db, activity(), ["mailto:x@example.com", "https://ok.example/i"], now=T0) == 2
     bad = row(db, "mailto:x@example.com")
