@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, daemon_server
+from benchmarks import common, daemon_server, loadgen
 from bridge.daemon import processes
 
 ACTORS = 1000
@@ -276,11 +276,13 @@ def run(
             time.sleep(1)
             res2 = _loadgen(reqfile, port, 256, seconds, rate=rate, skip=closed_n)
             ok2 = res2["statuses"].get("202", 0)
+            slow = loadgen.describe_slow(res2.get("slow") or {})
             table.add(
                 "inbox",
                 f"fixed rate {rate:.0f}/s: verified/s, p50 / p99",
                 f"{ok2 / res2['seconds']:.0f}/s",
-                f"p50 {res2['p50_ms']:.1f} ms, p99 {res2['p99_ms']:.1f} ms; target p99 < 50 ms",
+                f"p50 {res2['p50_ms']:.1f} ms, p99 {res2['p99_ms']:.1f} ms; target p99 < 50 ms"
+                + (f"; {slow}" if slow else ""),
             )
         memory.stop()
         reply = _reply_latency(site, port, pems, short=not rate)

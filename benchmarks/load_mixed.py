@@ -290,13 +290,9 @@ def main() -> None:
         f"(overlapping the load for {overlap:.1f} s): {p99:.1f} ms; target < "
         f"{TARGET_P99_MS[0]:g} ms, stretch < {TARGET_P99_MS[1]:g} ms: {verdict}"
     )
-    slow = load.get("slow") or {}
-    if slow.get("requests"):
-        print(
-            f"  the {slow['requests']} requests at or over the p99 fall in {slow['windows']} "
-            f"windows of {loadgen.SLOW_WINDOW:g} s; the worst 3 hold {slow['in_worst_3']} "
-            f"(at {', '.join(f'{t:g} s' for t, _ in slow['worst'])} into the load)"
-        )
+    slow = loadgen.describe_slow(load.get("slow") or {})
+    if slow:
+        print(f"  {slow}")
     print(
         f"  redeliveries: {sum(resent['statuses'].values())} re-sent, statuses {resent['statuses']}"
     )

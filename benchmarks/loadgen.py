@@ -131,6 +131,17 @@ def slow_windows(timeline: list[tuple[float, float]], p99: float) -> dict[str, A
     }
 
 
+def describe_slow(slow: dict[str, Any]) -> str:
+    """``slow_windows``' result in words ("" when there is none)."""
+    if not slow.get("requests"):
+        return ""
+    return (
+        f"the {slow['requests']} requests at or over the p99 fall in {slow['windows']} "
+        f"windows of {SLOW_WINDOW:g} s; the worst 3 hold {slow['in_worst_3']} "
+        f"(at {', '.join(f'{t:g} s' for t, _ in slow['worst'])} into the load)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("requests", type=Path)
