@@ -185,8 +185,8 @@ def gone(responses: list[httpx.Response]) -> Finding:
     """A deleted post's URLs (``Expect.gone``) as fetched: each must answer 410."""
     wrong = next((r for r in responses if r.status_code != 410), None)
     if wrong is None:
-        first, more = url_of(responses[0]), len(responses) - 1
-        return ok("gone", f"a deleted post answers 410 Gone: {first} and {more} more")
+        more = f" and {len(responses) - 1} more" if len(responses) > 1 else ""
+        return ok("gone", f"a deleted post answers 410 Gone: {url_of(responses[0])}{more}")
     return failure(
         "gone",
         f"{url_of(wrong)} answered {wrong.status_code}, not 410: servers and webmention"

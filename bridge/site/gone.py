@@ -62,17 +62,16 @@ def gone_paths(config: SiteConfig, ledger: Ledger, live: set[str]) -> GonePaths:
 
 def sample(config: SiteConfig) -> tuple[str, ...]:
     """URLs that a correct deployment answers 410, for ``indiebridge doctor``: the first
-    deleted post's page, a path below it (what an exact-path rule misses) and its first
-    gone id; () when no published post was deleted.  The live posts are the output's post
-    folders, as the daemon reads them (``bridge.daemon.public_site``)."""
+    deleted post's page and a path below it (what an exact-path rule misses), and the
+    first gone id (of that post, or of a post written again under its slug); () when no
+    published post was deleted.  The live posts are the output's post folders, as the
+    daemon reads them (``bridge.daemon.public_site``)."""
     posts = config.output_dir / "posts"
     live = {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
     gone = gone_paths(config, read_file(config), live)
-    if not gone.folders:
-        return ()
-    page = config.base_url + gone.folders[0]
-    ids = [config.base_url + path for path in gone.exact[:1]]
-    return (page, page + "comments/1/", *ids)
+    pages = [config.base_url + folder for folder in gone.folders[:1]]
+    below = [page + "comments/1/" for page in pages]
+    return (*pages, *below, *(config.base_url + path for path in gone.exact[:1]))
 
 
 GONE_TITLE = "Deleted"

@@ -575,3 +575,5 @@ def test_a_deleted_post_must_answer_410_on_its_page_below_it_and_its_id(
     )
     assert exit_status(findings) == 2
     assert "gone" not in [f.check for f in run(deployment)]  # nothing deleted: no such check
+    only_id = run(deployment, gone=GONE[2:])  # a post written again: its old id alone
+    assert line(only_id, "gone") == f"ok       gone: a deleted post answers 410 Gone: {GONE[2]}"

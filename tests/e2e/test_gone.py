@@ -60,3 +60,4 @@ def test_deleted_post_answers_410_and_a_recreated_one_its_new_id(blog: Blog) -> 
     rules = (blog.root / "public" / "_gone.nginx").read_text()
     assert "location = /ap/posts/gone.json { return 410; }" in rules
     assert "/posts/gone {" not in rules and "/posts/gone/ {" not in rules  # the page is back
+    assert gone.sample(config.load(blog.root)) == (first,)  # doctor still checks the old id
