@@ -521,6 +521,11 @@ def _send_and_watch(
     return out
 
 
+def post_pages(folder: Path) -> list[Path]:
+    """A built post's page and its older comment pages (``posts/<slug>/comments/<n>/``)."""
+    return [folder / "index.html", *folder.glob("comments/*/index.html")]
+
+
 def shown_on(folder: Path, marker: str) -> str:
     """Where ``marker`` is shown: "post" (the post's page), "older" (an older comment
     page) or "" (not yet).
@@ -529,7 +534,7 @@ def shown_on(folder: Path, marker: str) -> str:
     arrived after it fill that page before the build that first renders it, it is first
     rendered on the older page that the post's page links to
     (``bridge/site/comment_pages.py``): shown, one click away."""
-    for page in (folder / "index.html", *folder.glob("comments/*/index.html")):
+    for page in post_pages(folder):
         try:
             if marker in page.read_text(encoding="utf-8"):
                 return "post" if page.parent == folder else "older"

@@ -450,10 +450,7 @@ def after_effects(cfg: Any, slug: str, cycles: int) -> None:
     )
     print("  webmentions: " + "; ".join(f"{s} {e or '-'} x{n}" for s, e, n in mentions))
     folder = cfg.output_dir / "posts" / slug  # the post's page and its older comment pages
-    page = "".join(
-        p.read_text(encoding="utf-8")
-        for p in (folder / "index.html", *folder.glob("comments/*/index.html"))
-    )
+    page = "".join(p.read_text(encoding="utf-8") for p in inbox_bench.post_pages(folder))
     shown = [page.count(f"Reply {60_000 + k} ") for k in range(cycles * 4)]
     print(
         f"  reply cycles: {sum(1 for c in shown if c)}/{len(shown)} cycle Notes on its pages, "

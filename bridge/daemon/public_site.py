@@ -28,6 +28,7 @@ from bridge.db import Database
 from bridge.federation import followers, outbox, published
 from bridge.federation.context import Context
 from bridge.site import collections, webfinger
+from bridge.site.gone import live_slugs
 from bridge.site.importing.redirects import read_netlify
 
 AP_JSON = "application/activity+json"
@@ -134,7 +135,8 @@ class PublicSite:
             target = target / "index.html"
             rel = (rel.rstrip("/") + "/index.html").lstrip("/")
         if not target.is_file():
-            gone = published.gone(self.config, self.db, self.config.base_url + path, self._live())
+            url = self.config.base_url + path
+            gone = published.gone(self.config, self.db, url, live_slugs(self.config))
             if gone is not None:
                 if isinstance(gone.body, dict):
                     return JSONResponse(gone.body, status_code=410, media_type=gone.media_type)
@@ -184,11 +186,6 @@ class PublicSite:
             text = rules.read_text(encoding="utf-8", errors="replace")
             self._redirect_cache = (stamp, read_netlify(text))
         return self._redirect_cache[1]
-
-    def _live(self) -> set[str]:
-        """Slugs of the posts the output has now (a deleted post's page answers 410)."""
-        posts = self.config.output_dir / "posts"
-        return {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
 
 
 MAX_PATH = 2048

@@ -60,15 +60,19 @@ def gone_paths(config: SiteConfig, ledger: Ledger, live: set[str]) -> GonePaths:
     return GonePaths(sorted(exact), sorted(f for f in folders if f is not None))
 
 
+def live_slugs(config: SiteConfig) -> set[str]:
+    """The slugs of the posts the built output has now (its post folders): what the
+    daemon serves, and so what is not gone."""
+    posts = config.output_dir / "posts"
+    return {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
+
+
 def sample(config: SiteConfig) -> tuple[str, ...]:
     """URLs that a correct deployment answers 410, for ``indiebridge doctor``: the first
     deleted post's page and a path below it (what an exact-path rule misses), and the
     first gone id (of that post, or of a post written again under its slug); () when no
-    published post was deleted.  The live posts are the output's post folders, as the
-    daemon reads them (``bridge.daemon.public_site``)."""
-    posts = config.output_dir / "posts"
-    live = {p.name for p in posts.iterdir() if p.is_dir()} if posts.is_dir() else set()
-    gone = gone_paths(config, read_file(config), live)
+    published post was deleted."""
+    gone = gone_paths(config, read_file(config), live_slugs(config))
     pages = [config.base_url + folder for folder in gone.folders[:1]]
     below = [page + "comments/1/" for page in pages]
     return (*pages, *below, *(config.base_url + path for path in gone.exact[:1]))

@@ -100,7 +100,7 @@ def enqueue(
     moment = time.time() if now is None else now
     targets = list(dict.fromkeys(inboxes))
     added = 0
-    for start in range(0, max(len(targets), 1), ENQUEUE_CHUNK):
+    for start in range(0, max(len(targets), 1), ENQUEUE_CHUNK):  # once with no inbox
         if start:
             time.sleep(ENQUEUE_PAUSE)
         with db.tx() as con:
