@@ -210,8 +210,6 @@ _parsed: dict[tuple[str, bool, int, int, int], object] = {}
 
 
 def _read_private(path: Path, *, validate: bool = True) -> object:
-    from cryptography.hazmat.primitives import serialization
-
     try:
         st = path.stat()
         memo = (str(path.resolve()), validate, st.st_mtime_ns, st.st_size, st.st_ino)
@@ -219,12 +217,7 @@ def _read_private(path: Path, *, validate: bool = True) -> object:
         if key is not None:
             return key
         data = path.read_bytes()
-        if not validate:
-            key = serialization.load_pem_private_key(
-                data, password=None, unsafe_skip_rsa_key_validation=True
-            )
-        else:
-            key = serialization.load_pem_private_key(data, password=None)
+        key = _pkcs8_ed25519(data) or _load_pem(data, validate)
         if len(_parsed) > 16:
             _parsed.clear()
         _parsed[memo] = key
@@ -233,6 +226,16 @@ def _read_private(path: Path, *, validate: bool = True) -> object:
         raise _missing(path) from None
     except (ValueError, TypeError, OSError) as exc:
         raise KeyFileError(f"{path}: not a readable unencrypted PEM private key ({exc})") from None
+
+
+def _load_pem(data: bytes, validate: bool) -> object:
+    from cryptography.hazmat.primitives import serialization
+
+    if validate:
+        return serialization.load_pem_private_key(data, password=None)
+    return serialization.load_pem_private_key(
+        data, password=None, unsafe_skip_rsa_key_validation=True
+    )
 
 
 def _read_rsa(folder: Path, *, validate: bool = True) -> rsa.RSAPrivateKey:
@@ -251,6 +254,33 @@ def _read_ed25519(folder: Path) -> ed25519.Ed25519PrivateKey:
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise KeyFileError(f"{folder / ED25519_FILE}: expected an Ed25519 private key")
     return key
+
+
+# RFC 8410, section 7: an Ed25519 private key in PKCS #8 (as ``generate`` writes it) is
+# these 16 bytes of DER, then the 32-byte seed.
+PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+_PEM_PRIVATE = (b"-----BEGIN PRIVATE KEY-----", b"-----END PRIVATE KEY-----")
+
+
+def _pkcs8_ed25519(data: bytes) -> ed25519.Ed25519PrivateKey | None:
+    """The Ed25519 key of a PEM file as ``generate`` writes it, else None; read without
+    ``cryptography``'s serialization module, whose import was 8 ms of a one-post rebuild
+    (which signs one object with this key)."""
+    import base64
+    import binascii
+
+    text = data.strip()
+    if not (text.startswith(_PEM_PRIVATE[0]) and text.endswith(_PEM_PRIVATE[1])):
+        return None
+    try:
+        der = base64.b64decode(b"".join(text[27:-25].split()), validate=True)
+    except binascii.Error:
+        return None
+    if len(der) != 48 or not der.startswith(PKCS8_ED25519):
+        return None
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.from_private_bytes(der[16:])
 
 
 def load(state_dir: Path) -> ActorKeys:

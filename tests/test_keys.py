@@ -141,3 +141,57 @@ def test_a_key_file_is_parsed_once_per_process_until_it_changes(
     replaced = keys.open_lazy(state)
     assert replaced.public_pem == other.public_pem  # the new file, parsed again
     assert parsed == [False, True]
+
+
+# RFC 8410, section 10.3: an Ed25519 private key in PKCS #8, as ``keys.generate`` writes one.
+RFC8410_PRIVATE = b"""-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
+-----END PRIVATE KEY-----
+"""
+
+
+def _raw_public(key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def test_the_ed25519_key_is_read_without_the_serialization_module(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-post rebuild signs one object: its key is read from the PKCS #8 bytes
+    (RFC 8410) and equals what ``cryptography`` parses from the same file."""
+    from cryptography.hazmat.primitives import serialization
+
+    folder = state / "keys"
+    expected = [
+        serialization.load_pem_private_key(data, password=None)
+        for data in (RFC8410_PRIVATE, (folder / keys.ED25519_FILE).read_bytes())
+    ]
+    parsed: list[bytes] = []
+    real = serialization.load_pem_private_key
+
+    def counting(data: bytes, password: None, **kwargs: bool) -> object:
+        parsed.append(data)
+        return real(data, password, **kwargs)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", counting)
+    monkeypatch.setattr(keys, "_parsed", {})
+    assert _raw_public(keys.open_lazy(state).ed25519) == _raw_public(expected[1])
+    (folder / keys.ED25519_FILE).write_bytes(RFC8410_PRIVATE)
+    assert _raw_public(keys.open_lazy(state).ed25519) == _raw_public(expected[0])
+    assert parsed == []
+    # Line breaks as Windows writes them are still PKCS #8.
+    (folder / keys.ED25519_FILE).write_bytes(RFC8410_PRIVATE.replace(b"\n", b"\r\n"))
+    monkeypatch.setattr(keys, "_parsed", {})
+    assert _raw_public(keys.open_lazy(state).ed25519) == _raw_public(expected[0])
+    assert parsed == []
+    # Any other PEM goes through cryptography (here an RSA key, in the wrong file).
+    other = (folder / keys.RSA_FILE).read_bytes()
+    (folder / keys.ED25519_FILE).write_bytes(other)
+    monkeypatch.setattr(keys, "_parsed", {})
+    with pytest.raises(KeyFileError, match="expected an Ed25519 private key"):
+        assert keys.open_lazy(state).ed25519
+    assert parsed == [other]

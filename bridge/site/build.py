@@ -21,12 +21,22 @@ from pathlib import Path
 
 from bridge import keys
 from bridge.config import SiteConfig
-from bridge.site import comment_cards, images, plan_lists, quote_card
+from bridge.site import (
+    collections,
+    comment_cards,
+    comment_pages,
+    images,
+    kept,
+    plan,
+    plan_documents,
+    plan_keys,
+    plan_lists,
+    quote_card,
+)
 from bridge.site.build_result import BuildResult
 from bridge.site.build_stamp import Stamp
 from bridge.site.comments import CommentStore
 from bridge.site.content import load as load_content
-from bridge.site.kept import forget_blocks
 from bridge.site.ledger import Ledger
 from bridge.site.ledger import read_file as read_ledger
 from bridge.site.manifest import forget_manifests
@@ -84,6 +94,8 @@ def build(
     stamp = Stamp(config, out_dir, build, drafts=drafts, strict=strict, live_reload=live_reload)
     if stamp.unchanged is not None:  # nothing read or written changed since the last build
         return stamp.unchanged
+    if stamp.wanted:  # a command: the blocks the last command build planned (``kept``)
+        kept.load(config.cache_dir, _PLANNING)
     posts, pages = _load_content(config, drafts)
     warnings = images.check(config, posts, pages, strict=strict)
     ledger = read_ledger(config)  # the one read of the state database
@@ -116,6 +128,8 @@ def build(
     with build_lock(config, out_dir):
         stats = write_outputs(config, out_dir, outputs, progress, total)
     comment_cards.card_file(config.cache_dir).prune(comments.read_with_comments())
+    if stamp.wanted:
+        kept.save(config.cache_dir, [post.slug for post in posts])
     result = BuildResult(
         out_dir=out_dir,
         posts=len(posts),
@@ -130,6 +144,12 @@ def build(
     )
     stamp.save(result)
     return result
+
+
+# The code that turns a post block's inputs into its paths and keys (``kept``).
+_PLANNING = tuple(
+    str(module.__file__) for module in (plan, plan_documents, plan_keys, collections, comment_pages)
+)
 
 
 def _load_content(config: SiteConfig, drafts: bool) -> tuple[list[Post], list[Page]]:
@@ -158,6 +178,6 @@ def forget_resident_state() -> None:
     manifests), so the next build reads everything from disk as a fresh command does."""
     forget_parse_cache()
     forget_manifests()
-    forget_blocks()
+    kept.forget_blocks()
     plan_lists.forget()
     images.forget_kept()

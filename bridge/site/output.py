@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,11 +66,14 @@ class Output:
 @dataclass
 class Kept:
     """Outputs planned before from the same inputs (``bridge.site.kept``): taken as they
-    are when the manifest holds every (path, key) pair, without looking at the files (one
-    deleted by hand comes back at the next command build), else planned (``expand``)."""
+    are when the manifest holds every (path, key) pair, else planned (``expand``).  A
+    resident process's own are taken without looking at the files (one deleted by hand
+    comes back at the next command build); those a command build takes from the last
+    one's (``look``) are looked at, as a planned output is."""
 
-    entries: list[tuple[str, str]]
+    entries: Sequence[tuple[str, str]]
     expand: Callable[[], Iterator[Output]]
+    look: bool = False
 
 
 def planned(outputs: Iterable[Output | Kept]) -> Iterator[Output]:
@@ -141,6 +144,7 @@ def write_outputs(
 
 def _unless_kept(
     outputs: Iterator[Output | Kept],
+    root: str,
     old: Manifest,
     manifest: Manifest,
     stats: WriteStats,
@@ -154,7 +158,11 @@ def _unless_kept(
             continue
         for path, key in out.entries:
             entry = old.get(path)
-            if entry is None or entry[0] != key:
+            if (
+                entry is None
+                or entry[0] != key
+                or (out.look and not os.path.isfile(f"{root}/{path}"))
+            ):
                 yield from out.expand()  # (its entries so far are written over)
                 break
             manifest[path] = entry
@@ -181,7 +189,7 @@ def _write_changes(
     stage = out_dir.with_name(f".{out_dir.name}.stage-{os.getpid()}")
     root = str(out_dir)
     try:
-        for out in _unless_kept(outputs, old, manifest, stats, progress, total):
+        for out in _unless_kept(outputs, root, old, manifest, stats, progress, total):
             # Strings and os.path here: most outputs are unchanged, and pathlib's overhead
             # for tens of thousands of them was most of a no-op rebuild.
             check_rel(out_dir, out.path)
