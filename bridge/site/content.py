@@ -24,6 +24,7 @@ from bridge.site import posts as posts_module
 from bridge.site.frontmatter import (
     PAGE_KEYS,
     POST_KEYS,
+    ParsedYaml,
     key_line,
     page_fields,
     post_fields,
@@ -66,17 +67,23 @@ def _read(path: Path, rel: str) -> tuple[str, bytes]:
 
 
 def parse_post(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Post:
-    return make_post(path, rel, config, renderer.render)
+    return make_post(path, rel, config, renderer.render, renderer.yaml)
 
 
 def parse_page(path: Path, rel: str, config: SiteConfig, renderer: MarkdownRenderer) -> Page:
-    return make_page(path, rel, config, renderer.render)
+    return make_page(path, rel, config, renderer.render, renderer.yaml)
 
 
-def make_post(path: Path, rel: str, config: SiteConfig, render: Callable[[str], str]) -> Post:
+def make_post(
+    path: Path,
+    rel: str,
+    config: SiteConfig,
+    render: Callable[[str], str],
+    parsed: ParsedYaml | None = None,
+) -> Post:
     """The post in ``path``, its body turned into HTML by ``render``."""
     text, raw = _read(path, rel)
-    meta, body, _ = split_front_matter(text, rel)
+    meta, body, _ = split_front_matter(text, rel, parsed)
     fields = post_fields(meta, text, rel, config, slugify(_DATE_PREFIX.sub("", path.stem)))
     return Post(
         source=rel,
@@ -87,10 +94,16 @@ def make_post(path: Path, rel: str, config: SiteConfig, render: Callable[[str], 
     )
 
 
-def make_page(path: Path, rel: str, config: SiteConfig, render: Callable[[str], str]) -> Page:
+def make_page(
+    path: Path,
+    rel: str,
+    config: SiteConfig,
+    render: Callable[[str], str],
+    parsed: ParsedYaml | None = None,
+) -> Page:
     """The page in ``path``, its body turned into HTML by ``render``."""
     text, raw = _read(path, rel)
-    meta, body, _ = split_front_matter(text, rel)
+    meta, body, _ = split_front_matter(text, rel, parsed)
     fields = page_fields(meta, text, rel, config, slugify(path.stem))
     return Page(
         source=rel,

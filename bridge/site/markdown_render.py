@@ -7,6 +7,9 @@ HTML is cached by the hash of a body and the Markdown settings (``cache_key``) i
 never rendered twice; forked parse workers render with their own converter
 (``render_in_worker``) and add their rows through their own connection
 (``store_rendered``).  ``bridge.site.content`` reads the files and uses these.
+
+The same file keeps each front matter block's mapping by its text (``_YamlCache``), so a
+post whose front matter did not change is read without PyYAML.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pickle
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import markdown
 
+from bridge.site import frontmatter
 from bridge.site.cache_log import close_keeping_log, open_wal
 
 MD_EXTENSIONS = ["extra", "sane_lists", "smarty"]
@@ -82,7 +89,8 @@ def render_in_worker(text: str) -> str:
 
 
 class MarkdownRenderer:
-    """Markdown -> HTML with a content-hash cache on disk (one SQLite file).
+    """Markdown -> HTML with a content-hash cache on disk (one SQLite file), which also
+    holds each front matter block's mapping by its text (``yaml``).
 
     With ``defer()``, a body missing from the cache is not rendered at once: ``render``
     returns a placeholder and ``finish()`` renders them all and maps each placeholder to
@@ -101,6 +109,7 @@ class MarkdownRenderer:
         self._con: sqlite3.Connection | None = None
         self._deferring = False
         self._pending: dict[str, str] = {}  # placeholder -> Markdown
+        self.yaml = _YamlCache(self._db)
 
     def _md(self) -> markdown.Markdown:
         # Setting up the extensions takes ~35 ms: not worth it when every body is cached.
@@ -113,6 +122,7 @@ class MarkdownRenderer:
             try:
                 con = open_wal(self.cache_path, timeout=30, isolation_level=None)
                 con.execute("CREATE TABLE IF NOT EXISTS html (key TEXT PRIMARY KEY, html TEXT)")
+                con.execute("CREATE TABLE IF NOT EXISTS yaml (key TEXT PRIMARY KEY, data BLOB)")
             except (OSError, sqlite3.Error):
                 self.cache_path = None  # a cache that cannot be opened only costs speed
                 return None
@@ -193,13 +203,53 @@ class MarkdownRenderer:
             pass  # a cache that cannot be written only costs speed
 
 
+class _YamlCache:
+    """Front matter mappings by their text (``frontmatter.ParsedYaml``) and the loader's
+    version (``frontmatter.yaml_version``), pickled: YAML gives dates and datetimes.  A
+    row that cannot be read is parsed again."""
+
+    def __init__(self, db: Callable[[], sqlite3.Connection | None]) -> None:
+        self._db = db
+
+    @staticmethod
+    def _key(raw: str) -> str:
+        return hashlib.sha256(f"{frontmatter.yaml_version()}\0{raw}".encode()).hexdigest()
+
+    def get(self, raw: str) -> dict[str, Any] | None:
+        con = self._db()
+        if con is None:
+            return None
+        try:
+            row = con.execute("SELECT data FROM yaml WHERE key = ?", (self._key(raw),)).fetchone()
+            data = pickle.loads(row[0]) if row is not None else None  # noqa: S301 - our cache
+        except (sqlite3.Error, pickle.PickleError, EOFError, ValueError, TypeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def put(self, raw: str, data: dict[str, Any]) -> None:
+        con = self._db()
+        if con is None:
+            return
+        with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written
+            con.execute("INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)", self.row(raw, data))
+
+    @classmethod
+    def row(cls, raw: str, data: dict[str, Any]) -> tuple[str, bytes]:
+        return cls._key(raw), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 _store_con: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, connection)
 
 
-def store_rendered(cache_path: Path | None, rendered: list[tuple[str, str]]) -> None:
-    """Add (key, HTML) rows to the Markdown cache at ``cache_path`` through this process's
-    own connection (a forked worker's, never one its parent opened; kept for the worker's
-    next rows, as closing the last connection checkpoints and deletes the WAL file)."""
+def store_rendered(
+    cache_path: Path | None,
+    rendered: list[tuple[str, str]],
+    front_matter: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> None:
+    """Add (key, HTML) rows and front matter mappings to the Markdown cache at
+    ``cache_path`` through this process's own connection (a forked worker's, never one
+    its parent opened; kept for the worker's next rows, as closing the last connection
+    checkpoints and deletes the WAL file)."""
     global _store_con
     if cache_path is None:
         return
@@ -215,5 +265,9 @@ def store_rendered(cache_path: Path | None, rendered: list[tuple[str, str]]) -> 
         con.execute("BEGIN IMMEDIATE")
         try:
             con.executemany("INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)", rendered)
+            con.executemany(
+                "INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)",
+                [_YamlCache.row(raw, data) for raw, data in front_matter],
+            )
         finally:
             con.execute("COMMIT")

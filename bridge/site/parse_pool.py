@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from bridge.config import SiteConfig
 from bridge.site import inline_tags
@@ -43,12 +43,27 @@ Render = Callable[[str], str]
 class Parser(NamedTuple):
     """``bridge.site.content``'s parsing, handed over (that module imports this one)."""
 
-    post: Callable[[Path, str, SiteConfig, Render], Post]
-    page: Callable[[Path, str, SiteConfig, Render], Page]
+    post: Callable[[Path, str, SiteConfig, Render, _NewYaml], Post]
+    page: Callable[[Path, str, SiteConfig, Render, _NewYaml], Page]
     cache_key: Callable[[str], str]  # a body's key in the Markdown cache
     markdown: Render
-    # Adds (key, HTML) rows to the Markdown cache, through a connection of its own.
-    store: Callable[[list[tuple[str, str]]], None]
+    # Adds (key, HTML) rows and front matter mappings to the Markdown cache, through a
+    # connection of its own.
+    store: Callable[[list[tuple[str, str]], list[tuple[str, dict[str, Any]]]], None]
+
+
+class _NewYaml:
+    """The front matter a worker parses, for the cache (``frontmatter.ParsedYaml``): a
+    later edit to a body then needs no YAML parser."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, dict[str, Any]]] = []
+
+    def get(self, raw: str) -> dict[str, Any] | None:
+        return None
+
+    def put(self, raw: str, data: dict[str, Any]) -> None:
+        self.rows.append((raw, data))
 
 
 _forked: tuple[SiteConfig, Parser, list[Task], frozenset[str]] | None = None  # before forking
@@ -96,9 +111,13 @@ def _parse_run(bounds: tuple[int, int]) -> list[Parsed]:
     assert _forked is not None
     config, parser, tasks, cached = _forked
     rendered: list[tuple[str, str]] = []
-    done = [_parse_one(config, parser, task, cached, rendered) for task in tasks[slice(*bounds)]]
-    if rendered:
-        parser.store(rendered)
+    front_matter = _NewYaml()
+    done = [
+        _parse_one(config, parser, task, cached, rendered, front_matter)
+        for task in tasks[slice(*bounds)]
+    ]
+    if rendered or front_matter.rows:
+        parser.store(rendered, front_matter.rows)
     return done
 
 
@@ -108,6 +127,7 @@ def _parse_one(
     task: Task,
     cached: frozenset[str],
     rendered: list[tuple[str, str]],
+    front_matter: _NewYaml,
 ) -> Parsed:
     """One file parsed, its Markdown rendered (and appended to ``rendered``) unless cached."""
     kind, path, rel = task
@@ -122,9 +142,9 @@ def _parse_one(
 
     try:
         if kind == "page":
-            item: Post | Page = parser.page(Path(path), rel, config, render)
+            item: Post | Page = parser.page(Path(path), rel, config, render, front_matter)
         else:
-            item = parser.post(Path(path), rel, config, render)
+            item = parser.post(Path(path), rel, config, render, front_matter)
             if made and config.inline_hashtags:
                 item = inline_tags.tag_post(item, config)
     except Exception:  # noqa: BLE001 - the parent parses it again to raise the error
