@@ -8,6 +8,7 @@ modules import this one and the library, never each other.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -115,20 +116,49 @@ def build_with_progress(
     *,
     strict: bool = False,
     live_reload: bool = False,
+    freeze: bool = False,
 ) -> BuildResult:
     """``site.build`` with a progress bar on a terminal, then one line per warning; a
-    command's build, which stops early when nothing changed (``site.build_stamp``)."""
-    from bridge.site import build as site
+    command's build, which stops early when nothing changed (``site.build_stamp``),
+    before it imports the build (a tenth of a second of the command).
+
+    ``freeze``: for a process that exits after the build, whatever is alive once the
+    build is imported (the modules) is left out of the collector's full passes, which
+    were a tenth of a one-post rebuild's CPU time."""
     from bridge.site import build_stamp
 
-    run = functools.partial(
-        site.build, config, out_dir=out_dir, drafts=drafts, strict=strict, live_reload=live_reload
-    )
     with build_stamp.for_command():
-        result = _with_progress_bar(run)
+        where = (out_dir or config.output_dir).resolve()
+        stamp = build_stamp.Stamp(
+            config, where, _build, drafts=drafts, strict=strict, live_reload=live_reload
+        )
+        if stamp.unchanged is not None:
+            result: BuildResult = stamp.unchanged
+        else:
+            from bridge.site import build as site
+
+            if freeze:
+                gc.freeze()
+            result = _with_progress_bar(
+                functools.partial(
+                    site.build,
+                    config,
+                    out_dir=out_dir,
+                    drafts=drafts,
+                    strict=strict,
+                    live_reload=live_reload,
+                    stamp=stamp,
+                )
+            )
     if result.warnings:  # one write: a site with thousands of warnings paid one echo each
         click.echo("".join(f"warning: {w}\n" for w in result.warnings), err=True, nl=False)
     return result
+
+
+def _build(*args: Any, **kwargs: Any) -> BuildResult:
+    from bridge.site import build as site
+
+    return site.build(*args, **kwargs)
 
 
 def _with_progress_bar(run: Callable[..., BuildResult]) -> BuildResult:

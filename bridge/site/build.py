@@ -77,10 +77,12 @@ def build(
     progress: Progress | None = None,
     live_reload: bool = False,
     strict: bool = False,
+    stamp: Stamp | None = None,
 ) -> BuildResult:
     """Build the whole site; unchanged outputs are neither rendered nor rewritten.
 
     ``strict`` turns warnings (a Markdown image whose file is missing) into errors.
+    ``stamp``: this build's, when the caller looked at it first (``build_stamp``).
 
     Raises:
         ContentError: a post or page is broken, or a front matter image (with ``strict``,
@@ -91,7 +93,8 @@ def build(
     started = time.perf_counter()
     out_dir = (out_dir or config.output_dir).resolve()
     check_output_dir(config, out_dir)
-    stamp = Stamp(config, out_dir, build, drafts=drafts, strict=strict, live_reload=live_reload)
+    if stamp is None:
+        stamp = Stamp(config, out_dir, build, drafts=drafts, strict=strict, live_reload=live_reload)
     if stamp.unchanged is not None:  # nothing read or written changed since the last build
         return stamp.unchanged
     if stamp.wanted:  # a command: the blocks the last command build planned (``kept``)

@@ -35,13 +35,16 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge.site.comment_cache import CommentCache, Folder, cache_for
 from bridge.site.comment_index import CommentIndex, index_for, syncfs
 from bridge.site.comment_json import from_json as from_json  # re-exported
 from bridge.site.comment_json import to_json as to_json  # re-exported
-from bridge.site.comment_writer import CommentWriter
 from bridge.site.posts import SLUG_RE, Comment
+
+if TYPE_CHECKING:
+    from bridge.site.comment_writer import CommentWriter
 
 _ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
 REACTION_TYPES = frozenset({"like", "repost"})
@@ -75,6 +78,8 @@ class CommentStore:
         """A copy of this store (same class, same index) whose writes skip the ``fsync``
         until ``sync``."""
         other = copy.copy(self)
+        from bridge.site.comment_writer import CommentWriter  # the daemon's, not a build's
+
         other._unsynced = []
         other._writer = CommentWriter()
         other._after = {}

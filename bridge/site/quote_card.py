@@ -32,7 +32,6 @@ from typing import Any
 
 from bridge.config import SiteConfig
 from bridge.site.posts import Post, QuotedPost
-from bridge.site.sanitize import sanitize_html
 
 FEP_044F = "https://w3id.org/fep/044f#"
 # Terms the quote fields need beyond the objects' usual context (quote_policy.TERMS).
@@ -146,4 +145,6 @@ def _as_list(value: Any) -> list[Any]:
 
 def sanitised_content(value: str, base_url: str) -> str:
     """The quoted post's HTML as the card shows it (``site.sanitize``), bounded."""
+    from bridge.site.sanitize import sanitize_html  # nh3: only for a card being made
+
     return sanitize_html(value, base_url, limit=MAX_CARD_CONTENT)

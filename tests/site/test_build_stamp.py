@@ -228,3 +228,38 @@ def test_the_build_command_prints_the_same_with_nothing_changed(site: Path) -> N
 
 def _without_time(text: str) -> str:
     return " ".join(w for w in text.split() if not w.endswith("s") or not w[0].isdigit())
+
+
+# A fresh interpreter runs the build command, as a shell does, with every stat trusted.
+COMMAND = """
+import json, sys
+from bridge.site import build_stamp
+build_stamp.RACY_NS = 0
+from bridge.cli import main
+try:
+    main(["build", "--site", sys.argv[1]])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps({"build imported": "bridge.site.build" in sys.modules}))
+"""
+
+
+def test_a_command_with_nothing_to_do_stops_before_it_imports_the_build(site: Path) -> None:
+    """The stamp is looked at first: importing the build is a tenth of a second."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    seen = []
+    for _ in range(3):  # writes; writes nothing and leaves a stamp; stops at it
+        out = subprocess.run(
+            [sys.executable, "-c", COMMAND, str(site)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        seen.append(json.loads(out.splitlines()[-1])["build imported"])
+        assert "Built " in out
+    assert seen == [True, True, False]
