@@ -891,3 +891,21 @@ def test_rfc9421_signature_base_matches_rfc_example() -> None:
         '"@scheme": https',
         '"@request-target": /foo?param=Value&Pet=dog',
     ]
+
+
+def test_a_quoted_cavage_parameter_may_hold_escapes() -> None:
+    """draft-cavage-12 values are quoted strings (RFC 7230 ``quoted-pair``): ``\\"`` is a
+    quote and ``\\\\`` a backslash; a value without one is taken as it is."""
+    from bridge.federation.signatures import cavage
+
+    parsed = cavage.parse(
+        'keyId="https://a.example/k\\"1\\\\",algorithm="rsa-sha256",created=1700000000,'
+        'headers="(request-target) date",signature="c2ln"'
+    )
+    assert parsed == {
+        "keyid": 'https://a.example/k"1\\',
+        "algorithm": "rsa-sha256",
+        "created": "1700000000",
+        "headers": "(request-target) date",
+        "signature": "c2ln",
+    }

@@ -56,6 +56,7 @@ from bridge.federation.signatures.common import (
     verify_with_key,
 )
 
+_ESCAPE = re.compile(r"\\(.)")
 _PARAM = re.compile(
     r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*=[ \t]*"  # name =
     r'(?:"((?:[^"\\]|\\.)*)"|([0-9]+(?:\.[0-9]+)?))[ \t]*'  # "quoted" or a number
@@ -103,9 +104,12 @@ def parse(value: str) -> dict[str, str]:
         if name in params:
             raise SignatureError(f"malformed Signature header: {name} given twice", 400)
         quoted_value = match.group(2)
-        params[name] = (
-            re.sub(r"\\(.)", r"\1", quoted_value) if quoted_value is not None else match.group(3)
-        )
+        if quoted_value is None:
+            params[name] = match.group(3)
+        elif "\\" in quoted_value:  # an escape: rare (a re.sub each was 3 % of the inbox)
+            params[name] = _ESCAPE.sub(r"\1", quoted_value)
+        else:
+            params[name] = quoted_value
         pos = match.end()
         if pos == len(value):
             return params
