@@ -1,7 +1,7 @@
 """Commands as a writer runs them: one-post ``build``, ``publish`` with nothing new, watch.
 
 * one-post edit, then ``indiebridge build`` as a command (interpreter start-up, imports,
-  key handling and the build), median of 5 edits, each to another post;
+  key handling and the build), median of 11 edits, each to another post;
 * ``indiebridge build`` with nothing changed, median of 3;
 * ``indiebridge publish`` with nothing new: the corpus is published once first (no
   followers, no webmentions: every post is recorded, nothing is sent), then, once its
