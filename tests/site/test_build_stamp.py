@@ -24,6 +24,7 @@ from bridge.db import Database
 from bridge.site import build as site_build
 from bridge.site import build_stamp
 from bridge.site.build_result import BuildResult
+from tests.fresh import run_json
 from tests.site.test_incremental import ARTICLE, _cold, _edit, _tree
 
 COMMENT = "content/comments/first-article/from-a-reader.json"
@@ -246,20 +247,6 @@ print(json.dumps({"build imported": "bridge.site.build" in sys.modules}))
 
 def test_a_command_with_nothing_to_do_stops_before_it_imports_the_build(site: Path) -> None:
     """The stamp is looked at first: importing the build is a tenth of a second."""
-    import json
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    seen = []
-    for _ in range(3):  # writes; writes nothing and leaves a stamp; stops at it
-        out = subprocess.run(
-            [sys.executable, "-c", COMMAND, str(site)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        seen.append(json.loads(out.splitlines()[-1])["build imported"])
-        assert "Built " in out
+    # writes; writes nothing and leaves a stamp; stops at it
+    seen = [run_json(COMMAND, str(site))["build imported"] for _ in range(3)]
     assert seen == [True, True, False]

@@ -7,10 +7,6 @@ The mapping from the cache must equal the parsed one, dates and nested lists inc
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +17,8 @@ from bridge.site import build as site_build
 from bridge.site import frontmatter
 from bridge.site.content import make_post
 from bridge.site.markdown_render import MarkdownRenderer
+from tests.fresh import run_json
 from tests.site.test_incremental import ARTICLE, _edit
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # A fresh interpreter builds, as the command does, and says whether it imported PyYAML.
 BUILD = """
@@ -37,16 +32,7 @@ print(json.dumps({"yaml": "yaml" in sys.modules, "changed": result.changed}))
 
 
 def _fresh_build(site: Path) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", BUILD, str(site)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result: dict[str, object] = json.loads(out.splitlines()[-1])
-    return result
+    return run_json(BUILD, str(site))
 
 
 def test_a_body_edit_is_built_without_pyyaml(site: Path) -> None:

@@ -6,29 +6,14 @@ does: what the deferred import does depends on what the process has loaded befor
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh import run_json
+
 FENCED = (
     "Text\n\n```python\ndef f(x):\n    return x  # comment\n```\n\n"
     '~~~ {.js #id hl_lines="1"}\nlet a = 1;\n~~~\n\n```\nplain\n```\n'
 )
-
-
-def _run(code: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    result: dict[str, object] = json.loads(out.splitlines()[-1])
-    return result
-
 
 SITE = f"""
 import json, sys
@@ -55,7 +40,7 @@ print(json.dumps({{"html": md.convert({text!r})}}))
 
 
 def test_the_site_converter_does_not_import_pygments_and_renders_the_same() -> None:
-    site, stock = _run(SITE), _run(STOCK)
+    site, stock = run_json(SITE), run_json(STOCK)
     assert site["pygments"] is False
     assert stock["pygments"] is True  # what the stock import costs
     assert site["html"] == stock["html"]
@@ -67,7 +52,7 @@ def test_codehilite_on_another_converter_highlights_as_before(lang: str) -> None
     pytest.importorskip("pygments")
     text = f"```{lang}\ndef f(x):\n    return x\n```\n"
     site_first = "from bridge.site.markdown_render import new_converter; new_converter()"
-    after = _run(HILITE.format(before=site_first, text=text))
-    alone = _run(HILITE.format(before="", text=text))
+    after = run_json(HILITE.format(before=site_first, text=text))
+    alone = run_json(HILITE.format(before="", text=text))
     assert after == alone
     assert 'class="codehilite"' in str(alone["html"])
