@@ -77,9 +77,9 @@ class CommentStore:
     def deferring(self) -> CommentStore:
         """A copy of this store (same class, same index) whose writes skip the ``fsync``
         until ``sync``."""
-        other = copy.copy(self)
         from bridge.site.comment_writer import CommentWriter  # the daemon's, not a build's
 
+        other = copy.copy(self)
         other._unsynced = []
         other._writer = CommentWriter()
         other._after = {}

@@ -212,7 +212,7 @@ class _YamlCache:
         self._db = db
 
     @staticmethod
-    def _key(raw: str) -> str:
+    def key(raw: str) -> str:
         return hashlib.sha256(f"{frontmatter.yaml_version()}\0{raw}".encode()).hexdigest()
 
     def get(self, raw: str) -> dict[str, Any] | None:
@@ -220,7 +220,7 @@ class _YamlCache:
         if con is None:
             return None
         try:
-            row = con.execute("SELECT data FROM yaml WHERE key = ?", (self._key(raw),)).fetchone()
+            row = con.execute("SELECT data FROM yaml WHERE key = ?", (self.key(raw),)).fetchone()
             data = pickle.loads(row[0]) if row is not None else None  # noqa: S301 - our cache
         except (sqlite3.Error, pickle.PickleError, EOFError, ValueError, TypeError):
             return None
@@ -231,11 +231,10 @@ class _YamlCache:
         if con is None:
             return
         with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written
-            con.execute("INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)", self.row(raw, data))
-
-    @classmethod
-    def row(cls, raw: str, data: dict[str, Any]) -> tuple[str, bytes]:
-        return cls._key(raw), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            con.execute(
+                "INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)",
+                (self.key(raw), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)),
+            )
 
 
 _store_con: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, connection)
@@ -244,9 +243,9 @@ _store_con: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, co
 def store_rendered(
     cache_path: Path | None,
     rendered: list[tuple[str, str]],
-    front_matter: Sequence[tuple[str, dict[str, Any]]] = (),
+    front_matter: Sequence[tuple[str, bytes]] = (),
 ) -> None:
-    """Add (key, HTML) rows and front matter mappings to the Markdown cache at
+    """Add (key, HTML) rows and (text, pickled mapping) front matter to the Markdown cache at
     ``cache_path`` through this process's own connection (a forked worker's, never one
     its parent opened; kept for the worker's next rows, as closing the last connection
     checkpoints and deletes the WAL file)."""
@@ -267,7 +266,7 @@ def store_rendered(
             con.executemany("INSERT OR REPLACE INTO html(key, html) VALUES (?, ?)", rendered)
             con.executemany(
                 "INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)",
-                [_YamlCache.row(raw, data) for raw, data in front_matter],
+                [(_YamlCache.key(raw), pickled) for raw, pickled in front_matter],
             )
         finally:
             con.execute("COMMIT")

@@ -20,6 +20,7 @@ whenever a pool cannot be had.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -49,21 +50,22 @@ class Parser(NamedTuple):
     markdown: Render
     # Adds (key, HTML) rows and front matter mappings to the Markdown cache, through a
     # connection of its own.
-    store: Callable[[list[tuple[str, str]], list[tuple[str, dict[str, Any]]]], None]
+    store: Callable[[list[tuple[str, str]], list[tuple[str, bytes]]], None]
 
 
 class _NewYaml:
-    """The front matter a worker parses, for the cache (``frontmatter.ParsedYaml``): a
-    later edit to a body then needs no YAML parser."""
+    """The front matter a worker parses, pickled at once (what parsing it gave, before
+    anything uses it), for the cache (``frontmatter.ParsedYaml``): a later edit to a body
+    then needs no YAML parser."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, dict[str, Any]]] = []
+        self.rows: list[tuple[str, bytes]] = []
 
     def get(self, raw: str) -> dict[str, Any] | None:
         return None
 
     def put(self, raw: str, data: dict[str, Any]) -> None:
-        self.rows.append((raw, data))
+        self.rows.append((raw, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)))
 
 
 _forked: tuple[SiteConfig, Parser, list[Task], frozenset[str]] | None = None  # before forking
