@@ -43,7 +43,7 @@ _blocks: dict[str, tuple[tuple[str, ...], Pairs]] = {}
 # slug -> (a hash of made_of, pairs): the last command build's, from ``load``
 _saved: dict[str, tuple[bytes, Pairs]] = {}
 _changed = False  # a block planned since ``load``: ``save`` has something to write
-_key: list[str] = []  # the file's key, from ``load``
+_file_key: str | None = None  # the file's key, from ``load``
 
 
 def kept_block(
@@ -70,10 +70,10 @@ def remember_block(slug: str, made_of: tuple[str, ...], outputs: list[Output]) -
 
 def forget_blocks() -> None:
     """Drop the kept blocks (as a fresh process starts)."""
-    global _changed
+    global _changed, _file_key
     _blocks.clear()
     _saved.clear()
-    _key.clear()
+    _file_key = None
     _changed = False
 
 
@@ -81,10 +81,10 @@ def load(cache_dir: Path, code: tuple[str, ...]) -> None:
     """Take the blocks the last command build saved in ``cache_dir`` (see the module
     docstring); nothing when the file is missing, broken or of other code.  ``code``:
     the files of the code that turns a block's inputs into its paths and keys."""
-    global _changed
+    global _changed, _file_key
     _saved.clear()
     _changed = False
-    _key[:] = [_code_key(code)]
+    _file_key = _code_key(code)
     try:
         data = marshal.loads((cache_dir / FILE).read_bytes())  # noqa: S302 - our private cache
     except (OSError, EOFError, ValueError, TypeError):
@@ -93,7 +93,7 @@ def load(cache_dir: Path, code: tuple[str, ...]) -> None:
     # to the block (a wrong one is planned again), not every pair (1.7 ms a thousand).
     try:
         key, blocks = data
-        if key == _key[0] and isinstance(blocks, dict):
+        if key == _file_key and isinstance(blocks, dict):
             _saved.update(
                 (slug, block)
                 for slug, block in blocks.items()
@@ -106,7 +106,7 @@ def load(cache_dir: Path, code: tuple[str, ...]) -> None:
 def save(cache_dir: Path, slugs: list[str]) -> None:
     """Leave the blocks of ``slugs`` (this build's posts) for the next command build,
     when any was planned since ``load``; a file that cannot be written only costs speed."""
-    if not _changed or not _key:
+    if not _changed or _file_key is None:
         return
     blocks: dict[str, tuple[bytes, Pairs]] = {}
     for slug in slugs:
@@ -118,7 +118,7 @@ def save(cache_dir: Path, slugs: list[str]) -> None:
     path = cache_dir / FILE
     tmp = path.with_name(f".{FILE}.{os.getpid()}")
     try:
-        tmp.write_bytes(marshal.dumps((_key[0], blocks)))
+        tmp.write_bytes(marshal.dumps((_file_key, blocks)))
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
