@@ -203,6 +203,15 @@ class MarkdownRenderer:
             pass  # a cache that cannot be written only costs speed
 
 
+def pickle_mapping(data: dict[str, Any]) -> bytes | None:
+    """A front matter mapping pickled for the cache; None for one too deep to pickle (a
+    list nested 500 deep parses, and is then parsed again each time)."""
+    try:
+        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    except (RecursionError, pickle.PicklingError, TypeError, ValueError):
+        return None
+
+
 class _YamlCache:
     """Front matter mappings by their text (``frontmatter.ParsedYaml``) and the loader's
     version (``frontmatter.yaml_version``), pickled: YAML gives dates and datetimes.  A
@@ -230,10 +239,12 @@ class _YamlCache:
         con = self._db()
         if con is None:
             return
+        pickled = pickle_mapping(data)
+        if pickled is None:
+            return
         with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written
             con.execute(
-                "INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)",
-                (self.key(raw), pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)),
+                "INSERT OR REPLACE INTO yaml(key, data) VALUES (?, ?)", (self.key(raw), pickled)
             )
 
 

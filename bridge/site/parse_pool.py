@@ -20,13 +20,13 @@ whenever a pool cannot be had.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from bridge.config import SiteConfig
 from bridge.site import inline_tags
+from bridge.site.markdown_render import pickle_mapping
 from bridge.site.parallel import fork_pool
 from bridge.site.posts import Page, Post
 
@@ -65,7 +65,9 @@ class _NewYaml:
         return None
 
     def put(self, raw: str, data: dict[str, Any]) -> None:
-        self.rows.append((raw, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)))
+        pickled = pickle_mapping(data)
+        if pickled is not None:
+            self.rows.append((raw, pickled))
 
 
 _forked: tuple[SiteConfig, Parser, list[Task], frozenset[str]] | None = None  # before forking

@@ -139,3 +139,27 @@ def test_a_cold_build_in_workers_fills_the_cache(
     edited = folder / "2025-01-03-many-2.md"
     edited.write_text(edited.read_text("utf-8") + "An edit.\n", encoding="utf-8")
     assert _fresh_build(site)["yaml"] is False
+
+
+def test_a_mapping_too_deep_to_pickle_is_parsed_each_time(site: Path) -> None:
+    """YAML parses a list nested 500 deep, which ``pickle`` refuses (RecursionError): the
+    build says what is wrong with the post, as without the cache, never a traceback."""
+    from bridge.site.parse_pool import _NewYaml
+
+    deep = "[" * 500 + "]" * 500
+    text = f"---\ntitle: Deep\ndate: 2026-01-01T00:00:00Z\ntags: {deep}\n---\nBody.\n"
+    config = config_mod.load(site)
+    renderer = MarkdownRenderer(config.cache_dir)
+    try:
+        for _ in range(2):
+            meta, _, _ = frontmatter.split_front_matter(text, "x.md", renderer.yaml)
+            assert meta["title"] == "Deep"
+            assert renderer.yaml.get(text.split("---\n")[1].rstrip("\n")) is None
+    finally:
+        renderer.close()
+    workers = _NewYaml()
+    frontmatter.split_front_matter(text, "x.md", workers)
+    assert workers.rows == []
+    (site / "content" / "posts" / "2026-01-01-deep.md").write_text(text, encoding="utf-8")
+    with pytest.raises(ContentError, match=r"2026-01-01-deep\.md:\d+: .*tags"):
+        site_build.build(config_mod.load(site))
