@@ -67,14 +67,17 @@ class ParsedYaml(Protocol):
 def yaml_version() -> str:
     """What decides a front matter block's mapping besides its text: this module (its
     loader) and PyYAML's own file, read without importing PyYAML."""
+    import contextlib
     import hashlib
     import importlib.util
     from pathlib import Path
 
-    h = hashlib.sha256(Path(__file__).read_bytes())
     spec = importlib.util.find_spec("yaml")
-    if spec is not None and spec.origin:
-        h.update(Path(spec.origin).read_bytes())  # its __version__
+    files = [__file__] + ([spec.origin] if spec is not None and spec.origin else [])
+    h = hashlib.sha256()
+    for path in files:  # PyYAML's ``__init__``: its version
+        with contextlib.suppress(OSError):
+            h.update(Path(path).read_bytes())
     return h.hexdigest()
 
 

@@ -134,5 +134,6 @@ def _code_key(code: tuple[str, ...]) -> str:
     """What else decides a block's paths and keys: that code and the versions."""
     h = hashlib.sha256(f"{VERSION}\0{__version__}\0{sys.version}".encode())
     for module in (__file__, *code):
-        h.update(Path(module).read_bytes())
+        with contextlib.suppress(OSError):  # as the parse cache: its version still counts
+            h.update(Path(module).read_bytes())
     return h.hexdigest()
