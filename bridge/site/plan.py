@@ -236,7 +236,7 @@ class Plan:
         return json_bytes(self.documents.post_object(post))
 
     def _create_json(self, post: Post) -> bytes:
-        return json_bytes(self.documents.create(post))
+        return self.documents.create_json(post)
 
     # ---- home pages ------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ from bridge.site.plan_keys import ids, key_of
 from bridge.site.posts import Post
 from bridge.site.preview import notice
 
+_NO_ITEMS = b'"orderedItems":[]'
+
 
 def json_bytes(doc: Any) -> bytes:
     """Compact JSON, as Mastodon serves it: ``indent`` would make ``json`` take its pure
@@ -55,7 +57,7 @@ class Documents:
         # Signed documents kept between the outputs that embed them (see ``_remember``).
         self._objects: dict[str, dict[str, Any]] = {}
         self._object_ids: dict[str, str] = {}  # slug -> object id (asked for 6 times a post)
-        self._creates: dict[str, dict[str, Any]] = {}
+        self._creates: dict[str, bytes] = {}  # slug -> its Create's ``json_bytes``
         # (path, key) -> the bytes the last build wrote there with that key, else None
         # (``bridge.site.output.previous_outputs``); nothing by default.
         self.previous: Callable[[str, str], bytes | None] = lambda rel, key: None
@@ -84,13 +86,20 @@ class Documents:
             _remember(self._objects, post.slug, obj)
         return obj
 
-    def create(self, post: Post) -> dict[str, Any]:
-        doc = self._creates.get(post.slug) or self._unchanged_create(post)
-        if doc is None:
-            doc = self.sign(activities.create(self.config, self.post_object(post)), post.date)
-            self._objects.pop(post.slug, None)
-            _remember(self._creates, post.slug, doc)
-        return doc
+    def create_json(self, post: Post) -> bytes:
+        """The post's Create as ``json_bytes`` gives it: when nothing it is made of has
+        changed, the bytes the last build wrote (read back, neither parsed nor signed
+        again: an outbox page re-rendered for one edited post signs that post's documents
+        only, and splices the others' bytes), else signed now."""
+        data = self._creates.get(post.slug)
+        if data is None:
+            data = self.previous(self.create_rel(post), self.object_key(post))
+            if data is None:
+                create = activities.create(self.config, self.post_object(post))
+                data = json_bytes(self.sign(create, post.date))
+                self._objects.pop(post.slug, None)
+            _remember(self._creates, post.slug, data)
+        return data
 
     def object_key(self, post: Post) -> str:
         """The key of the post's object and its Create: all either is made from."""
@@ -98,19 +107,6 @@ class Documents:
 
     def create_rel(self, post: Post) -> str:
         return self.object_rel(post).removesuffix(".json") + "/create.json"
-
-    def _unchanged_create(self, post: Post) -> dict[str, Any] | None:
-        """The post's Create as the last build wrote it, when nothing it is made from has
-        changed: an outbox page re-rendered for one edited post then signs that post's
-        documents only, not the other nineteen's again."""
-        data = self.previous(self.create_rel(post), self.object_key(post))
-        if data is None:
-            return None
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
 
     def actor_doc(self) -> dict[str, Any]:
         published = min(
@@ -133,15 +129,19 @@ class Documents:
         chunk = federated[(n - 1) * size : n * size]
         parts = [*ids(chunk), *(self.object_id(p) for p in chunk)]
         key = key_of(self.base_key, "outbox-page", str(n), str(len(federated)), *parts)
-        return Output(
-            f"ap/outbox/page-{n}.json", key, lambda: json_bytes(self._outbox_doc(n, chunk))
-        )
+        return Output(f"ap/outbox/page-{n}.json", key, lambda: self._outbox_json(n, chunk))
 
-    def _outbox_doc(self, n: int, chunk: list[Post]) -> dict[str, Any]:
-        signed = [self.create(p) for p in chunk]
-        creates = collections.OneOutboxPage(len(self.federated), n, signed)
-        for _, doc in itertools.islice(collections.outbox_pages(self.config, creates), n, None):
-            return doc
+    def _outbox_json(self, n: int, chunk: list[Post]) -> bytes:
+        """Page ``n`` as ``json_bytes`` gives it, with its Creates' own bytes spliced in
+        as its ``orderedItems``: compact JSON embeds a document as it writes it alone,
+        so the bytes are the same as encoding the page whole (tested), without parsing
+        and encoding 20 Creates again."""
+        no_items = collections.OneOutboxPage(len(self.federated), n, [])
+        for _, doc in itertools.islice(collections.outbox_pages(self.config, no_items), n, None):
+            head, found, tail = json_bytes(doc).partition(_NO_ITEMS)
+            assert found, "an outbox page has orderedItems"
+            items = b",".join(self.create_json(p)[:-1] for p in chunk)
+            return b"".join((head, b'"orderedItems":[', items, b"]", tail))
         raise AssertionError(f"outbox has no page {n}")  # pragma: no cover
 
     def outputs(self, followers_count: int) -> Iterator[Output]:
@@ -205,7 +205,7 @@ def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, A
     }
 
 
-def _remember(cache: dict[str, dict[str, Any]], slug: str, doc: dict[str, Any]) -> None:
+def _remember(cache: dict[str, Any], slug: str, doc: Any) -> None:
     """Keep a signed document for the next outputs that embed it (its Create, its outbox
     page), so each is signed once per build; a few pages' worth at most, so memory stays
     flat however many posts there are."""
