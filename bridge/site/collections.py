@@ -79,12 +79,13 @@ def outbox_pages(
         yield page_url(n), page
 
 
-class OneOutboxPage(Sequence[dict[str, Any]]):
-    """The outbox's Creates as ``outbox_pages`` slices them, holding only page
-    ``n``'s: the slices of other pages are empty, which the page asked for never sees."""
+class CountedCreates(Sequence[dict[str, Any]]):
+    """``total`` Creates as ``outbox_pages`` reads them: counted, never listed (every
+    slice is empty), so the outbox and each page come with their fields and no items;
+    the build splices a page's Creates in as the bytes it wrote them (``plan_documents``)."""
 
-    def __init__(self, total: int, n: int, chunk: list[dict[str, Any]]) -> None:
-        self.total, self.start, self.chunk = total, (n - 1) * OUTBOX_PAGE_SIZE, chunk
+    def __init__(self, total: int) -> None:
+        self.total = total
 
     def __len__(self) -> int:
         return self.total
@@ -95,8 +96,8 @@ class OneOutboxPage(Sequence[dict[str, Any]]):
     def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
-            return self.chunk if index.start == self.start else []
-        raise TypeError("only slices of one outbox page are available")
+            return []
+        raise TypeError("the Creates are counted, not listed")
 
 
 FOLLOWERS_PAGE_SIZE = 40

@@ -136,8 +136,8 @@ class Documents:
         as its ``orderedItems``: compact JSON embeds a document as it writes it alone,
         so the bytes are the same as encoding the page whole (tested), without parsing
         and encoding 20 Creates again."""
-        no_items = collections.OneOutboxPage(len(self.federated), n, [])
-        for _, doc in itertools.islice(collections.outbox_pages(self.config, no_items), n, None):
+        counted = collections.CountedCreates(len(self.federated))
+        for _, doc in itertools.islice(collections.outbox_pages(self.config, counted), n, None):
             head, found, tail = json_bytes(doc).partition(_NO_ITEMS)
             assert found, "an outbox page has orderedItems"
             items = b",".join(self.create_json(p)[:-1] for p in chunk)
@@ -190,8 +190,8 @@ class Documents:
         )
 
     def _outbox_collection(self) -> dict[str, Any]:
-        no_creates = collections.OneOutboxPage(len(self.federated), 0, [])
-        return next(iter(collections.outbox_pages(self.config, no_creates)))[1]
+        counted = collections.CountedCreates(len(self.federated))
+        return next(iter(collections.outbox_pages(self.config, counted)))[1]
 
 
 def _marked_as_preview(config: SiteConfig, actor: dict[str, Any]) -> dict[str, Any]:
